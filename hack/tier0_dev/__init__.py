@@ -1,0 +1,1 @@
+"""tier0 development tooling: real local programs (Redis, Mosquitto, RabbitMQ, etcd, kube-apiserver)."""

@@ -1,0 +1,151 @@
+"""The local stack behind `make up` / `make down` / `make status`.
+
+Each component starts detached, with its pid (its process group) in `.run/pids/` and its log in
+`.run/logs/`, so `make down` stops exactly what `make up` started and nothing else. Ports are the
+fixed ones of DESIGN.md. Components are started in list order and stopped in reverse.
+"""
+
+import os
+import sys
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tier0_dev import controlplane, programs
+from tier0_dev.procs import ROOT, Process, port_open, stop_group
+
+RUN = Path(os.environ.get("TIER0_RUN_DIR", ROOT / ".run"))
+PIDS = RUN / "pids"
+LOGS = RUN / "logs"
+PYTHON = sys.executable
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    where: str  # what `make up` prints: how to reach it
+    port: int
+    start: Callable[[], list[Process]]
+
+
+def _http_ok(url: str) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=0.5) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    return check
+
+
+def python_module(name: str, module: str, args: list[str], env: dict[str, str]) -> Process:
+    """A tier0 component run from this checkout's interpreter."""
+    return Process(name, [PYTHON, "-m", module, *args], LOGS / f"{name}.log", env=env).start()
+
+
+def _redis(region: str, port: int, replica_of: int | None) -> Callable[[], list[Process]]:
+    def start() -> list[Process]:
+        extra = ("--replicaof", "127.0.0.1", str(replica_of)) if replica_of else ()
+        return [programs.redis(port, RUN / f"redis-{region}", persistent=True, extra=extra)]
+
+    return start
+
+
+def _region_api(region: str, port: int, redis_port: int) -> Callable[[], list[Process]]:
+    def start() -> list[Process]:
+        env = {"TIER0_REGION": region, "TIER0_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0"}
+        proc = python_module(f"region-api-{region}", "tier0_services.api", ["--port", str(port)], env)
+        return [proc.wait_ready(_http_ok(f"http://127.0.0.1:{port}/health"), timeout=30)]
+
+    return start
+
+
+def _controlplane() -> list[Process]:
+    cp = controlplane.start(RUN / "controlplane", port=6443, etcd_port=2379)
+    return cp.processes
+
+
+COMPONENTS: list[Component] = [
+    Component("redis-region1", "redis://127.0.0.1:6379 (primary)", 6379, _redis("region1", 6379, None)),
+    Component("redis-region2", "redis://127.0.0.1:6380 (replica of region1)", 6380, _redis("region2", 6380, 6379)),
+    Component(
+        "mosquitto",
+        "mqtt://127.0.0.1:1883 (stand-in for EMQX)",
+        1883,
+        lambda: [programs.mosquitto(1883, RUN / "mosquitto")],
+    ),  # fmt: skip
+    Component(
+        "rabbitmq",
+        "amqp://127.0.0.1:5672, management http://127.0.0.1:15672",
+        5672,
+        lambda: [programs.rabbitmq(programs.RabbitPorts(5672, 25672, 15672, 15692), RUN / "rabbitmq")],
+    ),  # fmt: skip
+    Component(
+        "controlplane", f"https://127.0.0.1:6443 (KUBECONFIG={RUN}/controlplane/kubeconfig)", 6443, _controlplane
+    ),  # fmt: skip
+    Component("region-api-region1", "http://127.0.0.1:8000 (docs: /docs)", 8000, _region_api("region1", 8000, 6379)),
+    Component("region-api-region2", "http://127.0.0.1:8100 (docs: /docs)", 8100, _region_api("region2", 8100, 6380)),
+]
+
+
+def _pidfile(name: str) -> Path:
+    return PIDS / f"{name}.pid"
+
+
+def _running_pids(name: str) -> list[int]:
+    path = _pidfile(name)
+    if not path.exists():
+        return []
+    alive = []
+    for pid in (int(p) for p in path.read_text().split()):
+        try:
+            os.killpg(pid, 0)
+            alive.append(pid)
+        except ProcessLookupError:
+            pass
+    return alive
+
+
+def up(only: set[str] | None = None) -> int:
+    PIDS.mkdir(parents=True, exist_ok=True)
+    for comp in COMPONENTS:
+        if only and comp.name not in only:
+            continue
+        if _running_pids(comp.name):
+            print(f"  {comp.name:<22} already running      {comp.where}", flush=True)
+            continue
+        if port_open(comp.port):
+            print(
+                f"error: port {comp.port} for {comp.name} is taken by something make up did not start", file=sys.stderr
+            )
+            return 1
+        print(f"  {comp.name:<22} starting...", end="", flush=True)
+        procs = comp.start()
+        _pidfile(comp.name).write_text(" ".join(str(p.pid) for p in procs))
+        print(f"\r  {comp.name:<22} up                   {comp.where}", flush=True)
+    print(f"\nlogs: {LOGS} and {RUN}/*/  ·  stop with: make down")
+    return 0
+
+
+def down() -> int:
+    for comp in reversed(COMPONENTS):
+        pids = _running_pids(comp.name)
+        for pid in reversed(pids):
+            stop_group(pid)
+        if pids:
+            print(f"  {comp.name:<22} stopped")
+        _pidfile(comp.name).unlink(missing_ok=True)
+    return 0
+
+
+def status() -> int:
+    bad = 0
+    for comp in COMPONENTS:
+        running = bool(_running_pids(comp.name))
+        serving = port_open(comp.port)
+        state = "up" if running and serving else ("not serving" if running else "down")
+        bad += state != "up"
+        print(f"  {comp.name:<22} {state:<12} {comp.where}")
+    return 1 if bad else 0

@@ -1,0 +1,1 @@
+"""tier0 operator: keeps a RegionPair available (probes, replication, switchover, failover)."""

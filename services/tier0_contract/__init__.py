@@ -1,0 +1,1 @@
+"""The telemetry contract shared by simulators and services: payloads, topics, Redis keys."""

@@ -1,0 +1,1 @@
+"""tier0 region services: region API, MQTT ingest worker, activity consumer."""

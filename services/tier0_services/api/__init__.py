@@ -1,0 +1,1 @@
+"""The region API: the seeds' HTTP endpoints over one region's Redis."""

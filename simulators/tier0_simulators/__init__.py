@@ -1,0 +1,1 @@
+"""tier0 simulators: MQTT device fleet and user-activity publisher."""

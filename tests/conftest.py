@@ -1,0 +1,80 @@
+"""Fixtures that start the real programs on free loopback ports and stop them afterwards.
+
+Nothing here is a fake: redis-server, mosquitto, rabbitmq-server, etcd and kube-apiserver are the
+real binaries (see hack/tier0_dev). A missing one fails the test with an install hint.
+"""
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tier0_dev import controlplane, programs
+from tier0_dev.controlplane import ControlPlane
+from tier0_dev.procs import Process, free_port
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test gets the marker of the tier folder it lives in."""
+    for item in items:
+        tier = Path(str(item.fspath)).relative_to(Path(__file__).parent).parts[0]
+        if tier in {"unit", "integration", "controlplane", "e2e"}:
+            item.add_marker(getattr(pytest.mark, tier))
+
+
+RedisFactory = Callable[..., tuple[Process, int]]
+
+
+@pytest.fixture
+def redis_factory(tmp_path: Path) -> Iterator[RedisFactory]:
+    """Start redis-servers on demand: `proc, port = redis_factory()`; all stop at teardown."""
+    started: list[Process] = []
+
+    def start(*extra: str) -> tuple[Process, int]:
+        port = free_port()
+        proc = programs.redis(port, tmp_path / f"redis-{port}", extra=extra)
+        started.append(proc)
+        return proc, port
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture
+def redis_port(redis_factory: RedisFactory) -> int:
+    return redis_factory()[1]
+
+
+@pytest.fixture(scope="session")
+def mosquitto_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    port = free_port()
+    proc = programs.mosquitto(port, tmp_path_factory.mktemp("mosquitto"))
+    yield port
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    ports = programs.RabbitPorts(amqp=free_port(), dist=free_port())
+    proc = programs.rabbitmq(ports, tmp_path_factory.mktemp("rabbitmq"))
+    yield ports.amqp
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """One etcd + kube-apiserver for the session (tests isolate themselves by namespace)."""
+    cp = controlplane.start(tmp_path_factory.mktemp("controlplane"))
+    yield cp
+    cp.stop()
+
+
+@pytest.fixture(scope="session")
+def kubectl(control_plane: ControlPlane) -> list[str]:
+    """argv prefix for the real kubectl against the local control plane."""
+    binary = shutil.which("kubectl")
+    if binary is None:
+        pytest.fail("kubectl is not installed: see https://kubernetes.io/docs/tasks/tools/")
+    return [binary, "--kubeconfig", str(control_plane.kubeconfig)]

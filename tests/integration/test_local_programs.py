@@ -1,0 +1,54 @@
+"""The real programs start on free ports and do real work: Redis replication, MQTT, AMQP."""
+
+import socket
+import subprocess
+import time
+
+import redis
+
+from tier0_dev.procs import find_program
+
+
+def test_redis_pair_replicates(redis_factory) -> None:  # type: ignore[no-untyped-def]
+    _, primary = redis_factory()
+    _, replica = redis_factory("--replicaof", "127.0.0.1", "0")
+    r1 = redis.Redis(port=primary)
+    r2 = redis.Redis(port=replica)
+    r2.replicaof("127.0.0.1", primary)
+    r1.set("region1:status", "active")
+    r1.wait(1, 5000)
+    assert r2.get("region1:status") == b"active"
+    info = r2.info("replication")
+    assert isinstance(info, dict) and info["role"] == "slave"
+
+
+def test_mosquitto_delivers_qos1(mosquitto_port: int) -> None:
+    sub = subprocess.Popen(
+        [find_program("mosquitto_sub"), "-p", str(mosquitto_port), "-t", "og/field/#", "-q", "1", "-C", "1", "-v"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(0.3)
+    subprocess.run(
+        [
+            find_program("mosquitto_pub"),
+            "-p",
+            str(mosquitto_port),
+            "-t",
+            "og/field/WY-ALPHA/turbine/T1",
+            "-q",
+            "1",
+            "-m",
+            "{}",
+        ],
+        check=True,
+    )
+    out, _ = sub.communicate(timeout=10)
+    assert out.strip() == "og/field/WY-ALPHA/turbine/T1 {}"
+
+
+def test_rabbitmq_speaks_amqp(rabbitmq_port: int) -> None:
+    with socket.create_connection(("127.0.0.1", rabbitmq_port), timeout=2) as s:
+        s.sendall(b"AMQP\x00\x00\x09\x01")
+        frame = s.recv(7)
+    assert frame[0] == 1  # method frame: connection.start
