@@ -32,8 +32,9 @@ venv: $(VENV)/.installed ## Create .venv with every component's Python dependenc
 $(VENV)/.installed: pyproject.toml
 	@echo "[venv] installing tier0[$(EXTRAS)] into $(VENV)"
 	@test -x $(PY) || python3 -m venv $(VENV)
-	@$(PY) -m pip install -q --upgrade pip
-	@$(PY) -m pip install -q -e '.[$(EXTRAS)]'
+	@mkdir -p .run
+	@$(PY) -m pip install -q --upgrade pip >.run/pip-install.log 2>&1 || { cat .run/pip-install.log; exit 1; }
+	@$(PY) -m pip install -q -e '.[$(EXTRAS)]' >>.run/pip-install.log 2>&1 || { cat .run/pip-install.log; exit 1; }
 	@touch $@
 
 ##@ Local stack

@@ -67,10 +67,10 @@ build_in_scratch_module() { # name module version pkg replaces-file ldflags
     log "$name: resolving modules"
     go mod tidy -e >/dev/null 2>&1 || true
     log "$name: compiling $pkg (progress: one line per 30 s)"
-    ( while sleep 30; do log "$name: still compiling..."; done ) & local ticker=$!
+    ( while sleep 30; do log "$name: still compiling..."; done ) &
+    trap 'kill $! 2>/dev/null || true' EXIT
     go get "$pkg@$version" >/dev/null 2>&1 || true
     CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$TOOLS_BIN/$name" "$pkg"
-    kill $ticker 2>/dev/null || true
   )
   rm -rf "$dir"
 }

@@ -7,6 +7,7 @@ fixed ones of DESIGN.md. Components are started in list order and stopped in rev
 
 import os
 import sys
+import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -121,10 +122,12 @@ def up(only: set[str] | None = None) -> int:
                 f"error: port {comp.port} for {comp.name} is taken by something make up did not start", file=sys.stderr
             )
             return 1
-        print(f"  {comp.name:<22} starting...", end="", flush=True)
+        if sys.stdout.isatty():
+            print(f"  {comp.name:<22} starting...", end="\r", flush=True)
+        started = time.monotonic()
         procs = comp.start()
         _pidfile(comp.name).write_text(" ".join(str(p.pid) for p in procs))
-        print(f"\r  {comp.name:<22} up                   {comp.where}", flush=True)
+        print(f"  {comp.name:<22} up in {time.monotonic() - started:4.1f} s  {comp.where}", flush=True)
     print(f"\nlogs: {LOGS} and {RUN}/*/  ·  stop with: make down")
     return 0
 
