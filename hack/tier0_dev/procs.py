@@ -132,7 +132,8 @@ class Process:
     def stop(self, timeout: float = 15.0) -> None:
         if self.popen is None or self.popen.poll() is not None:
             return
-        stop_group(self.popen.pid, timeout)
+        # poll() reaps the leader as soon as it exits: a zombie still answers killpg(pid, 0).
+        stop_group(self.popen.pid, timeout, reap=self.popen.poll)
         self.popen.wait(timeout=1)
 
     def kill(self) -> None:
@@ -145,7 +146,7 @@ class Process:
             self.popen.wait(timeout=5)
 
 
-def stop_group(pid: int, timeout: float = 15.0) -> bool:
+def stop_group(pid: int, timeout: float = 15.0, reap: Callable[[], object] | None = None) -> bool:
     """SIGTERM a process group, SIGKILL it after `timeout`; True if it was running."""
     try:
         os.killpg(pid, signal.SIGTERM)
@@ -153,6 +154,8 @@ def stop_group(pid: int, timeout: float = 15.0) -> bool:
         return False
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if reap is not None:
+            reap()
         try:
             os.killpg(pid, 0)
         except ProcessLookupError:

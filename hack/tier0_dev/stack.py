@@ -6,6 +6,7 @@ fixed ones of DESIGN.md. Components are started in list order and stopped in rev
 """
 
 import os
+import subprocess
 import sys
 import time
 import urllib.request
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tier0_dev import controlplane, programs
-from tier0_dev.procs import ROOT, Process, port_open, stop_group
+from tier0_dev.procs import ROOT, Process, find_program, port_open, stop_group
 
 RUN = Path(os.environ.get("TIER0_RUN_DIR", ROOT / ".run"))
 PIDS = RUN / "pids"
@@ -56,7 +57,14 @@ def _redis(region: str, port: int, replica_of: int | None) -> Callable[[], list[
 
 def _region_api(region: str, port: int, redis_port: int) -> Callable[[], list[Process]]:
     def start() -> list[Process]:
-        env = {"TIER0_REGION": region, "TIER0_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0"}
+        env = {
+            "TIER0_REGION": region,
+            "TIER0_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            # Failover endpoints act on the RegionPair in the local control plane; the token is a
+            # local-only default (export TIER0_API_TOKEN to choose another).
+            "TIER0_KUBECONFIG": str(RUN / "controlplane" / "kubeconfig"),
+            "TIER0_API_TOKEN": os.environ.get("TIER0_API_TOKEN", "tier0-local-dev-token"),
+        }
         proc = python_module(f"region-api-{region}", "tier0_services.api", ["--port", str(port)], env)
         return [proc.wait_ready(_http_ok(f"http://127.0.0.1:{port}/health"), timeout=30)]
 
@@ -66,6 +74,21 @@ def _region_api(region: str, port: int, redis_port: int) -> Callable[[], list[Pr
 def _controlplane() -> list[Process]:
     cp = controlplane.start(RUN / "controlplane", port=6443, etcd_port=2379)
     return cp.processes
+
+
+def _operator() -> list[Process]:
+    """The RegionPair operator on the local control plane, with the CRD and the local pair applied."""
+    kubeconfig = RUN / "controlplane" / "kubeconfig"
+    kubectl = [find_program("kubectl"), "--kubeconfig", str(kubeconfig)]
+    crd = ROOT / "crds" / "regionpairs.tier0.dev.yaml"
+    subprocess.run([*kubectl, "apply", "-f", str(crd)], check=True, capture_output=True)
+    subprocess.run([*kubectl, "wait", "--for=condition=Established", "crd/regionpairs.tier0.dev"], check=True,
+                   capture_output=True)  # fmt: skip
+    sample = ROOT / "operator" / "examples" / "regionpair-local.yaml"
+    subprocess.run([*kubectl, "apply", "-f", str(sample)], check=True, capture_output=True)
+    env = {"KUBECONFIG": str(kubeconfig), "TIER0_OPERATOR_METRICS_PORT": "8080"}
+    proc = python_module("operator", "tier0_operator", [], env)
+    return [proc.wait_ready(_http_ok("http://127.0.0.1:8080/metrics"), timeout=30)]
 
 
 COMPONENTS: list[Component] = [
@@ -88,6 +111,7 @@ COMPONENTS: list[Component] = [
     ),  # fmt: skip
     Component("region-api-region1", "http://127.0.0.1:8000 (docs: /docs)", 8000, _region_api("region1", 8000, 6379)),
     Component("region-api-region2", "http://127.0.0.1:8100 (docs: /docs)", 8100, _region_api("region2", 8100, 6380)),
+    Component("operator", "metrics http://127.0.0.1:8080/metrics (kubectl get rp og-field)", 8080, _operator),
 ]
 
 

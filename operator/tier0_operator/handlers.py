@@ -1,0 +1,80 @@
+"""kopf registrations: operator settings, the Lease, one daemon per RegionPair, a wake-up on edits.
+
+Handlers only orchestrate; the loop is reconciler.PairReconciler. No create/update handlers
+are used: they would make every replica write kopf's progress annotations, while the daemon
+loop (the only actor, gated by the Lease) derives everything from spec, status and probes.
+"""
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+from prometheus_client import start_http_server
+
+from tier0_operator import metrics
+from tier0_operator.kube import Kube, load_credentials
+from tier0_operator.lease import Elector
+from tier0_operator.model import GROUP, PLURAL, VERSION
+from tier0_operator.reconciler import PairReconciler
+from tier0_operator.settings import get_settings
+
+log = logging.getLogger("tier0_operator")
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # A watch that silently stops delivering events is kopf users' most reported failure
+    # (nolar/kopf#204, #232, #585): bound every watch request and reconnect when it goes quiet.
+    settings.watching.server_timeout = 270
+    settings.watching.client_timeout = 300
+    settings.watching.connect_timeout = 10
+    settings.watching.inactivity_timeout = 70
+    settings.networking.request_timeout = 30
+    settings.networking.connect_timeout = 10
+    settings.peering.standalone = True  # leader election is our Lease, not kopf peering
+    settings.posting.enabled = False  # our Events are posted directly (reconciler._event)
+    # The CRD is installed before the operator (chart, make up, tests): no CRD/namespace
+    # watching, which keeps the RBAC to operator/rbac/clusterrole.yaml.
+    settings.scanning.disabled = True
+    settings.persistence.finalizer = f"{GROUP}/operator"
+
+    conf = get_settings()
+    start_http_server(conf.metrics_port, conf.metrics_host)
+    kube = Kube(load_credentials(conf.kubeconfig))
+    elector = Elector(kube, conf.lease_name, conf.lease_namespace, conf.identity, conf.lease_duration_seconds)
+    memo.kube, memo.elector = kube, elector
+    memo.elector_task = asyncio.create_task(elector.run())
+    log.info("tier0-operator %s: metrics on :%d, lease %s/%s", conf.identity, conf.metrics_port,
+             conf.lease_namespace, conf.lease_name)  # fmt: skip
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    memo.elector_task.cancel()
+    try:
+        await memo.elector.release()
+    except Exception as e:  # noqa: BLE001 - shutting down: report, do not mask the exit
+        log.warning("lease not released: %s", e)
+    await memo.kube.close()
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def wake(memo: kopf.Memo, spec: Any, status: Any, meta: Any, **_: Any) -> None:
+    """Wake the pair's loop at once on a spec edit, instead of at its next probe."""
+    if meta.get("generation") != (status or {}).get("observedGeneration"):
+        event = memo.get("wake")
+        if event is not None:
+            event.set()
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=5.0)  # type: ignore[arg-type]
+async def pair_loop(
+    body: kopf.Body, name: str, namespace: str, uid: str, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any
+) -> None:
+    memo.wake = asyncio.Event()
+    rec = PairReconciler(namespace, name, uid, memo.kube, memo.elector, get_settings())
+    try:
+        await rec.run(body, stopped, memo.wake)
+    finally:
+        metrics.forget_pair(rec.pair, rec.regions)

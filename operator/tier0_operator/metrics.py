@@ -1,0 +1,50 @@
+"""Prometheus metrics of the operator, served on :8080/metrics (TIER0_OPERATOR_METRICS_PORT).
+
+Labels are per pair and region, never per device. A deleted pair's series are removed.
+"""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+TRANSITIONS = Counter("tier0_operator_transitions_total", "Switchovers and failovers by outcome", ["type", "outcome"])
+TRANSITION_SECONDS = Histogram(
+    "tier0_operator_transition_duration_seconds",
+    "Time from the start of a transition to the Service selector flip",
+    ["type"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+REGION_HEALTHY = Gauge("tier0_operator_region_healthy", "1 if the region's last probe succeeded", ["pair", "region"])
+REGION_ROLE = Gauge("tier0_operator_region_role", "1 for the region's current Redis role", ["pair", "region", "role"])
+LAG_BYTES = Gauge("tier0_operator_replication_lag_bytes", "Bytes the standby is behind the primary", ["pair"])
+EPOCH = Gauge("tier0_operator_epoch", "Promotions so far (status.epoch)", ["pair"])
+PROBE_SECONDS = Histogram(
+    "tier0_operator_probe_duration_seconds",
+    "Duration of one probe of one region (Redis and health URL)",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+)
+LEADER = Gauge("tier0_operator_leader", "1 while this replica holds the Lease and acts")
+
+ROLES = ("primary", "replica", "unknown")
+
+
+def observe_region(pair: str, region: str, healthy: bool, role: str) -> None:
+    REGION_HEALTHY.labels(pair, region).set(1 if healthy else 0)
+    for r in ROLES:
+        REGION_ROLE.labels(pair, region, r).set(1 if r == role else 0)
+
+
+def forget_pair(pair: str, regions: list[str]) -> None:
+    for g in (LAG_BYTES, EPOCH):
+        try:
+            g.remove(pair)
+        except KeyError:
+            pass
+    for region in regions:
+        try:
+            REGION_HEALTHY.remove(pair, region)
+        except KeyError:
+            pass
+        for r in ROLES:
+            try:
+                REGION_ROLE.remove(pair, region, r)
+            except KeyError:
+                pass

@@ -1,0 +1,91 @@
+"""Fixtures for the RegionPair operator tests: the CRD installed once, a namespace per test with
+a `region-api` Service, and the operator as a real subprocess against the apiserver, running as
+a ServiceAccount that has exactly the rules in operator/rbac/ (so the RBAC YAML is tested too)."""
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tier0_dev.controlplane import ControlPlane, write_kubeconfig
+from tier0_dev.procs import ROOT, Process
+from tier0_operator import testing
+from tier0_operator.kube import Kube
+from tier0_operator.testing import run_kubectl
+
+CRD = ROOT / "crds" / "regionpairs.tier0.dev.yaml"
+RBAC = ROOT / "operator" / "rbac"
+
+
+@pytest.fixture(scope="session")
+def crd(kubectl: list[str]) -> Path:
+    run_kubectl(kubectl, "apply", "-f", str(CRD))
+    run_kubectl(kubectl, "wait", "--for=condition=Established", "crd/regionpairs.tier0.dev", "--timeout=30s")
+    return CRD
+
+
+@pytest.fixture
+def namespace(kubectl: list[str], crd: Path) -> Iterator[str]:
+    ns = f"rp-{uuid.uuid4().hex[:8]}"
+    run_kubectl(kubectl, "create", "namespace", ns)
+    svc = testing.service_manifest("region-api")
+    run_kubectl(kubectl, "-n", ns, "apply", "-f", "-", stdin=json.dumps(svc))
+    yield ns
+    run_kubectl(kubectl, "delete", "namespace", ns, "--wait=false", check=False)
+
+
+@pytest.fixture
+async def kube(control_plane: ControlPlane) -> AsyncIterator[Kube]:
+    client = testing.kube_for(control_plane.kubeconfig)
+    yield client
+    await client.close()
+
+
+OperatorFactory = Callable[..., tuple[Process, int]]
+
+
+@pytest.fixture(scope="session")
+def operator_clusterrole(kubectl: list[str]) -> None:
+    run_kubectl(kubectl, "apply", "-f", str(RBAC / "clusterrole.yaml"))
+
+
+@pytest.fixture
+def operator_kubeconfig(
+    control_plane: ControlPlane, kubectl: list[str], namespace: str, operator_clusterrole: None, tmp_path: Path
+) -> Path:
+    """A kubeconfig for the `tier0-operator` ServiceAccount with exactly operator/rbac's rules.
+
+    The ClusterRole is bound with a RoleBinding in the test namespace (the chart binds it
+    cluster-wide); the leader-election Role is applied from its file with the namespace swapped.
+    """
+    ns = ["-n", namespace]
+    run_kubectl(kubectl, *ns, "create", "serviceaccount", "tier0-operator")
+    run_kubectl(kubectl, *ns, "create", "rolebinding", "tier0-operator", "--clusterrole=tier0-operator",
+                f"--serviceaccount={namespace}:tier0-operator")  # fmt: skip
+    leader = (RBAC / "leader-election.yaml").read_text().replace("tier0-system", namespace)
+    run_kubectl(kubectl, "apply", "-f", "-", stdin=leader)
+    token = run_kubectl(kubectl, *ns, "create", "token", "tier0-operator", "--duration=2h").strip()
+    path = tmp_path / "operator-kubeconfig"
+    pki = control_plane.state_dir / "pki" / "ca.crt"
+    write_kubeconfig(path, control_plane.url, pki, token, user="system:serviceaccount:tier0-operator")
+    return path
+
+
+@pytest.fixture
+def operator(operator_kubeconfig: Path, namespace: str, tmp_path: Path) -> Iterator[OperatorFactory]:
+    """Start operator replicas on demand: `proc, metrics_port = operator(identity="a")`."""
+    started: list[Process] = []
+
+    def start(identity: str = "op", env: dict[str, str] | None = None) -> tuple[Process, int]:
+        proc, port = testing.start_operator(
+            operator_kubeconfig, namespace, tmp_path / f"operator-{identity}-{len(started)}.log",
+            identity=identity, env=env,
+        )  # fmt: skip
+        started.append(proc)
+        return proc, port
+
+    yield start
+    for proc in started:
+        proc.stop(timeout=5)

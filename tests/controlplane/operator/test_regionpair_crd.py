@@ -1,0 +1,96 @@
+"""The RegionPair CRD in the real apiserver: defaults are filled in and every schema / CEL rule
+rejects a bad resource with a message a person understands (server-side dry run)."""
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tier0_operator import testing
+from tier0_operator.testing import run_kubectl
+
+GOOD = testing.pair_manifest("pair", {"region1": 6379, "region2": 6380})
+
+
+def dry_run(kubectl: list[str], manifest: dict[str, Any]) -> tuple[bool, str]:
+    out = run_kubectl(
+        kubectl, "-n", "default", "apply", "--dry-run=server", "-o", "json", "-f", "-",
+        stdin=json.dumps(manifest), check=False,
+    )  # fmt: skip
+    return out.lstrip().startswith("{"), out
+
+
+def mutate(path: str, value: Any) -> dict[str, Any]:
+    m = copy.deepcopy(GOOD)
+    target: Any = m
+    keys = path.split(".")
+    for k in keys[:-1]:
+        target = target[int(k)] if k.isdigit() else target[k]
+    last = keys[-1]
+    if value is DELETE:
+        del target[last]
+    elif last.isdigit():
+        target[int(last)] = value
+    else:
+        target[last] = value
+    return m
+
+
+DELETE = object()
+REGION3 = {"name": "region3", "selector": {"r": "3"}, "redis": {"host": "h", "port": 1}}
+
+CASES = [
+    ("spec.activeRegion", "region9", "spec.activeRegion must be the name of one of spec.regions"),
+    ("spec.regions.1.name", "region1", "spec.regions must have two distinct names"),
+    ("spec.regions.1.redis.port", 6379, "the two regions must use different Redis servers"),
+    ("spec.regions", [GOOD["spec"]["regions"][0]], "should have at least 2 items"),
+    ("spec.regions", [*GOOD["spec"]["regions"], REGION3], "must have at most 2 items"),
+    ("spec.failover.mode", "Sometimes", 'Unsupported value: "Sometimes"'),
+    ("spec.failover.probeIntervalSeconds", 0, "failover.probeIntervalSeconds must be at least 0.1 seconds"),
+    ("spec.failover.probeIntervalSeconds", 0.05, "should be greater than or equal to 0.1"),
+    ("spec.failover.switchoverTimeoutSeconds", 0, "switchoverTimeoutSeconds must be at least 0.1 seconds"),
+    ("spec.failover.failureThreshold", 0, "should be greater than or equal to 1"),
+    ("spec.service", DELETE, "spec.service: Required value"),
+    ("spec.regions.0.name", "Region_1", "spec.regions[0].name: Invalid value"),
+    ("spec.regions.0.selector", {}, "spec.regions[0].selector: Invalid value"),
+    ("spec.regions.0.redis.port", 70000, "should be less than or equal to 65535"),
+    ("spec.regions.0.healthURL", "ftp://x", "spec.regions[0].healthURL: Invalid value"),
+]
+
+
+def test_a_valid_pair_is_accepted_with_defaults(kubectl: list[str], crd: Path) -> None:
+    m = copy.deepcopy(GOOD)
+    del m["spec"]["failover"], m["spec"]["paused"], m["spec"]["regions"][0]["redis"]["port"]
+    ok, out = dry_run(kubectl, m)
+    assert ok, out
+    spec = json.loads(out)["spec"]
+    assert spec["failover"] == {
+        "mode": "Automatic", "probeIntervalSeconds": 1, "failureThreshold": 3, "switchoverTimeoutSeconds": 5,
+    }  # fmt: skip
+    assert spec["paused"] is False
+    assert spec["regions"][0]["redis"]["port"] == 6379
+
+
+@pytest.mark.parametrize(("path", "value", "message"), CASES, ids=[c[0] + "=" + str(c[1])[:20] for c in CASES])
+def test_invalid_pairs_are_rejected_with_a_readable_message(
+    kubectl: list[str], crd: Path, path: str, value: Any, message: str
+) -> None:
+    ok, out = dry_run(kubectl, mutate(path, value))
+    assert not ok, f"accepted: {out[:200]}"
+    assert message in out, out
+
+
+def test_printer_columns_and_short_name(kubectl: list[str], crd: Path) -> None:
+    out = run_kubectl(kubectl, "get", "crd", "regionpairs.tier0.dev", "-o", "json")
+    crd_body = json.loads(out)
+    assert crd_body["spec"]["names"]["shortNames"] == ["rp"]
+    columns = [c["name"] for c in crd_body["spec"]["versions"][0]["additionalPrinterColumns"]]
+    assert columns[:4] == ["Active", "Phase", "Lag", "Last transition"] and "Age" in columns
+
+
+def test_the_local_example_is_valid(kubectl: list[str], crd: Path) -> None:
+    example = Path(__file__).parents[3] / "operator" / "examples" / "regionpair-local.yaml"
+    out = run_kubectl(kubectl, "apply", "--dry-run=server", "-f", str(example))
+    assert "regionpair.tier0.dev/og-field created (server dry run)" in out
