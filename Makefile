@@ -80,6 +80,21 @@ fmt: venv ## Format and autofix with ruff
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+##@ AI samples
+
+AI_REDIS_URL ?= redis://127.0.0.1:6379/0
+
+.PHONY: ai-samples
+ai-samples: venv ## Generate the seeded sample access log (12,000 lines) into .run/ai/
+	@mkdir -p .run/ai
+	$(PY) -m tier0_services.ai logs generate --out .run/ai/sample-access.log --entries 12000 --seed 7
+
+.PHONY: ai-load
+ai-load: ai-samples ## Load the sample images, corpus and access log into Redis (AI_REDIS_URL)
+	$(PY) -m tier0_services.ai --redis-url $(AI_REDIS_URL) images samples
+	$(PY) -m tier0_services.ai --redis-url $(AI_REDIS_URL) docs samples
+	$(PY) -m tier0_services.ai --redis-url $(AI_REDIS_URL) logs import .run/ai/sample-access.log
+
 ##@ Clean
 
 .PHONY: clean
@@ -91,3 +106,60 @@ clean: down ## Remove .run/ (local state); keeps .tools/ and .venv/
 .PHONY: bench
 bench: tools venv ## Run every benchmark and print its table (BENCH=name,name to choose)
 	$(PY) tests/bench/run.py
+
+.PHONY: bench-failover
+bench-failover: tools venv ## RegionPair switchover + failover under a writer, 20 runs each (RUNS=n)
+	RUNS=$${RUNS:-20} BENCH=failover $(PY) tests/bench/run.py
+
+##@ Operator
+
+.PHONY: test-operator
+test-operator: tools venv ## The RegionPair operator's unit tests and its tests on a real apiserver + Redis
+	$(PY) -m pytest tests/unit/test_operator_logic.py tests/controlplane/operator $(PYTEST_ARGS)
+
+##@ Charts and images
+
+IMAGE_REGISTRY ?= tier0
+IMAGE_TAG ?= 0.1.0
+IMAGE_COMPONENTS := operator services simulators
+KIND_CLUSTER ?= tier0
+
+.PHONY: charts-sync
+charts-sync: ## Copy crds/ and operator/rbac/ into the operator chart; regenerate dashboards/ (+ the chart's copy)
+	cp crds/*.yaml charts/tier0-operator/files/crds/
+	cp operator/rbac/clusterrole.yaml operator/rbac/leader-election.yaml charts/tier0-operator/files/rbac/
+	$(PY) -m tier0_dev.dashboards
+
+.PHONY: dashboards
+dashboards: venv ## Regenerate the Grafana dashboards from hack/tier0_dev/dashboards.py
+	$(PY) -m tier0_dev.dashboards
+
+.PHONY: charts-lint
+charts-lint: tools ## helm lint --strict both charts (default and all-on values)
+	for c in charts/tier0-operator charts/tier0; do \
+	  helm lint --strict $$c --kube-version $(KUBERNETES_VERSION:v%=%); \
+	  helm lint --strict $$c --kube-version $(KUBERNETES_VERSION:v%=%) -f $$c/ci/all-on-values.yaml; \
+	done
+
+.PHONY: images
+images: ## Build the operator, services and simulators images with docker or buildah (IMAGE_REGISTRY, IMAGE_TAG)
+	@if command -v docker >/dev/null && docker info >/dev/null 2>&1; then builder=docker; \
+	elif command -v buildah >/dev/null; then builder="buildah"; \
+	else echo "make images needs Docker (with a running engine) or buildah; neither is available here." >&2; exit 1; fi; \
+	for c in $(IMAGE_COMPONENTS); do \
+	  echo "[images] $$builder build $(IMAGE_REGISTRY)/$$c:$(IMAGE_TAG)"; \
+	  if [[ $$builder == docker ]]; then docker build -f images/$$c/Dockerfile -t $(IMAGE_REGISTRY)/$$c:$(IMAGE_TAG) .; \
+	  else buildah bud -f images/$$c/Dockerfile -t $(IMAGE_REGISTRY)/$$c:$(IMAGE_TAG) .; fi; \
+	done
+
+.PHONY: kind-up
+kind-up: images ## Create a kind cluster, load the images, install both charts, wait for the RegionPair (needs Docker)
+	hack/kind.sh up
+
+.PHONY: kind-e2e
+kind-e2e: ## Switchover and failover through the real Service on the kind cluster (after kind-up)
+	hack/kind.sh e2e
+
+.PHONY: kind-down
+kind-down: ## Delete the kind cluster
+	hack/kind.sh down

@@ -1,21 +1,117 @@
-"""Domain errors and their HTTP mapping: service code raises these, never HTTPException."""
+"""Domain errors and their HTTP mapping: service code raises these, never HTTPException.
+
+Every error answer is JSON `{"detail": "<reason>"}`. A dependency that is down is a 503 that names
+it (Redis, the Kubernetes API, the RegionPair); a bug is a logged 500 that shows no traceback.
+"""
+
+import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from tier0_services import kube
+
+log = logging.getLogger(__name__)
+
+
+class BadRequestError(Exception):
+    """Input that is well-formed but unusable, beyond what request validation (422) catches (400)."""
 
 
 class NotFoundError(Exception):
-    """A named thing (site, image, region) does not exist."""
+    """A named thing (site, region) does not exist."""
+
+
+class UnauthorizedError(Exception):
+    """No bearer token was presented (401)."""
+
+
+class ForbiddenError(Exception):
+    """A token was presented but is not the right one, or none is configured (403)."""
+
+
+class ConflictError(Exception):
+    """The request contradicts the current state, e.g. a switchover while another is running (409)."""
+
+
+class UnavailableError(Exception):
+    """A dependency is not configured or not reachable (503)."""
+
+
+class UpstreamFailedError(Exception):
+    """The operator reported that the requested transition failed or was rolled back (502)."""
+
+
+class UpstreamTimeoutError(Exception):
+    """The operator did not report the requested state in time (504)."""
+
+
+class NotImplementedYetError(Exception):
+    """An endpoint of the seeds' tables whose feature is not built yet (501)."""
+
+
+class Problem(BaseModel):
+    """Body of every error answer (FastAPI's own 422 has a list of validation errors instead)."""
+
+    detail: str
+
+
+def responses(*codes: int) -> dict[int | str, dict[str, object]]:
+    """OpenAPI `responses=` entries for the error codes an endpoint can answer."""
+    text = {
+        400: "Unusable input",
+        401: "No bearer token",
+        403: "Wrong bearer token, or none configured",
+        404: "Unknown name",
+        409: "Conflicts with the RegionPair's current state",
+        501: "Not implemented yet",
+        502: "The operator reported the transition failed",
+        503: "Redis or the Kubernetes API is unavailable",
+        504: "The operator did not report the new state in time",
+    }
+    return {code: {"model": Problem, "description": text[code]} for code in codes}
+
+
+_STATUS: dict[type[Exception], int] = {
+    BadRequestError: 400,
+    NotFoundError: 404,
+    UnauthorizedError: 401,
+    ForbiddenError: 403,
+    ConflictError: 409,
+    UnavailableError: 503,
+    UpstreamFailedError: 502,
+    UpstreamTimeoutError: 504,
+    NotImplementedYetError: 501,
+    kube.KubeUnavailableError: 503,
+    kube.KubeConfigError: 503,
+    kube.KubeNotFoundError: 503,
+    kube.KubeConflictError: 409,
+    kube.KubeRequestError: 502,
+}
 
 
 def install(app: FastAPI) -> None:
-    @app.exception_handler(NotFoundError)
-    async def not_found(_: Request, exc: NotFoundError) -> JSONResponse:
-        return JSONResponse(status_code=404, content={"detail": str(exc)})
+    async def domain_error(_: Request, exc: Exception) -> JSONResponse:
+        status = next(code for cls, code in _STATUS.items() if isinstance(exc, cls))
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse(status_code=status, content={"detail": str(exc)}, headers=headers)
 
-    @app.exception_handler(RedisConnectionError)
-    @app.exception_handler(RedisTimeoutError)
-    async def redis_down(_: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(status_code=503, content={"detail": f"redis unavailable: {exc}"})
+    for cls in _STATUS:
+        app.add_exception_handler(cls, domain_error)
+
+    @app.exception_handler(RedisError)
+    async def redis_down(request: Request, exc: RedisError) -> JSONResponse:
+        request.app.state.metrics.redis_errors.labels(error=type(exc).__name__).inc()
+        what = "unavailable" if isinstance(exc, RedisConnectionError | RedisTimeoutError) else "error"
+        return JSONResponse(status_code=503, content={"detail": f"redis {what}: {exc}"})
+
+    @app.exception_handler(Exception)
+    async def last_resort(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette re-raises after this answer (the server logs the traceback); the client only
+        # learns that it was our fault.
+        log.error("unhandled %s on %s %s: %r", type(exc).__name__, request.method, request.url.path, exc)
+        return JSONResponse(status_code=500, content={"detail": "internal server error"})

@@ -1,18 +1,47 @@
 """Region API settings, read from the environment (`TIER0_` prefix) once per process."""
 
 from functools import lru_cache
+from pathlib import Path
 
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tier0_contract import keys
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TIER0_")
 
     region: str = "region1"
+    """The region this API serves; it reads that region's Redis (a replica region reads its replica)."""
+    regions: list[str] = Field(default_factory=lambda: ["region1", "region2"])
+    """Every region name of the pair (`/fastapi/{region}/getappversion` answers 404 for others);
+    JSON in the environment: `TIER0_REGIONS='["region1","region2"]'`."""
     redis_url: str = "redis://127.0.0.1:6379/0"
     version: str = "v0.1.0"
     # Redis calls fail fast so that a dead Redis answers 503 quickly instead of hanging a worker.
     redis_timeout_seconds: float = 0.5
+    cors_origins: list[str] = Field(default_factory=list)
+    """Browser origins allowed to call the API (the seeds' dashboard), JSON list; none by default."""
+    active_window_seconds: float = Field(default=keys.ACTIVE_WINDOW_SECONDS, gt=0)
+    """A device counts as active when its newest message is at most this old."""
+
+    # --- failover endpoints (they act through the RegionPair custom resource) ---
+    api_token: SecretStr | None = None
+    """Bearer token the mutating endpoints require (`TIER0_API_TOKEN`)."""
+    api_token_file: Path | None = None
+    """File holding the token, e.g. a mounted Secret; re-read on each request, so rotation works
+    without a restart. When both are set, either token is accepted."""
+    kubeconfig: Path | None = None
+    """kubeconfig for the Kubernetes API; unset means the in-cluster service account."""
+    regionpair_name: str = "og-field"
+    regionpair_namespace: str | None = None
+    """Namespace of the RegionPair; unset means the pod's own namespace (or the kubeconfig's)."""
+    kube_timeout_seconds: float = Field(default=5.0, gt=0)
+    """Per-request timeout towards the Kubernetes API."""
+    failover_timeout_seconds: float = Field(default=60.0, gt=0)
+    """How long a failover request waits for the operator to report the new region active and
+    Healthy before answering 504."""
 
 
 @lru_cache

@@ -1,0 +1,195 @@
+"""Redis key names: the one place they are spelled (they follow the seeds, e.g. `region1:status`).
+
+Writers: the MQTT ingest worker (device keys), the activity consumer (user keys), the operator and
+the failover endpoints (region keys). Readers: the region API, in either region (the replica region
+reads the same keys from its replicated Redis). Each name says its Redis type and fields; JSON
+values are the compact JSON of the contract models in `tier0_contract.models`. Timestamps stored
+as numbers are Unix epoch seconds (float).
+"""
+
+# --- regions ---------------------------------------------------------------------------------------
+
+
+def region_status(region: str) -> str:
+    """STRING `active` / `standby` / `failing_over`, as the seeds' failover flow writes it."""
+    return f"{region}:status"
+
+
+def region_version(region: str) -> str:
+    """STRING deployment version of the region, e.g. `v1.0.0057_region1`."""
+    return f"{region}:version"
+
+
+# --- devices (written by the ingest worker, one Lua call per batch) ---------------------------------
+
+ACTIVE_DEVICES = "stats:active_devices"
+"""STRING int: devices whose last message is at most ACTIVE_WINDOW_SECONDS old, i.e.
+`ZCOUNT devices:last_seen (now - window) +inf`. Refreshed about once a second by the primary
+region's ingest workers (not per message)."""
+
+ACTIVE_WINDOW_SECONDS = 30.0
+"""Default activity window of ACTIVE_DEVICES (devices publish every second)."""
+
+DEVICES_LATEST = "devices:latest"
+"""HASH device_id -> JSON of the device's newest valid payload (`models.DevicePayload`, compact).
+`HGET devices:latest TURB-00912`; `HMGET` for a list of ids (e.g. those of DEVICES_ALERTS)."""
+
+DEVICES_STATE = "devices:state"
+"""HASH device_id -> `{site_id}|{device_type}|{state}` of the newest payload (state OK/WARN/ALERT).
+Ingest's bookkeeping for the per-site counts (a device that changes state or site moves its
+counts); also the cheapest way to read one device's state."""
+
+DEVICES_LAST_SEEN = "devices:last_seen"
+"""ZSET device_id -> timestamp_utc of its newest payload (epoch s, clamped to ingest time, so a
+device with a clock in the future cannot stay "active"). Also orders redeliveries: a payload older
+than the stored score is counted as stale and not applied. Members are never removed."""
+
+DEVICES_ALERTS = "devices:alerts"
+"""ZSET device_id -> timestamp_utc (epoch s) of its newest payload, holding exactly the devices whose
+newest state is ALERT. `/api/devices/alerts`: `ZREVRANGE devices:alerts 0 99` + `HMGET devices:latest`."""
+
+SITES = "sites"
+"""SET of site ids that have sent at least one valid payload (the API answers 404 for others)."""
+
+
+def site_metrics(site_id: str) -> str:
+    """HASH of per-site counts, all integers except `last_seen`:
+    `device_count` (distinct devices seen at the site), `ok_count`, `warn_count`, `alert_count`
+    (devices whose newest state is OK/WARN/ALERT; the three sum to device_count),
+    `<device_type>_count` for each `models.DeviceType` value (e.g. `turbine_count`), and
+    `last_seen` (epoch s of the newest payload from the site)."""
+    return f"site:{site_id}:metrics"
+
+
+SITE_STATE_FIELDS = {"OK": "ok_count", "WARN": "warn_count", "ALERT": "alert_count"}
+"""Field of `site_metrics` counting each device state."""
+
+
+def site_type_field(device_type: str) -> str:
+    """Field of `site_metrics` counting devices of one type: `turbine_count`, ..."""
+    return f"{device_type}_count"
+
+
+DEVICES_DEAD_LETTER = "deadletter:devices"
+"""LIST, newest first, capped at DEAD_LETTER_MAX: device messages that failed validation. Element:
+JSON `{"received_at": epoch s, "topic": str, "error": str, "payload": str}` (payload decoded as
+UTF-8 with replacement, cut to 2 KiB)."""
+
+DEAD_LETTER_MAX = 10_000
+
+INGEST_STATS = "stats:ingest"
+"""HASH of cumulative ingest counters (all regions' workers while primary): `stored` (applied),
+`stale` (older than the stored state, e.g. a redelivery; not applied), `invalid` (dead-lettered)."""
+
+
+# --- users (written by the activity consumer) ------------------------------------------------------
+
+ACTIVE_USERS = "stats:active_users"
+"""STRING int: `metrics.active_users` of the newest user-activity message."""
+
+ACTIVE_CONNECTIONS = "stats:active_connections"
+"""STRING int: `metrics.active_connections` of the newest user-activity message."""
+
+USERS_ACTIVITY_LATEST = "users:activity:latest"
+"""STRING: JSON of the newest `models.UserActivityMessage`, as received (includes the list)."""
+
+USERS_ACTIVITY_LATEST_TS = "users:activity:latest_ts"
+"""STRING float: timestamp_utc (epoch s) of USERS_ACTIVITY_LATEST; an older message does not
+replace the newest (a redelivery after a consumer restart)."""
+
+USERS_ACTIVE = "users:active"
+"""HASH user_id -> JSON `models.ActiveUser` (with its `connections`) from the newest message;
+replaced as a whole with each message. `/api/users/connections`: the users with connections > 0."""
+
+USERS_ACTIVITY_HISTORY = "users:activity:history"
+"""LIST, newest first, capped at ACTIVITY_HISTORY_MAX: one JSON per applied message
+`{"message_id", "timestamp_utc", "site_id", "metrics": {...}}` (the list of users left out)."""
+
+ACTIVITY_HISTORY_MAX = 720
+"""One hour of messages at the seeds' 5 s interval."""
+
+
+def activity_seen(message_id: str) -> str:
+    """STRING `1` with a TTL of ACTIVITY_SEEN_TTL_SECONDS: the message was applied (redeliveries of it
+    are acknowledged but not applied twice)."""
+    return f"users:activity:seen:{message_id}"
+
+
+ACTIVITY_SEEN_TTL_SECONDS = 24 * 3600
+
+ACTIVITY_STATS = "stats:activity"
+"""HASH of cumulative activity-consumer counters: `stored`, `duplicate` (already applied),
+`stale` (older than the newest; recorded in history, latest left alone), `invalid` (sent to the
+RabbitMQ dead-letter queue `topics.ACTIVITY_DEAD_LETTER_QUEUE`)."""
+
+
+# --- AI features (issue 4): image catalog, document corpus, access-log aggregates -------------------
+
+IMAGE_EMBEDDING_PREFIX = "embedding:"
+"""Prefix of the image HASHes, as the seeds spell them (`embedding:WY-ALPHA_turbine_Turbine1.jpg`);
+the RediSearch index, when the module is present, is declared over this prefix."""
+
+
+def image_embedding(image_id: str) -> str:
+    """HASH of one catalogued image: `embedding` (float32 bytes), `site_id`, `device_type`,
+    `description`, `tags` (comma-separated), `filename`, `mode` (`image` or `caption`), `model`."""
+    return f"{IMAGE_EMBEDDING_PREFIX}{image_id}"
+
+
+IMAGE_IDS = "images:ids"
+"""SET of the catalogued image ids (the numpy search path and `/api/images/list` read it)."""
+IMAGE_SITES = "images:sites"
+"""SET of the site ids that have at least one image (404 for `/api/images/site/{unknown}`)."""
+IMAGE_VERSION = "images:version"
+"""Counter bumped on every catalog change, so that in-process vector caches know to reload."""
+IMAGE_INDEX = "idx:images"
+"""RediSearch index name over `embedding:*` (only when the module is loaded)."""
+
+PASSAGE_PREFIX = "rag:passage:"
+"""Prefix of the corpus passage HASHes (RediSearch indexes them as `idx:passages` when present)."""
+
+
+def passage(passage_id: str) -> str:
+    """HASH of one corpus passage: `doc_id`, `title`, `source`, `text`, `embedding` (float32)."""
+    return f"{PASSAGE_PREFIX}{passage_id}"
+
+
+def document(doc_id: str) -> str:
+    """HASH of one corpus document: `title`, `source`, `tags`, `passages` (count), `added_at`."""
+    return f"rag:doc:{doc_id}"
+
+
+DOCUMENT_IDS = "rag:docs"
+"""SET of document ids in the corpus."""
+PASSAGE_IDS = "rag:passages"
+"""SET of passage ids in the corpus (`{doc_id}#{n}`)."""
+CORPUS_VERSION = "rag:version"
+"""Counter bumped on every corpus change (BM25 and vector caches reload when it moves)."""
+PASSAGE_INDEX = "idx:passages"
+"""RediSearch index name over `rag:passage:*` (only when the module is loaded)."""
+
+LOGS_TOTAL = "logs:total"
+"""Count of access-log entries aggregated (region API's own log plus imported files)."""
+LOGS_BY_STATUS = "logs:by_status"
+"""HASH status code -> count."""
+LOGS_BY_METHOD = "logs:by_method"
+"""HASH HTTP method -> count."""
+LOGS_BY_DAY = "logs:by_day"
+"""HASH `YYYY-MM-DD` (UTC) -> count."""
+LOGS_IPS = "logs:ips"
+"""ZSET client IP -> number of requests."""
+LOGS_PATHS = "logs:paths"
+"""ZSET path (query string dropped) -> number of requests."""
+LOGS_ERROR_PATHS = "logs:error_paths"
+"""ZSET path -> number of requests answered 4xx/5xx."""
+LOGS_LATENCY = "logs:latency"
+"""HASH `sum_ms` (float), `count` (entries that carried a latency)."""
+LOGS_EXTREMES = "logs:extremes"
+"""ZSET of running extremes kept with ZADD GT/LT: `max_latency_ms`, `first_ts`, `last_ts` (epoch s)."""
+LOGS_RECENT_ERRORS = "logs:recent_errors"
+"""LIST (newest first, capped) of JSON access-log entries answered 4xx/5xx."""
+
+
+def logs_ips_for_status(status: int) -> str:
+    """ZSET client IP -> number of requests answered with `status` (`/logs/errors/{code}`)."""
+    return f"logs:ips:{status}"

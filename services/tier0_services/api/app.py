@@ -1,0 +1,102 @@
+"""`create_app()`: the region API with a lifespan that owns its clients.
+
+Clients (Redis, Kubernetes) live on `app.state` for the app's lifetime; metrics and the request
+observers are created with the app, so middleware and error handlers can reach them before the
+first request. A Kubernetes API that is not configured does not stop the region API from serving
+reads: only the failover endpoints answer 503 then, with the reason.
+"""
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+
+from tier0_services import kube
+from tier0_services.ai import runtime as ai_runtime
+from tier0_services.ai.settings import get_ai_settings
+from tier0_services.api import errors
+from tier0_services.api.instrument import InstrumentMiddleware, RequestObserver
+from tier0_services.api.metrics import ApiMetrics
+from tier0_services.api.metrics import router as metrics_router
+from tier0_services.api.routers import core, devices, diagnostics, failover, images, users
+from tier0_services.api.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+The region API of tier0: the seeds' endpoints over this region's Redis (a replica region reads its
+replica). Failover endpoints act through the `RegionPair` resource; the operator moves the regions.
+Errors are JSON `{"detail": "..."}`: 404 unknown name, 422 bad input, 503 a dependency is down.
+"""
+
+
+def create_app(settings: Settings | None = None, observers: Sequence[RequestObserver] = ()) -> FastAPI:
+    """The region API. `observers` see every answered request (see `instrument`); more can be
+    appended to `app.state.request_observers` before the app starts serving."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.started_at = datetime.now(UTC)
+        app.state.redis = Redis.from_url(
+            settings.redis_url,
+            socket_timeout=settings.redis_timeout_seconds,
+            socket_connect_timeout=settings.redis_timeout_seconds,
+            # One quick retry (a pooled connection may be stale after a Redis restart), then 503:
+            # redis-py's default backs off for seconds, and a client would rather hear "down" now.
+            retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1),
+        )
+        app.state.kube, app.state.kube_error = None, None
+        try:
+            app.state.kube = kube.KubeClient(kube.load_config(settings.kubeconfig), settings.kube_timeout_seconds)
+        except (kube.KubeConfigError, OSError, ValueError) as exc:
+            app.state.kube_error = str(exc)
+            log.warning("failover endpoints disabled: %s", exc)
+        # AI features (images, diagnostics): providers chosen once; tests may preset
+        # `app.state.ai_settings` / `app.state.ai_providers` before start-up.
+        app.state.ai = await ai_runtime.start(
+            app.state.redis,
+            getattr(app.state, "ai_settings", None) or get_ai_settings(),
+            getattr(app.state, "ai_providers", None),
+        )
+        if app.state.ai.recorder is not None:
+            app.state.request_observers.append(app.state.ai.recorder)
+        try:
+            yield
+        finally:
+            if app.state.ai.recorder in app.state.request_observers:
+                app.state.request_observers.remove(app.state.ai.recorder)
+            await app.state.ai.stop()
+            await app.state.redis.aclose()
+            if app.state.kube is not None:
+                await app.state.kube.aclose()
+
+    app = FastAPI(
+        title=f"tier0 region API ({settings.region})",
+        version=settings.version,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = ApiMetrics(settings.region, settings.version)
+    app.state.request_observers = list(observers)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    # Added last, so outermost: it times everything, CORS preflights included.
+    app.add_middleware(InstrumentMiddleware, metrics=app.state.metrics, observers=app.state.request_observers)
+    errors.install(app)
+    for router in (core.router, devices.router, users.router, failover.router, images.router, diagnostics.router):
+        app.include_router(router)
+    app.include_router(metrics_router)
+    return app

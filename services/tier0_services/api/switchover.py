@@ -1,0 +1,204 @@
+"""Failover endpoints' logic: ask the operator for a region through the RegionPair and wait for it.
+
+The API never touches Redis roles or Services itself; the operator does and reports in `status`.
+Here we read the RegionPair, decide what to patch (`plan`, pure), patch `spec.activeRegion` with a
+resourceVersion precondition (a decision taken on a stale view is retried, never written), and
+watch the status until the target region is active and Healthy (`progress`, pure), measuring the
+latency a client sees.
+
+One subtlety of the CRD: after an automatic failover the operator leaves `spec.activeRegion` on
+the old region (status tells the truth). Asking for that old region again would then change
+nothing, so such a request first acknowledges the failover (spec := the active region), waits until
+the operator has seen it, and only then asks for the target.
+"""
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tier0_services import kube
+from tier0_services.api import errors
+
+TRANSITIONAL_PHASES = frozenset({"SwitchingOver", "FailingOver"})
+
+
+@dataclass(frozen=True)
+class PairView:
+    """What the failover endpoints need of a RegionPair object."""
+
+    name: str
+    namespace: str
+    resource_version: str
+    generation: int
+    regions: tuple[str, ...]
+    desired: str | None
+    paused: bool
+    active: str | None
+    requested: str | None
+    phase: str | None
+    epoch: int | None
+    observed_generation: int | None
+    lag_bytes: int | None
+    in_transition: bool
+    last_transition: Mapping[str, Any] | None
+    region_status: tuple[Mapping[str, Any], ...]
+
+    @classmethod
+    def from_object(cls, obj: Mapping[str, Any]) -> "PairView":
+        meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+        phase = status.get("phase")
+        return cls(
+            name=meta.get("name", ""),
+            namespace=meta.get("namespace", ""),
+            resource_version=str(meta.get("resourceVersion", "")),
+            generation=int(meta.get("generation") or 0),
+            regions=tuple(r.get("name", "") for r in spec.get("regions") or []),
+            desired=spec.get("activeRegion"),
+            paused=bool(spec.get("paused", False)),
+            active=status.get("activeRegion"),
+            requested=status.get("requestedRegion"),
+            phase=phase,
+            epoch=status.get("epoch"),
+            observed_generation=status.get("observedGeneration"),
+            lag_bytes=status.get("lagBytes"),
+            in_transition=bool(status.get("transition")) or phase in TRANSITIONAL_PHASES,
+            last_transition=status.get("lastTransition"),
+            region_status=tuple(status.get("regions") or []),
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    source: str
+    target: str
+    acknowledge: str | None
+    """Set spec.activeRegion to this first (an unacknowledged automatic failover), or None."""
+    switch: bool
+    """Whether the target still has to become active (False: it already is)."""
+
+
+def other_region(view: PairView) -> str:
+    """The region that is not active: the target of a simulated failover."""
+    source = view.active or view.desired
+    others = [r for r in view.regions if r != source]
+    if not others:
+        raise errors.ConflictError(f"RegionPair {view.name} has no region other than {source}")
+    return others[0]
+
+
+def home_region(view: PairView) -> str:
+    """The pair's first region: where `restore` goes back to unless told otherwise."""
+    if not view.regions:
+        raise errors.ConflictError(f"RegionPair {view.name} lists no regions")
+    return view.regions[0]
+
+
+def plan(view: PairView, target: str) -> Plan:
+    """What to patch so that `target` becomes active; refuses (409) what the operator could not do."""
+    if target not in view.regions:
+        raise errors.NotFoundError(
+            f"region {target!r} is not part of RegionPair {view.name} ({', '.join(view.regions)})"
+        )
+    if view.active is None or view.phase is None:
+        raise errors.ConflictError(f"RegionPair {view.name} has no status yet: is the operator running?")
+    if view.active == target:
+        ack = target if view.desired != target else None
+        return Plan(source=view.active, target=target, acknowledge=ack, switch=False)
+    if view.paused:
+        raise errors.ConflictError(f"RegionPair {view.name} is paused (spec.paused): the operator changes nothing")
+    if view.in_transition:
+        raise errors.ConflictError(f"RegionPair {view.name} is already in a transition (phase {view.phase})")
+    if view.phase != "Healthy":
+        raise errors.ConflictError(
+            f"RegionPair {view.name} is {view.phase}: a planned switchover needs both regions Healthy"
+        )
+    ack = view.active if view.desired == target else None
+    return Plan(source=view.active, target=target, acknowledge=ack, switch=True)
+
+
+def progress(view: PairView, target: str, baseline: Mapping[str, Any] | None) -> bool | None:
+    """True once `target` is active and Healthy; None while still waiting; raises if the operator
+    reports that this transition failed or was rolled back (`baseline`: lastTransition before it)."""
+    if view.active == target and view.phase == "Healthy":
+        return True
+    last = view.last_transition
+    if last and last != baseline and last.get("to") == target and last.get("outcome") in ("RolledBack", "Failed"):
+        raise errors.UpstreamFailedError(
+            f"the operator reports the switchover to {target} {last.get('outcome')}: "
+            f"{last.get('reason', 'no reason given')}"
+        )
+    if view.phase == "Failed":
+        raise errors.UpstreamFailedError(f"RegionPair {view.name} is Failed while switching to {target}")
+    return None
+
+
+def operator_saw(view: PairView, generation: int, desired: str) -> bool | None:
+    """True once the operator has acted on spec generation `generation` (asking for `desired`)."""
+    seen = (view.observed_generation or 0) >= generation or view.requested == desired
+    return True if seen else None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    source: str
+    target: str
+    latency_seconds: float
+    moved: bool
+    view: PairView
+    transition: Mapping[str, Any] | None
+    """lastTransition of this switchover (None when nothing moved or the operator wrote none)."""
+
+
+async def switch_to(
+    client: kube.KubeClient,
+    ref: kube.ObjectRef,
+    choose_target: Callable[[PairView], str],
+    timeout: float,
+) -> Outcome:
+    """Make the region `choose_target(view)` active and wait (at most `timeout` s) until it is."""
+    last_seen: list[PairView] = []
+
+    def observe(obj: Mapping[str, Any]) -> PairView:
+        view = PairView.from_object(obj)
+        last_seen[:] = [view]
+        return view
+
+    async def attempt() -> Outcome:
+        view = observe(await client.get(ref))
+        target = choose_target(view)
+        steps = plan(view, target)
+        if steps.acknowledge is not None:
+            acked = await client.merge_patch(
+                ref, kube.build_active_region_patch(steps.acknowledge, view.resource_version)
+            )
+            if not steps.switch:
+                return Outcome(steps.source, target, 0.0, False, observe(acked), None)
+            generation = int(acked["metadata"].get("generation") or 0)
+            ack = steps.acknowledge
+            seen = await client.wait_for(ref, lambda o: o if operator_saw(observe(o), generation, ack) else None, acked)
+            view = observe(seen)
+            steps = plan(view, target)
+        if not steps.switch:
+            return Outcome(steps.source, target, 0.0, False, view, None)
+        baseline = view.last_transition
+        started = time.monotonic()
+        patched = await client.merge_patch(ref, kube.build_active_region_patch(target, view.resource_version))
+        done = await client.wait_for(ref, lambda o: o if progress(observe(o), target, baseline) else None, patched)
+        latency = time.monotonic() - started
+        final = observe(done)
+        last = final.last_transition
+        this = last if last and last != baseline and last.get("to") == target else None
+        return Outcome(steps.source, target, latency, True, final, this)
+
+    try:
+        async with asyncio.timeout(timeout):
+            return await kube.with_retries(attempt)
+    except TimeoutError:
+        seen = last_seen[0] if last_seen else None
+        state = f"phase {seen.phase}, active {seen.active}" if seen else "nothing read"
+        raise errors.UpstreamTimeoutError(
+            f"RegionPair {ref.namespace}/{ref.name} did not report the requested region active and Healthy "
+            f"within {timeout:g} s (last seen: {state})"
+        ) from None

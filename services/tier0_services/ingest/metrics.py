@@ -1,0 +1,69 @@
+"""Prometheus metrics of the ingest worker (no per-device or per-site labels: bounded series)."""
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# Batch write latency: the target is a few milliseconds per batch of hundreds of messages.
+BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+SIZE_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000)
+RESULTS = ("stored", "stale", "duplicate", "invalid")
+
+
+class IngestMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.messages = Counter(
+            "tier0_ingest_messages",
+            "Device messages handled, by result: stored (applied), stale/duplicate (not newer than "
+            "the stored state, e.g. redeliveries), invalid (dead-lettered)",
+            ["result"],
+            registry=registry,
+        )
+        for result in RESULTS:
+            self.messages.labels(result)
+        self.acks = Counter(
+            "tier0_ingest_acks", "PUBACKs sent to the broker (after the Redis write)", registry=registry
+        )
+        self.batch_seconds = Histogram(
+            "tier0_ingest_batch_seconds",
+            "Time to validate and write one batch to Redis (successful attempts)",
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        )
+        self.batch_size = Histogram(
+            "tier0_ingest_batch_messages", "Messages per batch", buckets=SIZE_BUCKETS, registry=registry
+        )
+        self.lag = Gauge(
+            "tier0_ingest_lag_seconds",
+            "Age of the newest message of the last written batch (receive time minus payload time)",
+            registry=registry,
+        )
+        self.pending = Gauge(
+            "tier0_ingest_pending_messages",
+            "Messages received and not yet acknowledged (waiting for their batch to be written)",
+            registry=registry,
+        )
+        self.writable = Gauge(
+            "tier0_ingest_writable",
+            "1 while this region's Redis is the primary and the worker writes; 0 while paused",
+            registry=registry,
+        )
+        self.write_errors = Counter(
+            "tier0_ingest_write_errors",
+            "Failed batch writes, retried: readonly (Redis is a replica), connection, other",
+            ["error"],
+            registry=registry,
+        )
+        for error in ("readonly", "connection", "other"):
+            self.write_errors.labels(error)
+        self.mqtt_connected = Gauge(
+            "tier0_ingest_mqtt_connected", "1 while connected to the MQTT broker", registry=registry
+        )
+        self.mqtt_connects = Counter(
+            "tier0_ingest_mqtt_connects",
+            "Successful MQTT connections (the first and every reconnect)",
+            registry=registry,
+        )
+        self.active_devices = Gauge(
+            "tier0_ingest_active_devices",
+            "Devices seen within the activity window, as last written to stats:active_devices",
+            registry=registry,
+        )

@@ -1,0 +1,292 @@
+"""Device simulator: one shard of the fleet publishing telemetry over MQTT (QoS 1) with gmqtt.
+
+Every device publishes once per interval. The interval is cut into slots and each slot publishes
+its share of devices, so the load is spread evenly instead of arriving in one burst per second.
+When a slot starts late the simulator does not sleep (it catches up), tracks how late it is
+(`tier0_simulator_publish_lag_seconds`), and warns loudly once it is more than one interval behind:
+a fleet that cannot keep its rate must say so, never silently publish less.
+
+`python -m tier0_simulators.devices --help`. As a Kubernetes Indexed Job each pod takes its shard
+from JOB_COMPLETION_INDEX.
+"""
+
+import argparse
+import asyncio
+import logging
+import os
+import random
+import signal
+import sys
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import gmqtt
+import orjson
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, start_http_server
+
+from tier0_simulators import fleet
+
+log = logging.getLogger("tier0.simulator.devices")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Config:
+    devices: int = 100_000
+    sites: int = len(fleet.SITES)
+    shard_index: int = 0
+    shard_count: int = 1
+    interval: float = 1.0
+    slots: int = 50
+    """Publishing slots per interval."""
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    duration: float = 0.0
+    """Stop after this many seconds (0: run until SIGTERM)."""
+    report_every: float = 10.0
+    seed: int | None = None
+
+
+class SimulatorMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.published = Counter(
+            "tier0_simulator_messages_published", "Device messages handed to the MQTT client (QoS 1)",
+            registry=registry,
+        )  # fmt: skip
+        self.inflight = Gauge(
+            "tier0_simulator_inflight_messages", "Published messages not yet acknowledged by the broker",
+            registry=registry,
+        )  # fmt: skip
+        self.lag = Gauge(
+            "tier0_simulator_publish_lag_seconds",
+            "How late the current publishing slot started (0 when keeping the schedule)",
+            registry=registry,
+        )
+        self.target_rate = Gauge(
+            "tier0_simulator_target_messages_per_second", "Messages per second this shard should publish",
+            registry=registry,
+        )  # fmt: skip
+        self.achieved_rate = Gauge(
+            "tier0_simulator_achieved_messages_per_second", "Messages per second over the last report period",
+            registry=registry,
+        )  # fmt: skip
+        self.devices = Gauge(
+            "tier0_simulator_devices", "Devices simulated by this shard, by current state", ["state"], registry=registry
+        )
+        self.flow_waits = Counter(
+            "tier0_simulator_flow_control_waits",
+            "Times publishing waited because the broker's receive maximum of unacknowledged messages was reached",
+            registry=registry,
+        )
+
+
+@dataclass
+class Summary:
+    published: int = 0
+    acknowledged: int = 0
+    seconds: float = 0.0
+    max_lag: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.published / self.seconds if self.seconds else 0.0
+
+
+class DeviceSimulator:
+    def __init__(self, config: Config, metrics: SimulatorMetrics) -> None:
+        self.config = config
+        self.metrics = metrics
+        indices = fleet.shard_range(config.devices, config.shard_index, config.shard_count)
+        self.devices = [fleet.device(i, config.sites) for i in indices]
+        self.rng = random.Random(config.seed)
+        self.states = [fleet.initial_state(self.rng.random()) for _ in self.devices]
+        self.client = gmqtt.Client(f"tier0-sim-{config.shard_index}-{os.getpid()}")
+        self.client.reconnect_retries = -1
+        self.client.reconnect_delay = 1
+        self.summary = Summary()
+
+    @property
+    def inflight(self) -> int:
+        # gmqtt keeps each unacknowledged QoS 1 publish in its resend storage until the PUBACK.
+        return len(self.client._persistent_storage._messages)
+
+    async def connect(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await self.client.connect(self.config.mqtt_host, self.config.mqtt_port, keepalive=30)
+                return
+            except OSError as exc:
+                log.warning("mqtt connect failed (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+
+    async def _publish(self, topic: str, body: bytes) -> None:
+        while True:
+            try:
+                self.client.publish(topic, body, qos=1)
+                return
+            except OverflowError:  # every packet id in flight: wait for PUBACKs
+                self.metrics.flow_waits.inc()
+                await asyncio.sleep(0.001)
+
+    async def run(self, stop: asyncio.Event) -> Summary:
+        cfg = self.config
+        n = len(self.devices)
+        m = self.metrics
+        m.target_rate.set(n / cfg.interval)
+        await self.connect()
+        log.info(
+            "shard %d/%d: %d devices (indices %d..%d), target %.0f msg/s to mqtt://%s:%s",
+            cfg.shard_index, cfg.shard_count, n, self.devices[0].index if n else 0,
+            self.devices[-1].index if n else 0, n / cfg.interval, cfg.mqtt_host, cfg.mqtt_port,
+        )  # fmt: skip
+        slot_len = cfg.interval / cfg.slots
+        bounds = [n * s // cfg.slots for s in range(cfg.slots + 1)]
+        start = time.monotonic()
+        report_at, report_count, behind_since = start + cfg.report_every, 0, 0.0
+        tick = 0
+        while not stop.is_set():
+            for s in range(cfg.slots):
+                due = start + tick * cfg.interval + s * slot_len
+                now = time.monotonic()
+                if now < due:
+                    await asyncio.sleep(due - now)
+                    lag = 0.0
+                else:
+                    lag = now - due
+                    await asyncio.sleep(0)  # let PUBACKs in
+                m.lag.set(lag)
+                self.summary.max_lag = max(self.summary.max_lag, lag)
+                if lag > cfg.interval:
+                    behind_since = behind_since or now
+                else:
+                    behind_since = 0.0
+                if stop.is_set():
+                    break
+                ts = fleet.timestamp(time.time())
+                for i in range(bounds[s], bounds[s + 1]):
+                    state = self.states[i] = fleet.next_state(self.states[i], self.rng.random())
+                    dev = self.devices[i]
+                    body = orjson.dumps(fleet.payload(dev, state, ts, self.rng))
+                    await self._publish(dev.topic, body)
+                count = bounds[s + 1] - bounds[s]
+                self.summary.published += count
+                m.published.inc(count)
+            tick += 1
+            now = time.monotonic()
+            if now >= report_at:
+                self._report(now, report_at - cfg.report_every, self.summary.published - report_count, behind_since)
+                report_at, report_count = now + cfg.report_every, self.summary.published
+            if cfg.duration and now - start >= cfg.duration:
+                break
+        self.summary.seconds = time.monotonic() - start
+        await self._drain()
+        return self.summary
+
+    def _report(self, now: float, since: float, count: int, behind_since: float) -> None:
+        rate = count / (now - since)
+        target = len(self.devices) / self.config.interval
+        self.metrics.achieved_rate.set(rate)
+        self.metrics.inflight.set(self.inflight)
+        for idx, name in enumerate(fleet.STATES):
+            self.metrics.devices.labels(name).set(sum(1 for st in self.states if st == idx))
+        if behind_since:
+            log.error(
+                "FALLING BEHIND: achieved %.0f msg/s of the %.0f target, %.1f s late; "
+                "add shards (--shard-count) or lower --devices",
+                rate, target, now - behind_since + self.config.interval,
+            )  # fmt: skip
+        else:
+            log.info("published %.0f msg/s (target %.0f), %d in flight", rate, target, self.inflight)
+
+    async def _drain(self, timeout: float = 30.0) -> None:
+        """Wait until the broker has acknowledged everything published, then disconnect."""
+        deadline = time.monotonic() + timeout
+        while self.inflight and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        self.summary.acknowledged = self.summary.published - self.inflight
+        await self.client.disconnect()
+
+
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespace]:
+    d = Config()
+    p = argparse.ArgumentParser(
+        prog="python -m tier0_simulators.devices",
+        description="Simulate IoT devices publishing telemetry to og/field/{site}/{type}/{device} "
+        "(MQTT 5, QoS 1): 4 device types (25%% each) over the sites, states OK/WARN/ALERT "
+        "(85/12/3%%, persistent), one message per device per interval. Reports the achieved rate.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--devices", type=int, default=_env_int("DEVICES", d.devices),
+                   help="size of the whole fleet, over all shards (env DEVICES)")  # fmt: skip
+    p.add_argument("--sites", type=int, default=_env_int("SITES", d.sites), choices=range(1, len(fleet.SITES) + 1),
+                   metavar=f"1..{len(fleet.SITES)}", help="number of sites (env SITES)")  # fmt: skip
+    p.add_argument("--shard-index", type=int, default=_env_int("JOB_COMPLETION_INDEX", d.shard_index),
+                   help="this process's shard (env JOB_COMPLETION_INDEX, set by an Indexed Job)")  # fmt: skip
+    p.add_argument("--shard-count", type=int, default=_env_int("SHARD_COUNT", d.shard_count),
+                   help="number of shards the fleet is split into (env SHARD_COUNT)")  # fmt: skip
+    p.add_argument("--interval", type=float, default=d.interval, help="seconds between two messages of a device")
+    p.add_argument("--mqtt-host", default=os.environ.get("MQTT_HOST", d.mqtt_host), help="(env MQTT_HOST)")
+    p.add_argument("--mqtt-port", type=int, default=_env_int("MQTT_PORT", d.mqtt_port), help="(env MQTT_PORT)")
+    p.add_argument("--duration", type=float, default=d.duration, help="stop after N seconds (0: never)")
+    p.add_argument("--report-every", type=float, default=d.report_every, help="seconds between rate reports")
+    p.add_argument("--seed", type=int, default=None, help="random seed (states and readings)")
+    p.add_argument("--metrics-port", type=int, default=_env_int("METRICS_PORT", 9103),
+                   help="Prometheus /metrics port (0: none; env METRICS_PORT)")  # fmt: skip
+    p.add_argument("--summary-json", action="store_true", help="print a JSON summary line on exit")
+    a = p.parse_args(argv)
+    if not 0 <= a.shard_index < a.shard_count:
+        p.error(f"--shard-index {a.shard_index} must be in [0, --shard-count {a.shard_count})")
+    if a.devices < 1 or a.interval <= 0:
+        p.error("--devices must be >= 1 and --interval > 0")
+    config = Config(
+        devices=a.devices, sites=a.sites, shard_index=a.shard_index, shard_count=a.shard_count,
+        interval=a.interval, mqtt_host=a.mqtt_host, mqtt_port=a.mqtt_port, duration=a.duration,
+        report_every=a.report_every, seed=a.seed,
+    )  # fmt: skip
+    return config, a
+
+
+async def _serve(config: Config) -> Summary:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return await DeviceSimulator(config, SimulatorMetrics(REGISTRY)).run(stop)
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run on uvloop when it is installed (it is with the services extra), else on asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def main(argv: list[str] | None = None) -> int:
+    config, args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("gmqtt").setLevel(logging.ERROR)
+    if args.metrics_port:
+        start_http_server(args.metrics_port)
+    summary = run_async(_serve(config))
+    log.info(
+        "published %d (%d acknowledged) in %.1f s: %.0f msg/s, max lag %.2f s",
+        summary.published, summary.acknowledged, summary.seconds, summary.rate, summary.max_lag,
+    )  # fmt: skip
+    if args.summary_json:
+        out: dict[str, Any] = {**summary.__dict__, "rate": summary.rate}
+        print(orjson.dumps(out).decode(), flush=True)
+    return 0 if summary.acknowledged == summary.published else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""User-activity simulator: 200–500 signed-in users with churn, one message every 5 s to RabbitMQ.
+
+`Population` is pure (seeded random walk of users joining and leaving) and unit-tested; `publish`
+is the pika side: durable queue, persistent messages, publisher confirms, so a message the
+simulator counts as sent is one RabbitMQ has taken responsibility for.
+
+    python -m tier0_simulators.users --help
+"""
+
+import argparse
+import logging
+import os
+import random
+import signal
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pika
+import pika.exceptions
+from prometheus_client import CollectorRegistry, Counter, start_http_server
+
+from tier0_contract import topics
+from tier0_contract.models import UserActivityMessage
+
+log = logging.getLogger("tier0_simulators.users")
+
+CLIENTS = ("web-chrome", "web-firefox", "web-safari", "ios-app", "android-app")
+LOCATIONS = ("San Jose, US", "Austin, US", "Houston, US", "Calgary, CA", "Aberdeen, UK", "Perth, AU")
+
+
+@dataclass
+class User:
+    user_id: str
+    session_id: str
+    login: datetime
+    ip: str
+    client: str
+    location: str
+    connections: int
+
+
+@dataclass
+class Population:
+    """Signed-in users whose count wanders between `low` and `high`, with logins and logouts."""
+
+    low: int = 200
+    high: int = 500
+    seed: int | None = None
+    churn: float = 0.05  # share of users replaced per tick, besides the drift of the total
+    rng: random.Random = field(init=False)
+    users: dict[str, User] = field(default_factory=dict)
+    _next_id: int = 0
+    _seq: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.low <= self.high:
+            raise ValueError(f"need 0 < low <= high, got {self.low}..{self.high}")
+        self.rng = random.Random(self.seed)
+        self._target = self.rng.randint(self.low, self.high)
+
+    def _login(self, now: datetime) -> None:
+        self._next_id += 1
+        uid = f"USER-{self._next_id:06d}"
+        self.users[uid] = User(
+            user_id=uid,
+            session_id=f"SESS-{self.rng.getrandbits(48):012x}",
+            login=now,
+            ip=f"10.{self.rng.randrange(256)}.{self.rng.randrange(256)}.{self.rng.randrange(1, 255)}",
+            client=self.rng.choice(CLIENTS),
+            location=self.rng.choice(LOCATIONS),
+            connections=self.rng.choice((0, 1, 1, 1, 2, 3)),
+        )
+
+    def tick(self, now: datetime) -> UserActivityMessage:
+        """Advance one interval and return the message describing it."""
+        step = max(1, (self.high - self.low) // 20)
+        self._target = min(self.high, max(self.low, self._target + self.rng.randint(-step, step)))
+        for uid in self.rng.sample(sorted(self.users), k=int(len(self.users) * self.churn)):
+            del self.users[uid]
+        while len(self.users) > self._target:
+            del self.users[self.rng.choice(sorted(self.users))]
+        while len(self.users) < self._target:
+            self._login(now)
+        for user in self.users.values():
+            if self.rng.random() < 0.2:
+                user.connections = self.rng.choice((0, 1, 1, 2, 3))
+        self._seq += 1
+        connections = sum(u.connections for u in self.users.values())
+        return UserActivityMessage.model_validate(
+            {
+                "message_id": f"MSG-{now:%Y%m%d}-{self.seed or 0}-{self._seq:08d}",
+                "timestamp_utc": now,
+                "site_id": "SFO-WEB-01",
+                "metrics": {
+                    "active_users": len(self.users),
+                    "active_connections": connections,
+                    "server_cpu_pct": round(min(99.0, 20 + len(self.users) / 10 + self.rng.uniform(-5, 5)), 1),
+                    "server_memory_gb": round(8 + len(self.users) / 40 + self.rng.uniform(-0.5, 0.5), 1),
+                    "average_latency_ms": round(30 + connections / 12 + self.rng.uniform(0, 15), 1),
+                },
+                "active_users_list": [
+                    {
+                        "user_id": u.user_id,
+                        "session_id": u.session_id,
+                        "login_time_utc": u.login,
+                        "last_activity_utc": now,
+                        "ip_address": u.ip,
+                        "client": u.client,
+                        "location": u.location,
+                        "connections": u.connections,
+                    }
+                    for u in self.users.values()
+                ],
+            }
+        )
+
+
+def open_channel(amqp_url: str) -> tuple[pika.BlockingConnection, "pika.adapters.blocking_connection.BlockingChannel"]:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    channel.queue_declare(topics.ACTIVITY_QUEUE, durable=True, arguments=topics.activity_queue_arguments())
+    channel.confirm_delivery()
+    return connection, channel
+
+
+PERSISTENT = pika.BasicProperties(content_type="application/json", delivery_mode=pika.DeliveryMode.Persistent)
+
+
+def run(args: argparse.Namespace) -> int:
+    registry = CollectorRegistry()
+    published = Counter(
+        "tier0_user_simulator_messages_published", "User-activity messages confirmed by RabbitMQ", registry=registry
+    )
+    failures = Counter("tier0_user_simulator_publish_failures", "Publishes not confirmed", registry=registry)
+    if args.metrics_port:
+        start_http_server(args.metrics_port, registry=registry)
+    population = Population(args.min_users, args.max_users, args.seed)
+    stop = False
+
+    def on_signal(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    connection = channel = None
+    sent = 0
+    next_at = time.monotonic()
+    while not stop and (args.count == 0 or sent < args.count):
+        msg = population.tick(datetime.now(UTC))
+        body = msg.model_dump_json().encode()
+        while not stop:
+            try:
+                if channel is None:
+                    connection, channel = open_channel(args.amqp_url)
+                channel.basic_publish("", topics.ACTIVITY_QUEUE, body, PERSISTENT, mandatory=True)
+                break  # confirmed: basic_publish raises on nack or an unroutable message
+            except (pika.exceptions.AMQPError, pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
+                failures.inc()
+                log.warning("publish not confirmed (%s); retrying in 1 s", exc or type(exc).__name__)
+                connection = channel = None
+                time.sleep(1)
+        else:
+            break
+        sent += 1
+        published.inc()
+        log.info("sent %s: %d users, %d connections", msg.message_id, msg.metrics.active_users,
+                 msg.metrics.active_connections)  # fmt: skip
+        next_at += args.interval
+        time.sleep(max(0.0, next_at - time.monotonic()))
+    if connection is not None and connection.is_open:
+        connection.close()
+    log.info("stopped after %d confirmed messages", sent)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    env = os.environ.get
+    p = argparse.ArgumentParser(
+        prog="python -m tier0_simulators.users",
+        description="Publish simulated user activity to the durable RabbitMQ queue webapp_active_users "
+        "(persistent messages, publisher confirms).",
+    )
+    p.add_argument("--amqp-url", default=env("TIER0_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
+                   help="RabbitMQ URL (env TIER0_AMQP_URL)")  # fmt: skip
+    p.add_argument("--interval", type=float, default=5.0, help="seconds between messages (default 5)")
+    p.add_argument("--min-users", type=int, default=200, help="fewest signed-in users (default 200)")
+    p.add_argument("--max-users", type=int, default=500, help="most signed-in users (default 500)")
+    p.add_argument("--count", type=int, default=0, help="stop after this many messages (default 0: run forever)")
+    p.add_argument("--seed", type=int, default=None, help="random seed, for repeatable runs")
+    p.add_argument("--metrics-port", type=int, default=int(env("TIER0_METRICS_PORT", "0")),
+                   help="Prometheus /metrics port, 0 to disable (env TIER0_METRICS_PORT)")  # fmt: skip
+    args = p.parse_args(argv)
+    if not 0 < args.min_users <= args.max_users:
+        p.error("--min-users must be > 0 and <= --max-users")
+    if args.interval <= 0:
+        p.error("--interval must be > 0")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

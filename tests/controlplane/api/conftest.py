@@ -1,0 +1,100 @@
+"""Failover-endpoint fixtures: the real CRD on the real apiserver, a RegionPair per test, and a
+stand-in that plays the operator's part by writing the status subresource the way the operator
+reports it (these tests check the API's behaviour, not the operator's)."""
+
+import asyncio
+import contextlib
+import json
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from tier0_dev.controlplane import ControlPlane
+from tier0_dev.procs import ROOT
+from tier0_services import kube
+from tier0_services.api import testing
+from tier0_services.api.app import create_app
+from tier0_services.api.settings import Settings
+
+CRD = ROOT / "crds" / "regionpairs.tier0.dev.yaml"
+TOKEN = "failover-test-token"
+
+
+def run_kubectl(kubectl: list[str], *args: str, stdin: str | None = None) -> str:
+    out = subprocess.run([*kubectl, *args], input=stdin, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+@pytest.fixture(scope="session")
+def regionpair_crd(kubectl: list[str]) -> Path:
+    run_kubectl(kubectl, "apply", "-f", str(CRD))
+    run_kubectl(kubectl, "wait", "--for=condition=Established", "crd/regionpairs.tier0.dev", "--timeout=30s")
+    return CRD
+
+
+@pytest.fixture
+def namespace(kubectl: list[str], regionpair_crd: Path) -> Iterator[str]:
+    ns = f"api-{uuid.uuid4().hex[:8]}"
+    run_kubectl(kubectl, "create", "namespace", ns)
+    yield ns
+    subprocess.run([*kubectl, "delete", "namespace", ns, "--wait=false"], capture_output=True, timeout=60)
+
+
+@pytest.fixture
+async def kube_client(control_plane: ControlPlane) -> AsyncIterator[kube.KubeClient]:
+    client = kube.KubeClient(kube.load_config(control_plane.kubeconfig))
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def regionpair(kubectl: list[str], namespace: str, kube_client: kube.KubeClient) -> kube.ObjectRef:
+    """A RegionPair with region1 active and Healthy, as the operator reports a settled pair."""
+    run_kubectl(kubectl, "-n", namespace, "create", "-f", "-", stdin=json.dumps(testing.regionpair_manifest()))
+    ref = kube.regionpair_ref(namespace, "og-field")
+    status = {"activeRegion": "region1", "requestedRegion": "region1", "phase": "Healthy", "epoch": 1}
+    await kube_client.merge_patch(ref, {"status": {**status, "observedGeneration": 1}}, subresource="status")
+    return ref
+
+
+@pytest.fixture
+async def operator(kube_client: kube.KubeClient, regionpair: kube.ObjectRef) -> AsyncIterator[testing.FakeOperator]:
+    fake = testing.FakeOperator(kube_client, regionpair)
+    task = asyncio.create_task(fake.run())
+    yield fake
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+ApiFactory = Callable[..., Awaitable[httpx.AsyncClient]]
+
+
+@pytest.fixture
+async def api_factory(control_plane: ControlPlane, redis_port: int) -> AsyncIterator[ApiFactory]:
+    """`await api_factory(namespace, **settings)`: the region API with this control plane's kubeconfig."""
+    async with AsyncExitStack() as stack:
+
+        async def start(namespace: str, **overrides: Any) -> httpx.AsyncClient:
+            settings: dict[str, Any] = {
+                "redis_url": f"redis://127.0.0.1:{redis_port}/0",
+                "kubeconfig": control_plane.kubeconfig,
+                "regionpair_namespace": namespace,
+                "api_token": TOKEN,
+                "failover_timeout_seconds": 10,
+                **overrides,
+            }
+            app = create_app(Settings(**settings))
+            manager = await stack.enter_async_context(LifespanManager(app))
+            transport = httpx.ASGITransport(app=manager.app, raise_app_exceptions=False)
+            return await stack.enter_async_context(httpx.AsyncClient(transport=transport, base_url="http://region1"))
+
+        yield start

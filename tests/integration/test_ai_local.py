@@ -1,0 +1,169 @@
+"""AI features with the real local model (ONNX MiniLM from its PyPI package) and a real redis-server,
+the network blocked: image search ranks the right sample first, questions get cited answers or an
+abstention, documents added through the API are retrieved.
+"""
+
+import socket
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from tier0_dev import programs
+from tier0_dev.procs import free_port
+from tier0_services.ai.local_model import MiniLMEmbedder
+from tier0_services.ai.providers import Providers
+from tier0_services.ai.rag.extractive import ExtractiveAnswerer
+from tier0_services.ai.settings import AISettings
+from tier0_services.api.app import create_app
+from tier0_services.api.settings import Settings
+
+TOKEN = "test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest.fixture(scope="module")
+def offline_model() -> Iterator[MiniLMEmbedder]:
+    """The model loaded and used with HF_HUB_OFFLINE=1 and every non-loopback connection refused
+    (loopback stays open for the tests' own redis-server)."""
+    attempts: list[Any] = []
+    real = socket.create_connection
+
+    def guarded(address: Any, *args: Any, **kwargs: Any) -> socket.socket:
+        if address[0] in {"127.0.0.1", "localhost", "::1"}:
+            return real(address, *args, **kwargs)
+        attempts.append(address)
+        raise OSError(f"network blocked in this test: {address}")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setattr(socket, "create_connection", guarded)
+        model = MiniLMEmbedder()
+        model.load()
+        vectors = model.embed_texts(["a turbine", "workers without hard hats"], "search_query")
+        assert vectors.shape == (2, 384)
+        yield model
+        assert attempts == [], f"the local model tried to reach {attempts}"
+
+
+@pytest.fixture(scope="module")
+def module_redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """One redis-server for the module: the samples are embedded once, tests only read or add."""
+    port = free_port()
+    proc = programs.redis(port, tmp_path_factory.mktemp("redis-ai"))
+    yield port
+    proc.stop()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def client(module_redis_port: int, offline_model: MiniLMEmbedder) -> AsyncIterator[httpx.AsyncClient]:
+    settings = Settings(
+        region="region1", redis_url=f"redis://127.0.0.1:{module_redis_port}/0", api_token=SecretStr(TOKEN)
+    )
+    app: FastAPI = create_app(settings)
+    app.state.ai_settings = AISettings(provider="local", load_samples=True)
+    app.state.ai_providers = Providers(kind="local", embedder=offline_model, answerer=ExtractiveAnswerer(offline_model))
+    async with LifespanManager(app) as manager:
+        await app.state.ai.ready.wait()
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://region1") as c:
+            yield c
+
+
+async def search(client: httpx.AsyncClient, query: str, **extra: Any) -> dict[str, Any]:
+    resp = await client.post("/api/images/search", json={"query": query, **extra})
+    assert resp.status_code == 200, resp.text
+    body: dict[str, Any] = resp.json()
+    return body
+
+
+async def test_workers_without_hard_hats_rank_that_image_first(client: httpx.AsyncClient) -> None:
+    body = await search(client, "workers without hard hats", top_k=3)
+    assert body["mode"] == "caption" and body["backend"] == "numpy"
+    assert body["model"] == "all-MiniLM-L6-v2-onnx-int8"
+    first = body["results"][0]
+    assert "workers without hard hats" in first["tags"]
+    scores = [r["score"] for r in body["results"]]
+    assert scores == sorted(scores, reverse=True)
+    turbine = await search(client, "turbine site that has workers without hats", top_k=1)
+    assert turbine["results"][0]["image_id"] == "WY-ALPHA_turbine_Turbine1.png"
+
+
+async def test_engineer_with_tablet_and_filters(client: httpx.AsyncClient) -> None:
+    body = await search(client, "engineer holding a tablet", top_k=3)
+    assert all("engineer holding a tablet" in r["tags"] for r in body["results"])
+    only = await search(client, "engineer holding a tablet", top_k=5, site_id="OK-DELTA")
+    assert {r["site_id"] for r in only["results"]} == {"OK-DELTA"}
+    assert only["results"][0]["image_id"] == "OK-DELTA_thermal_engine_Engine9.png"
+    typed = await search(client, "equipment", top_k=10, device_type="electrical_rotor")
+    assert typed["count"] == 4 and {r["device_type"] for r in typed["results"]} == {"electrical_rotor"}
+
+
+async def test_list_and_site(client: httpx.AsyncClient) -> None:
+    listed = (await client.get("/api/images/list")).json()
+    assert listed["count"] == 16
+    assert {i["device_type"] for i in listed["images"]} == {
+        "turbine",
+        "thermal_engine",
+        "electrical_rotor",
+        "og_sensor",
+    }
+    site = (await client.get("/api/images/site/WY-ALPHA")).json()
+    assert site["count"] == 5 and {i["site_id"] for i in site["images"]} == {"WY-ALPHA"}
+    missing = await client.get("/api/images/site/NOWHERE")
+    assert missing.status_code == 404 and "NOWHERE" in missing.json()["detail"]
+    assert (await client.get("/api/images/site/bad%20id")).status_code == 422
+    assert (await client.post("/api/images/search", json={"query": ""})).status_code == 422
+
+
+async def test_question_answered_from_cited_passages(client: httpx.AsyncClient) -> None:
+    resp = await client.post(
+        "/api/diagnostics/query", json={"question": "How many safety incidents occurred in BP operations in 2024?"}
+    )
+    body = resp.json()
+    assert resp.status_code == 200 and body["mode"] == "retrieval", body
+    assert body["citations"] and body["citations"][0]["doc_id"] == "hse-incidents-2024"
+    assert "9 safety incidents" in body["answer"]
+    for key in ("question", "answer", "timestamp", "provider"):
+        assert key in body
+    # Every number in the answer is copied from a cited passage.
+    cited_text = " ".join(c["text"] for c in body["citations"])
+    for token in body["answer"].replace(",", " ").split():
+        digits = token.strip(".[]()")
+        if digits.isdigit() and not token.startswith("["):
+            assert digits in cited_text
+
+
+async def test_unsupported_question_abstains(client: httpx.AsyncClient) -> None:
+    body = (
+        await client.post("/api/diagnostics/query", json={"question": "What was the price of gold in Zurich in 1987?"})
+    ).json()
+    assert body["mode"] == "abstain" and body["citations"] == []
+    assert "cannot answer" in body["answer"]
+
+
+async def test_documents_added_through_the_api_are_retrieved(client: httpx.AsyncClient) -> None:
+    doc = {
+        "doc_id": "compressor-noise",
+        "title": "Compressor station noise survey",
+        "text": "# Survey\n\nThe 2025 noise survey at Texas Beta measured 71 dBA at the fence line "
+        "of the compressor station.",
+    }
+    assert (await client.post("/api/diagnostics/documents", json=doc)).status_code == 401
+    added = (await client.post("/api/diagnostics/documents", json=doc, headers=AUTH)).json()
+    assert added["passages"] == 1 and added["changed"] is True
+    again = (await client.post("/api/diagnostics/documents", json=doc, headers=AUTH)).json()
+    assert again["changed"] is False
+    body = (
+        await client.post("/api/diagnostics/query", json={"question": "What noise level was measured at Texas Beta?"})
+    ).json()
+    assert body["mode"] == "retrieval" and body["citations"][0]["doc_id"] == "compressor-noise"
+    assert "71 dBA" in body["answer"]
+    docs = (await client.get("/api/diagnostics/documents")).json()
+    assert "compressor-noise" in {d["doc_id"] for d in docs["documents"]}

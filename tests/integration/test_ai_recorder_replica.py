@@ -1,0 +1,30 @@
+"""The access-log recorder on a replica region: nothing is written or lost until promotion."""
+
+import time
+
+from redis.asyncio import Redis
+
+from tier0_services.ai.logs import aggregates
+from tier0_services.ai.logs.parse import LogEntry
+from tier0_services.ai.logs.recorder import AccessLogRecorder
+
+
+async def test_replica_keeps_entries_and_writes_them_after_promotion(redis_factory) -> None:  # type: ignore[no-untyped-def]
+    _, primary_port = redis_factory()
+    _, replica_port = redis_factory("--replicaof", "127.0.0.1", str(primary_port))
+    replica = Redis(port=replica_port)
+    try:
+        recorder = AccessLogRecorder(replica)
+        for i in range(5):
+            recorder.observe(
+                LogEntry(ip=f"10.0.0.{i}", ts=time.time(), method="GET", path="/x", status=400, latency_ms=1.0)
+            )
+        assert await recorder.flush() == 0  # READONLY: kept, not dropped
+        assert recorder.dropped == 0 and recorder.recorded == 0
+
+        await replica.replicaof("NO", "ONE")
+        assert await recorder.flush() == 5
+        total, ips = await aggregates.top_ips_for_status(replica, 400, 10)
+        assert total == 5 and len(ips) == 5
+    finally:
+        await replica.aclose()
