@@ -416,7 +416,43 @@ BROKERS = Dashboard(
                     t(f"sum(rate(rabbitmq_global_messages_received_total{{{NS}}}[{RI}]))", "received"),
                     t(f"sum(rate(rabbitmq_global_messages_delivered_total{{{NS}}}[{RI}]))", "delivered"),
                 ),
-                p("Consumers", "short", t(f"sum(rabbitmq_consumers{{{NS}}})", "consumers"), kind="stat"),
+                p("Consumers", "short", t(f"sum(rabbitmq_consumers{{{NS}}})", "consumers"), kind="stat", width=6),
+                p(
+                    "Activity consumer connected",
+                    "bool_yes_no",
+                    t(f"min by (region) (tier0_activity_broker_connected{{{NS_REGION}}})", "{{region}}"),
+                    kind="stat",
+                    width=6,
+                ),
+                p(
+                    "User-activity messages published (confirmed)",
+                    MSG_S,
+                    t(f"sum(rate(tier0_user_simulator_messages_published_total{{{NS}}}[{RI}]))", "published"),
+                ),
+                p(
+                    "Activity messages handled, by result",
+                    MSG_S,
+                    t(
+                        f"sum by (region, result) (rate(tier0_activity_messages_total{{{NS_REGION}}}[{RI}]))",
+                        "{{region}} {{result}}",
+                    ),
+                    stack=True,
+                    description="requeued: the region's Redis is a replica or down; the message waits in the queue.",
+                ),
+                p(
+                    "Activity consumer lag (queue depth)",
+                    "short",
+                    t(f"max by (region) (tier0_activity_queue_messages{{{NS_REGION}}})", "queued {{region}}"),
+                ),
+                p(
+                    "Activity write p99",
+                    "s",
+                    t(
+                        f"histogram_quantile(0.99, sum by (le, region) "
+                        f"(rate(tier0_activity_apply_seconds_bucket{{{NS_REGION}}}[{RI}])))",
+                        "{{region}}",
+                    ),
+                ),
             ),
         ),
         Row(

@@ -91,6 +91,59 @@ def _operator() -> list[Process]:
     return [proc.wait_ready(_http_ok("http://127.0.0.1:8080/metrics"), timeout=30)]
 
 
+def _metric_ready(port: int, line: str) -> Callable[[], bool]:
+    """Ready when the component's /metrics has a sample line starting with `line`."""
+
+    def check() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=0.5) as r:
+                return any(row.startswith(line) for row in r.read().decode().splitlines())
+        except OSError:
+            return False
+
+    return check
+
+
+def _ingest(region: str, redis_port: int, metrics_port: int) -> Callable[[], list[Process]]:
+    """MQTT ingest worker of one region; region2's pauses while its Redis is the replica."""
+
+    def start() -> list[Process]:
+        env = {"TIER0_REGION": region, "TIER0_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+               "TIER0_MQTT_PORT": "1883", "TIER0_METRICS_PORT": str(metrics_port)}  # fmt: skip
+        proc = python_module(f"ingest-{region}", "tier0_services.ingest", [], env)
+        return [proc.wait_ready(_metric_ready(metrics_port, "tier0_ingest_mqtt_connected 1"), timeout=30)]
+
+    return start
+
+
+def _activity() -> list[Process]:
+    env = {"TIER0_AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/%2F", "TIER0_REDIS_URL": "redis://127.0.0.1:6379/0",
+           "TIER0_METRICS_PORT": "9102"}  # fmt: skip
+    proc = python_module("activity-consumer", "tier0_services.activity", [], env)
+    return [proc.wait_ready(_metric_ready(9102, "tier0_activity_broker_connected 1"), timeout=30)]
+
+
+def _device_simulator() -> list[Process]:
+    """10,000 devices by default (laptop-friendly); `DEVICES=100000 make up` for the full fleet, in
+    shards of at most 25,000 devices (about what one process publishes per second)."""
+    devices = int(os.environ.get("DEVICES", "10000"))
+    shards = max(1, -(-devices // 25_000))
+    procs = []
+    for k in range(shards):
+        port = 9103 if k == 0 else 9120 + k
+        env = {"DEVICES": str(devices), "SHARD_COUNT": str(shards), "JOB_COMPLETION_INDEX": str(k),
+               "MQTT_PORT": "1883", "METRICS_PORT": str(port)}  # fmt: skip
+        proc = python_module(f"device-simulator-{k}" if k else "device-simulator", "tier0_simulators.devices", [], env)
+        procs.append(proc.wait_ready(_metric_ready(port, "tier0_simulator_messages_published_total"), timeout=30))
+    return procs
+
+
+def _user_simulator() -> list[Process]:
+    env = {"TIER0_AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/%2F", "TIER0_METRICS_PORT": "9104"}
+    proc = python_module("user-simulator", "tier0_simulators.users", [], env)
+    return [proc.wait_ready(_metric_ready(9104, "tier0_user_simulator_messages_published_total"), timeout=30)]
+
+
 COMPONENTS: list[Component] = [
     Component("redis-region1", "redis://127.0.0.1:6379 (primary)", 6379, _redis("region1", 6379, None)),
     Component("redis-region2", "redis://127.0.0.1:6380 (replica of region1)", 6380, _redis("region2", 6380, 6379)),
@@ -112,6 +165,34 @@ COMPONENTS: list[Component] = [
     Component("region-api-region1", "http://127.0.0.1:8000 (docs: /docs)", 8000, _region_api("region1", 8000, 6379)),
     Component("region-api-region2", "http://127.0.0.1:8100 (docs: /docs)", 8100, _region_api("region2", 8100, 6380)),
     Component("operator", "metrics http://127.0.0.1:8080/metrics (kubectl get rp og-field)", 8080, _operator),
+    Component(
+        "ingest-region1",
+        "metrics http://127.0.0.1:9101/metrics (writes redis-region1)",
+        9101,
+        _ingest("region1", 6379, 9101),
+    ),  # fmt: skip
+    Component(
+        "ingest-region2",
+        "metrics http://127.0.0.1:9111/metrics (paused while region2 is the replica)",
+        9111,
+        _ingest("region2", 6380, 9111),
+    ),  # fmt: skip
+    Component(
+        "activity-consumer",
+        "metrics http://127.0.0.1:9102/metrics (webapp_active_users -> redis-region1)",
+        9102,
+        _activity,
+    ),  # fmt: skip
+    Component(
+        "device-simulator",
+        f"metrics http://127.0.0.1:9103/metrics ({os.environ.get('DEVICES', '10000')} "
+        "devices, DEVICES=100000 for the full fleet)",
+        9103,
+        _device_simulator,
+    ),  # fmt: skip
+    Component(
+        "user-simulator", "metrics http://127.0.0.1:9104/metrics (200-500 users, every 5 s)", 9104, _user_simulator
+    ),  # fmt: skip
 ]
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import redis
 from table import Table
 
+from tier0_contract import keys
 from tier0_dev import programs
 from tier0_dev.procs import Process, find_program, free_port
 
@@ -37,8 +38,9 @@ def _worker(mqtt: int, redis_port: int, log: Path) -> Process:
     return Process("ingest", argv, log).start()
 
 
-def _stats(r: "redis.Redis[bytes]") -> dict[str, int]:
-    return {k.decode(): int(v) for k, v in r.hgetall("stats:ingest").items()}
+def _stats(r: redis.Redis) -> dict[str, int]:
+    raw: dict[bytes, bytes] = r.hgetall(keys.INGEST_STATS)  # type: ignore[assignment]
+    return {k.decode(): int(v) for k, v in raw.items()}
 
 
 def main() -> int:
@@ -57,7 +59,7 @@ def main() -> int:
             subprocess.run([*ref, "-E"], check=True, timeout=10)
             worker = _worker(mqtt, redis_port, state / "worker.log")
             log = state / "worker.log"
-            worker.wait_ready(lambda: "subscribed to" in log.read_text(), timeout=30)
+            worker.wait_ready(lambda: "subscription acknowledged" in log.read_text(), timeout=30)
             time.sleep(0.5)  # the SUBACK
             worker.stop()
 
@@ -111,10 +113,10 @@ def main() -> int:
     t.add("ingest worker, 1 process (msg/s)", worker_rate, f"{ratio:.2f} x mosquitto_sub",
           f">= {TARGET_RATE:,} and >= 0.5 x", _yes(worker_rate >= TARGET_RATE and ratio >= 0.5))  # fmt: skip
     t.add("end-to-end loss at QoS 1 (messages)", loss, f"{acked:,} acked by broker", "0", _yes(loss == 0))
-    t.add("stored / duplicate / stale / invalid", "/".join(str(s.get(k, 0)) for k in ("stored", "duplicate", "stale", "invalid")),
-          "-", "invalid 0", _yes(s.get("invalid", 0) == 0))  # fmt: skip
-    t.add("simulator publish, 1 process (msg/s)", float(summary["rate"]), f"{published:,} in {summary['seconds']:.1f} s",
-          "-", "-")  # fmt: skip
+    counts = "/".join(str(s.get(k, 0)) for k in ("stored", "duplicate", "stale", "invalid"))
+    t.add("stored / duplicate / stale / invalid", counts, "-", "invalid 0", _yes(s.get("invalid", 0) == 0))
+    sim_ref = f"{published:,} in {summary['seconds']:.1f} s"
+    t.add("simulator publish, 1 process (msg/s)", float(summary["rate"]), sim_ref, "-", "-")
     t.print()
     return 0 if loss == 0 and s.get("invalid", 0) == 0 else 1
 

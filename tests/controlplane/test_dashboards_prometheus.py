@@ -4,12 +4,13 @@ What is tested:
 - every panel query parses as PromQL (`promtool check rules` on the queries written as recording
   rules; promtool 2.42 has no standalone expression parser);
 - every tier0 metric a panel uses is exported by a running tier0 component: the region APIs, the
-  ingest workers, the device simulator and the operator are started for real (two redis-servers,
+  ingest workers, the activity consumers, both simulators and the operator are started for real (two redis-servers,
   mosquitto, the local kube-apiserver with a RegionPair) and their /metrics are read; the
   rabbitmq_* metrics likewise from a real rabbitmq-server with its Prometheus plugin;
 - a real Prometheus (Debian package) scraping all of them returns data for every panel query that
-  reads tier0 or RabbitMQ metrics, after real traffic: device messages through MQTT, API requests
-  and one switchover requested through the API (so the transition and failover panels have data).
+  reads tier0 or RabbitMQ metrics, after real traffic: device messages through MQTT, user activity
+  through RabbitMQ, API requests and one switchover requested through the API (so the transition
+  and failover panels have data too).
 Queries on EMQX and redis_exporter metrics are only parsed here (neither program is installed);
 their metrics are listed in dashboards.EXTERNAL_METRICS and scraped for real on a cluster (kind).
 """
@@ -194,6 +195,19 @@ def stack(
         s.processes.append(programs.rabbitmq(rabbit, logs / "rabbitmq"))
         assert rabbit.prometheus is not None
         s.jobs["rabbitmq"] = [(rabbit.prometheus, {})]
+        amqp_url = f"amqp://guest:guest@127.0.0.1:{rabbit.amqp}/%2F"
+        for region, port in redis_ports.items():
+            metrics_port = free_port()
+            env = {"TIER0_AMQP_URL": amqp_url, "TIER0_REDIS_URL": f"redis://127.0.0.1:{port}/0",
+                   "TIER0_METRICS_PORT": str(metrics_port), "TIER0_REGION": region}  # fmt: skip
+            start(s, f"activity-{region}", [py, "-m", "tier0_services.activity"], logs, env)
+            s.jobs.setdefault("activity", []).append((metrics_port, {"region": region}))
+        users_port = free_port()
+        users_argv = [py, "-m", "tier0_simulators.users", "--interval", "1", "--min-users", "20", "--max-users", "40"]
+        start(
+            s, "user-simulator", users_argv, logs, {"TIER0_AMQP_URL": amqp_url, "TIER0_METRICS_PORT": str(users_port)}
+        )
+        s.jobs["user-simulator"] = [(users_port, {})]
 
         sim_port = free_port()
         sim_argv = [py, "-m", "tier0_simulators.devices", "--devices", "300", "--metrics-port", str(sim_port),

@@ -86,6 +86,9 @@ class IngestWorker:
         )
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_subscribe = self._on_subscribe
+        self.subscribed = asyncio.Event()
+        """Set once the broker has acknowledged the shared subscription (cleared on disconnect)."""
         self.client.reconnect_retries = -1  # gmqtt's UNLIMITED_RECONNECTS
         self.client.reconnect_delay = 0.5
 
@@ -105,8 +108,13 @@ class IngestWorker:
         if self._want_subscription:
             self._subscribe()
 
+    def _on_subscribe(self, client: Any, mid: int, qos: Any, properties: Any) -> None:
+        log.info("subscription acknowledged (granted QoS %s)", qos)
+        self.subscribed.set()
+
     def _on_disconnect(self, client: Any, packet: Any, exc: Any = None) -> None:
         self._connected = False
+        self.subscribed.clear()
         self.metrics.mqtt_connected.set(0)
         if not self._stopping:
             # gmqtt retries with a fixed delay; grow it so a long broker outage is not hammered.
@@ -120,7 +128,7 @@ class IngestWorker:
             self.client.resubscribe(existing[0])
         else:
             self.client.subscribe(topic, qos=1)
-        log.info("subscribed to %s", topic)
+        log.info("subscribing to %s", topic)
 
     async def _connect(self) -> None:
         delay = 0.5

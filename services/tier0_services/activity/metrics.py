@@ -1,0 +1,29 @@
+"""Prometheus metrics of the activity consumer (one registry per consumer, so tests can run several)."""
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class ActivityMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.messages = Counter(
+            "tier0_activity_messages",
+            "User-activity messages handled, by result: stored, duplicate (redelivery), stale (older than "
+            "the newest), invalid (dead-lettered), requeued (Redis unavailable or a replica)",
+            ["result"],
+            registry=self.registry,
+        )
+        self.apply_seconds = Histogram(
+            "tier0_activity_apply_seconds",
+            "Time to write one message to Redis",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "tier0_activity_queue_messages", "Messages waiting in webapp_active_users (consumer lag)",
+            registry=self.registry,
+        )  # fmt: skip
+        self.connected = Gauge(
+            "tier0_activity_broker_connected", "1 while connected to RabbitMQ", registry=self.registry
+        )
+        self.reconnects = Counter("tier0_activity_reconnects", "Broker reconnections", registry=self.registry)

@@ -1,0 +1,170 @@
+"""User simulator -> real RabbitMQ -> activity consumer -> real Redis.
+
+Checks: every confirmed message applied exactly once; poison messages counted and dead-lettered
+while the consumer keeps going; a consumer SIGKILLed mid-stream loses nothing; the consumer
+reconnects after a restart of its own broker; a Redis replica holds messages unacknowledged.
+"""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pika
+import pytest
+from redis import Redis
+
+from tier0_contract import keys, topics
+from tier0_dev import programs
+from tier0_dev.procs import free_port
+from tier0_services.activity.consumer import ActivityConsumer, ConsumerConfig, declare
+from tier0_services.activity.metrics import ActivityMetrics
+from tier0_services.activity.store import ActivityStore
+from tier0_simulators.users import PERSISTENT, Population
+
+Channel = Any  # pika is untyped (mypy: ignore_missing_imports)
+
+
+def amqp_url(port: int) -> str:
+    return f"amqp://guest:guest@127.0.0.1:{port}/%2F"
+
+
+@pytest.fixture
+def queue(rabbitmq_port: int) -> Iterator[Channel]:
+    """A clean queue set on the session broker, with a confirming channel for publishing."""
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url(rabbitmq_port)))
+    ch = conn.channel()
+    for q in (topics.ACTIVITY_QUEUE, topics.ACTIVITY_DEAD_LETTER_QUEUE):
+        ch.queue_delete(q)
+    declare(ch)
+    ch.confirm_delivery()
+    yield ch
+    conn.close()
+
+
+def publish(ch: Channel, n: int, seed: int = 3, start: datetime = datetime(2026, 1, 1, tzinfo=UTC)) -> list[str]:
+    pop = Population(20, 40, seed=seed)
+    ids = []
+    for i in range(n):
+        msg = pop.tick(start + timedelta(seconds=i))
+        ch.basic_publish("", topics.ACTIVITY_QUEUE, msg.model_dump_json().encode(), PERSISTENT, mandatory=True)
+        ids.append(msg.message_id)
+    return ids
+
+
+def stats(redis: Redis) -> dict[str, int]:
+    return {k.decode(): int(v) for k, v in redis.hgetall(keys.ACTIVITY_STATS).items()}  # type: ignore[union-attr]
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def consumer_thread(url: str, redis: Redis) -> tuple[ActivityConsumer, threading.Thread]:
+    consumer = ActivityConsumer(ConsumerConfig(url, prefetch=10), ActivityStore(redis), ActivityMetrics())
+    thread = threading.Thread(target=consumer.run, daemon=True)
+    thread.start()
+    return consumer, thread
+
+
+def test_every_message_once_and_poison_dead_lettered(queue: Channel, rabbitmq_port: int, redis_port: int) -> None:
+    redis = Redis(port=redis_port)
+    ids = publish(queue, 30)
+    queue.basic_publish("", topics.ACTIVITY_QUEUE, b"{not json", PERSISTENT)
+    queue.basic_publish("", topics.ACTIVITY_QUEUE, b'{"message_id": "MSG-1"}', PERSISTENT)
+    publish(queue, 5, seed=99)  # timestamps older than the newest above: recorded, not made latest
+    consumer, thread = consumer_thread(amqp_url(rabbitmq_port), redis)
+    try:
+        wait_for(lambda: sum(stats(redis).values()) >= 37)
+    finally:
+        consumer.stop()
+        thread.join(10)
+    assert stats(redis) == {"stored": 30, "stale": 5, "invalid": 2}
+    assert all(redis.exists(keys.activity_seen(i)) for i in ids)
+    assert redis.llen(keys.USERS_ACTIVITY_HISTORY) == 35
+    dead = queue.queue_declare(topics.ACTIVITY_DEAD_LETTER_QUEUE, passive=True).method.message_count
+    assert dead == 2
+    active = redis.get(keys.ACTIVE_USERS)
+    assert isinstance(active, bytes) and int(active) == redis.hlen(keys.USERS_ACTIVE)
+
+
+def test_consumer_killed_mid_stream_loses_nothing(queue: Channel, rabbitmq_port: int, redis_port: int) -> None:
+    redis = Redis(port=redis_port)
+    ids = publish(queue, 300)
+    env = {**os.environ, "TIER0_AMQP_URL": amqp_url(rabbitmq_port), "TIER0_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+           "TIER0_METRICS_PORT": "0", "TIER0_PREFETCH": "20"}  # fmt: skip
+    argv = [sys.executable, "-m", "tier0_services.activity"]
+    first = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: stats(redis).get("stored", 0) >= 20)
+    finally:
+        first.kill()  # SIGKILL: unacknowledged deliveries go back to the queue
+        first.wait()
+    assert stats(redis)["stored"] < 300
+    second = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: stats(redis).get("stored", 0) >= 300, timeout=60)
+        time.sleep(0.5)
+    finally:
+        second.terminate()
+        second.wait(10)
+    assert stats(redis)["stored"] == 300  # each applied exactly once; redeliveries counted as duplicates
+    assert all(redis.exists(keys.activity_seen(i)) for i in ids)
+
+
+def test_replica_holds_messages_until_promoted(
+    queue: Channel, rabbitmq_port: int, redis_factory: Callable[..., tuple[object, int]]
+) -> None:
+    _, primary_port = redis_factory()
+    _, own_port = redis_factory("--replicaof", "127.0.0.1", "0")
+    own = Redis(port=own_port)
+    own.replicaof("127.0.0.1", primary_port)
+    wait_for(lambda: own.info("replication").get("master_link_status") == "up")  # type: ignore[union-attr]
+    publish(queue, 5)
+    consumer, thread = consumer_thread(amqp_url(rabbitmq_port), own)
+    try:
+        time.sleep(1.5)
+        assert stats(own) == {} and stats(Redis(port=primary_port)) == {}
+        own.replicaof("NO", "ONE")
+        wait_for(lambda: stats(own).get("stored", 0) == 5)
+    finally:
+        consumer.stop()
+        thread.join(10)
+
+
+def test_consumer_reconnects_after_broker_restart(tmp_path: Path, redis_port: int) -> None:
+    ports = programs.RabbitPorts(amqp=free_port(), dist=free_port())
+    broker = programs.rabbitmq(ports, tmp_path / "rmq")
+    redis = Redis(port=redis_port)
+    consumer, thread = consumer_thread(amqp_url(ports.amqp), redis)
+    try:
+        conn = pika.BlockingConnection(pika.URLParameters(amqp_url(ports.amqp)))
+        ch = conn.channel()
+        declare(ch)
+        ch.confirm_delivery()
+        publish(ch, 5, seed=1)
+        wait_for(lambda: stats(redis).get("stored", 0) == 5)
+        conn.close()
+        broker.stop()
+        broker = programs.rabbitmq(ports, tmp_path / "rmq")
+        wait_for(lambda: consumer.metrics.reconnects._value.get() >= 1, timeout=60)
+        conn = pika.BlockingConnection(pika.URLParameters(amqp_url(ports.amqp)))
+        ch = conn.channel()
+        ch.confirm_delivery()
+        publish(ch, 5, seed=2, start=datetime(2026, 1, 2, tzinfo=UTC))
+        wait_for(lambda: stats(redis).get("stored", 0) == 10, timeout=60)
+        conn.close()
+    finally:
+        consumer.stop()
+        thread.join(10)
+        broker.stop()
