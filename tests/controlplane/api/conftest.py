@@ -17,27 +17,13 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from tier0_dev.controlplane import ControlPlane
-from tier0_dev.procs import ROOT
+from tier0_operator.testing import run_kubectl
 from tier0_services import kube
 from tier0_services.api import testing
 from tier0_services.api.app import create_app
 from tier0_services.api.settings import Settings
 
-CRD = ROOT / "crds" / "regionpairs.tier0.dev.yaml"
 TOKEN = "failover-test-token"
-
-
-def run_kubectl(kubectl: list[str], *args: str, stdin: str | None = None) -> str:
-    out = subprocess.run([*kubectl, *args], input=stdin, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    return out.stdout
-
-
-@pytest.fixture(scope="session")
-def regionpair_crd(kubectl: list[str]) -> Path:
-    run_kubectl(kubectl, "apply", "-f", str(CRD))
-    run_kubectl(kubectl, "wait", "--for=condition=Established", "crd/regionpairs.tier0.dev", "--timeout=30s")
-    return CRD
 
 
 @pytest.fixture

@@ -15,19 +15,11 @@ from tier0_operator import testing
 from tier0_operator.kube import Kube
 from tier0_operator.testing import run_kubectl
 
-CRD = ROOT / "crds" / "regionpairs.tier0.dev.yaml"
 RBAC = ROOT / "operator" / "rbac"
 
 
-@pytest.fixture(scope="session")
-def crd(kubectl: list[str]) -> Path:
-    run_kubectl(kubectl, "apply", "-f", str(CRD))
-    run_kubectl(kubectl, "wait", "--for=condition=Established", "crd/regionpairs.tier0.dev", "--timeout=30s")
-    return CRD
-
-
 @pytest.fixture
-def namespace(kubectl: list[str], crd: Path) -> Iterator[str]:
+def namespace(kubectl: list[str], regionpair_crd: Path) -> Iterator[str]:
     ns = f"rp-{uuid.uuid4().hex[:8]}"
     run_kubectl(kubectl, "create", "namespace", ns)
     svc = testing.service_manifest("region-api")

@@ -60,7 +60,7 @@ CASES = [
 ]
 
 
-def test_a_valid_pair_is_accepted_with_defaults(kubectl: list[str], crd: Path) -> None:
+def test_a_valid_pair_is_accepted_with_defaults(kubectl: list[str], regionpair_crd: Path) -> None:
     m = copy.deepcopy(GOOD)
     del m["spec"]["failover"], m["spec"]["paused"], m["spec"]["regions"][0]["redis"]["port"]
     ok, out = dry_run(kubectl, m)
@@ -75,14 +75,14 @@ def test_a_valid_pair_is_accepted_with_defaults(kubectl: list[str], crd: Path) -
 
 @pytest.mark.parametrize(("path", "value", "message"), CASES, ids=[c[0] + "=" + str(c[1])[:20] for c in CASES])
 def test_invalid_pairs_are_rejected_with_a_readable_message(
-    kubectl: list[str], crd: Path, path: str, value: Any, message: str
+    kubectl: list[str], regionpair_crd: Path, path: str, value: Any, message: str
 ) -> None:
     ok, out = dry_run(kubectl, mutate(path, value))
     assert not ok, f"accepted: {out[:200]}"
     assert message in out, out
 
 
-def test_printer_columns_and_short_name(kubectl: list[str], crd: Path) -> None:
+def test_printer_columns_and_short_name(kubectl: list[str], regionpair_crd: Path) -> None:
     out = run_kubectl(kubectl, "get", "crd", "regionpairs.tier0.dev", "-o", "json")
     crd_body = json.loads(out)
     assert crd_body["spec"]["names"]["shortNames"] == ["rp"]
@@ -90,7 +90,7 @@ def test_printer_columns_and_short_name(kubectl: list[str], crd: Path) -> None:
     assert columns[:4] == ["Active", "Phase", "Lag", "Last transition"] and "Age" in columns
 
 
-def test_the_local_example_is_valid(kubectl: list[str], crd: Path) -> None:
+def test_the_local_example_is_valid(kubectl: list[str], regionpair_crd: Path) -> None:
     example = Path(__file__).parents[3] / "operator" / "examples" / "regionpair-local.yaml"
     out = run_kubectl(kubectl, "apply", "--dry-run=server", "-f", str(example))
     assert "regionpair.tier0.dev/og-field created (server dry run)" in out
