@@ -82,6 +82,13 @@ INGEST_STATS = "stats:ingest"
 `stale` (older than the stored state, e.g. a redelivery; not applied), `invalid` (dead-lettered)."""
 
 
+PIPELINE_HEARTBEATS = "pipeline:heartbeats"
+"""HASH `{component}/{worker}` -> JSON `tier0_contract.pipeline.Heartbeat`, written about once a
+second by every ingest worker and activity consumer into the Redis it writes to (so it replicates
+with the data); times in it are that Redis server's clock. Read by the region API and the operator
+through `pipeline.assess()`."""
+
+
 # --- users (written by the activity consumer) ------------------------------------------------------
 
 ACTIVE_USERS = "stats:active_users"
