@@ -82,6 +82,13 @@ INGEST_STATS = "stats:ingest"
 `stale` (older than the stored state, e.g. a redelivery; not applied), `invalid` (dead-lettered)."""
 
 
+PAIR_EPOCH = "pair:epoch"
+"""STRING int: the RegionPair's epoch (`status.epoch`) at which this Redis became the primary,
+written by the operator into the primary when it promotes it (and on the first reconcile). Writers
+that can reach both regions' Redis write to the endpoint that reports `role:master` with the
+highest PAIR_EPOCH, so a partitioned old primary that still believes it is master is never chosen
+over the one the operator promoted."""
+
 PIPELINE_HEARTBEATS = "pipeline:heartbeats"
 """HASH `{component}/{worker}` -> JSON `tier0_contract.pipeline.Heartbeat`, written about once a
 second by every ingest worker and activity consumer into the Redis it writes to (so it replicates
