@@ -1,0 +1,213 @@
+"""Helpers to drive the operator from tests, benchmarks and `make up` (like kopf.testing).
+
+`start_operator()` runs `python -m tier0_operator` as a real subprocess (so tests can SIGKILL it),
+`pair_manifest()` builds a RegionPair for two local Redis servers, and `Writer` is a client that
+writes as fast as it can through "the Service": it resolves the active region from the Service
+selector, so it follows the operator exactly like traffic would, and it records every
+acknowledged write so a test can prove none was lost.
+"""
+
+import asyncio
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from tier0_contract import regionpair as rp
+from tier0_dev.procs import Process, free_port
+from tier0_operator.kube import Kube
+
+
+def start_operator(
+    kubeconfig: Path,
+    namespace: str,
+    log_path: Path,
+    *,
+    identity: str = "op",
+    env: dict[str, str] | None = None,
+) -> tuple[Process, int]:
+    """The operator as a subprocess watching `namespace`; returns it and its metrics port."""
+    port = free_port()
+    full_env = {
+        "KUBECONFIG": str(kubeconfig),
+        "TIER0_OPERATOR_METRICS_PORT": str(port),
+        "TIER0_OPERATOR_METRICS_HOST": "127.0.0.1",
+        "TIER0_OPERATOR_LEASE_NAMESPACE": namespace,
+        "TIER0_OPERATOR_LEASE_DURATION_SECONDS": "3",
+        "TIER0_OPERATOR_IDENTITY": identity,
+        **(env or {}),
+    }
+    argv = [sys.executable, "-m", "tier0_operator", "--namespace", namespace]
+    proc = Process(f"operator-{identity}", argv, log_path, env=full_env).start()
+    return proc, port
+
+
+def pair_manifest(
+    name: str,
+    ports: dict[str, int],
+    *,
+    active: str = "region1",
+    service: str = "region-api",
+    interval: float = 0.5,
+    threshold: int = 3,
+    mode: str = "Automatic",
+    paused: bool = False,
+    health_urls: dict[str, str] | None = None,
+    switchover_timeout: float = 5.0,
+    replication: dict[str, Any] | None = None,
+    pipeline: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A RegionPair for local Redis servers on `ports`, built from the contract's model."""
+    regions = [
+        {
+            "name": region,
+            "selector": {"app": "region-api", "tier0.dev/region": region},
+            "redis": {"host": "127.0.0.1", "port": port},
+            "healthURL": (health_urls or {}).get(region),
+        }
+        for region, port in ports.items()
+    ]
+    spec = rp.RegionPairSpec.model_validate(
+        {
+            "service": service,
+            "activeRegion": active,
+            "regions": regions,
+            "failover": {
+                "mode": mode,
+                "probeIntervalSeconds": interval,
+                "failureThreshold": threshold,
+                "switchoverTimeoutSeconds": switchover_timeout,
+            },
+            "replication": replication or {},
+            "pipeline": pipeline or {},
+            "paused": paused,
+        }
+    )
+    return rp.manifest(name, spec)
+
+
+def service_manifest(name: str, region: str = "region1") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {"selector": {"app": "region-api", "tier0.dev/region": region}, "ports": [{"port": 80}]},
+    }
+
+
+async def get_pair(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
+    body = await kube.get_pair(namespace, name)
+    assert body is not None, f"RegionPair {namespace}/{name} not found"
+    return body
+
+
+async def get_status(kube: Kube, namespace: str, name: str) -> rp.RegionPairStatus:
+    """The pair's status through the contract's model (what every reader sees)."""
+    return rp.RegionPair.from_object(await get_pair(kube, namespace, name)).status
+
+
+async def patch_pair(kube: Kube, namespace: str, name: str, spec: dict[str, Any]) -> None:
+    await kube.patch_pair(namespace, name, {"spec": spec})
+
+
+async def service_region(kube: Kube, namespace: str, service: str) -> str | None:
+    return ((await kube.service_selector(namespace, service)) or {}).get("tier0.dev/region")
+
+
+async def list_events(kube: Kube, namespace: str, reason: str | None = None) -> list[dict[str, Any]]:
+    """Events in `namespace` (as JSON), optionally only those with `reason`."""
+    found = await kube.core.list_namespaced_event(namespace)
+    items: list[dict[str, Any]] = kube.api.sanitize_for_serialization(found).get("items", [])
+    return [e for e in items if reason is None or e.get("reason") == reason]
+
+
+async def wait_for(what: str, check: Any, timeout: float = 20.0, every: float = 0.02) -> Any:
+    """Poll async `check()` until it returns a truthy value; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+
+
+@dataclass
+class Writer:
+    """SADD unique ids as fast as possible to whichever Redis the Service routes to."""
+
+    kube: Kube
+    namespace: str
+    service: str
+    ports: dict[str, int]
+    key: str = "writer:acked"
+    acked: list[int] = field(default_factory=list)
+    errors: int = 0
+    first_ack_after: dict[str, float] = field(default_factory=dict)  # region -> monotonic time
+    _stop: bool = False
+
+    async def run(self) -> None:
+        seq = 0
+        clients = {
+            r: aioredis.Redis(port=p, socket_timeout=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
+            for r, p in self.ports.items()
+        }
+        region = await service_region(self.kube, self.namespace, self.service)
+        try:
+            while not self._stop:
+                if region not in clients:
+                    await asyncio.sleep(0.005)
+                    region = await service_region(self.kube, self.namespace, self.service)
+                    continue
+                seq += 1
+                try:
+                    await clients[region].sadd(self.key, seq)  # type: ignore[misc]
+                except (RedisError, OSError):
+                    self.errors += 1  # not acknowledged: READONLY after a demotion, or a dead server
+                    await asyncio.sleep(0.005)  # like a real client's retry delay; spares the apiserver
+                    region = await service_region(self.kube, self.namespace, self.service)
+                    continue
+                self.acked.append(seq)
+                self.first_ack_after.setdefault(region, time.monotonic())
+        finally:
+            for c in clients.values():
+                await c.aclose()
+
+    def stop(self) -> None:
+        self._stop = True
+
+
+async def missing_writes(port: int, acked: list[int], key: str = "writer:acked") -> int:
+    """How many acknowledged ids the Redis at `port` does not have."""
+    client = aioredis.Redis(port=port, decode_responses=True)
+    try:
+        present = {int(x) for x in await client.smembers(key)}  # type: ignore[misc]
+    finally:
+        await client.aclose()
+    return len(set(acked) - present)
+
+
+async def kube_for(kubeconfig: Path) -> Kube:
+    return await Kube.connect(str(kubeconfig))
+
+
+def run_kubectl(kubectl: list[str], *args: str, stdin: str | None = None, check: bool = True) -> str:
+    import subprocess
+
+    res = subprocess.run([*kubectl, *args], input=stdin, capture_output=True, text=True, timeout=60)
+    if check and res.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed: {res.stderr}")
+    return res.stdout + res.stderr
+
+
+def apply(kubectl: list[str], namespace: str, manifest: dict[str, Any], check: bool = True) -> str:
+    import json
+
+    return run_kubectl(kubectl, "-n", namespace, "apply", "-f", "-", stdin=json.dumps(manifest), check=check)
