@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tier0_operator import testing
-from tier0_operator.testing import run_kubectl
+from tier0_testing import operator as testing
+from tier0_testing.operator import run_kubectl
 
 GOOD = testing.pair_manifest("pair", {"region1": 6379, "region2": 6380})
 
