@@ -167,6 +167,12 @@ class Kube:
         data = secret.data or {}
         return base64.b64decode(data[key]).decode() if key in data else None
 
+    async def patch_secret(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        call = self.core.patch_namespaced_secret(
+            name, namespace, patch, _content_type=MERGE_PATCH, _preload_content=False, _request_timeout=self.timeout
+        )
+        await _unread(call, f"PATCH secret {namespace}/{name}")
+
     # -- Leases ---------------------------------------------------------------------------------
 
     async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:

@@ -111,6 +111,15 @@ class Elector:
     def is_leader(self) -> bool:
         return self._mono() < self._valid_until
 
+    async def wait_leader(self, timeout: float) -> bool:
+        """True once this replica leads (at most `timeout` seconds of waiting)."""
+        deadline = self._mono() + timeout
+        while not self.is_leader():
+            if self._mono() >= deadline:
+                return False
+            await asyncio.sleep(0.1)
+        return True
+
     async def run(self) -> None:
         was = False
         while True:

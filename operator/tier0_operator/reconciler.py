@@ -53,6 +53,7 @@ class PairReconciler:
         self._last_route_check = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
         self._http: aiohttp.ClientSession | None = None
+        self._missing_secrets: set[tuple[str, str]] = set()
         self.regions: list[str] = []
 
     # -- the loop -------------------------------------------------------------------------------
@@ -369,15 +370,19 @@ class PairReconciler:
             await c.close()
         timeout = min(1.0, max(0.2, spec.failover.probe_interval_seconds * 0.8))
         self.clients = {}
+        complete = True
         for r in spec.regions:
             password = None
             if r.redis.password_secret_ref is not None:
                 ref = r.redis.password_secret_ref
                 password = await self.kube.secret_value(self.namespace, ref.name, ref.key)
                 if password is None:
-                    self._event("SecretMissing", f"{ref.name}/{ref.key} for {r.name}'s Redis not found", True)
+                    complete = False  # read again next round (e.g. a generated Secret not filled yet)
+                    if (ref.name, ref.key) not in self._missing_secrets:
+                        self._missing_secrets.add((ref.name, ref.key))
+                        self._event("SecretMissing", f"{ref.name}/{ref.key} for {r.name}'s Redis not found", True)
             self.clients[r.name] = RegionRedis(r.name, r.redis, password, timeout)
-        self._client_key = key
+        self._client_key = key if complete else ()
         self.regions = [r.name for r in spec.regions]
 
     async def probe_all(self, spec: rp.RegionPairSpec) -> dict[str, Probe]:

@@ -13,7 +13,7 @@ not break on a newer operator's status. Times are UTC datetimes (RFC 3339 on the
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "tier0.dev"
@@ -113,11 +113,22 @@ class RegionPairSpec(_Model):
     service: str
     additional_services: tuple[str, ...] = ()
     active_region: str
+    """The region the user wants active; when the resource leaves it out (a GitOps-managed pair, whose
+    manifest must not own it), the first of `regions`."""
     regions: tuple[Region, Region]
     failover: FailoverPolicy = FailoverPolicy()
     replication: ReplicationPolicy = ReplicationPolicy()
     pipeline: PipelinePolicy = PipelinePolicy()
     paused: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _first_region_by_default(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and not raw.get("activeRegion") and not raw.get("active_region"):
+            regions = raw.get("regions") or []
+            if regions and isinstance(regions[0], dict) and regions[0].get("name"):
+                return {**raw, "activeRegion": regions[0]["name"]}
+        return raw
 
     @property
     def services(self) -> tuple[str, ...]:
