@@ -19,8 +19,8 @@ Usage: hack/install-tools.sh [--debian] [--go] [--all] [--only NAME] [-h]
 Installs what tier0 needs. Without flags: --all.
   --debian     apt-get install: ${DEBIAN_PACKAGES}
   --go         build kube-apiserver ${KUBERNETES_VERSION}, etcd ${ETCD_VERSION},
-               helm ${HELM_VERSION}, kind ${KIND_VERSION} into \$TOOLS_BIN
-  --only NAME  build only one Go tool (kube-apiserver | etcd | helm | kind)
+               helm ${HELM_VERSION}, kind ${KIND_VERSION}, dashcheck (hack/dashcheck) into \$TOOLS_BIN
+  --only NAME  build only one Go tool (kube-apiserver | etcd | helm | kind | dashcheck)
   -h, --help   this text
 
 Environment:
@@ -113,11 +113,24 @@ go_install() { # name pkg version
   log "$1 built in $((SECONDS - start)) s"
 }
 
+# The dashboards' strict schema check (hack/dashcheck, grafana-foundation-sdk pinned in its go.mod/go.sum).
+build_dashcheck() {
+  local want
+  want=$(cat "$ROOT/hack/dashcheck/go.sum" "$ROOT/hack/dashcheck/main.go" | sha256sum | cut -c1-12)
+  have_version dashcheck "$want" && { log "dashcheck $want present"; return; }
+  local start=$SECONDS
+  log "dashcheck $want: go build hack/dashcheck"
+  (cd "$ROOT/hack/dashcheck" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$TOOLS_BIN/dashcheck" .)
+  mark dashcheck "$want"
+  log "dashcheck built in $((SECONDS - start)) s"
+}
+
 install_go() {
   command -v go >/dev/null || { echo "go is required to build kube-apiserver/etcd/helm/kind: install Go >= 1.24 (https://go.dev/dl) or 'apt-get install golang'" >&2; exit 1; }
   mkdir -p "$TOOLS_BIN"
   case "${ONLY:-}" in
-    "") build_etcd; build_kube_apiserver; go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"; go_install kind sigs.k8s.io/kind "$KIND_VERSION" ;;
+    "") build_etcd; build_kube_apiserver; go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"; go_install kind sigs.k8s.io/kind "$KIND_VERSION"; build_dashcheck ;;
+    dashcheck) build_dashcheck ;;
     kube-apiserver) build_kube_apiserver ;;
     etcd) build_etcd ;;
     helm) go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" ;;
