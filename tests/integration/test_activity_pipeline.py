@@ -22,9 +22,9 @@ from redis import Redis
 from tier0_contract import keys, topics
 from tier0_dev import programs
 from tier0_dev.procs import free_port
-from tier0_services.activity.consumer import ActivityConsumer, ConsumerConfig, declare
+from tier0_services.activity.consumer import ActivityConsumer, declare
 from tier0_services.activity.metrics import ActivityMetrics
-from tier0_services.activity.store import ActivityStore
+from tier0_services.activity.settings import Settings
 from tier0_simulators.users import PERSISTENT, Population
 
 Channel = Any  # pika is untyped (mypy: ignore_missing_imports)
@@ -47,7 +47,10 @@ def queue(rabbitmq_port: int) -> Iterator[Channel]:
     conn.close()
 
 
-def publish(ch: Channel, n: int, seed: int = 3, start: datetime = datetime(2026, 1, 1, tzinfo=UTC)) -> list[str]:
+START = datetime.now(UTC) - timedelta(hours=1)  # within the timestamp rule's max age
+
+
+def publish(ch: Channel, n: int, seed: int = 3, start: datetime = START) -> list[str]:
     pop = Population(20, 40, seed=seed)
     ids = []
     for i in range(n):
@@ -55,6 +58,10 @@ def publish(ch: Channel, n: int, seed: int = 3, start: datetime = datetime(2026,
         ch.basic_publish("", topics.ACTIVITY_QUEUE, msg.model_dump_json().encode(), PERSISTENT, mandatory=True)
         ids.append(msg.message_id)
     return ids
+
+
+def redis_url(redis: Redis) -> str:
+    return f"redis://127.0.0.1:{redis.connection_pool.connection_kwargs['port']}/0"
 
 
 def stats(redis: Redis) -> dict[str, int]:
@@ -70,8 +77,16 @@ def wait_for(cond: Callable[[], bool], timeout: float = 30.0) -> None:
     raise AssertionError("condition not met in time")
 
 
-def consumer_thread(url: str, redis: Redis) -> tuple[ActivityConsumer, threading.Thread]:
-    consumer = ActivityConsumer(ConsumerConfig(url, prefetch=10), ActivityStore(redis), ActivityMetrics())
+def consumer_thread(url: str, redis: Redis, *peers: Redis, **cfg: Any) -> tuple[ActivityConsumer, threading.Thread]:
+    config = Settings(
+        amqp_url=url,
+        redis_url=redis_url(redis),
+        peer_redis_urls=[redis_url(p) for p in peers],
+        prefetch=10,
+        resolve_interval=0.2,
+        **cfg,
+    )
+    consumer = ActivityConsumer(config, ActivityMetrics())
     thread = threading.Thread(target=consumer.run, daemon=True)
     thread.start()
     return consumer, thread
@@ -161,7 +176,7 @@ def test_consumer_reconnects_after_broker_restart(tmp_path: Path, redis_port: in
         conn = pika.BlockingConnection(pika.URLParameters(amqp_url(ports.amqp)))
         ch = conn.channel()
         ch.confirm_delivery()
-        publish(ch, 5, seed=2, start=datetime(2026, 1, 2, tzinfo=UTC))
+        publish(ch, 5, seed=2, start=START + timedelta(minutes=1))
         wait_for(lambda: stats(redis).get("stored", 0) == 10, timeout=60)
         conn.close()
     finally:

@@ -100,7 +100,7 @@ async def start_worker() -> AsyncIterator[Callable[..., Awaitable[IngestWorker]]
         tag = uuid.uuid4().hex[:8]
         config = Config(
             mqtt_port=mqtt_port, redis_url=f"redis://127.0.0.1:{redis_port}/0", client_id=f"test-ingest-{tag}",
-            share_group=f"test-{tag}", role_interval=0.2, session_expiry=30, **cfg,  # type: ignore[arg-type]
+            share_group=f"test-{tag}", resolve_interval=0.2, session_expiry=30, **cfg,  # type: ignore[arg-type]
         )  # fmt: skip
         rw = RunningWorker(IngestWorker(config, IngestMetrics(CollectorRegistry())))
         running.append(rw)
