@@ -263,6 +263,8 @@ class ActivityConsumer:
                 pipe.wait(1, timeout_ms)
                 _, replicas = pipe.execute()
             except (RedisError, OSError) as exc:
+                if _is_noreplicas(exc):  # same primary, still without a replica: keep holding
+                    continue
                 log.warning("holding a message: %s", exc)
                 self.primary.poke()
                 return None

@@ -234,8 +234,11 @@ class IngestWorker:
                 async with self.primary.clients[i].pipeline(transaction=False) as pipe:
                     pipe.eval(heartbeat.LUA, len(script_keys), *script_keys, *argv)
                     pipe.wait(1, timeout_ms)
-                    _, replicas = await pipe.execute()
+                    _, replicas = store.raise_first_error(await pipe.execute(raise_on_error=False))
             except (RedisError, OSError) as exc:
+                if is_noreplicas(exc):  # same primary, still without a replica: keep holding
+                    self.metrics.write_errors.labels("noreplicas").inc()
+                    continue
                 log.warning("holding a batch: %s", exc)
                 self.primary.poke()
                 return None
