@@ -20,6 +20,8 @@ TOOLS_BIN = Path(os.environ.get("TOOLS_DIR", ROOT / ".tools")) / "bin"
 
 INSTALL_HINTS = {
     "redis-server": "apt-get install redis-server (or: make tools)",
+    "redis-sentinel": "apt-get install redis-sentinel (or: make tools)",
+    "toxiproxy-server": "hack/install-tools.sh --only toxiproxy-server (or: make tools; Go module proxy)",
     "mosquitto": "apt-get install mosquitto (or: make tools)",
     "mosquitto_sub": "apt-get install mosquitto-clients (or: make tools)",
     "rabbitmq-server": "apt-get install rabbitmq-server (or: make tools)",
