@@ -38,6 +38,8 @@ class Row:
     lost: int = 0
     unverifiable: int = 0
     dup_applied: int = 0
+    redeliveries_refused: int = 0
+    """Redelivered messages the store recognised and did not apply (its stale/duplicate counts)."""
     activity_confirmed: int = 0
     activity_lost: int = 0
     freshness: list[float] = field(default_factory=list)
@@ -141,8 +143,8 @@ class Checker:
         self.current = Row("startup")
         self.samples: list[ledger.RoleSample] = []
         self._stop = False
-        self._last_sent = (0, 0)
-        self._last_stored = (0, 0)
+        self._excess = 0
+        self._refused = 0
 
     # --- samplers -------------------------------------------------------------------------------
 
@@ -186,16 +188,19 @@ class Checker:
 
     # --- measurements ---------------------------------------------------------------------------
 
-    async def fresh(self, marks: list[float], timeout: float = 30) -> tuple[list[float], float]:
+    async def fresh(
+        self, marks: list[float], timeout: float = 30, region: str | None = None
+    ) -> tuple[list[float], float]:
         """Seconds from each mark to the first device message published after it readable through
-        the active API, and the same for activity (from the last mark); nan when not within timeout."""
+        the active API (the one the Service selects, or `region`'s), and the same for activity
+        (from the last mark); nan when not within timeout."""
         out = [math.nan] * len(marks)
         act = math.nan
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and (any(math.isnan(x) for x in out) or math.isnan(act)):
             try:
-                region = await self.w.kube.service_region()
-                base = f"http://127.0.0.1:{self.w.api_ports[region or 'region1']}"
+                via = region or await self.w.kube.service_region() or "region1"
+                base = f"http://127.0.0.1:{self.w.api_ports[via]}"
                 site = (await self.http.get(f"{base}/api/devices/metrics/site/{writer.SITE}")).json()
                 users = (await self.http.get(f"{base}/api/users/activity?limit=1")).json()
             except (httpx.HTTPError, OSError, ValueError):
@@ -255,7 +260,7 @@ class Checker:
         active, prev = await self._prev()
         t_kill = time.time()
         self.w.redis[active].kill()
-        fresh = asyncio.create_task(self.fresh([t_kill]))
+        fresh = asyncio.create_task(self.fresh([t_kill], region=other(active)))
         done = await self.wait_transition(prev, other(active))
         row.failover_time += (await fresh)[0]
         await asyncio.to_thread(self.w.start_redis, active)  # back with its data; the operator fences it
@@ -277,18 +282,24 @@ class Checker:
 
     async def kill_operator(self, row: Row) -> Outcome:
         active, prev = await self._prev()
-        await self.w.kube.patch_pair({"activeRegion": other(active)})
-        phase = "?"
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            st = (await self.pair()).get("status") or {}
-            phase = str(st.get("phase"))
-            if phase == "SwitchingOver" or (st.get("lastTransition") or {}).get("completedAt") != prev:
-                break
-            await asyncio.sleep(0.002)
         assert self.w.operator is not None
+        log = self.w.operator.log_path
+        offset = log.stat().st_size
+        await self.w.kube.patch_pair({"activeRegion": other(active)})
+        # The operator logs each step before it takes it: kill it at the first one (a switchover
+        # takes tens of milliseconds, too short to catch by polling the status).
+        step = ""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not step:
+            with log.open("rb") as f:
+                f.seek(offset)
+                step = next((line.decode(errors="replace") for line in f if b"Switchover step" in line), "")
+            if not step:
+                await asyncio.sleep(0.001)
         self.w.operator.kill()
-        row.notes.append(f"operator killed in phase {phase}")
+        st = (await self.pair()).get("status") or {}
+        seen = step.split("Switchover step ", 1)[-1].split(" ", 1)[0] if step else "none seen"
+        row.notes.append(f"operator killed at step {seen}, phase {st.get('phase')}")
         await asyncio.sleep(0.5)
         self.w.start_operator()
         return Outcome([await self.wait_transition(prev, other(active))])
@@ -303,9 +314,9 @@ class Checker:
         active, prev = await self._prev()
         t_cut = time.time()
         self.w.toxi.cut(f"redis-{active}")
-        row.notes.append(f"{active} cut from operator + replica for the failover")
+        row.notes.append(f"{active} cut from operator + replica")
         try:
-            fresh = asyncio.create_task(self.fresh([t_cut]))
+            fresh = asyncio.create_task(self.fresh([t_cut], region=other(active)))
             done = await self.wait_transition(prev, other(active))
             row.failover_time += (await fresh)[0]
             await asyncio.sleep(2.0)  # the isolated old primary stays reachable by its own region
@@ -342,14 +353,19 @@ class Checker:
             row.activity_lost += len(missing)
             if verdict.lost_examples:
                 row.notes.append("lost e.g. " + ", ".join(verdict.lost_examples[:2]))
-            stored_dev = int(await client.hget(keys.INGEST_STATS, "stored") or 0)  # type: ignore[misc]
-            stored_act = int(await client.hget(keys.ACTIVITY_STATS, "stored") or 0)  # type: ignore[misc]
-            sent = (self.dev.sent, self.act.sent)
-            # The store applies a message only if it is newer than the device's state, so more
-            # applications than distinct messages sent means one was applied twice.
-            row.dup_applied += max(0, (stored_dev - self._last_stored[0]) - (sent[0] - self._last_sent[0]))
-            row.dup_applied += max(0, (stored_act - self._last_stored[1]) - (sent[1] - self._last_sent[1]))
-            self._last_sent, self._last_stored = sent, (stored_dev, stored_act)
+            dev_stats = await client.hgetall(keys.INGEST_STATS)  # type: ignore[misc]
+            act_stats = await client.hgetall(keys.ACTIVITY_STATS)  # type: ignore[misc]
+            # The store applies a message only when it is newer than the device's state, so its
+            # history can never hold more applications than distinct messages were sent: any excess
+            # is a message applied twice. (Cumulative, as a message may be applied late, in a later
+            # scenario than the one it was sent in; a loss can hide a double application.)
+            excess = max(0, int(dev_stats.get(b"stored", 0)) - self.dev.sent)
+            excess += max(0, int(act_stats.get(b"stored", 0)) - self.act.sent)
+            row.dup_applied += max(0, excess - self._excess)
+            self._excess = max(self._excess, excess)
+            refused = sum(int(dev_stats.get(k, 0)) + int(act_stats.get(k, 0)) for k in (b"stale", b"duplicate"))
+            row.redeliveries_refused += max(0, refused - self._refused)
+            self._refused = refused
         finally:
             self.dev.paused = self.act.paused = False
 
@@ -370,10 +386,18 @@ class Checker:
             dev, act = await task if task is not None else await self.fresh(outcome.marks)
             row.freshness += dev
             row.activity_freshness.append(act)
+            if outcome.recover:  # after a failover a user sets spec.activeRegion to what is active
+                await self.w.kube.patch_pair({"activeRegion": outcome.recover})
             await self.wait_healthy(outcome.recover or await self.active())
         except (TimeoutError, RuntimeError, OSError) as exc:
             row.notes.append(f"FAILED: {exc}")
         await self.check(row)
+        fresh = ", ".join(f"{x:.3f}" for x in row.freshness)
+        print(
+            f"  {name:<15} acked {row.acked:>6} lost {row.lost:>5} activity lost {row.activity_lost:>4} "
+            f"fresh [{fresh}] s  {'; '.join(row.notes)}",
+            flush=True,
+        )
         return row
 
     async def soak(self, seconds: float, every: float) -> list[SoakSample]:

@@ -30,6 +30,10 @@ def _s(value: float) -> str:
     return "never" if math.isnan(value) else f"{value:.3f}"
 
 
+def _p(values: list[float], q: float) -> str:
+    return _s(percentile(values, q)) if values else "-"
+
+
 def render(report: Report, side: list[Result], interval: float, threshold: int, rate: float, soak: float) -> int:
     from table import Table  # tests/bench/table.py (the benchmark runner puts it on sys.path)
 
@@ -42,6 +46,7 @@ def render(report: Report, side: list[Result], interval: float, threshold: int, 
             "acked",
             "lost",
             "dup applied",
+            "redeliveries refused",
             "activity confirmed",
             "activity lost",
             "fresh p50 (s)",
@@ -58,16 +63,17 @@ def render(report: Report, side: list[Result], interval: float, threshold: int, 
             row.acked,
             row.lost,
             row.dup_applied,
+            row.redeliveries_refused,
             row.activity_confirmed,
             row.activity_lost,
-            _s(percentile(row.freshness, 0.5)),
-            _s(percentile(row.freshness, 0.99)),
-            _s(percentile(row.activity_freshness, 0.99)),
+            _p(row.freshness, 0.5),
+            _p(row.freshness, 0.99),
+            _p(row.activity_freshness, 0.99),
             row.api_errors,
             row.dual_primary,
             "; ".join(row.notes)[:160],
         )
-    t.add("target", "", 0, 0, "", 0, "", "< 1", "", "", 0, "")
+    t.add("target", "", 0, 0, "", "", 0, "", "< 1", "", "", 0, "")
     t.print()
 
     if report.soak:
@@ -92,9 +98,7 @@ def render(report: Report, side: list[Result], interval: float, threshold: int, 
     by_name = {r.scenario: r for r in report.rows}
     for name, fault in (("kill-redis", "kill -9 of the primary"), ("partition", "primary cut from control + replica")):
         row = by_name.get(name, Row(name))
-        f.add(
-            "tier0", fault, _s(percentile(row.failover_time, 0.5)), row.acked, row.lost, "PUBACK (broker), then ingest"
-        )
+        f.add("tier0", fault, _p(row.failover_time, 0.5), row.acked, row.lost, "PUBACK (broker), then ingest")
     for r in side:
         f.add("redis-sentinel", r.fault, _s(r.failover_time), r.acked, r.lost, "reply to the write (no WAIT)")
     f.print()

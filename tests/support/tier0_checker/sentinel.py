@@ -115,7 +115,7 @@ class SentinelWriter:
     w: SentinelWorld
     devices: int
     rate: float
-    ledger: ledger.Ledger = field(default_factory=ledger.Ledger)
+    acked: ledger.Ledger = field(default_factory=ledger.Ledger)
     acks: list[tuple[float, int]] = field(default_factory=list)
     """(time, Redis port) of every acknowledged write."""
     paused: bool = False
@@ -148,7 +148,7 @@ class SentinelWriter:
                         seq[device] = n
                         at = time.time()
                         await client.hset(KEY, device, str(n))  # type: ignore[misc]
-                        self.ledger.record(ledger.Ack(device, n, at))
+                        self.acked.record(ledger.Ack(device, n, at))
                         self.acks.append((time.time(), port))
             except (RedisError, OSError):
                 await asyncio.sleep(0.05)  # like a client's retry delay, then ask the sentinels again
@@ -188,7 +188,7 @@ async def _wait_replica(port: int, timeout: float = 60) -> None:
 async def _check(w: SentinelWorld, wr: SentinelWriter) -> ledger.Verdict:
     wr.paused = True
     await asyncio.sleep(0.3)
-    acks = wr.ledger.take()
+    acks = wr.acked.take()
     c = aioredis.Redis(port=await _master_port(w), decode_responses=True)
     try:
         raw = await c.hgetall(KEY)  # type: ignore[misc]

@@ -169,7 +169,7 @@ def _apply_crd(kube: Kube) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         body = kube.call("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd['metadata']['name']}")
-        conditions = {c["type"]: c["status"] for c in (body.get("status") or {}).get("conditions", [])}
+        conditions = {c["type"]: c["status"] for c in (body.get("status") or {}).get("conditions") or []}
         if conditions.get("Established") == "True":
             return
         time.sleep(0.1)
