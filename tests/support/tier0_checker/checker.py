@@ -189,7 +189,7 @@ class Checker:
     # --- measurements ---------------------------------------------------------------------------
 
     async def fresh(
-        self, marks: list[float], timeout: float = 30, region: str | None = None
+        self, marks: list[float], timeout: float = 20, region: str | None = None, activity: bool = True
     ) -> tuple[list[float], float]:
         """Seconds from each mark to the first device message published after it readable through
         the active API (the one the Service selects, or `region`'s), and the same for activity
@@ -197,7 +197,7 @@ class Checker:
         out = [math.nan] * len(marks)
         act = math.nan
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and (any(math.isnan(x) for x in out) or math.isnan(act)):
+        while time.monotonic() < deadline and (any(math.isnan(x) for x in out) or (activity and math.isnan(act))):
             try:
                 via = region or await self.w.kube.service_region() or "region1"
                 base = f"http://127.0.0.1:{self.w.api_ports[via]}"
@@ -260,11 +260,12 @@ class Checker:
         active, prev = await self._prev()
         t_kill = time.time()
         self.w.redis[active].kill()
-        fresh = asyncio.create_task(self.fresh([t_kill], region=other(active)))
+        fresh = asyncio.create_task(self.fresh([t_kill], region=other(active), activity=False))
         done = await self.wait_transition(prev, other(active))
+        after = asyncio.create_task(self.fresh([done]))
         row.failover_time += (await fresh)[0]
         await asyncio.to_thread(self.w.start_redis, active)  # back with its data; the operator fences it
-        return Outcome([done], recover=other(active))
+        return Outcome([done], recover=other(active), fresh_task=after)
 
     async def kill_worker(self, row: Row) -> Outcome:
         active, _ = await self._prev()
@@ -316,13 +317,14 @@ class Checker:
         self.w.toxi.cut(f"redis-{active}")
         row.notes.append(f"{active} cut from operator + replica")
         try:
-            fresh = asyncio.create_task(self.fresh([t_cut], region=other(active)))
+            fresh = asyncio.create_task(self.fresh([t_cut], region=other(active), activity=False))
             done = await self.wait_transition(prev, other(active))
+            after = asyncio.create_task(self.fresh([done]))
             row.failover_time += (await fresh)[0]
             await asyncio.sleep(2.0)  # the isolated old primary stays reachable by its own region
         finally:
             self.w.toxi.heal(f"redis-{active}")
-        return Outcome([done], recover=other(active))
+        return Outcome([done], recover=other(active), fresh_task=after)
 
     # --- the check --------------------------------------------------------------------------------
 
