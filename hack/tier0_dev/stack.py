@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tier0_dev import controlplane, programs, supervise
-from tier0_dev.procs import ROOT, MissingProgramError, Process, find_program, port_open, stop_group
+from tier0_dev.procs import ROOT, MissingProgramError, Process, find_program, group_alive, port_open, stop_group
 
 RUN = Path(os.environ.get("TIER0_RUN_DIR", ROOT / ".run"))
 PIDS = RUN / "pids"
@@ -223,7 +223,7 @@ def _running_pids(name: str) -> list[int]:
     path = _pidfile(name)
     if not path.exists():
         return []
-    return [pid for pid in (int(p) for p in path.read_text().split()) if supervise.group_alive(pid)]
+    return [pid for pid in (int(p) for p in path.read_text().split()) if group_alive(pid)]
 
 
 SUPERVISOR = "supervisor"

@@ -12,7 +12,6 @@ nothing is restarted while the stack is being stopped.
 
 import json
 import logging
-import os
 import signal
 import threading
 import time
@@ -21,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from tier0_dev.procs import MissingProgramError, Process, StartupError, stop_group
+from tier0_dev.procs import MissingProgramError, Process, StartupError, group_alive, stop_group
 
 log = logging.getLogger("tier0_dev.supervise")
 
@@ -65,16 +64,6 @@ class ComponentState:
     last_exit: str = ""
     down_since: float | None = None
     next_attempt: float | None = None
-
-
-def group_alive(pid: int) -> bool:
-    try:
-        os.killpg(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
 
 
 @dataclass

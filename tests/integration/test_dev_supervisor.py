@@ -4,11 +4,12 @@ recorded where `status` reads them."""
 
 import os
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
 
-from tier0_dev import programs, stack, supervise
+from tier0_dev import procs, programs, stack, supervise
 from tier0_dev.procs import free_port
 
 
@@ -54,3 +55,19 @@ def test_a_killed_component_comes_back_with_growing_backoff(tmp_path: Path) -> N
     state = supervise.load_states(tmp_path / "state.json")["redis-test"]
     assert (state.restarts, state.failures) == (2, 2)
     assert state.last_exit.startswith("died after")
+
+
+def test_a_zombie_leader_counts_as_dead_but_not_while_its_group_lives() -> None:
+    # A shell leading a group with a child that outlives it (like rabbitmq-server's script and beam).
+    leader = subprocess.Popen(["sh", "-c", "sleep 30 & sleep 30"], start_new_session=True)
+    try:
+        time.sleep(0.2)
+        assert procs.group_alive(leader.pid)
+        os.kill(leader.pid, signal.SIGKILL)  # not reaped yet: a zombie, its background sleep lives
+        time.sleep(0.2)
+        assert procs.group_alive(leader.pid)
+        os.killpg(leader.pid, signal.SIGKILL)
+        time.sleep(0.2)
+        assert not procs.group_alive(leader.pid)  # only the zombie is left
+    finally:
+        leader.wait()
