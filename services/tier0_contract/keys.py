@@ -78,8 +78,11 @@ UTF-8 with replacement, cut to 2 KiB)."""
 DEAD_LETTER_MAX = 10_000
 
 INGEST_STATS = "stats:ingest"
-"""HASH of cumulative ingest counters (all regions' workers while primary): `stored` (applied),
-`stale` (older than the stored state, e.g. a redelivery; not applied), `invalid` (dead-lettered)."""
+"""HASH of cumulative ingest counters (every worker of the pair, written into the current primary):
+`stored` (applied), `stale` / `duplicate` (older than / as old as the stored state, e.g. a
+redelivery; not applied), `invalid` (dead-lettered), `too_old` (dead-lettered by
+`timestamps.clamp_or_reject`), `future_clamped` (stored with the receive time instead of a
+timestamp beyond the skew allowance)."""
 
 
 PAIR_EPOCH = "pair:epoch"
@@ -133,7 +136,9 @@ ACTIVITY_SEEN_TTL_SECONDS = 24 * 3600
 
 ACTIVITY_STATS = "stats:activity"
 """HASH of cumulative activity-consumer counters: `stored`, `duplicate` (already applied),
-`stale` (older than the newest; recorded in history, latest left alone), `invalid` (sent to the
+`stale` (older than the newest; recorded in history, latest left alone), `too_old` (rejected by
+`timestamps.clamp_or_reject`, dead-lettered), `future_clamped` (applied with the receive time
+instead of a timestamp beyond the skew allowance), `invalid` (sent to the
 RabbitMQ dead-letter queue `topics.ACTIVITY_DEAD_LETTER_QUEUE`)."""
 
 

@@ -22,9 +22,9 @@ from redis import Redis
 from tier0_contract import keys, topics
 from tier0_dev import programs
 from tier0_dev.procs import free_port
-from tier0_services.activity.consumer import ActivityConsumer, ConsumerConfig, declare
+from tier0_services.activity.consumer import ActivityConsumer, declare
 from tier0_services.activity.metrics import ActivityMetrics
-from tier0_services.activity.store import ActivityStore
+from tier0_services.activity.settings import Settings
 from tier0_simulators.users import PERSISTENT, Population
 
 Channel = Any  # pika is untyped (mypy: ignore_missing_imports)
@@ -47,7 +47,10 @@ def queue(rabbitmq_port: int) -> Iterator[Channel]:
     conn.close()
 
 
-def publish(ch: Channel, n: int, seed: int = 3, start: datetime = datetime(2026, 1, 1, tzinfo=UTC)) -> list[str]:
+START = datetime.now(UTC) - timedelta(hours=1)  # within the timestamp rule's max age
+
+
+def publish(ch: Channel, n: int, seed: int = 3, start: datetime = START) -> list[str]:
     pop = Population(20, 40, seed=seed)
     ids = []
     for i in range(n):
@@ -57,8 +60,17 @@ def publish(ch: Channel, n: int, seed: int = 3, start: datetime = datetime(2026,
     return ids
 
 
+def redis_url(redis: Redis) -> str:
+    return f"redis://127.0.0.1:{redis.connection_pool.connection_kwargs['port']}/0"
+
+
 def stats(redis: Redis) -> dict[str, int]:
     return {k.decode(): int(v) for k, v in redis.hgetall(keys.ACTIVITY_STATS).items()}  # type: ignore[union-attr]
+
+
+def applied(redis: Redis) -> int:
+    s = stats(redis)
+    return s.get("stored", 0) + s.get("stale", 0)
 
 
 def wait_for(cond: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -70,8 +82,16 @@ def wait_for(cond: Callable[[], bool], timeout: float = 30.0) -> None:
     raise AssertionError("condition not met in time")
 
 
-def consumer_thread(url: str, redis: Redis) -> tuple[ActivityConsumer, threading.Thread]:
-    consumer = ActivityConsumer(ConsumerConfig(url, prefetch=10), ActivityStore(redis), ActivityMetrics())
+def consumer_thread(url: str, redis: Redis, *peers: Redis, **cfg: Any) -> tuple[ActivityConsumer, threading.Thread]:
+    config = Settings(
+        amqp_url=url,
+        redis_url=redis_url(redis),
+        peer_redis_urls=[redis_url(p) for p in peers],
+        prefetch=10,
+        resolve_interval=0.2,
+        **cfg,
+    )
+    consumer = ActivityConsumer(config, ActivityMetrics())
     thread = threading.Thread(target=consumer.run, daemon=True)
     thread.start()
     return consumer, thread
@@ -161,10 +181,75 @@ def test_consumer_reconnects_after_broker_restart(tmp_path: Path, redis_port: in
         conn = pika.BlockingConnection(pika.URLParameters(amqp_url(ports.amqp)))
         ch = conn.channel()
         ch.confirm_delivery()
-        publish(ch, 5, seed=2, start=datetime(2026, 1, 2, tzinfo=UTC))
+        publish(ch, 5, seed=2, start=START + timedelta(minutes=1))
         wait_for(lambda: stats(redis).get("stored", 0) == 10, timeout=60)
         conn.close()
     finally:
         consumer.stop()
         thread.join(10)
         broker.stop()
+
+
+def test_a_far_future_message_does_not_freeze_activity(queue: Channel, rabbitmq_port: int, redis_port: int) -> None:
+    """Reproduction of issue 9: one valid message dated a year ahead made every later one `stale`."""
+    redis = Redis(port=redis_port)
+    pop = Population(20, 40, seed=8)
+
+    def send(msg: Any) -> None:
+        queue.basic_publish("", topics.ACTIVITY_QUEUE, msg.model_dump_json().encode(), PERSISTENT, mandatory=True)
+
+    consumer, thread = consumer_thread(amqp_url(rabbitmq_port), redis)
+    try:
+        send(pop.tick(datetime.now(UTC) + timedelta(days=365)))
+        send(pop.tick(datetime.now(UTC) - timedelta(days=3)))  # beyond the max age: dead-lettered as too_old
+        wait_for(lambda: stats(redis).get("stored", 0) == 1)
+        later = []
+        for _ in range(3):  # dated when sent, after the future one arrived: each is the newest
+            time.sleep(0.05)
+            later.append(pop.tick(datetime.now(UTC)))
+            send(later[-1])
+        wait_for(lambda: sum(stats(redis).values()) >= 6)  # 4 applied + future_clamped + too_old
+    finally:
+        consumer.stop()
+        thread.join(10)
+    assert stats(redis) == {"stored": 4, "future_clamped": 1, "too_old": 1}
+    latest = redis.get(keys.USERS_ACTIVITY_LATEST)
+    assert isinstance(latest, bytes) and later[-1].message_id.encode() in latest
+    assert consumer.metrics.future_clamped._value.get() == 1
+    assert consumer.metrics.messages.labels("too_old")._value.get() == 1
+    dead = queue.queue_declare(topics.ACTIVITY_DEAD_LETTER_QUEUE, passive=True).method.message_count
+    assert dead == 1
+
+
+def test_consumers_of_both_regions_follow_the_current_primary(
+    queue: Channel, rabbitmq_port: int, redis_factory: Callable[..., tuple[Any, int]]
+) -> None:
+    _, p_port = redis_factory()
+    r_proc, r_port = redis_factory()
+    p, r = Redis(port=p_port), Redis(port=r_port)
+    p.set(keys.PAIR_EPOCH, 1)
+    r.replicaof("127.0.0.1", p_port)
+    wait_for(lambda: r.info("replication").get("master_link_status") == "up")  # type: ignore[union-attr]
+    url = amqp_url(rabbitmq_port)
+    one, t1 = consumer_thread(url, p, r, region="region1", replica_ack_timeout=0.2)
+    two, t2 = consumer_thread(url, r, p, region="region2", replica_ack_timeout=0.2)
+    try:
+        publish(queue, 10, seed=1)
+        # Competing consumers may apply two messages out of order: the older one is `stale`.
+        wait_for(lambda: applied(p) == 10)
+        wait_for(lambda: applied(r) == 10, timeout=5)
+        # Switchover: the replica is promoted with the next epoch, the old primary follows it.
+        r.replicaof("NO", "ONE")
+        r.set(keys.PAIR_EPOCH, 2)
+        p.replicaof("127.0.0.1", r_port)
+        publish(queue, 10, seed=2, start=START + timedelta(minutes=5))
+        wait_for(lambda: applied(r) == 20, timeout=15)
+        # Both regions' consumers heartbeat into the primary.
+        wait_for(lambda: r.hlen(keys.PIPELINE_HEARTBEATS) == 2)
+    finally:
+        for c in (one, two):
+            c.stop()
+        t1.join(10)
+        t2.join(10)
+    assert set(stats(r)) <= {"stored", "stale"} and applied(r) == 20
+    assert one.metrics.at_risk._value.get() + two.metrics.at_risk._value.get() == 0

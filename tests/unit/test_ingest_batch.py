@@ -27,9 +27,19 @@ def test_valid_messages_become_records() -> None:
     assert out.newest_ts == NOW - 1
 
 
-def test_future_timestamps_are_clamped() -> None:
-    out = batch.prepare([message(0, ts=NOW + 3600)], NOW)
-    assert float(out.records[0].split(b"\x1f")[2]) == NOW
+def test_future_timestamps_are_clamped_and_counted_beyond_the_skew() -> None:
+    out = batch.prepare([message(0, ts=NOW + 3600), message(1, ts=NOW + 1), message(2, ts=NOW - 1)], NOW, skew=5)
+    assert [float(r.split(b"\x1f")[2]) for r in out.records] == [NOW, NOW, NOW - 1]
+    assert out.future_clamped == 1 and out.rejected == 0
+    assert out.newest_ts == NOW  # a far-future device cannot push the lag gauge negative
+
+
+def test_too_old_timestamps_are_dead_lettered() -> None:
+    out = batch.prepare([message(0, ts=NOW - 7200), message(1, ts=NOW - 60)], NOW, max_age=3600)
+    assert out.accepted == 1 and out.too_old == 1 and out.invalid == 0
+    entry = orjson.loads(out.dead_letters[0])
+    assert entry["error"] == "timestamp: older than 3600 s (too_old)"
+    assert entry["topic"] == fleet.device(0).topic
 
 
 def test_invalid_messages_are_dead_lettered_with_a_reason() -> None:

@@ -1,11 +1,20 @@
-"""The activity consumer: `webapp_active_users` (RabbitMQ) into Redis, acknowledged after the write.
+"""The activity consumer: `webapp_active_users` (RabbitMQ) into the current primary Redis,
+acknowledged after the write reached the standby.
 
-- Manual acknowledgement after the Redis write, with a prefetch window: a consumer killed at any
-  point leaves its unacknowledged messages in the queue for the next one (Redis dedupes them).
-- Poison messages (not JSON, or not a valid `UserActivityMessage`) are rejected without requeue;
-  the queue's dead-letter exchange routes them to `webapp_active_users.dead` for inspection.
-- Redis down or a replica: the message in hand is kept (unacknowledged, counted as `requeued`
-  per attempt) and the write retried with backoff, while pika keeps the connection alive.
+- Competing consumers: the consumers of both regions take messages from the one queue, and each
+  writes to the pair's current primary (`tier0_services.primary`), so user activity follows the
+  active region and no standby consumer holds anything back.
+- Manual acknowledgement after the Redis write (and, with `replicated_ack`, after `WAIT` saw it on
+  a replica, or per the at-risk policy of services/README.md), with a prefetch window: a consumer
+  killed at any point leaves its unacknowledged messages in the queue for the next one (Redis
+  dedupes them).
+- Poison messages (not JSON, or not a valid `UserActivityMessage`) and messages older than the
+  timestamp rule's max age are rejected without requeue; the queue's dead-letter exchange routes
+  them to `webapp_active_users.dead`. A message dated in the future is applied with its receive
+  time (`timestamps.clamp_or_reject`), so it cannot make every later message look stale.
+- No primary, READONLY, NOREPLICAS or Redis down: the message in hand is kept (unacknowledged,
+  counted as `requeued` per attempt) and the write retried with backoff, while pika keeps the
+  connection alive.
 - Broker down or restarted: reconnect with backoff and redeclare the topology.
 
 pika's BlockingConnection fits: one message every few seconds, no concurrency needed.
@@ -14,7 +23,7 @@ pika's BlockingConnection fits: one message every few seconds, no concurrency ne
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Literal
 
 import pika
 import pika.exceptions
@@ -22,18 +31,16 @@ import redis
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from tier0_contract import models, topics
+from tier0_contract import models, timestamps, topics
+from tier0_services import heartbeat, primary
 from tier0_services.activity.metrics import ActivityMetrics
+from tier0_services.activity.settings import Settings
 from tier0_services.activity.store import ActivityStore
 
 log = logging.getLogger("tier0.activity")
 
-
-@dataclass(frozen=True)
-class ConsumerConfig:
-    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
-    prefetch: int = 50
-    queue_check_interval: float = 5.0
+Sleep = Callable[[float], None]
+Ack = Literal["replicated", "at_risk", "unchecked"]
 
 
 def declare(channel: "pika.adapters.blocking_connection.BlockingChannel") -> int:
@@ -46,13 +53,20 @@ def declare(channel: "pika.adapters.blocking_connection.BlockingChannel") -> int
     return int(ok.method.message_count)
 
 
+def _is_noreplicas(exc: BaseException) -> bool:
+    return isinstance(exc, redis.exceptions.ResponseError) and "NOREPLICAS" in str(exc)
+
+
 class ActivityConsumer:
-    def __init__(self, config: ConsumerConfig, store: ActivityStore, metrics: ActivityMetrics) -> None:
+    def __init__(self, config: Settings, metrics: ActivityMetrics) -> None:
         self.config = config
-        self.store = store
         self.metrics = metrics
+        self.primary = primary.SyncPrimary(config.redis_urls, interval=config.resolve_interval)
+        self.stores = [ActivityStore(c) for c in self.primary.clients]
+        self.progress = heartbeat.Progress("activity", config.worker_id, config.region)
         self.stopping = False
         self._connected_once = False
+        self._next_beat = 0.0
 
     def stop(self) -> None:
         self.stopping = True
@@ -66,8 +80,10 @@ class ActivityConsumer:
                 delay = 0.5
             except (pika.exceptions.AMQPError, OSError) as exc:
                 self.metrics.connected.set(0)
+                self.progress.connected = False
                 if self.stopping:
                     break
+                self.beat()
                 log.warning("broker connection lost (%r); reconnecting in %.1f s", exc, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 10)
@@ -82,18 +98,21 @@ class ActivityConsumer:
             declare(channel)
             channel.basic_qos(prefetch_count=self.config.prefetch)
             self.metrics.connected.set(1)
+            self.progress.connected = True
             if self._connected_once:
                 self.metrics.reconnects.inc()
             self._connected_once = True
             log.info("consuming %s (prefetch %d)", topics.ACTIVITY_QUEUE, self.config.prefetch)
             next_check = 0.0
-            for method, _props, body in channel.consume(topics.ACTIVITY_QUEUE, inactivity_timeout=1.0):
+            for method, _props, body in channel.consume(topics.ACTIVITY_QUEUE, inactivity_timeout=0.5):
                 if self.stopping:
                     break
                 now = time.monotonic()
                 if now >= next_check:
                     self._queue_depth(channel)
                     next_check = now + self.config.queue_check_interval
+                if now >= self._next_beat:
+                    self.beat()
                 if method is None:  # inactivity tick
                     continue
                 self._handle(channel, connection.sleep, method.delivery_tag, body)
@@ -101,6 +120,7 @@ class ActivityConsumer:
                 channel.cancel()  # unacknowledged prefetched messages go back to the queue
         finally:
             self.metrics.connected.set(0)
+            self.progress.connected = False
             if connection.is_open:
                 connection.close()
 
@@ -108,44 +128,146 @@ class ActivityConsumer:
         ok = channel.queue_declare(topics.ACTIVITY_QUEUE, passive=True)
         self.metrics.queue_depth.set(ok.method.message_count)
 
+    def beat(self) -> bool:
+        """Write this consumer's heartbeat into the current primary (False: none, or refused)."""
+        self._next_beat = time.monotonic() + self.config.heartbeat_interval
+        choice = self.primary.current()
+        if choice.endpoint is None:
+            return False
+        script_keys, argv = self.progress.args(time.monotonic())
+        try:
+            self.primary.clients[choice.endpoint].eval(heartbeat.LUA, len(script_keys), *script_keys, *argv)
+        except (RedisError, OSError) as exc:
+            log.debug("heartbeat not written: %s", exc)
+            return False
+        return True
+
+    def _reject(self, channel: "pika.adapters.blocking_connection.BlockingChannel", tag: int, result: str) -> None:
+        channel.basic_reject(tag, requeue=False)
+        self.metrics.messages.labels(result).inc()
+        self.progress.stored += 1
+        self.progress.last_stored = time.monotonic()
+        choice = self.primary.current()
+        if choice.endpoint is not None:
+            try:
+                self.stores[choice.endpoint].count(result)
+            except RedisError:
+                pass  # the Prometheus counter has it; the Redis counter is best effort
+
     def _handle(
-        self,
-        channel: "pika.adapters.blocking_connection.BlockingChannel",
-        sleep: Callable[[float], None],
-        tag: int,
-        body: bytes,
+        self, channel: "pika.adapters.blocking_connection.BlockingChannel", sleep: Sleep, tag: int, body: bytes
     ) -> None:
+        self.progress.received += 1
         try:
             msg = models.parse_user_activity(body)
         except ValidationError as exc:
             log.warning("poison message dead-lettered: %s", exc.errors(include_url=False)[:2])
-            channel.basic_reject(tag, requeue=False)
-            self.metrics.messages.labels("invalid").inc()
-            try:
-                self.store.count_invalid()
-            except RedisError:
-                pass  # the Prometheus counter has it; the Redis counter is best effort
+            self._reject(channel, tag, "invalid")
+            return
+        cfg = self.config
+        verdict = timestamps.clamp_or_reject(
+            msg.timestamp_utc.timestamp(), time.time(), skew=cfg.timestamp_skew, max_age=cfg.timestamp_max_age
+        )
+        if verdict.rejected:
+            log.warning("message %s dead-lettered: %s", msg.message_id, verdict.reason(cfg.timestamp_max_age))
+            self._reject(channel, tag, "too_old")
             return
         started = time.perf_counter()
-        result = self._write(msg, body, sleep)
+        self.progress.pending = 1
+        result, ack = self._write(msg, body, verdict, sleep)
         self.metrics.apply_seconds.observe(time.perf_counter() - started)
         channel.basic_ack(tag)
+        self.progress.pending = 0
+        self.progress.stored += 1
+        self.progress.last_stored = time.monotonic()
         self.metrics.messages.labels(result).inc()
+        if verdict.outcome == "future_clamped":
+            self.metrics.future_clamped.inc()
+        if ack == "at_risk":
+            self.metrics.at_risk.inc()
 
-    def _write(self, msg: models.UserActivityMessage, body: bytes, sleep: Callable[[float], None]) -> str:
-        """Write until it succeeds. `sleep` is the connection's, so heartbeats go on meanwhile."""
+    def _wait_replicas(self, obs: primary.Observation | None) -> int:
+        if not self.config.replicated_ack:
+            return 0
+        if obs is not None and obs.connected_replicas == 0 and obs.min_replicas_to_write == 0:
+            return 0
+        return 1
+
+    def _write(
+        self, msg: models.UserActivityMessage, body: bytes, verdict: timestamps.Verdict, sleep: Sleep
+    ) -> tuple[str, Ack]:
+        """Write until the message may be acknowledged. `sleep` is the connection's, so heartbeats
+        go on meanwhile."""
         delay = 0.1
+        first: str | None = None
+        timeout_ms = int(self.config.replica_ack_timeout * 1000)
         while True:
-            try:
-                return self.store.apply(msg, body)
-            except redis.exceptions.ReadOnlyError:
-                log.warning("redis is a replica: holding message %s until it is the primary", msg.message_id)
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-                log.warning("redis write failed (%s); retrying in %.1f s", exc, delay)
-            except RedisError as exc:
-                log.error("redis write failed (%r); retrying in %.1f s", exc, delay)
+            choice = self.primary.current()
+            if choice.endpoint is not None:
+                i = choice.endpoint
+                try:
+                    result, replicas = self.stores[i].apply(
+                        msg,
+                        body,
+                        ts=verdict.ts,
+                        future_clamped=verdict.outcome == "future_clamped" and first is None,
+                        wait_replicas=self._wait_replicas(choice.observation),
+                        wait_timeout_ms=timeout_ms,
+                    )
+                except redis.exceptions.ReadOnlyError:
+                    log.warning("redis answered READONLY: re-resolving the primary (holding %s)", msg.message_id)
+                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                    log.warning("redis write failed (%s); retrying in %.1f s", exc, delay)
+                except RedisError as exc:
+                    if _is_noreplicas(exc):
+                        log.warning("primary refuses writes (NOREPLICAS): holding %s", msg.message_id)
+                    else:
+                        log.error("redis write failed (%r); retrying in %.1f s", exc, delay)
+                else:
+                    # A re-write after a primary change finds our own first write as a duplicate.
+                    first = result if first is None or result != "duplicate" else first
+                    if not self.config.replicated_ack:
+                        return first, "unchecked"
+                    if replicas:
+                        return first, "replicated"
+                    outcome = self._hold(i, sleep)
+                    if outcome is not None:
+                        return first, outcome
+                self.primary.poke()
+            else:
+                log.warning("no primary (%s): holding message %s", choice.reason, msg.message_id)
             self.metrics.messages.labels("requeued").inc()
             if self.stopping:
                 raise pika.exceptions.ConnectionClosedByClient(0, "stopping with a message unwritten")
             sleep(delay)
             delay = min(delay * 2, 5.0)
+
+    def _hold(self, i: int, sleep: Sleep) -> Ack | None:
+        """A write no replica confirmed: ack at risk if the primary's policy accepts writes without
+        a replica, else retry WAIT. None: the primary moved or failed, write again."""
+        delay = 0.05
+        timeout_ms = int(self.config.replica_ack_timeout * 1000)
+        while not self.stopping:
+            choice = self.primary.current()
+            if choice.endpoint != i or choice.observation is None:
+                return None
+            if choice.observation.min_replicas_to_write == 0:
+                return "at_risk"
+            self.metrics.replication_holds.inc()
+            sleep(delay)
+            delay = min(delay * 2, 1.0)
+            script_keys, argv = self.progress.args(time.monotonic())
+            try:
+                pipe = self.primary.clients[i].pipeline(transaction=False)
+                pipe.eval(heartbeat.LUA, len(script_keys), *script_keys, *argv)
+                pipe.wait(1, timeout_ms)
+                _, replicas = pipe.execute()
+            except (RedisError, OSError) as exc:
+                if _is_noreplicas(exc):  # same primary, still without a replica: keep holding
+                    continue
+                log.warning("holding a message: %s", exc)
+                self.primary.poke()
+                return None
+            if int(replicas) >= 1:
+                return "replicated"
+        return None

@@ -9,7 +9,8 @@ class ActivityMetrics:
         self.messages = Counter(
             "tier0_activity_messages",
             "User-activity messages handled, by result: stored, duplicate (redelivery), stale (older than "
-            "the newest), invalid (dead-lettered), requeued (Redis unavailable or a replica)",
+            "the newest), invalid / too_old (dead-lettered), requeued (write retried: no primary, Redis "
+            "down, NOREPLICAS)",
             ["result"],
             registry=self.registry,
         )
@@ -27,3 +28,19 @@ class ActivityMetrics:
             "tier0_activity_broker_connected", "1 while connected to RabbitMQ", registry=self.registry
         )
         self.reconnects = Counter("tier0_activity_reconnects", "Broker reconnections", registry=self.registry)
+        self.at_risk = Counter(
+            "tier0_activity_at_risk_messages",
+            "Messages acknowledged after reaching the primary only (no replica confirmed, and the primary's "
+            "min-replicas-to-write is 0: the pair's policy is to keep accepting while the standby is down)",
+            registry=self.registry,
+        )
+        self.replication_holds = Counter(
+            "tier0_activity_replication_holds",
+            "Retries of WAIT while holding a written but unreplicated message unacknowledged",
+            registry=self.registry,
+        )
+        self.future_clamped = Counter(
+            "tier0_activity_future_clamped_messages",
+            "Messages dated beyond the skew allowance, applied with the receive time instead",
+            registry=self.registry,
+        )

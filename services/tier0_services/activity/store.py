@@ -37,8 +37,9 @@ return 'stored'
 """
 
 
-def script_args(msg: models.UserActivityMessage, raw: bytes) -> tuple[list[str], list[Any]]:
-    """KEYS and ARGV of LUA for one validated message (pure)."""
+def script_args(msg: models.UserActivityMessage, raw: bytes, ts: float | None = None) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV of LUA for one validated message (pure); `ts` (epoch s) orders it, by default
+    its own timestamp (the consumer passes the one `timestamps.clamp_or_reject` decided)."""
     script_keys = [
         keys.activity_seen(msg.message_id),
         keys.USERS_ACTIVITY_LATEST,
@@ -52,7 +53,7 @@ def script_args(msg: models.UserActivityMessage, raw: bytes) -> tuple[list[str],
     entry = orjson.dumps(msg.model_dump(mode="json", exclude={"active_users_list"}))
     argv: list[Any] = [
         raw,
-        f"{msg.timestamp_utc.timestamp():.3f}",
+        f"{msg.timestamp_utc.timestamp() if ts is None else ts:.3f}",
         entry,
         msg.metrics.active_users,
         msg.metrics.active_connections,
@@ -65,15 +66,36 @@ def script_args(msg: models.UserActivityMessage, raw: bytes) -> tuple[list[str],
 
 
 class ActivityStore:
+    """The consumer's writes to one Redis endpoint."""
+
     def __init__(self, client: "redis.Redis") -> None:
         self.redis = client
         self._script = client.register_script(LUA)
 
-    def apply(self, msg: models.UserActivityMessage, raw: bytes) -> str:
-        """`stored`, `duplicate` or `stale`; raises redis errors (the caller retries)."""
-        script_keys, argv = script_args(msg, raw)
-        result = self._script(keys=script_keys, args=argv)
-        return result.decode() if isinstance(result, bytes) else str(result)
+    def apply(
+        self,
+        msg: models.UserActivityMessage,
+        raw: bytes,
+        *,
+        ts: float | None = None,
+        future_clamped: bool = False,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 0,
+    ) -> tuple[str, int | None]:
+        """(`stored`/`duplicate`/`stale`, replicas that acknowledged or None) in one round trip,
+        ending with `WAIT` when `wait_replicas`; raises redis errors (the caller retries)."""
+        script_keys, argv = script_args(msg, raw, ts)
+        pipe = self.redis.pipeline(transaction=False)
+        self._script(keys=script_keys, args=argv, client=pipe)
+        if future_clamped:
+            pipe.hincrby(keys.ACTIVITY_STATS, "future_clamped", 1)
+        if wait_replicas:
+            pipe.wait(wait_replicas, wait_timeout_ms)
+        results = pipe.execute()
+        result = results[0]
+        replicas = int(results[-1]) if wait_replicas else None
+        return (result.decode() if isinstance(result, bytes) else str(result)), replicas
 
-    def count_invalid(self) -> None:
-        self.redis.hincrby(keys.ACTIVITY_STATS, "invalid", 1)
+    def count(self, field: str) -> None:
+        """Bump a counter of keys.ACTIVITY_STATS (`invalid`, `too_old`)."""
+        self.redis.hincrby(keys.ACTIVITY_STATS, field, 1)

@@ -55,6 +55,12 @@ class ApiMetrics:
             "Request observers that raised (the request was unaffected)",
             registry=r,
         )
+        self.pipeline_healthy = Gauge(
+            "tier0_api_pipeline_healthy",
+            "1 while this region's pipeline component is ok/idle by its workers' heartbeats (set by /api/status)",
+            ("component",),
+            registry=r,
+        )
         info = Gauge("tier0_api_info", "Region and version of this API (always 1)", ("region", "version"), registry=r)
         info.labels(region=region, version=version).set(1)
 

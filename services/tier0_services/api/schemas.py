@@ -37,6 +37,15 @@ class Health(BaseModel):
     region: str
 
 
+class PipelineHealth(BaseModel):
+    state: Literal["ok", "idle", "stalled", "dead", "absent"]
+    """`ok`/`idle` are healthy; `stalled` (messages held, nothing stored), `dead` (no heartbeat),
+    `absent` (no worker of this region has reported) are not."""
+    reason: str
+    workers: int
+    """Workers of this region with a recent heartbeat."""
+
+
 class Status(BaseModel):
     region: str
     status: str
@@ -48,6 +57,9 @@ class Status(BaseModel):
     active_devices: int
     active_users: int
     timestamp: datetime
+    pipeline: dict[str, PipelineHealth] = {}
+    """Per component (`ingest`, `activity`): the verdict of `tier0_contract.pipeline.assess` over the
+    heartbeats of this region's workers."""
 
 
 class AppVersion(BaseModel):

@@ -6,7 +6,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tier0_contract import keys
+from tier0_contract import keys, pipeline
 
 
 class Settings(BaseSettings):
@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     """Browser origins allowed to call the API (the seeds' dashboard), JSON list; none by default."""
     active_window_seconds: float = Field(default=keys.ACTIVE_WINDOW_SECONDS, gt=0)
     """A device counts as active when its newest message is at most this old."""
+    pipeline_stall_seconds: float = Field(default=pipeline.DEFAULT_STALL_AFTER_SECONDS, gt=0)
+    """`/api/status` `pipeline`: a worker holding messages that stored nothing for this long, or
+    whose heartbeat is this old, is stalled / dead (`tier0_contract.pipeline.assess`)."""
 
     # --- failover endpoints (they act through the RegionPair custom resource) ---
     api_token: SecretStr | None = None

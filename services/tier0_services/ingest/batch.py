@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import orjson
 from pydantic import ValidationError
 
-from tier0_contract import models, topics
+from tier0_contract import models, timestamps, topics
 
 DEAD_LETTER_PAYLOAD_BYTES = 2048
 _PREFIX_LEN = len(topics.TOPIC_PREFIX) + 1
@@ -31,29 +31,51 @@ class Prepared:
     """JSON entries for keys.DEVICES_DEAD_LETTER, one per rejected message."""
     newest_ts: float = 0.0
     """Newest payload timestamp of the batch (epoch s), for the lag gauge."""
+    too_old: int = 0
+    """Dead letters rejected by `timestamps.clamp_or_reject` as too old (the rest are invalid)."""
+    future_clamped: int = 0
+    """Accepted messages dated beyond the skew allowance, stored with the receive time."""
 
     @property
     def rejected(self) -> int:
         return len(self.dead_letters)
 
+    @property
+    def invalid(self) -> int:
+        return len(self.dead_letters) - self.too_old
 
-def prepare(messages: Iterable[tuple[bytes, bytes]], now: float) -> Prepared:
+
+def prepare(
+    messages: Iterable[tuple[bytes, bytes]],
+    now: float,
+    *,
+    skew: float = timestamps.FUTURE_SKEW_SECONDS,
+    max_age: float = timestamps.MAX_AGE_SECONDS,
+) -> Prepared:
     """Validate `(topic, payload)` pairs received at `now` (epoch s). The Redis write gets one
     argument per message (packing hundreds of thousands of small arguments costs redis-py more
-    than the whole validation)."""
+    than the whole validation). Timestamps follow `timestamps.clamp_or_reject`."""
     out = Prepared()
     records = out.records
+    oldest = now - max_age
     for topic, payload in messages:
         result = check(topic, payload)
         if isinstance(result, str):
             out.dead_letters.append(dead_letter(topic, payload, result, now))
             continue
         state, ts = result
+        if ts > now or ts < oldest:  # the shared rule, called only off the common path
+            verdict = timestamps.clamp_or_reject(ts, now, skew=skew, max_age=max_age)
+            if verdict.rejected:
+                out.dead_letters.append(dead_letter(topic, payload, verdict.reason(max_age), now))
+                out.too_old += 1
+                continue
+            out.future_clamped += verdict.outcome == "future_clamped"
+            ts = verdict.ts
         if ts > out.newest_ts:
             out.newest_ts = ts
-        # A device clock running ahead must not keep the device "active" or block later messages.
         # Milliseconds: the script compares timestamps, and Lua keeps 14 significant digits.
-        ts_field = b"%.3f" % (ts if ts < now else now)
+        ts_field = b"%.3f" % ts
         records.append(b"\x1f".join((topic[_PREFIX_LEN:], STATE_BYTES[state], ts_field, payload)))
     out.accepted = len(records)
     return out

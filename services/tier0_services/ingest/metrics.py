@@ -5,7 +5,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 # Batch write latency: the target is a few milliseconds per batch of hundreds of messages.
 BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 SIZE_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000)
-RESULTS = ("stored", "stale", "duplicate", "invalid")
+RESULTS = ("stored", "stale", "duplicate", "invalid", "too_old")
 
 
 class IngestMetrics:
@@ -13,7 +13,8 @@ class IngestMetrics:
         self.messages = Counter(
             "tier0_ingest_messages",
             "Device messages handled, by result: stored (applied), stale/duplicate (not newer than "
-            "the stored state, e.g. redeliveries), invalid (dead-lettered)",
+            "the stored state, e.g. redeliveries), invalid (dead-lettered), too_old (dead-lettered: "
+            "older than the timestamp rule's max age)",
             ["result"],
             registry=registry,
         )
@@ -38,21 +39,22 @@ class IngestMetrics:
         )
         self.pending = Gauge(
             "tier0_ingest_pending_messages",
-            "Messages received and not yet acknowledged (waiting for their batch to be written)",
+            "Messages received and not yet acknowledged (waiting for their batch to be written and replicated)",
             registry=registry,
         )
         self.writable = Gauge(
             "tier0_ingest_writable",
-            "1 while this region's Redis is the primary and the worker writes; 0 while paused",
+            "1 while a current primary is resolved (the worker writes to it); 0 while there is none",
             registry=registry,
         )
         self.write_errors = Counter(
             "tier0_ingest_write_errors",
-            "Failed batch writes, retried: readonly (Redis is a replica), connection, other",
+            "Failed batch writes, retried: readonly (Redis is a replica), noreplicas (the primary refuses "
+            "writes: min-replicas-to-write not met), connection, other",
             ["error"],
             registry=registry,
         )
-        for error in ("readonly", "connection", "other"):
+        for error in ("readonly", "noreplicas", "connection", "other"):
             self.write_errors.labels(error)
         self.mqtt_connected = Gauge(
             "tier0_ingest_mqtt_connected", "1 while connected to the MQTT broker", registry=registry
@@ -65,5 +67,21 @@ class IngestMetrics:
         self.active_devices = Gauge(
             "tier0_ingest_active_devices",
             "Devices seen within the activity window, as last written to stats:active_devices",
+            registry=registry,
+        )
+        self.at_risk = Counter(
+            "tier0_ingest_at_risk_messages",
+            "Messages acknowledged after reaching the primary only (no replica confirmed the write, and the "
+            "primary's min-replicas-to-write is 0: the pair's policy is to keep accepting while the standby is down)",
+            registry=registry,
+        )
+        self.replication_holds = Counter(
+            "tier0_ingest_replication_holds",
+            "Retries of WAIT while holding a written but unreplicated batch unacknowledged",
+            registry=registry,
+        )
+        self.future_clamped = Counter(
+            "tier0_ingest_future_clamped_messages",
+            "Messages dated beyond the skew allowance, stored with the receive time instead",
             registry=registry,
         )

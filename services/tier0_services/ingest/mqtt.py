@@ -6,11 +6,17 @@ return value when it finishes (`MqttPackageHandler._handle_qos_1_publish_packet`
 `__handle_publish_callback` in gmqtt/mqtt/handler.py). That is correct but costs a Task and a socket
 write per message: measured at 8-16k msg/s on this machine, below the 40k target.
 
-So QoS 1 PUBLISH packets take a shorter path here: the handler parses topic, packet id and payload
+So every QoS 0 and QoS 1 PUBLISH takes a shorter path here: the handler parses topic, packet id and
+payload (skipping the MQTT 5 property block: user properties, message expiry, content type, ...)
 and hands them to a sink without acknowledging; the worker writes a whole batch to Redis and only
-then calls `ack()`, which sends every PUBACK of the batch in one write. Anything unusual (QoS 0/2,
-PUBLISH properties such as topic aliases, MQTT 3.1.1) goes through gmqtt's own path, still with
-`optimistic_acknowledgement=False`, where `on_message`'s return value is the PUBACK reason code.
+then calls `ack()`, which sends every PUBACK of the batch in one write. QoS 0 messages have no
+packet id and need no PUBACK, but they go through the same batches, so they are stored or counted
+as well. Nothing the broker delivers at QoS 0/1 takes gmqtt's own path, so the broker's in-flight
+window (Receive Maximum) can never fill with messages nobody will acknowledge.
+
+Topic aliases: the worker announces no Topic Alias Maximum in CONNECT (i.e. 0), so the broker must
+send every topic in full; a PUBLISH with an empty topic anyway reaches the sink with topic `b""` and
+is dead-lettered by the batcher (and acknowledged), never silently dropped.
 """
 
 import logging
@@ -23,30 +29,65 @@ from gmqtt.mqtt.handler import MqttPackageHandler
 
 log = logging.getLogger(__name__)
 
-Sink = Callable[[bytes, bytes, int, Any], None]
-"""Called with (topic, payload, packet id, connection) for each QoS 1 message; must not block."""
+Sink = Callable[[bytes, bytes, int | None, Any], None]
+"""Called with (topic, payload, packet id or None for QoS 0, connection) per message; must not block."""
 
-_PUBLISH_QOS1 = 0x32  # PUBLISH with QoS 1, after masking out DUP (0x08) and RETAIN (0x01)
+_PUBLISH = 0x30
+
+
+def parse_publish(cmd: int, data: bytes, mqtt5: bool) -> tuple[bytes, bytes, int | None] | None:
+    """(topic, payload, packet id) of a QoS 0/1 PUBLISH's variable header + payload, or None when
+    the packet is not one (another packet type, QoS 2, or truncated). Pure: unit-tested."""
+    if cmd & 0xF0 != _PUBLISH:
+        return None
+    qos = (cmd >> 1) & 0x03
+    if qos > 1 or len(data) < 2:
+        return None
+    p = 2 + ((data[0] << 8) | data[1])
+    topic = data[2:p]
+    mid = None
+    if qos == 1:
+        if len(data) < p + 2:
+            return None
+        mid = (data[p] << 8) | data[p + 1]
+        p += 2
+    if mqtt5:
+        # Property length: a variable byte integer (1-4 bytes, 7 bits each, high bit = more).
+        length, shift = 0, 0
+        for _ in range(4):
+            if p >= len(data):
+                return None
+            byte = data[p]
+            p += 1
+            length |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        else:
+            return None
+        p += length
+        if p > len(data):
+            return None
+    return topic, data[p:], mid
 
 
 class _BatchAckHandler(MqttPackageHandler):  # type: ignore[misc]
     sink: Sink
 
     def __call__(self, package: Any) -> None:
-        cmd = package.cmd
-        if cmd & 0xF6 == _PUBLISH_QOS1 and self._connection_state.protocol_version >= MQTTv50:
-            data = package.data
-            tl = (data[0] << 8) | data[1]
-            p = 2 + tl
-            # data[p:p+2] is the packet id, data[p+2] the property length (0: no properties).
-            if len(data) > p + 2 and data[p + 2] == 0:
-                self.sink(data[2:p], data[p + 3 :], (data[p] << 8) | data[p + 1], self._connection)
+        if package.cmd & 0xF0 == _PUBLISH:
+            mqtt5 = self._connection_state.protocol_version >= MQTTv50
+            parsed = parse_publish(package.cmd, package.data, mqtt5)
+            if parsed is not None:
+                topic, payload, mid = parsed
+                self.sink(topic, payload, mid, self._connection)
                 return
+            log.warning("PUBLISH not handled by the batch path (QoS 2 or malformed): cmd 0x%02x", package.cmd)
         super().__call__(package)
 
 
 class IngestClient(gmqtt.Client):  # type: ignore[misc]
-    """gmqtt.Client whose QoS 1 messages go to `sink` and are acknowledged by `ack()`."""
+    """gmqtt.Client whose QoS 0/1 messages go to `sink` and are acknowledged by `ack()`."""
 
     def __init__(self, client_id: str, sink: Sink, **connect_properties: Any) -> None:
         super().__init__(client_id, clean_session=False, optimistic_acknowledgement=False, **connect_properties)
@@ -59,17 +100,18 @@ class IngestClient(gmqtt.Client):  # type: ignore[misc]
         """The live MQTT connection (a new object after each reconnect)."""
         return self._package_handler.current_connection
 
-    def ack(self, acks: Sequence[tuple[int, Any]]) -> int:
+    def ack(self, acks: Sequence[tuple[int | None, Any]]) -> int:
         """PUBACK each `(packet id, connection)` received on the current connection in one write;
-        returns how many were sent. Ids from an older connection are skipped: the broker resends
-        those messages on the resumed session and they are written (idempotently) again."""
+        returns how many were sent. QoS 0 entries (id None) need none. Ids from an older connection
+        are skipped: the broker resends those messages on the resumed session and they are written
+        (idempotently) again."""
         conn = self.connection
         if conn is None or conn.is_closing():
             return 0
         out = bytearray()
         sent = 0
         for mid, on in acks:
-            if on is conn:
+            if mid is not None and on is conn:
                 # PUBACK, remaining length 2: packet id only, which means reason code 0 (success).
                 out += b"\x40\x02" + mid.to_bytes(2, "big")
                 sent += 1

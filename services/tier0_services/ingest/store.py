@@ -142,6 +142,17 @@ if dup > 0 then redis.call('HINCRBY', stats_key, 'duplicate', dup) end
 return {stored, stale, dup}
 """ % {"state_fields": _STATE_FIELDS}  # noqa: UP031 (Lua braces make str.format awkward)
 
+
+def raise_first_error(results: list[Any]) -> list[Any]:
+    """Raise the first error of a pipeline run with `raise_on_error=False`. redis.asyncio's own
+    raising replaces the server's message with an unformatted template (redis-py 6.4), which hides
+    `NOREPLICAS`; the exception instances in the results keep it."""
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    return results
+
+
 MAX_BATCH = 2000
 """Messages per script call: Lua's unpack() takes at most ~8000 values (two per message here)."""
 
@@ -152,29 +163,39 @@ class Applied:
     stale: int
     duplicate: int
     invalid: int
+    too_old: int = 0
+    future_clamped: int = 0
+    replicas: int | None = None
+    """Replicas that acknowledged the write (`WAIT`), None when not asked."""
 
 
 class Store:
-    """The ingest worker's writes and reads against its region's Redis."""
+    """The ingest worker's writes to one Redis endpoint."""
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self._sha: str | None = None
 
-    async def apply(self, batch: Prepared) -> Applied:
+    async def apply(self, batch: Prepared, *, wait_replicas: int = 0, wait_timeout_ms: int = 0) -> Applied:
         """Write one prepared batch (≤ MAX_BATCH accepted messages) and its dead letters in one
-        round trip. Raises redis errors (ReadOnlyError on a replica, ConnectionError, ...); the
-        caller retries the same batch, which the script makes idempotent."""
+        round trip; with `wait_replicas`, end that round trip with `WAIT wait_replicas
+        wait_timeout_ms` (on the same connection, so it covers this write). Raises redis errors
+        (ReadOnlyError on a replica, NOREPLICAS, ConnectionError, ...); the caller retries the same
+        batch, which the script makes idempotent."""
         if self._sha is None:
             self._sha = await self.redis.script_load(LUA)
         try:
-            result = await self._apply(batch, self._sha)
+            result, replicas = await self._apply(batch, self._sha, wait_replicas, wait_timeout_ms)
         except NoScriptError:  # a restarted or newly promoted Redis has an empty script cache
             self._sha = await self.redis.script_load(LUA)
-            result = await self._apply(batch, self._sha)
-        return Applied(int(result[0]), int(result[1]), int(result[2]), batch.rejected)
+            result, replicas = await self._apply(batch, self._sha, wait_replicas, wait_timeout_ms)
+        return Applied(
+            int(result[0]), int(result[1]), int(result[2]), batch.invalid, batch.too_old, batch.future_clamped, replicas
+        )
 
-    async def _apply(self, batch: Prepared, sha: str) -> list[Any]:
+    async def _apply(
+        self, batch: Prepared, sha: str, wait_replicas: int, timeout_ms: int
+    ) -> tuple[list[Any], int | None]:
         async with self.redis.pipeline(transaction=False) as pipe:
             if batch.accepted:
                 blob = b"\x1e".join(batch.records)
@@ -183,14 +204,17 @@ class Store:
             if batch.dead_letters:
                 pipe.lpush(keys.DEVICES_DEAD_LETTER, *batch.dead_letters)
                 pipe.ltrim(keys.DEVICES_DEAD_LETTER, 0, keys.DEAD_LETTER_MAX - 1)
-                pipe.hincrby(keys.INGEST_STATS, "invalid", batch.rejected)
-            results = await pipe.execute()
-        return list(results[0]) if batch.accepted else [0, 0, 0]
-
-    async def is_primary(self) -> bool:
-        """True when this Redis accepts writes (`INFO replication` role:master)."""
-        info = await self.redis.info("replication")
-        return bool(info.get("role") == "master")
+                if batch.invalid:
+                    pipe.hincrby(keys.INGEST_STATS, "invalid", batch.invalid)
+                if batch.too_old:
+                    pipe.hincrby(keys.INGEST_STATS, "too_old", batch.too_old)
+            if batch.future_clamped:
+                pipe.hincrby(keys.INGEST_STATS, "future_clamped", batch.future_clamped)
+            if wait_replicas:
+                pipe.wait(wait_replicas, timeout_ms)
+            results = raise_first_error(await pipe.execute(raise_on_error=False))
+        replicas = int(results[-1]) if wait_replicas else None
+        return (list(results[0]) if batch.accepted else [0, 0, 0]), replicas
 
     async def refresh_active_devices(self, now: float, window: float) -> int:
         """Recount devices seen in the last `window` seconds into keys.ACTIVE_DEVICES."""

@@ -1,83 +1,62 @@
-"""The ingest worker: MQTT shared subscription in, batched Redis writes out, ack after the write.
+"""The ingest worker: MQTT shared subscription in, batched writes to the current primary out, ack
+after the write has reached the standby.
 
 Delivery is at-least-once end to end: a message is acknowledged to the broker only after the
-batch holding it is in Redis, and a redelivered message is recognised by the store script.
+batch holding it is in Redis (and, with `replicated_ack`, on a replica: `WAIT` in the same round
+trip), and a redelivered message is recognised by the store script.
 
-Role gating: the worker writes only while its region's Redis reports `role:master`. It subscribes
-the first time it sees its Redis primary and stays subscribed afterwards, so while it is paused
-(a replica, or Redis unreachable) the broker keeps queueing its share of QoS 1 messages in its
-persistent session (fixed client id, clean start off, session expiry) and the messages it already
-holds stay unacknowledged; on promotion it writes them, then the backlog. A worker that starts as
-a replica does not subscribe, so a standby region costs the broker nothing. Regions sharing one
-broker use different share groups (`ingest-<region>` by default), so a paused region's worker never
-takes messages away from the active one.
+One writer at a time, no backlog: every worker of both regions is a member of the one share
+group (`$share/ingest/og/field/#`) and connected to both regions' Redis; it writes to whichever is
+the current primary (`tier0_services.primary`), re-resolved every `resolve_interval` and at once
+after READONLY/NOREPLICAS/connection errors. So a standby region's worker is as busy as the active
+one's, no session queues up while a region is standby, and after a switchover every worker writes
+to the new primary within one re-resolution. While there is no primary (mid-transition, both
+unreachable), a worker holds the messages it has unacknowledged, so the broker stops at the
+Receive Maximum and keeps the rest for the seconds the transition lasts.
 """
 
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError, RedisError
+from redis.exceptions import ReadOnlyError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tier0_contract import keys, topics
+from tier0_services import heartbeat, primary
 from tier0_services.ingest import batch, store
 from tier0_services.ingest.metrics import IngestMetrics
 from tier0_services.ingest.mqtt import IngestClient
+from tier0_services.ingest.settings import Settings
 
 log = logging.getLogger("tier0.ingest")
 
+Config = Settings
+"""The worker's configuration (`ingest.settings.Settings`)."""
 
-@dataclass(frozen=True)
-class Config:
-    region: str = "region1"
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    mqtt_host: str = "127.0.0.1"
-    mqtt_port: int = 1883
-    client_id: str = ""
-    """Stable per worker (e.g. the pod name of a StatefulSet): the broker keeps the session by it."""
-    share_group: str = ""
-    batch_size: int = 500
-    max_delay: float = 0.005
-    """Seconds a partial batch waits for more messages before it is written."""
-    receive_maximum: int = 2000
-    """Unacknowledged messages the broker may have in flight to this worker (MQTT 5 flow control)."""
-    session_expiry: int = 3600
-    role_interval: float = 1.0
-    active_window: float = keys.ACTIVE_WINDOW_SECONDS
-    active_interval: float = 1.0
-
-    @property
-    def group(self) -> str:
-        return self.share_group or f"{topics.INGEST_GROUP}-{self.region}"
-
-    @property
-    def mqtt_client_id(self) -> str:
-        return self.client_id or f"tier0-ingest-{self.region}"
+Received = tuple[bytes, bytes, int | None, Any]  # topic, payload, packet id (None: QoS 0), connection
+Ack = Literal["replicated", "at_risk", "unchecked"]
 
 
-Received = tuple[bytes, bytes, int, Any]  # topic, payload, packet id, connection
+def is_noreplicas(exc: BaseException) -> bool:
+    """A primary refusing writes because too few replicas are in sync (`min-replicas-to-write`)."""
+    return isinstance(exc, ResponseError) and "NOREPLICAS" in str(exc)
 
 
 class IngestWorker:
-    def __init__(self, config: Config, metrics: IngestMetrics) -> None:
+    def __init__(self, config: Settings, metrics: IngestMetrics) -> None:
         self.config = config
         self.metrics = metrics
-        self.redis: Redis = Redis.from_url(
-            config.redis_url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=10
-        )
-        self.store = store.Store(self.redis)
+        self.primary = primary.AsyncPrimary(config.redis_urls, interval=config.resolve_interval)
+        self.stores = [store.Store(c) for c in self.primary.clients]
         self._pending: list[Received] = []
+        self._in_flight = 0
         self._wake = asyncio.Event()
-        self._writable = asyncio.Event()
-        self._role_now = asyncio.Event()
-        self._want_subscription = False
         self._stopping = False
         self._connected = False
+        self.progress = heartbeat.Progress("ingest", config.mqtt_client_id, config.region)
         self.client = IngestClient(
             config.mqtt_client_id,
             self._receive,
@@ -94,8 +73,9 @@ class IngestWorker:
 
     # --- MQTT side ------------------------------------------------------------------------------
 
-    def _receive(self, topic: bytes, payload: bytes, mid: int, conn: Any) -> None:
+    def _receive(self, topic: bytes, payload: bytes, mid: int | None, conn: Any) -> None:
         self._pending.append((topic, payload, mid, conn))
+        self.progress.received += 1
         if len(self._pending) >= self.config.batch_size:
             self._wake.set()
 
@@ -105,8 +85,7 @@ class IngestWorker:
         self.metrics.mqtt_connected.set(1)
         self.metrics.mqtt_connects.inc()
         self.client.reconnect_delay = 0.5
-        if self._want_subscription:
-            self._subscribe()
+        self._subscribe()
 
     def _on_subscribe(self, client: Any, mid: int, qos: Any, properties: Any) -> None:
         log.info("subscription acknowledged (granted QoS %s)", qos)
@@ -143,65 +122,129 @@ class IngestWorker:
 
     # --- Redis side -----------------------------------------------------------------------------
 
-    async def _role_loop(self) -> None:
-        """Follow the Redis role: writable while primary; paused while replica or unreachable."""
+    async def _primary_loop(self) -> None:
         while True:
             try:
-                primary = await self.store.is_primary()
-            except (RedisError, OSError) as exc:
-                log.warning("redis unreachable (%s); paused", exc)
-                primary = False
-            if primary and not self._writable.is_set():
-                log.info("redis is the primary: writing")
-                self._writable.set()
-                if not self._want_subscription:
-                    self._want_subscription = True
-                    if self._connected:
-                        self._subscribe()
-            elif not primary and self._writable.is_set():
-                log.warning("redis is not the primary: paused (holding %d messages unacknowledged)", len(self._pending))
-                self._writable.clear()
-            self.metrics.writable.set(1 if primary else 0)
-            self._role_now.clear()
-            try:
-                await asyncio.wait_for(self._role_now.wait(), self.config.role_interval)
-            except TimeoutError:
-                pass
+                await self.primary.run()
+            except (RedisError, OSError) as exc:  # run() observes with errors caught; belt and braces
+                log.warning("primary resolution failed: %s", exc)
+                await asyncio.sleep(self.config.resolve_interval)
 
     async def _active_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.active_interval)
-            if not self._writable.is_set():
+            i = self.primary.choice.endpoint
+            if i is None:
                 continue
             try:
-                count = await self.store.refresh_active_devices(time.time(), self.config.active_window)
+                count = await self.stores[i].refresh_active_devices(time.time(), self.config.active_window)
                 self.metrics.active_devices.set(count)
             except (RedisError, OSError) as exc:
-                log.warning("could not refresh %s: %s", keys.ACTIVE_DEVICES, exc)
+                log.debug("could not refresh %s: %s", keys.ACTIVE_DEVICES, exc)
 
-    async def _write(self, prepared: batch.Prepared) -> store.Applied:
-        """Write until it succeeds: a batch is never dropped, only delayed (it stays unacknowledged)."""
-        delay = 0.05
+    async def _heartbeat_loop(self) -> None:
         while True:
-            if not self._writable.is_set():
-                await self._writable.wait()
+            await self.beat()
+            await asyncio.sleep(self.config.heartbeat_interval)
+
+    async def beat(self) -> bool:
+        """Write this worker's heartbeat into the current primary; False when there is none or it
+        refused (a worker that cannot write heartbeats cannot write data either)."""
+        i = self.primary.choice.endpoint
+        self.progress.pending = len(self._pending) + self._in_flight
+        self.progress.connected = self._connected
+        self.metrics.pending.set(self.progress.pending)
+        if i is None:
+            return False
+        script_keys, argv = self.progress.args(time.monotonic())
+        try:
+            await self.primary.clients[i].eval(heartbeat.LUA, len(script_keys), *script_keys, *argv)
+        except (RedisError, OSError) as exc:
+            log.debug("heartbeat not written: %s", exc)
+            return False
+        return True
+
+    def _wait_replicas(self, obs: primary.Observation | None) -> int:
+        """How many replicas the write's WAIT asks for: 1, or 0 (no WAIT) when acknowledgement is
+        not replicated, or when the primary has no replica and its policy accepts writes anyway."""
+        if not self.config.replicated_ack:
+            return 0
+        if obs is not None and obs.connected_replicas == 0 and obs.min_replicas_to_write == 0:
+            return 0
+        return 1
+
+    async def _write(self, prepared: batch.Prepared) -> tuple[store.Applied, Ack]:
+        """Write until the batch may be acknowledged: a batch is never dropped, only delayed (it
+        stays unacknowledged). Re-written after a primary change (the script makes that harmless)."""
+        delay = 0.05
+        timeout_ms = int(self.config.replica_ack_timeout * 1000)
+        while True:
+            i = await self.primary.primary()
+            wait = self._wait_replicas(self.primary.choice.observation)
             try:
-                return await self.store.apply(prepared)
+                applied = await self.stores[i].apply(prepared, wait_replicas=wait, wait_timeout_ms=timeout_ms)
             except ReadOnlyError:
                 self.metrics.write_errors.labels("readonly").inc()
-                self._writable.clear()
-                self._role_now.set()
-                log.warning("redis answered READONLY: paused until it is the primary again")
+                log.warning("redis answered READONLY: re-resolving the primary")
+                self.primary.poke()
+                await asyncio.sleep(min(delay, self.config.resolve_interval))
+                delay = min(delay * 2, 1.0)
                 continue
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 self.metrics.write_errors.labels("connection").inc()
                 log.warning("redis write failed (%s); retrying in %.2f s", exc, delay)
             except RedisError as exc:
-                self.metrics.write_errors.labels("other").inc()
-                log.error("redis write failed (%r); retrying in %.2f s", exc, delay)
-            self._role_now.set()
+                if is_noreplicas(exc):
+                    self.metrics.write_errors.labels("noreplicas").inc()
+                    log.warning("primary refuses writes (NOREPLICAS): holding; retrying in %.2f s", delay)
+                else:
+                    self.metrics.write_errors.labels("other").inc()
+                    log.error("redis write failed (%r); retrying in %.2f s", exc, delay)
+            else:
+                if not self.config.replicated_ack:
+                    return applied, "unchecked"
+                if applied.replicas:
+                    return applied, "replicated"
+                outcome = await self._hold_until_replicated(i)
+                if outcome is not None:
+                    return applied, outcome
+                if self._stopping:  # leave the batch unacknowledged: the broker redelivers it
+                    raise asyncio.CancelledError
+                continue  # the primary moved or failed while holding: write the batch again
+            self.primary.poke()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+    async def _hold_until_replicated(self, i: int) -> Ack | None:
+        """After a write no replica confirmed: the policy of services/README.md. None: write again."""
+        delay = 0.05
+        timeout_ms = int(self.config.replica_ack_timeout * 1000)
+        while not self._stopping:
+            choice = self.primary.choice
+            if choice.endpoint != i or choice.observation is None:
+                return None
+            if choice.observation.min_replicas_to_write == 0:
+                return "at_risk"  # the operator lowered it: the pair's policy is to keep accepting
+            self.metrics.replication_holds.inc()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+            # Any write on the connection followed by WAIT covers everything written before it.
+            script_keys, argv = self.progress.args(time.monotonic())
+            try:
+                async with self.primary.clients[i].pipeline(transaction=False) as pipe:
+                    pipe.eval(heartbeat.LUA, len(script_keys), *script_keys, *argv)
+                    pipe.wait(1, timeout_ms)
+                    _, replicas = store.raise_first_error(await pipe.execute(raise_on_error=False))
+            except (RedisError, OSError) as exc:
+                if is_noreplicas(exc):  # same primary, still without a replica: keep holding
+                    self.metrics.write_errors.labels("noreplicas").inc()
+                    continue
+                log.warning("holding a batch: %s", exc)
+                self.primary.poke()
+                return None
+            if int(replicas) >= 1:
+                return "replicated"
+        return None
 
     async def _flush_loop(self) -> None:
         cfg = self.config
@@ -212,7 +255,7 @@ class IngestWorker:
                     await asyncio.wait_for(self._wake.wait(), cfg.max_delay)
                 except TimeoutError:
                     pass
-            self.metrics.pending.set(len(self._pending))
+            self.metrics.pending.set(len(self._pending) + self._in_flight)
             if not self._pending:
                 continue
             await self.flush_once()
@@ -221,18 +264,29 @@ class IngestWorker:
         """Write and acknowledge up to one batch of what has been received."""
         take = self._pending[: store.MAX_BATCH]
         del self._pending[: len(take)]
+        self._in_flight = len(take)
         started = time.perf_counter()
         now = time.time()
-        prepared = batch.prepare(((t, p) for t, p, _, _ in take), now)
-        applied = await self._write(prepared)
+        cfg = self.config
+        prepared = batch.prepare(
+            ((t, p) for t, p, _, _ in take), now, skew=cfg.timestamp_skew, max_age=cfg.timestamp_max_age
+        )
+        applied, outcome = await self._write(prepared)
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.metrics.acks.inc(self.client.ack([(mid, conn) for _, _, mid, conn in take]))
+        self._in_flight = 0
+        if outcome == "at_risk":
+            self.metrics.at_risk.inc(len(take))
         m = self.metrics.messages
         m.labels("stored").inc(applied.stored)
         m.labels("stale").inc(applied.stale)
         m.labels("duplicate").inc(applied.duplicate)
         m.labels("invalid").inc(applied.invalid)
+        m.labels("too_old").inc(applied.too_old)
+        self.metrics.future_clamped.inc(applied.future_clamped)
         self.metrics.batch_size.observe(len(take))
+        self.progress.stored += len(take)
+        self.progress.last_stored = time.monotonic()
         if prepared.newest_ts:
             self.metrics.lag.set(max(0.0, now - prepared.newest_ts))
 
@@ -241,14 +295,23 @@ class IngestWorker:
     async def run(self, stop: asyncio.Event) -> None:
         cfg = self.config
         log.info(
-            "ingest worker %s: region %s, redis %s, mqtt %s:%s, group %s",
-            cfg.mqtt_client_id, cfg.region, cfg.redis_url, cfg.mqtt_host, cfg.mqtt_port, cfg.group,
-        )  # fmt: skip
+            "ingest worker %s: region %s, redis %s, mqtt %s:%s, group %s, replicated ack %s",
+            cfg.mqtt_client_id,
+            cfg.region,
+            " ".join(_redact(u) for u in cfg.redis_urls),
+            cfg.mqtt_host,
+            cfg.mqtt_port,
+            cfg.group,
+            cfg.replicated_ack,
+        )
+        await self.primary.resolve()
         connect = asyncio.create_task(self._connect(), name="mqtt")
         loops = [
-            asyncio.create_task(self._role_loop(), name="role"),
+            asyncio.create_task(self._primary_loop(), name="primary"),
             asyncio.create_task(self._flush_loop(), name="flush"),
             asyncio.create_task(self._active_loop(), name="active"),
+            asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
+            asyncio.create_task(self._writable_gauge(), name="gauge"),
         ]
         stopped = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([stopped, *loops], return_when=asyncio.FIRST_COMPLETED)
@@ -256,6 +319,11 @@ class IngestWorker:
         await self.close([connect, *loops], stopped)
         for task in failed:  # a loop ended by itself: a bug, surfaced instead of running half-dead
             task.result()
+
+    async def _writable_gauge(self) -> None:
+        while True:
+            self.metrics.writable.set(0 if self.primary.choice.endpoint is None else 1)
+            await asyncio.sleep(0.25)
 
     async def close(self, tasks: list["asyncio.Task[Any]"], stopped: "asyncio.Task[Any]") -> None:
         """Stop taking messages, finish the batch being written, disconnect. Messages still pending
@@ -272,4 +340,12 @@ class IngestWorker:
         await asyncio.gather(*tasks, stopped, return_exceptions=True)
         if self._connected:
             await self.client.disconnect()
-        await self.redis.aclose()
+        await self.primary.aclose()
+
+
+def _redact(url: str) -> str:
+    """The URL without its password (for logs)."""
+    if "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.rpartition('@')[2]}"

@@ -47,7 +47,9 @@ async def test_status_counts_what_ingest_and_activity_wrote(client: httpx.AsyncC
     assert body["active_devices"] == 120 and body["active_users"] == 7
     assert set(body) == {
         "region", "status", "role", "version", "startup_time", "active_devices", "active_users", "timestamp",
+        "pipeline",
     }  # fmt: skip
+    assert body["pipeline"]["ingest"]["state"] == "absent"  # no worker heartbeats here
     await redis.set(keys.region_status("region1"), "failing_over")
     assert (await client.get("/api/status")).json()["status"] == "failing_over"
 

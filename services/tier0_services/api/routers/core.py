@@ -6,14 +6,15 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 
-from tier0_contract import keys
+from tier0_contract import keys, pipeline
 from tier0_services.api import errors
 from tier0_services.api.deps import RedisDep, SettingsDep
-from tier0_services.api.schemas import AppVersion, Health, Root, Status
+from tier0_services.api.schemas import AppVersion, Health, PipelineHealth, Root, Status
 
 router = APIRouter(tags=["core"])
 
 REDIS_DOWN = errors.responses(503)
+COMPONENTS: tuple[pipeline.Component, ...] = ("ingest", "activity")
 
 
 def role_of(replication: dict[str, Any]) -> Literal["primary", "replica"]:
@@ -55,8 +56,17 @@ async def status(request: Request, redis: RedisDep, settings: SettingsDep) -> St
         pipe.zcount(keys.DEVICES_LAST_SEEN, time.time() - settings.active_window_seconds, "+inf")
         pipe.get(keys.ACTIVE_USERS)
         pipe.info("replication")
-        region_status, devices, users, replication = await pipe.execute()
+        pipe.hgetall(keys.PIPELINE_HEARTBEATS)
+        pipe.time()
+        region_status, devices, users, replication, beats, (secs, micros) = await pipe.execute()
     role = role_of(replication)
+    # Judged against this Redis's own clock, the clock the heartbeats were written with.
+    heartbeats, now = pipeline.parse(beats), secs + micros / 1e6
+    health = {
+        c: pipeline.assess(heartbeats, c, settings.region, now, settings.pipeline_stall_seconds) for c in COMPONENTS
+    }
+    for component, h in health.items():
+        request.app.state.metrics.pipeline_healthy.labels(component).set(1 if h.healthy else 0)
     return Status(
         region=settings.region,
         status=region_status.decode() if region_status else ("active" if role == "primary" else "standby"),
@@ -66,6 +76,7 @@ async def status(request: Request, redis: RedisDep, settings: SettingsDep) -> St
         active_devices=int(devices or 0),
         active_users=int(users or 0),
         timestamp=datetime.now(UTC),
+        pipeline={c: PipelineHealth(state=h.state, reason=h.reason, workers=h.workers) for c, h in health.items()},
     )
 
 
