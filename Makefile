@@ -115,7 +115,7 @@ bench-failover: tools venv ## RegionPair switchover + failover under a writer, 2
 
 .PHONY: test-operator
 test-operator: tools venv ## The RegionPair operator's unit tests and its tests on a real apiserver + Redis
-	$(PY) -m pytest tests/unit/test_operator_logic.py tests/controlplane/operator $(PYTEST_ARGS)
+	$(PY) -m pytest tests/unit/operator tests/controlplane/operator $(PYTEST_ARGS)
 
 ##@ Charts and images
 

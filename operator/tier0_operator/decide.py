@@ -1,13 +1,24 @@
 """What to do about a pair, decided from its spec, its status and the latest probes. Pure.
 
-The daemon (reconciler.py) probes, calls `decide()` and executes the returned action; keeping the
-decision here means every rule (failover threshold, fencing, switchover requests, acknowledging a
-failover) is unit-tested without Redis or an apiserver.
+One round of the daemon (reconciler.py) is:
+
+1. `observe()`: fold the probes into the status (per-region health, failures, lag, pipeline);
+2. `decide()`: the one action of this round (bootstrap, fence, promote, start a transition, ...);
+3. `guard()`: what the active primary's Redis must hold besides its role (the pair's epoch,
+   `min-replicas-to-write` by `spec.replication`);
+4. `report()`: phase, conditions and the replication status, from all of the above;
+5. `events()`: the Events a change between two statuses deserves.
+
+Keeping every rule here (failover threshold, fencing, switchover requests, acknowledging a failover,
+the write guard, pipeline health) means each is unit-tested without Redis or an apiserver.
 """
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from tier0_operator.model import Condition, PairSpec, PairStatus, Phase, Probe
+from tier0_contract import pipeline
+from tier0_contract import regionpair as rp
+from tier0_operator.model import Probe
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,7 @@ class StartSwitchover:
 class StartFailover:
     to: str
     lost_bytes: int
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -72,7 +84,107 @@ class Resume:
 Action = Nothing | Bootstrap | MakeReplica | Promote | StartSwitchover | StartFailover | Acknowledge | Blocked | Resume
 
 
-def decide(spec: PairSpec, status: PairStatus, probes: dict[str, Probe]) -> Action:
+@dataclass(frozen=True)
+class Guard:
+    """Settings the active primary's Redis must hold: SET keys.PAIR_EPOCH, CONFIG SET min-replicas-*."""
+
+    region: str
+    epoch: int | None  # None: already written
+    min_replicas_to_write: int | None  # None: already as wanted
+    min_replicas_max_lag: int
+
+
+@dataclass(frozen=True)
+class Event:
+    reason: str
+    message: str
+    warning: bool = False
+
+
+UNHEALTHY_PIPELINE: frozenset[rp.PipelineState] = frozenset({"stalled", "dead"})
+
+
+# --- 1. observe ------------------------------------------------------------------------------------
+
+
+def failures(status: rp.RegionPairStatus, region: str) -> int:
+    r = status.region(region)
+    return r.consecutive_failures if r is not None else 0
+
+
+def observe(spec: rp.RegionPairSpec, status: rp.RegionPairStatus, probes: dict[str, Probe]) -> rp.RegionPairStatus:
+    """The status with this round's probes folded in (failures count consecutively, a healthy probe
+    resets them; lag is measured when both ends answer and kept otherwise)."""
+    lag = lag_bytes(spec, status.active_region, probes, status.lag_bytes)
+    verdicts = pipelines(spec, status, probes)
+    regions = tuple(
+        rp.RegionStatus(
+            name=r.name,
+            role=probes[r.name].role,
+            healthy=probes[r.name].healthy,
+            replication_offset=probes[r.name].offset,
+            lag_bytes=lag if r.name != status.active_region else 0,
+            link_up=probes[r.name].link_up,
+            consecutive_failures=0 if probes[r.name].healthy else failures(status, r.name) + 1,
+            last_probe_time=probes[r.name].at,
+            message=probes[r.name].error,
+            pipeline=verdicts.get(r.name),
+        )
+        for r in spec.regions
+    )
+    return status.model_copy(update={"regions": regions, "lag_bytes": lag})
+
+
+def lag_bytes(spec: rp.RegionPairSpec, active: str | None, probes: dict[str, Probe], last: int) -> int:
+    """Bytes the standby is behind the active primary; the last known value when unmeasurable."""
+    if active is None:
+        return 0
+    pa, ps = probes[active], probes[spec.other(active).name]
+    if pa.reachable and pa.role == "primary" and ps.reachable and ps.replicates_from(spec.region(active).redis):
+        return max(0, pa.offset - ps.offset)
+    return last
+
+
+def pipelines(
+    spec: rp.RegionPairSpec, status: rp.RegionPairStatus, probes: dict[str, Probe]
+) -> dict[str, rp.PipelineStatus]:
+    """Each region's pipeline, judged by `pipeline.assess()` on the heartbeats of the active primary
+    (every worker writes its heartbeat into the Redis it writes to, i.e. the primary) against that
+    Redis's own clock. Ingest and activity are combined into the worse of the two."""
+    if status.active_region is None:
+        return {}
+    source = probes[status.active_region]
+    if not source.reachable or source.role != "primary" or source.server_time is None:
+        why = f"heartbeats unreadable: {status.active_region}'s Redis is not an answering primary"
+        return {r.name: rp.PipelineStatus(state="unknown", reason=why) for r in spec.regions}
+    stall = spec.pipeline.stall_after_seconds
+    out = {}
+    for r in spec.regions:
+        verdicts = [
+            pipeline.assess(source.heartbeats, component, r.name, source.server_time, stall)
+            for component in ("ingest", "activity")
+        ]
+        worst = min(verdicts, key=lambda h: _PIPELINE_RANK[h.state])
+        out[r.name] = rp.PipelineStatus(state=worst.state, reason="; ".join(h.reason for h in verdicts))
+    return out
+
+
+_PIPELINE_RANK: dict[pipeline.State, int] = {"dead": 0, "stalled": 1, "absent": 2, "idle": 3, "ok": 4}
+
+
+def pipeline_unhealthy(status: rp.RegionPairStatus, region: str) -> rp.PipelineStatus | None:
+    """The region's pipeline verdict when it is dead or stalled (an absent pipeline is not: a pair
+    may run without tier0's workers), else None."""
+    r = status.region(region)
+    if r is not None and r.pipeline is not None and r.pipeline.state in UNHEALTHY_PIPELINE:
+        return r.pipeline
+    return None
+
+
+# --- 2. decide -------------------------------------------------------------------------------------
+
+
+def decide(spec: rp.RegionPairSpec, status: rp.RegionPairStatus, probes: dict[str, Probe]) -> Action:
     if status.transition is not None:
         return Resume()  # an in-flight transition finishes even if the pair was paused meanwhile
     if spec.paused:
@@ -85,12 +197,21 @@ def decide(spec: PairSpec, status: PairStatus, probes: dict[str, Probe]) -> Acti
     pa, ps = probes[active.name], probes[standby.name]
     policy = spec.failover
 
-    if status.failures.get(active.name, 0) >= policy.failure_threshold:
+    fails = failures(status, active.name)
+    stalled = pipeline_unhealthy(status, active.name)
+    if fails >= policy.failure_threshold or (stalled is not None and spec.pipeline.on_stall == "Failover"):
+        why = (
+            f"{active.name} failed {fails} consecutive probes"
+            if fails >= policy.failure_threshold
+            else f"{active.name}'s pipeline is {stalled.state if stalled else ''}: {stalled.reason if stalled else ''}"
+        )
         if policy.mode == "Manual":
-            return Blocked("ManualFailover", f"{active.name} is down and failover.mode is Manual")
+            return Blocked("ManualFailover", f"{why}, and failover.mode is Manual")
         if not ps.healthy:
-            return Blocked("StandbyUnavailable", f"{active.name} is down and {standby.name} is not healthy")
-        return StartFailover(standby.name, lost_bytes=status.lag_bytes)
+            return Blocked("StandbyUnavailable", f"{why}, and {standby.name} is not healthy")
+        if fails < policy.failure_threshold and pipeline_unhealthy(status, standby.name) is not None:
+            return Blocked("StandbyPipelineUnhealthy", f"{why}, and {standby.name}'s pipeline is no better")
+        return StartFailover(standby.name, lost_bytes=status.lag_bytes, reason=why)
 
     if pa.reachable and pa.role == "replica":
         if ps.reachable and ps.role == "primary":
@@ -117,7 +238,7 @@ def decide(spec: PairSpec, status: PairStatus, probes: dict[str, Probe]) -> Acti
     return Nothing()
 
 
-def _bootstrap(spec: PairSpec, probes: dict[str, Probe]) -> Action:
+def _bootstrap(spec: rp.RegionPairSpec, probes: dict[str, Probe]) -> Action:
     want = spec.region(spec.active_region)
     other = spec.other(want.name)
     pw, po = probes[want.name], probes[other.name]
@@ -131,22 +252,100 @@ def _bootstrap(spec: PairSpec, probes: dict[str, Probe]) -> Action:
     return Nothing(f"waiting for {want.name} to answer")
 
 
-def count_failures(previous: dict[str, int], probes: dict[str, Probe]) -> dict[str, int]:
-    """Consecutive failed probes per region (a healthy probe resets the count)."""
-    return {name: 0 if p.healthy else previous.get(name, 0) + 1 for name, p in probes.items()}
+def bootstrapped(spec: rp.RegionPairSpec, status: rp.RegionPairStatus, active: str) -> rp.RegionPairStatus:
+    """The status after Bootstrap: `active` recorded; spec.activeRegion counts as acted on only if it
+    names that region (otherwise the adopted topology is switched over next)."""
+    return status.model_copy(
+        update={
+            "active_region": active,
+            "requested_region": spec.active_region if spec.active_region == active else None,
+            "epoch": max(1, status.epoch),
+        }
+    )
 
 
-def lag_bytes(spec: PairSpec, active: str | None, probes: dict[str, Probe], last: int) -> int:
-    """Bytes the standby is behind the active primary; the last known value when unmeasurable."""
-    if active is None:
+# --- 3. guard --------------------------------------------------------------------------------------
+
+
+def in_sync(spec: rp.RegionPairSpec, active: str, probes: dict[str, Probe]) -> bool:
+    ps = probes[spec.other(active).name]
+    return ps.reachable and ps.link_up and ps.replicates_from(spec.region(active).redis)
+
+
+def wanted_min_replicas(
+    spec: rp.RegionPairSpec, status: rp.RegionPairStatus, probes: dict[str, Probe], at: datetime
+) -> int | None:
+    """`min-replicas-to-write` the active primary should run with (None: no active region yet).
+
+    1 while the standby replicates (a primary cut from it stops acknowledging after
+    `minReplicasMaxLagSeconds`); 0 under `whenStandbyDown: Accept` once the standby has been out of
+    sync for `failureThreshold` probe intervals (writes go on, at risk) and until it is in sync
+    again; `Hold` never lowers it. In between, the last decision stands."""
+    if status.active_region is None:
+        return None
+    if in_sync(spec, status.active_region, probes):
+        return 1
+    repl = status.replication or rp.ReplicationStatus()
+    budget = timedelta(seconds=spec.failover.probe_interval_seconds * spec.failover.failure_threshold)
+    since = repl.standby_out_of_sync_since
+    if spec.replication.when_standby_down == "Accept" and since is not None and at - since >= budget:
         return 0
-    pa, ps = probes[active], probes[spec.other(active).name]
-    if pa.reachable and pa.role == "primary" and ps.reachable and ps.replicates_from(spec.region(active).redis):
-        return max(0, pa.offset - ps.offset)
-    return last
+    return repl.min_replicas_to_write if repl.min_replicas_to_write is not None else 1
 
 
-def phase_of(spec: PairSpec, status: PairStatus, probes: dict[str, Probe]) -> Phase:
+def guard(spec: rp.RegionPairSpec, status: rp.RegionPairStatus, probes: dict[str, Probe], at: datetime) -> Guard | None:
+    """What to write into the active primary this round (None: it holds what it should)."""
+    if spec.paused or status.transition is not None or status.active_region is None:
+        return None
+    pa = probes[status.active_region]
+    if not pa.reachable or pa.role != "primary":
+        return None
+    want = wanted_min_replicas(spec, status, probes, at)
+    lag = spec.replication.min_replicas_max_lag_seconds
+    set_min = (
+        want if want is not None and (want != pa.min_replicas_to_write or lag != pa.min_replicas_max_lag) else None
+    )
+    set_epoch = status.epoch if pa.epoch != status.epoch else None
+    if set_min is None and set_epoch is None:
+        return None
+    return Guard(status.active_region, set_epoch, set_min, lag)
+
+
+def promotion_min_replicas(spec: rp.RegionPairSpec, standby_reachable: bool) -> int:
+    """min-replicas-to-write of a just promoted primary: 1 when its standby (the old primary) is there
+    to replicate, else 0 under Accept (a failover to a lone region keeps writing, at risk) and 1 under
+    Hold (writes wait for the old region)."""
+    if standby_reachable or spec.replication.when_standby_down == "Hold":
+        return 1
+    return 0
+
+
+# --- 4. report -------------------------------------------------------------------------------------
+
+
+def replication_of(
+    spec: rp.RegionPairSpec, status: rp.RegionPairStatus, probes: dict[str, Probe], at: datetime
+) -> rp.ReplicationStatus | None:
+    """The write guard as decided this round (what `guard()` makes the primary hold)."""
+    if status.active_region is None:
+        return None
+    before = status.replication or rp.ReplicationStatus()
+    synced = in_sync(spec, status.active_region, probes)
+    out_of_sync_since = None if synced else (before.standby_out_of_sync_since or at)
+    status = status.model_copy(
+        update={"replication": before.model_copy(update={"standby_out_of_sync_since": out_of_sync_since})}
+    )
+    wanted = wanted_min_replicas(spec, status, probes, at)
+    at_risk = not synced and wanted == 0
+    return rp.ReplicationStatus(
+        min_replicas_to_write=wanted,
+        at_risk=at_risk,
+        at_risk_since=(before.at_risk_since or at) if at_risk else None,
+        standby_out_of_sync_since=out_of_sync_since,
+    )
+
+
+def phase_of(spec: rp.RegionPairSpec, status: rp.RegionPairStatus, probes: dict[str, Probe]) -> rp.Phase:
     if status.transition is not None:
         return "SwitchingOver" if status.transition.type == "Switchover" else "FailingOver"
     if status.active_region is None:
@@ -154,60 +353,156 @@ def phase_of(spec: PairSpec, status: PairStatus, probes: dict[str, Probe]) -> Ph
     active = spec.region(status.active_region)
     pa, ps = probes[active.name], probes[spec.other(active.name).name]
     if not pa.healthy or pa.role != "primary":
-        down_long = status.failures.get(active.name, 0) >= spec.failover.failure_threshold
+        down_long = failures(status, active.name) >= spec.failover.failure_threshold
         if down_long and (spec.failover.mode == "Manual" or not ps.healthy or spec.paused):
             return "Failed"
         return "Degraded"
     if not ps.healthy or not ps.link_up or not ps.replicates_from(active.redis):
         return "Degraded"
+    if pipeline_unhealthy(status, active.name) is not None:
+        return "Degraded"
     return "Healthy"
 
 
-def conditions_of(spec: PairSpec, status: PairStatus, probes: dict[str, Probe], action: Action) -> list[Condition]:
+def report(
+    spec: rp.RegionPairSpec,
+    status: rp.RegionPairStatus,
+    probes: dict[str, Probe],
+    action: Action,
+    generation: int,
+    at: datetime,
+) -> rp.RegionPairStatus:
+    """The status to write after this round: phase, conditions (times move only on a change) and
+    the replication status, on top of what `observe()` and the executed action produced."""
+    status = status.model_copy(update={"replication": replication_of(spec, status, probes, at)})
     phase = phase_of(spec, status, probes)
+    status = status.model_copy(update={"phase": phase, "observed_generation": generation})
+    current = conditions_of(spec, status, probes, action)
+    return status.model_copy(update={"conditions": merge_conditions(status.conditions, current, at, generation)})
+
+
+def conditions_of(
+    spec: rp.RegionPairSpec, status: rp.RegionPairStatus, probes: dict[str, Probe], action: Action
+) -> list[rp.Condition]:
+    def cond(type_: str, ok: bool, reason: str, message: str = "") -> rp.Condition:
+        return rp.Condition(type=type_, status="True" if ok else "False", reason=reason, message=message)
+
+    phase = status.phase
     out = [
-        Condition("Ready", "True" if phase == "Healthy" else "False", phase, _ready_message(spec, status, probes)),
-        Condition(
-            "Paused",
-            "True" if spec.paused else "False",
+        cond(rp.READY, phase == "Healthy", phase, _ready_message(status, probes)),
+        cond(
+            rp.PAUSED,
+            spec.paused,
             "Maintenance" if spec.paused else "Active",
             "spec.paused is true: the operator probes and reports but changes nothing" if spec.paused else "",
         ),
     ]
-    if status.active_region is not None:
-        standby = spec.other(status.active_region)
-        ps = probes[standby.name]
-        replicating = ps.replicates_from(spec.region(status.active_region).redis) and ps.link_up
+    if status.active_region is None:
+        return out
+    active = status.active_region
+    standby = spec.other(active)
+    replicating = in_sync(spec, active, probes)
+    out.append(
+        cond(
+            rp.REPLICATING,
+            replicating,
+            "LinkUp" if replicating else "LinkDown",
+            f"{standby.name} {'replicates' if replicating else 'is not replicating'} from {active}",
+        )
+    )
+    matches = spec.active_region == active
+    reason, message = "AsRequested", ""
+    if not matches:
+        last = status.last_transition
+        if isinstance(action, Blocked):
+            reason, message = action.reason, action.message
+        elif last is not None and last.type == "Failover" and last.to_region == active:
+            reason = "FailedOver"
+            message = f"failed over to {active}; set spec.activeRegion: {active} to acknowledge"
+        elif last is not None and last.outcome == "RolledBack":
+            reason, message = "SwitchoverRolledBack", last.reason
+        else:
+            reason, message = "SwitchoverPending", f"switching to {spec.active_region}"
+    out.append(cond(rp.ACTIVE_REGION_MATCHES_SPEC, matches, reason, message))
+
+    repl = status.replication or rp.ReplicationStatus()
+    if repl.at_risk:
         out.append(
-            Condition(
-                "Replicating",
-                "True" if replicating else "False",
-                "LinkUp" if replicating else "LinkDown",
-                f"{standby.name} replicates from {status.active_region}"
-                if replicating
-                else f"{standby.name} is not replicating from {status.active_region}",
+            cond(
+                rp.WRITES_AT_RISK,
+                True,
+                "StandbyDown",
+                f"{standby.name} is not replicating; {active} acknowledges writes alone (whenStandbyDown: Accept)",
             )
         )
-        matches = spec.active_region == status.active_region
-        reason, message = "AsRequested", ""
-        if not matches:
-            last = status.last_transition or {}
-            if isinstance(action, Blocked):
-                reason, message = action.reason, action.message
-            elif last.get("type") == "Failover" and last.get("to") == status.active_region:
-                reason = "FailedOver"
-                message = (
-                    f"failed over to {status.active_region}; set spec.activeRegion: {status.active_region}"
-                    " to acknowledge"
-                )
-            elif last.get("outcome") == "RolledBack":
-                reason, message = "SwitchoverRolledBack", str(last.get("reason", ""))
-            else:
-                reason, message = "SwitchoverPending", f"switching to {spec.active_region}"
-        out.append(Condition("ActiveRegionMatchesSpec", "True" if matches else "False", reason, message))
+    elif not replicating and repl.min_replicas_to_write:
+        lag = spec.replication.min_replicas_max_lag_seconds
+        out.append(
+            cond(
+                rp.WRITES_AT_RISK,
+                False,
+                "WritesHeld",
+                f"{standby.name} is not replicating; {active} refuses writes after {lag} s without it",
+            )
+        )
+    else:
+        out.append(cond(rp.WRITES_AT_RISK, False, "Replicated", ""))
+
+    bad = pipeline_unhealthy(status, active)
+    mine = status.region(active)
+    verdict = mine.pipeline if mine is not None else None
+    if bad is not None:
+        out.append(cond(rp.PIPELINE_HEALTHY, False, f"Pipeline{bad.state.title()}", bad.reason))
+    elif verdict is None or verdict.state == "unknown":
+        unknown = verdict.reason if verdict else ""
+        out.append(rp.Condition(type=rp.PIPELINE_HEALTHY, status="Unknown", reason="Unknown", message=unknown))
+    else:
+        out.append(cond(rp.PIPELINE_HEALTHY, True, f"Pipeline{verdict.state.title()}", verdict.reason))
     return out
 
 
-def _ready_message(spec: PairSpec, status: PairStatus, probes: dict[str, Probe]) -> str:
+def _ready_message(status: rp.RegionPairStatus, probes: dict[str, Probe]) -> str:
     bad = [f"{p.region}: {p.error or 'unhealthy'}" for p in probes.values() if not p.healthy]
+    if status.active_region is not None and (stalled := pipeline_unhealthy(status, status.active_region)):
+        bad.append(f"{status.active_region} pipeline {stalled.state}: {stalled.reason}")
     return "; ".join(bad)
+
+
+def merge_conditions(
+    previous: tuple[rp.Condition, ...], current: list[rp.Condition], at: datetime, generation: int
+) -> tuple[rp.Condition, ...]:
+    """Kubernetes conditions; lastTransitionTime only moves when a condition's status changes."""
+    before = {c.type: c for c in previous}
+    out = []
+    for c in current:
+        old = before.get(c.type)
+        since = (
+            at
+            if old is None or old.status != c.status or old.last_transition_time is None
+            else old.last_transition_time
+        )
+        out.append(c.model_copy(update={"last_transition_time": since, "observed_generation": generation}))
+    return tuple(out)
+
+
+# --- 5. events -------------------------------------------------------------------------------------
+
+
+def events(before: rp.RegionPairStatus, after: rp.RegionPairStatus) -> list[Event]:
+    """Events for conditions that changed between two written statuses (transitions, fencing and
+    the like post their own Events when they happen). A first, good reading is not news."""
+    out = []
+    for type_, bad_when, bad_reason, good_reason in (
+        (rp.WRITES_AT_RISK, "True", "WritesAtRisk", "WritesProtected"),
+        (rp.PIPELINE_HEALTHY, "False", "PipelineUnhealthy", "PipelineRecovered"),
+    ):
+        old, new = before.condition(type_), after.condition(type_)
+        if new is None or new.status == "Unknown" or (old is not None and old.status == new.status):
+            continue
+        if old is not None and old.status == "Unknown":
+            old = None  # first real reading
+        bad = new.status == bad_when
+        if old is None and not bad:
+            continue
+        out.append(Event(bad_reason if bad else good_reason, new.message or new.reason, bad))
+    return out

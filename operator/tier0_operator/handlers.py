@@ -12,10 +12,10 @@ from typing import Any
 import kopf
 from prometheus_client import start_http_server
 
-from tier0_operator import metrics
-from tier0_operator.kube import Kube, load_credentials
+from tier0_contract import regionpair as rp
+from tier0_operator import metrics, secrets
+from tier0_operator.kube import ApiError, Kube
 from tier0_operator.lease import Elector
-from tier0_operator.model import GROUP, PLURAL, VERSION
 from tier0_operator.reconciler import PairReconciler
 from tier0_operator.settings import get_settings
 
@@ -37,16 +37,16 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # The CRD is installed before the operator (chart, make up, tests): no CRD/namespace
     # watching, which keeps the RBAC to operator/rbac/clusterrole.yaml.
     settings.scanning.disabled = True
-    settings.persistence.finalizer = f"{GROUP}/operator"
+    settings.persistence.finalizer = rp.FINALIZER
 
     conf = get_settings()
     start_http_server(conf.metrics_port, conf.metrics_host)
-    kube = Kube(load_credentials(conf.kubeconfig))
+    kube = await Kube.connect(conf.kubeconfig)
     elector = Elector(kube, conf.lease_name, conf.lease_namespace, conf.identity, conf.lease_duration_seconds)
     memo.kube, memo.elector = kube, elector
     memo.elector_task = asyncio.create_task(elector.run())
-    log.info("tier0-operator %s: metrics on :%d, lease %s/%s", conf.identity, conf.metrics_port,
-             conf.lease_namespace, conf.lease_name)  # fmt: skip
+    where = f"{conf.lease_namespace}/{conf.lease_name}"
+    log.info("tier0-operator %s: metrics on :%d, lease %s", conf.identity, conf.metrics_port, where)
 
 
 @kopf.on.cleanup()
@@ -59,7 +59,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     await memo.kube.close()
 
 
-@kopf.on.event(GROUP, VERSION, PLURAL)
+@kopf.on.event(rp.GROUP, rp.VERSION, rp.PLURAL)
 def wake(memo: kopf.Memo, spec: Any, status: Any, meta: Any, **_: Any) -> None:
     """Wake the pair's loop at once on a spec edit, instead of at its next probe."""
     if meta.get("generation") != (status or {}).get("observedGeneration"):
@@ -68,7 +68,7 @@ def wake(memo: kopf.Memo, spec: Any, status: Any, meta: Any, **_: Any) -> None:
             event.set()
 
 
-@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=5.0)  # type: ignore[arg-type]
+@kopf.daemon(rp.GROUP, rp.VERSION, rp.PLURAL, cancellation_timeout=5.0)  # type: ignore[arg-type]
 async def pair_loop(
     body: kopf.Body, name: str, namespace: str, uid: str, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any
 ) -> None:
@@ -78,3 +78,22 @@ async def pair_loop(
         await rec.run(body, stopped, memo.wake)
     finally:
         metrics.forget_pair(rec.pair, rec.regions)
+
+
+@kopf.on.event("v1", "secrets", annotations={secrets.GENERATE_ANNOTATION: kopf.PRESENT})  # type: ignore[arg-type]
+async def generate_secret(
+    memo: kopf.Memo, name: str, namespace: str, meta: Any, body: Any, type: str, **_: Any
+) -> None:
+    """Fill the keys a chart asked for (`tier0.dev/generate`) once; only the Lease holder writes."""
+    if type == "DELETED" or not await memo.elector.wait_leader(memo.elector.duration * 2):
+        return  # a peer that becomes leader sees the Secret again at its next watch event or resync
+    keys = secrets.keys_to_generate(dict(meta.get("annotations") or {}), dict(body.get("data") or {}))
+    if not keys:
+        return
+    try:
+        await memo.kube.patch_secret(namespace, name, secrets.build_patch(keys, meta["resourceVersion"]))
+    except ApiError as e:
+        if e.status != 409:
+            raise
+        return  # changed meanwhile: the next event carries the new version
+    log.info("secret %s/%s: generated %s", namespace, name, ", ".join(keys))

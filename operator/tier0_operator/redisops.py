@@ -1,10 +1,16 @@
-"""Talking to one region's Redis: the probe (PING + INFO replication) and the few commands a
-transition needs (CLIENT PAUSE WRITE, REPLICAOF, CLIENT UNPAUSE). Each call is bounded by a
-short timeout so a hung server counts as a failed probe instead of stalling the daemon.
+"""Talking to one region's Redis: the probe and the few commands a transition needs (CLIENT PAUSE
+WRITE, REPLICAOF, CLIENT UNPAUSE), the pair's epoch and the write guard (`min-replicas-to-write`).
+Each call is bounded by a short timeout so a hung server counts as a failed probe instead of
+stalling the daemon.
+
+The probe is one pipelined round trip: INFO replication, GET `keys.PAIR_EPOCH`, CONFIG GET
+min-replicas-*, HGETALL `keys.PIPELINE_HEARTBEATS` and TIME (the clock the heartbeats are on).
+Inside a transition only INFO replication is read (`full=False`): every millisecond counts there.
 """
 
 import asyncio
 import time
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -13,12 +19,15 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from tier0_contract import keys, pipeline
+from tier0_contract import regionpair as rp
 from tier0_operator import metrics
-from tier0_operator.model import Probe, RedisEndpoint, now
+from tier0_operator.decide import Guard
+from tier0_operator.model import Probe, now
 
 
 class RegionRedis:
-    def __init__(self, region: str, endpoint: RedisEndpoint, password: str | None, timeout: float) -> None:
+    def __init__(self, region: str, endpoint: rp.RedisEndpoint, password: str | None, timeout: float) -> None:
         self.region = region
         self.endpoint = endpoint
         self.password = password
@@ -36,11 +45,11 @@ class RegionRedis:
     async def close(self) -> None:
         await self.client.aclose()
 
-    async def probe(self, health_url: str | None, http: aiohttp.ClientSession, ping: bool = True) -> Probe:
-        """PING + INFO replication (+ the health URL, concurrently); `ping=False` inside transitions."""
+    async def probe(self, health_url: str | None, http: aiohttp.ClientSession, full: bool = True) -> Probe:
+        """The Redis round trip (+ the health URL, concurrently); `full=False` inside transitions."""
         started = time.perf_counter()
         at = now()
-        redis_task = asyncio.ensure_future(self._replication(ping))
+        redis_task = asyncio.ensure_future(self._read(full))
         http_ok: bool | None = None
         error = ""
         if health_url:
@@ -52,17 +61,43 @@ class RegionRedis:
             except (TimeoutError, aiohttp.ClientError, OSError) as e:
                 http_ok, error = False, f"health: {type(e).__name__}"
         try:
-            info = await redis_task
+            replies = await redis_task
         except (TimeoutError, RedisError, OSError) as e:
             metrics.PROBE_SECONDS.observe(time.perf_counter() - started)
             return Probe(self.region, at, reachable=False, http_ok=http_ok, error=f"redis: {e}"[:200])
         metrics.PROBE_SECONDS.observe(time.perf_counter() - started)
-        return parse_replication(self.region, info, at, http_ok, error)
+        probe = parse_replication(self.region, replies[0], at, http_ok, error)
+        return with_extras(probe, *replies[1:]) if full else probe
 
-    async def _replication(self, ping: bool) -> dict[str, Any]:
-        if ping:
-            await self.client.ping()
-        return dict(await self.client.info("replication"))
+    async def _read(self, full: bool) -> list[Any]:
+        if not full:
+            return [await self.client.info("replication")]
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.info("replication")
+            pipe.get(keys.PAIR_EPOCH)
+            pipe.config_get("min-replicas-*")
+            pipe.hgetall(keys.PIPELINE_HEARTBEATS)
+            pipe.time()
+            return list(await pipe.execute())
+
+    async def take_primary(self, epoch: int, min_replicas_to_write: int, max_lag: int) -> None:
+        """On a just promoted primary, before traffic moves to it: the pair's epoch (so writers pick it
+        over any other master) and its write guard. The guard is dropped for the epoch's own SET (a
+        fresh primary has no replica yet); nothing routes to it meanwhile."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.config_set("min-replicas-to-write", 0)
+            pipe.set(keys.PAIR_EPOCH, epoch)
+            pipe.config_set("min-replicas-to-write", min_replicas_to_write)
+            pipe.config_set("min-replicas-max-lag", max_lag)
+            await pipe.execute()
+
+    async def apply_guard(self, guard: Guard) -> None:
+        """Outside transitions: raise or lower min-replicas-to-write first, then (re)write the epoch."""
+        if guard.min_replicas_to_write is not None:
+            await self.client.config_set("min-replicas-to-write", guard.min_replicas_to_write)
+            await self.client.config_set("min-replicas-max-lag", guard.min_replicas_max_lag)
+        if guard.epoch is not None:
+            await self.client.set(keys.PAIR_EPOCH, guard.epoch)
 
     async def pause_writes(self, ms: int) -> None:
         await self.client.execute_command(  # type: ignore[no-untyped-call]
@@ -88,6 +123,27 @@ class RegionRedis:
         await self.client.execute_command(  # type: ignore[no-untyped-call]
             "REPLICAOF", "NO", "ONE"
         )
+
+
+def with_extras(probe: Probe, epoch: Any, config: Any, heartbeats: Any, server_time: Any) -> Probe:
+    """The probe with the rest of the pipelined replies (pure)."""
+    config = dict(config or {})
+
+    def number(raw: Any) -> int | None:
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            return None
+
+    seconds, micros = server_time
+    return replace(
+        probe,
+        epoch=number(epoch),
+        min_replicas_to_write=number(config.get("min-replicas-to-write")),
+        min_replicas_max_lag=number(config.get("min-replicas-max-lag")),
+        heartbeats=tuple(pipeline.parse(heartbeats or {})),
+        server_time=int(seconds) + int(micros) / 1e6,
+    )
 
 
 def parse_replication(region: str, info: dict[str, Any], at: Any, http_ok: bool | None, error: str = "") -> Probe:

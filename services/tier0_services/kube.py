@@ -1,32 +1,31 @@
-"""A small async client for the Kubernetes API: read, merge-patch and watch one custom resource.
+"""The region API's Kubernetes access: read, merge-patch and watch one RegionPair.
 
-The region API needs three calls on one RegionPair, so it talks REST over httpx instead of pulling in
-a generated client. Configuration comes from the in-cluster service account or a kubeconfig file
-(token, client certificate, CA; the forms `kind` and the local control plane write). Errors are
-split by what the caller can do about them: unreachable or refusing (`KubeUnavailableError`), the
-object is missing (`KubeNotFoundError`), someone changed it meanwhile (`KubeConflictError`), the
-request itself was rejected (`KubeRequestError`).
+Through `kubernetes_asyncio`, the official client's asyncio port (the event loop must not block):
+its configuration loading handles kubeconfig files (relative paths, embedded or file certificates,
+exec credential plugins) and the in-cluster service account (with token rotation). This module adds
+only what the API needs on top: where the RegionPair is (`ObjectRef`), a watch-until helper, and
+errors split by what the caller can do about them: unreachable or refusing
+(`KubeUnavailableError`), the object is missing (`KubeNotFoundError`), someone changed it meanwhile
+(`KubeConflictError`), the request itself was rejected (`KubeRequestError`).
 """
 
+import asyncio
 import json
 import os
-import ssl
-import tempfile
-import time
-from base64 import b64decode
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
-import yaml
+import aiohttp
+from kubernetes_asyncio import client, config, watch
+from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.config.config_exception import ConfigException
 
-REGIONPAIR_GROUP = "tier0.dev"
-REGIONPAIR_VERSION = "v1alpha1"
-REGIONPAIR_PLURAL = "regionpairs"
+from tier0_contract import regionpair as rp
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+MERGE_PATCH = "application/merge-patch+json"
 
 JsonObject = dict[str, Any]
 T = TypeVar("T")
@@ -60,13 +59,9 @@ class KubeRequestError(KubeError):
         self.status_code = status_code
 
 
-class _WatchExpiredError(KubeError):
-    """The watch's resourceVersion is too old (410 Gone): list again and watch from there."""
-
-
 @dataclass(frozen=True)
 class ObjectRef:
-    """Where one namespaced custom object lives in the REST API."""
+    """Where one namespaced custom object lives."""
 
     group: str
     version: str
@@ -87,7 +82,7 @@ class ObjectRef:
 
 
 def regionpair_ref(namespace: str, name: str) -> ObjectRef:
-    return ObjectRef(REGIONPAIR_GROUP, REGIONPAIR_VERSION, REGIONPAIR_PLURAL, namespace, name)
+    return ObjectRef(rp.GROUP, rp.VERSION, rp.PLURAL, namespace, name)
 
 
 def build_active_region_patch(target: str, resource_version: str | None = None) -> JsonObject:
@@ -107,125 +102,41 @@ def build_active_region_patch(target: str, resource_version: str | None = None) 
 
 @dataclass(frozen=True)
 class KubeConfig:
-    server: str
+    """Where the credentials come from (loaded by the library on first use) and the namespace."""
+
+    kubeconfig: Path | None
     namespace: str = "default"
-    token: str | None = None
-    token_file: Path | None = None
-    ca_file: Path | None = None
-    ca_data: bytes | None = None
-    client_cert: bytes | None = None
-    client_key: bytes | None = None
-    insecure: bool = False
 
 
-def config_from_kubeconfig(doc: Mapping[str, Any], base_dir: Path, context: str | None = None) -> KubeConfig:
-    """The cluster, user and namespace of `context` (default: current-context) of a parsed kubeconfig.
+def load_config(kubeconfig: Path | None, env: dict[str, str] | None = None) -> KubeConfig:
+    """`kubeconfig` when given (its current context's namespace), else the in-cluster service account.
 
-    Relative file paths are relative to the kubeconfig's directory, as kubectl resolves them.
-    """
-
-    def named(section: str, name: str) -> Mapping[str, Any]:
-        for item in doc.get(section) or []:
-            if item.get("name") == name:
-                return item.get(section.removesuffix("s")) or {}
-        raise KubeConfigError(f"kubeconfig has no {section.removesuffix('s')} named {name!r}")
-
-    def path(value: str | None) -> Path | None:
-        return None if not value else (base_dir / value if not Path(value).is_absolute() else Path(value))
-
-    def data_or_file(item: Mapping[str, Any], key: str) -> bytes | None:
-        if item.get(f"{key}-data"):
-            return b64decode(item[f"{key}-data"])
-        file = path(item.get(key))
-        return file.read_bytes() if file else None
-
-    ctx_name = context or doc.get("current-context")
-    if not ctx_name:
-        raise KubeConfigError("kubeconfig has no current-context")
-    ctx = named("contexts", ctx_name)
-    cluster = named("clusters", ctx.get("cluster", ""))
-    user = named("users", ctx["user"]) if ctx.get("user") else {}
-    if not cluster.get("server"):
-        raise KubeConfigError(f"kubeconfig cluster of context {ctx_name!r} has no server")
-    return KubeConfig(
-        server=cluster["server"].rstrip("/"),
-        namespace=ctx.get("namespace") or "default",
-        token=user.get("token"),
-        token_file=path(user.get("tokenFile")),
-        ca_file=path(cluster.get("certificate-authority")),
-        ca_data=b64decode(cluster["certificate-authority-data"]) if cluster.get("certificate-authority-data") else None,
-        client_cert=data_or_file(user, "client-certificate"),
-        client_key=data_or_file(user, "client-key"),
-        insecure=bool(cluster.get("insecure-skip-tls-verify", False)),
-    )
-
-
-def in_cluster_config(env: Mapping[str, str], sa_dir: Path = SERVICE_ACCOUNT_DIR) -> KubeConfig:
-    """The pod's service account: token (re-read as the kubelet rotates it), CA and namespace."""
-    host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT")
-    if not host or not port or not (sa_dir / "token").exists():
+    Checked now, so a wrong setting fails at start with a readable reason."""
+    if kubeconfig is not None:
+        try:
+            _, current = config.list_kube_config_contexts(config_file=str(kubeconfig))
+        except (ConfigException, OSError, ValueError, TypeError, KeyError) as exc:
+            raise KubeConfigError(f"cannot use kubeconfig {kubeconfig}: {exc}") from exc
+        if not current:
+            raise KubeConfigError(f"kubeconfig {kubeconfig} has no current-context")
+        return KubeConfig(kubeconfig, (current.get("context") or {}).get("namespace") or "default")
+    env = dict(os.environ) if env is None else env
+    if not env.get("KUBERNETES_SERVICE_HOST") or not (SERVICE_ACCOUNT_DIR / "token").exists():
         raise KubeConfigError("not running in a cluster and no kubeconfig configured (set TIER0_KUBECONFIG)")
-    if ":" in host:
-        host = f"[{host}]"
-    namespace_file = sa_dir / "namespace"
-    return KubeConfig(
-        server=f"https://{host}:{port}",
-        namespace=namespace_file.read_text().strip() if namespace_file.exists() else "default",
-        token_file=sa_dir / "token",
-        ca_file=sa_dir / "ca.crt",
-    )
+    namespace_file = SERVICE_ACCOUNT_DIR / "namespace"
+    return KubeConfig(None, namespace_file.read_text().strip() if namespace_file.exists() else "default")
 
 
-def load_config(kubeconfig: Path | None) -> KubeConfig:
-    """`kubeconfig` when given, else the in-cluster service account."""
-    if kubeconfig is None:
-        return in_cluster_config(os.environ)
+async def _configuration(conf: KubeConfig) -> client.Configuration:
+    out = client.Configuration()
     try:
-        doc = yaml.safe_load(kubeconfig.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise KubeConfigError(f"cannot read kubeconfig {kubeconfig}: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise KubeConfigError(f"kubeconfig {kubeconfig} is not a mapping")
-    return config_from_kubeconfig(doc, kubeconfig.parent)
-
-
-def _ssl_context(config: KubeConfig) -> ssl.SSLContext | bool:
-    if config.insecure:
-        return False
-    ctx = ssl.create_default_context(
-        cafile=str(config.ca_file) if config.ca_file else None,
-        cadata=config.ca_data.decode() if config.ca_data else None,
-    )
-    if config.client_cert and config.client_key:
-        # load_cert_chain only reads files; keep them private and only as long as loading takes.
-        with tempfile.TemporaryDirectory(prefix="tier0-kube-") as d:
-            cert, key = Path(d) / "client.crt", Path(d) / "client.key"
-            for file, data in ((cert, config.client_cert), (key, config.client_key)):
-                file.touch(mode=0o600)
-                file.write_bytes(data)
-            ctx.load_cert_chain(cert, key)
-    return ctx
-
-
-class _BearerAuth(httpx.Auth):
-    """Bearer token from the config or a file (a projected service-account token is rotated by the
-    kubelet, so the file is read again every minute)."""
-
-    REREAD_SECONDS = 60.0
-
-    def __init__(self, token: str | None, token_file: Path | None) -> None:
-        self._token, self._file, self._read_at = token, token_file, 0.0
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        if self._file is not None and time.monotonic() - self._read_at > self.REREAD_SECONDS:
-            try:
-                self._token = self._file.read_text().strip()
-                self._read_at = time.monotonic()
-            except OSError:
-                pass  # keep the previous token; the apiserver's 401 will say it is wrong
-        if self._token:
-            request.headers["Authorization"] = f"Bearer {self._token}"
-        yield request
+        if conf.kubeconfig is not None:
+            await config.load_kube_config(config_file=str(conf.kubeconfig), client_configuration=out)
+        else:
+            config.load_incluster_config(client_configuration=out)  # type: ignore[no-untyped-call]
+    except (ConfigException, OSError, ValueError) as exc:
+        raise KubeConfigError(f"kubernetes configuration unusable: {exc}") from exc
+    return out
 
 
 # --- client ----------------------------------------------------------------------------------------
@@ -237,61 +148,82 @@ class KubeClient:
     def __init__(self, config: KubeConfig, timeout: float = 5.0) -> None:
         self.config = config
         self._timeout = timeout
-        self._http = httpx.AsyncClient(
-            base_url=config.server,
-            verify=_ssl_context(config),
-            auth=_BearerAuth(config.token, config.token_file),
-            timeout=timeout,
-            headers={"Accept": "application/json", "User-Agent": "tier0-region-api"},
-        )
+        self._api: client.ApiClient | None = None
+        self._lock = asyncio.Lock()
+
+    async def _custom(self) -> Any:
+        # Any: the library's stubs lack the per-call options its runtime takes (`_content_type`).
+        async with self._lock:
+            if self._api is None:
+                self._api = client.ApiClient(await _configuration(self.config))
+        return client.CustomObjectsApi(self._api)
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._api is not None:
+            await self._api.close()
+            self._api = None
 
     async def get(self, ref: ObjectRef) -> JsonObject:
-        return await self._request("GET", ref, ref.path)
+        api = await self._custom()
+        return await _call(
+            ref,
+            api.get_namespaced_custom_object(
+                ref.group, ref.version, ref.namespace, ref.plural, ref.name, _request_timeout=self._timeout
+            ),
+        )
 
     async def merge_patch(self, ref: ObjectRef, patch: JsonObject, subresource: str | None = None) -> JsonObject:
         """JSON merge patch (null deletes a field); `subresource="status"` patches the status."""
-        return await self._request(
-            "PATCH",
+        api = await self._custom()
+        method = (
+            api.patch_namespaced_custom_object_status if subresource == "status" else api.patch_namespaced_custom_object
+        )
+        if subresource not in (None, "status"):
+            raise ValueError(f"unsupported subresource {subresource!r}")
+        return await _call(
             ref,
-            f"{ref.path}/{subresource}" if subresource else ref.path,
-            content=json.dumps(patch).encode(),
-            headers={"Content-Type": "application/merge-patch+json"},
+            method(
+                ref.group,
+                ref.version,
+                ref.namespace,
+                ref.plural,
+                ref.name,
+                patch,
+                _content_type=MERGE_PATCH,
+                _request_timeout=self._timeout,
+            ),
         )
 
     async def watch(
         self, ref: ObjectRef, resource_version: str, timeout_seconds: int = 30
     ) -> AsyncIterator[JsonObject]:
         """The object's new versions after `resource_version`, until the server ends the watch."""
-        params = {
-            "watch": "true",
-            "fieldSelector": f"metadata.name={ref.name}",
-            "resourceVersion": resource_version,
-            "timeoutSeconds": str(timeout_seconds),
-        }
-        timeout = httpx.Timeout(self._timeout, read=timeout_seconds + self._timeout)
+        api = await self._custom()
+        stream = watch.Watch().stream(
+            api.list_namespaced_custom_object,
+            ref.group,
+            ref.version,
+            ref.namespace,
+            ref.plural,
+            field_selector=f"metadata.name={ref.name}",
+            resource_version=resource_version,
+            timeout_seconds=timeout_seconds,
+            _request_timeout=timeout_seconds + self._timeout,
+        )
         try:
-            async with self._http.stream("GET", ref.collection_path, params=params, timeout=timeout) as resp:
-                if resp.status_code >= 400:
-                    await resp.aread()
-                    raise _error(ref, resp.status_code, resp.text)
-                async for line in resp.aiter_lines():
-                    if not line.strip():
-                        continue
-                    event = json.loads(line)
-                    obj = event.get("object") or {}
-                    if event.get("type") == "ERROR":
-                        if obj.get("code") == 410:
-                            raise _WatchExpiredError(obj.get("message", "resource version too old"))
-                        raise _error(ref, int(obj.get("code") or 500), obj.get("message", "watch error"))
-                    if event.get("type") == "DELETED":
+            async with stream as events:
+                async for event in events:
+                    kind, obj = event.get("type"), event.get("object") or {}
+                    if kind == "DELETED":
                         raise KubeNotFoundError(f"{ref} was deleted")
-                    if event.get("type") in ("ADDED", "MODIFIED"):
-                        yield obj
-        except httpx.TransportError as exc:
-            raise KubeUnavailableError(f"kubernetes API {self.config.server} unreachable: {exc!r}") from exc
+                    if kind in ("ADDED", "MODIFIED"):
+                        yield dict(obj)
+        except ApiException as exc:
+            if exc.status == 410:
+                return  # resourceVersion too old: the caller reads the object again
+            raise _error(ref, exc) from exc
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise KubeUnavailableError(f"kubernetes API unreachable: {exc!r}") from exc
 
     async def wait_for(
         self, ref: ObjectRef, check: Callable[[JsonObject], T | None], start: JsonObject | None = None
@@ -305,26 +237,29 @@ class KubeClient:
         while True:
             if (result := check(obj)) is not None:
                 return result
-            try:
-                async for changed in self.watch(ref, obj["metadata"]["resourceVersion"]):
-                    if (result := check(changed)) is not None:
-                        return result
-            except _WatchExpiredError:
-                pass
+            async for changed in self.watch(ref, obj["metadata"]["resourceVersion"]):
+                if (result := check(changed)) is not None:
+                    return result
             obj = await self.get(ref)
 
-    async def _request(self, method: str, ref: ObjectRef, url: str, **kwargs: Any) -> JsonObject:
-        try:
-            resp = await self._http.request(method, url, **kwargs)
-        except httpx.TransportError as exc:
-            raise KubeUnavailableError(f"kubernetes API {self.config.server} unreachable: {exc!r}") from exc
-        if resp.status_code >= 400:
-            raise _error(ref, resp.status_code, resp.text)
-        body: JsonObject = resp.json()
-        return body
+
+async def _call(ref: ObjectRef, call: Awaitable[Any]) -> JsonObject:
+    try:
+        return dict(await call)
+    except ApiException as exc:
+        raise _error(ref, exc) from exc
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise KubeUnavailableError(f"kubernetes API unreachable: {exc!r}") from exc
 
 
-def _error(ref: ObjectRef, status_code: int, body: str) -> KubeError:
+def _error(ref: ObjectRef, exc: ApiException) -> KubeError:
+    return error_for(
+        ref, int(exc.status or 0), exc.body.decode() if isinstance(exc.body, bytes) else str(exc.body or exc.reason)
+    )
+
+
+def error_for(ref: ObjectRef, status_code: int, body: str) -> KubeError:
+    """The error for an apiserver answer (the Status object's message when there is one)."""
     try:
         message = str(json.loads(body).get("message") or body)
     except (ValueError, AttributeError):
@@ -335,7 +270,7 @@ def _error(ref: ObjectRef, status_code: int, body: str) -> KubeError:
         return KubeConflictError(f"{ref} changed meanwhile: {message}")
     if status_code in (401, 403):
         return KubeUnavailableError(f"kubernetes API refused the region API's credentials ({status_code}): {message}")
-    if status_code >= 500 or status_code == 429:
+    if status_code >= 500 or status_code == 429 or status_code == 0:
         return KubeUnavailableError(f"kubernetes API answered {status_code}: {message}")
     return KubeRequestError(status_code, message)
 

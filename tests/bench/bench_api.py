@@ -34,7 +34,7 @@ from table import Table
 
 from tier0_dev import programs
 from tier0_dev.procs import Process, find_program, free_port
-from tier0_services.api import testing
+from tier0_testing import api as testing
 
 SECONDS = float(os.environ.get("BENCH_API_SECONDS", "10"))
 RATE = float(os.environ.get("BENCH_API_RATE", "1000"))

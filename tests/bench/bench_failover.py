@@ -22,8 +22,8 @@ from table import Table
 
 from tier0_dev import controlplane, programs
 from tier0_dev.procs import ROOT, Process, free_port
-from tier0_operator import testing
 from tier0_operator.kube import Kube
+from tier0_testing import operator as testing
 
 NS = "bench"
 INTERVAL, THRESHOLD = 0.25, 3
@@ -85,7 +85,7 @@ async def bench(state: Path, runs: int) -> int:
     cp = controlplane.start(state / "controlplane")
     kubectl = ["kubectl", "--kubeconfig", str(cp.kubeconfig)]
     procs: list[Process] = []
-    kube = testing.kube_for(cp.kubeconfig)
+    kube = await testing.kube_for(cp.kubeconfig)
     try:
         testing.run_kubectl(kubectl, "apply", "-f", str(ROOT / "crds" / "regionpairs.tier0.dev.yaml"))
         testing.run_kubectl(kubectl, "wait", "--for=condition=Established", "crd/regionpairs.tier0.dev")

@@ -16,7 +16,7 @@ HERE = Path(__file__).parent
 
 def main() -> int:
     only = os.environ.get("BENCH", "")
-    sys.path.insert(0, str(HERE))
+    sys.path[:0] = [str(HERE), str(HERE.parent / "support")]  # table.py, tier0_testing
     failed = []
     for path in sorted(HERE.glob("bench_*.py")):
         name = path.stem.removeprefix("bench_")

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from tier0_dev.procs import ROOT
-from tier0_operator.testing import run_kubectl
+from tier0_testing.operator import run_kubectl
 
 REGIONPAIR_CRD = ROOT / "crds" / "regionpairs.tier0.dev.yaml"
 

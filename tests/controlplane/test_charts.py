@@ -6,12 +6,14 @@ What is tested:
   accepted by `kubectl apply --dry-run=server` (the RegionPair CRD from the operator chart installed
   first; minimal copies of the prometheus-operator CRDs for ServiceMonitor/PodMonitor/PrometheusRule);
 - values.schema.json rejects bad values with a message naming the field;
-- an upgrade keeps what the operator and the cluster own: the live Service selector, the live
-  RegionPair spec.activeRegion and the generated passwords (`lookup`, via `helm template --dry-run=server`);
+- a GitOps sync (`helm template | kubectl apply --server-side`) after a failover changes nothing the
+  operator owns: the Service selector, the RegionPair's spec.activeRegion, the generated passwords
+  (which the operator, not the chart, fills);
 - the PrometheusRule's alert expressions are valid Prometheus rules (`promtool check rules`);
 - every module the chart runs with `python -m` exists.
 """
 
+import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +22,11 @@ from typing import Any
 import pytest
 import yaml
 
+from tier0_contract import regionpair as rp
 from tier0_dev.controlplane import ControlPlane
 from tier0_dev.procs import ROOT, find_program
+from tier0_operator import patches, secrets
+from tier0_testing import operator as operator_testing
 
 CHARTS = ROOT / "charts"
 OPERATOR_CHART = CHARTS / "tier0-operator"
@@ -172,27 +177,76 @@ def test_schema_rejects_bad_values_with_a_clear_message(chart: Path, flags: list
     assert message in out.stderr, out.stderr
 
 
-def test_upgrade_keeps_the_live_selector_active_region_and_passwords(
-    cluster: list[str], control_plane: ControlPlane
+async def test_a_gitops_sync_after_a_failover_changes_nothing(
+    cluster: list[str], control_plane: ControlPlane, tmp_path: Path
 ) -> None:
-    """After a failover to region2 an upgrade must not route back to region1 or rotate passwords."""
-    ns = "tier0-upgrade"
+    """`helm template | kubectl apply --server-side` (what Argo CD and Flux do) after the operator has
+    moved traffic and the API has switched over must not route back, reset spec.activeRegion or
+    rotate a generated password: the chart owns none of them (the operator fills the Secrets)."""
+    ns = "tier0-gitops"
     out = run([*cluster, "create", "namespace", ns])
     assert out.returncode == 0 or "AlreadyExists" in out.stderr, out.stderr
-    # The state the operator leaves after a failover: selector and activeRegion on region2.
-    first = objects(render(TIER0_CHART, "tier0", ns, "--set", "activeRegion=region2"))
-    keep = [o for o in first if o["kind"] in {"Service", "Secret", "RegionPair"}]
-    out = run([*cluster, "apply", "-n", ns, "-f", "-"], yaml.safe_dump_all(keep))
-    assert out.returncode == 0, out.stderr
 
-    # `helm upgrade` with the default values (activeRegion: region1) renders with lookup against the cluster.
-    again = objects(render(TIER0_CHART, "tier0", ns, "--dry-run=server", kubeconfig=control_plane.kubeconfig))
-    by_name = {(o["kind"], o["metadata"]["name"]): o for o in again}
-    assert by_name[("Service", "tier0-region-api")]["spec"]["selector"]["tier0.dev/region"] == "region2"
-    assert by_name[("RegionPair", "tier0")]["spec"]["activeRegion"] == "region2"
-    for o in keep:
-        if o["kind"] == "Secret":
-            assert by_name[("Secret", o["metadata"]["name"])]["data"] == o["data"], "a generated secret changed"
+    def sync() -> None:
+        manifest = render(TIER0_CHART, "tier0", ns)
+        res = run([*cluster, "apply", "--server-side", "--field-manager=gitops", "-f", "-"], manifest)
+        assert res.returncode == 0, res.stderr
+
+    def live(kind: str, name: str) -> dict[str, Any]:
+        res = run([*cluster, "-n", ns, "get", kind, name, "-o", "json"])
+        assert res.returncode == 0, res.stderr
+        body: dict[str, Any] = json.loads(res.stdout)
+        return body
+
+    sync()
+    generated = [
+        o
+        for o in objects(render(TIER0_CHART, "tier0", ns))
+        if o["kind"] == "Secret" and GENERATE in (o["metadata"].get("annotations") or {})
+    ]
+    assert {o["metadata"]["name"] for o in generated} >= {"tier0-redis", "tier0-api"}
+    assert all("data" not in o or not o["data"] for o in generated if o["metadata"]["name"] != "tier0-rabbitmq")
+    proc, _ = operator_testing.start_operator(control_plane.kubeconfig, ns, tmp_path / "operator.log")
+    kube = await operator_testing.kube_for(control_plane.kubeconfig)
+    try:
+
+        async def filled() -> bool:
+            for o in generated:
+                secret = live("secret", o["metadata"]["name"])
+                want = secrets.keys_to_generate(secret["metadata"].get("annotations"), secret.get("data"))
+                if want:
+                    return False
+            return True
+
+        await operator_testing.wait_for("the operator fills the generated Secrets", filled, timeout=30, every=0.2)
+        # What the operator and the API leave after a failover and a switchover to region2.
+        pair = rp.RegionPair.from_object(live("regionpair", "tier0"))
+        assert pair.spec.active_region == "region1"  # the first region, since the chart renders none
+        assert "selector" not in live("service", "tier0-region-api")["spec"]
+        await kube.patch_service(ns, "tier0-region-api", patches.build_service_patch(pair.spec, "region2"))
+        await kube.patch_pair(ns, "tier0", {"spec": {"activeRegion": "region2"}})
+    finally:
+        await kube.close()
+        proc.stop(timeout=5)
+    before = {
+        "selector": live("service", "tier0-region-api")["spec"]["selector"],
+        "spec": live("regionpair", "tier0")["spec"],
+        "secrets": {o["metadata"]["name"]: live("secret", o["metadata"]["name"])["data"] for o in generated},
+    }
+    versions = {(k, n): live(k, n)["metadata"]["resourceVersion"] for k, n in OWNED_BY_OTHERS}
+    sync()  # the next GitOps sync of the unchanged chart
+    after = {
+        "selector": live("service", "tier0-region-api")["spec"]["selector"],
+        "spec": live("regionpair", "tier0")["spec"],
+        "secrets": {o["metadata"]["name"]: live("secret", o["metadata"]["name"])["data"] for o in generated},
+    }
+    assert after == before
+    assert before["selector"]["tier0.dev/region"] == "region2" and before["spec"]["activeRegion"] == "region2"
+    assert {(k, n): live(k, n)["metadata"]["resourceVersion"] for k, n in OWNED_BY_OTHERS} == versions
+
+
+GENERATE = "tier0.dev/generate"
+OWNED_BY_OTHERS = [("service", "tier0-region-api"), ("regionpair", "tier0"), ("secret", "tier0-redis")]
 
 
 def test_alert_rules_are_valid_prometheus_rules(tmp_path: Path) -> None:

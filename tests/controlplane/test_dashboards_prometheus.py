@@ -34,7 +34,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tier0_dev import programs
 from tier0_dev.controlplane import ControlPlane
 from tier0_dev.procs import ROOT, Process, find_program, free_port, port_open
-from tier0_operator import testing
+from tier0_testing import operator as testing
 
 DASHBOARDS = sorted((ROOT / "dashboards").glob("*.json"))
 METRIC = re.compile(r"\b((?:tier0|emqx|rabbitmq|redis)_[a-z0-9_]+)\b")

@@ -11,9 +11,9 @@ from pydantic import SecretStr
 
 from tier0_services.ai.provider_choice import build_providers
 from tier0_services.ai.settings import AISettings
-from tier0_services.ai.testing import FakeCohere
 from tier0_services.api.app import create_app
 from tier0_services.api.settings import Settings
+from tier0_testing.ai import FakeCohere
 
 TOKEN = "test-token"
 

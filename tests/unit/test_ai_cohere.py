@@ -11,7 +11,7 @@ from tier0_services.ai.provider_choice import build_providers
 from tier0_services.ai.providers import Passage, ProviderUnavailableError
 from tier0_services.ai.sample_images import data_uri, load_catalog, render
 from tier0_services.ai.settings import AISettings
-from tier0_services.ai.testing import FakeCohere
+from tier0_testing.ai import FakeCohere
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from tier0_services.ai.rag import intents, text
 from tier0_services.ai.rag.bm25 import BM25, rrf
 from tier0_services.ai.rag.corpus import parse_note, sample_documents
 from tier0_services.ai.rag.extractive import ExtractiveAnswerer
-from tier0_services.ai.testing import HashingEmbedder
+from tier0_testing.ai import HashingEmbedder
 
 
 def test_combined_log_format() -> None:

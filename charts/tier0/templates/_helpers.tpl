@@ -75,22 +75,6 @@ app.kubernetes.io/part-of: tier0
 {{- define "tier0.rabbitmqSecret" -}}{{ .Values.rabbitmq.auth.existingSecret | default (include "tier0.name.of" (list . "rabbitmq")) }}{{- end }}
 {{- define "tier0.emqxSecret" -}}{{ .Values.emqx.auth.existingSecret | default (include "tier0.name.of" (list . "emqx")) }}{{- end }}
 
-{{/*
-A secret value: the one given in values, else the one already in the cluster (so upgrades keep it),
-else a new random one. Usage: include "tier0.secretValue" (dict "ctx" $ "secret" NAME "key" KEY "given" VALUE)
-*/}}
-{{- define "tier0.secretValue" -}}
-{{- if .given }}
-{{- .given }}
-{{- else }}
-{{- $live := lookup "v1" "Secret" .ctx.Release.Namespace .secret }}
-{{- if and $live $live.data (hasKey $live.data .key) }}
-{{- index $live.data .key | b64dec }}
-{{- else }}
-{{- randAlphaNum 32 }}
-{{- end }}
-{{- end }}
-{{- end }}
 
 {{/* Environment shared by tier0 containers that talk to a region's Redis (REDIS_PASSWORD first: later values expand it). */}}
 {{- define "tier0.redisEnv" -}}

@@ -18,15 +18,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
+from tier0_contract import regionpair as rp
 from tier0_services import kube
 from tier0_services.api import errors
-
-TRANSITIONAL_PHASES = frozenset({"SwitchingOver", "FailingOver"})
 
 
 @dataclass(frozen=True)
 class PairView:
-    """What the failover endpoints need of a RegionPair object."""
+    """What the failover endpoints need of a RegionPair object (read through the contract's model)."""
 
     name: str
     namespace: str
@@ -38,34 +39,39 @@ class PairView:
     active: str | None
     requested: str | None
     phase: str | None
+    """None while the operator has written no status at all."""
     epoch: int | None
     observed_generation: int | None
     lag_bytes: int | None
     in_transition: bool
-    last_transition: Mapping[str, Any] | None
-    region_status: tuple[Mapping[str, Any], ...]
+    last_transition: rp.LastTransition | None
+    region_status: tuple[rp.RegionStatus, ...]
 
     @classmethod
     def from_object(cls, obj: Mapping[str, Any]) -> "PairView":
-        meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
-        phase = status.get("phase")
+        try:
+            pair = rp.RegionPair.from_object(obj)
+        except ValidationError as exc:
+            name = (obj.get("metadata") or {}).get("name", "?")
+            raise errors.UpstreamFailedError(f"RegionPair {name} does not match its schema: {exc}") from None
+        st, written = pair.status, bool(obj.get("status"))
         return cls(
-            name=meta.get("name", ""),
-            namespace=meta.get("namespace", ""),
-            resource_version=str(meta.get("resourceVersion", "")),
-            generation=int(meta.get("generation") or 0),
-            regions=tuple(r.get("name", "") for r in spec.get("regions") or []),
-            desired=spec.get("activeRegion"),
-            paused=bool(spec.get("paused", False)),
-            active=status.get("activeRegion"),
-            requested=status.get("requestedRegion"),
-            phase=phase,
-            epoch=status.get("epoch"),
-            observed_generation=status.get("observedGeneration"),
-            lag_bytes=status.get("lagBytes"),
-            in_transition=bool(status.get("transition")) or phase in TRANSITIONAL_PHASES,
-            last_transition=status.get("lastTransition"),
-            region_status=tuple(status.get("regions") or []),
+            name=pair.metadata.name,
+            namespace=pair.metadata.namespace,
+            resource_version=pair.metadata.resource_version,
+            generation=pair.metadata.generation,
+            regions=pair.spec.region_names,
+            desired=pair.spec.active_region,
+            paused=pair.spec.paused,
+            active=st.active_region,
+            requested=st.requested_region,
+            phase=st.phase if written else None,
+            epoch=st.epoch if written else None,
+            observed_generation=st.observed_generation,
+            lag_bytes=st.lag_bytes if written else None,
+            in_transition=st.in_transition,
+            last_transition=st.last_transition,
+            region_status=st.regions,
         )
 
 
@@ -118,16 +124,15 @@ def plan(view: PairView, target: str) -> Plan:
     return Plan(source=view.active, target=target, acknowledge=ack, switch=True)
 
 
-def progress(view: PairView, target: str, baseline: Mapping[str, Any] | None) -> bool | None:
+def progress(view: PairView, target: str, baseline: rp.LastTransition | None) -> bool | None:
     """True once `target` is active and Healthy; None while still waiting; raises if the operator
     reports that this transition failed or was rolled back (`baseline`: lastTransition before it)."""
     if view.active == target and view.phase == "Healthy":
         return True
     last = view.last_transition
-    if last and last != baseline and last.get("to") == target and last.get("outcome") in ("RolledBack", "Failed"):
+    if last and last != baseline and last.to_region == target and last.outcome in ("RolledBack", "Failed"):
         raise errors.UpstreamFailedError(
-            f"the operator reports the switchover to {target} {last.get('outcome')}: "
-            f"{last.get('reason', 'no reason given')}"
+            f"the operator reports the switchover to {target} {last.outcome}: {last.reason or 'no reason given'}"
         )
     if view.phase == "Failed":
         raise errors.UpstreamFailedError(f"RegionPair {view.name} is Failed while switching to {target}")
@@ -147,7 +152,7 @@ class Outcome:
     latency_seconds: float
     moved: bool
     view: PairView
-    transition: Mapping[str, Any] | None
+    transition: rp.LastTransition | None
     """lastTransition of this switchover (None when nothing moved or the operator wrote none)."""
 
 
@@ -189,7 +194,7 @@ async def switch_to(
         latency = time.monotonic() - started
         final = observe(done)
         last = final.last_transition
-        this = last if last and last != baseline and last.get("to") == target else None
+        this = last if last and last != baseline and last.to_region == target else None
         return Outcome(steps.source, target, latency, True, final, this)
 
     try:

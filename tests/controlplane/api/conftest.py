@@ -17,11 +17,11 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from tier0_dev.controlplane import ControlPlane
-from tier0_operator.testing import run_kubectl
 from tier0_services import kube
-from tier0_services.api import testing
 from tier0_services.api.app import create_app
 from tier0_services.api.settings import Settings
+from tier0_testing import api as testing
+from tier0_testing.operator import run_kubectl
 
 TOKEN = "failover-test-token"
 

@@ -11,7 +11,7 @@ import httpx
 
 from tier0_dev.procs import free_port
 from tier0_services import kube
-from tier0_services.api.testing import FakeOperator
+from tier0_testing.api import FakeOperator
 
 ApiFactory = Callable[..., Awaitable[httpx.AsyncClient]]
 TOKEN = "failover-test-token"  # the api_factory fixture's

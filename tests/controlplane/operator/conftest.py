@@ -11,9 +11,9 @@ import pytest
 
 from tier0_dev.controlplane import ControlPlane, write_kubeconfig
 from tier0_dev.procs import ROOT, Process
-from tier0_operator import testing
 from tier0_operator.kube import Kube
-from tier0_operator.testing import run_kubectl
+from tier0_testing import operator as testing
+from tier0_testing.operator import run_kubectl
 
 RBAC = ROOT / "operator" / "rbac"
 
@@ -30,7 +30,7 @@ def namespace(kubectl: list[str], regionpair_crd: Path) -> Iterator[str]:
 
 @pytest.fixture
 async def kube(control_plane: ControlPlane) -> AsyncIterator[Kube]:
-    client = testing.kube_for(control_plane.kubeconfig)
+    client = await testing.kube_for(control_plane.kubeconfig)
     yield client
     await client.close()
 

@@ -6,9 +6,9 @@ import time
 from collections.abc import Callable
 
 from tier0_dev.procs import Process
-from tier0_operator import testing
 from tier0_operator.kube import Kube
-from tier0_operator.testing import apply, run_kubectl
+from tier0_testing import operator as testing
+from tier0_testing.operator import apply, run_kubectl
 
 RedisFactory = Callable[..., tuple[Process, int]]
 OperatorFactory = Callable[..., tuple[Process, int]]
@@ -43,8 +43,7 @@ async def test_create_establishes_replication_and_reports_healthy(
 
 
 async def events(kube: Kube, ns: str, reason: str) -> list[dict[str, object]]:
-    body = await kube.get(f"/api/v1/namespaces/{ns}/events")
-    return [e for e in (body or {}).get("items", []) if e.get("reason") == reason]
+    return await testing.list_events(kube, ns, reason)
 
 
 async def start_pair(

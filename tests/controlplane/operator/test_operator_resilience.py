@@ -9,9 +9,9 @@ from pathlib import Path
 
 from tier0_dev import programs
 from tier0_dev.procs import Process
-from tier0_operator import testing
 from tier0_operator.kube import Kube
-from tier0_operator.testing import apply, run_kubectl
+from tier0_testing import operator as testing
+from tier0_testing.operator import apply, run_kubectl
 
 RedisFactory = Callable[..., tuple[Process, int]]
 OperatorFactory = Callable[..., tuple[Process, int]]
@@ -27,8 +27,7 @@ async def phase_is(kube: Kube, ns: str, phase: str, active: str, timeout: float 
 
 
 async def count_events(kube: Kube, ns: str, reason: str) -> int:
-    body = await kube.get(f"/api/v1/namespaces/{ns}/events")
-    return sum(1 for e in (body or {}).get("items", []) if e.get("reason") == reason)
+    return len(await testing.list_events(kube, ns, reason))
 
 
 def metric(port: int, name: str) -> list[tuple[str, float]]:
@@ -138,6 +137,7 @@ async def test_two_operator_replicas_only_the_lease_holder_acts(
     a, port_a = operator(identity="a")
     await testing.wait_for("a leads", lambda: _leads(port_a), timeout=15)
     b, port_b = operator(identity="b")
+    await testing.wait_for("b serves metrics", lambda: _serves(port_b), timeout=15)
     apply(kubectl, namespace, testing.pair_manifest("pair", {"region1": p1, "region2": p2}))
     await phase_is(kube, namespace, "Healthy", "region1")
     await testing.patch_pair(kube, namespace, "pair", {"activeRegion": "region2"})
@@ -153,6 +153,13 @@ async def test_two_operator_replicas_only_the_lease_holder_acts(
     await phase_is(kube, namespace, "Healthy", "region1")
     assert await count_events(kube, namespace, "SwitchoverStarted") == 2
     assert metric(port_b, "tier0_operator_transitions_total")[0][1] >= 1
+
+
+async def _serves(port: int) -> bool:
+    try:
+        return bool(metric(port, "tier0_operator_leader"))
+    except OSError:
+        return False
 
 
 async def _leads(port: int) -> bool:
@@ -198,7 +205,7 @@ async def test_deleting_a_pair_leaves_nothing_behind(
     assert body["metadata"].get("finalizers") == ["tier0.dev/operator"]  # daemons stop before deletion
     assert any(pair in labels for labels, _ in metric(port, "tier0_operator_region_healthy"))
     run_kubectl(kubectl, "-n", namespace, "delete", "rp", "pair", "--timeout=15s")
-    gone = await kube.get(f"{testing.GROUP_PATH}/namespaces/{namespace}/regionpairs/pair")
+    gone = await kube.get_pair(namespace, "pair")
     assert gone is None
     await asyncio.sleep(0.5)
     for name in ("tier0_operator_region_healthy", "tier0_operator_region_role", "tier0_operator_replication_lag_bytes"):

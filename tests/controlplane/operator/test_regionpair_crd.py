@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tier0_operator import testing
-from tier0_operator.testing import run_kubectl
+from tier0_testing import operator as testing
+from tier0_testing.operator import run_kubectl
 
 GOOD = testing.pair_manifest("pair", {"region1": 6379, "region2": 6380})
 
@@ -57,12 +57,17 @@ CASES = [
     ("spec.regions.0.selector", {}, "spec.regions[0].selector: Invalid value"),
     ("spec.regions.0.redis.port", 70000, "should be less than or equal to 65535"),
     ("spec.regions.0.healthURL", "ftp://x", "spec.regions[0].healthURL: Invalid value"),
+    ("spec.replication.whenStandbyDown", "Sometimes", 'Unsupported value: "Sometimes"'),
+    ("spec.replication.minReplicasMaxLagSeconds", 0, "should be greater than or equal to 1"),
+    ("spec.pipeline.onStall", "Panic", 'Unsupported value: "Panic"'),
+    ("spec.pipeline.stallAfterSeconds", 0, "pipeline.stallAfterSeconds must be at least 1 second"),
 ]
 
 
 def test_a_valid_pair_is_accepted_with_defaults(kubectl: list[str], regionpair_crd: Path) -> None:
     m = copy.deepcopy(GOOD)
     del m["spec"]["failover"], m["spec"]["paused"], m["spec"]["regions"][0]["redis"]["port"]
+    del m["spec"]["replication"], m["spec"]["pipeline"]
     ok, out = dry_run(kubectl, m)
     assert ok, out
     spec = json.loads(out)["spec"]
@@ -70,6 +75,8 @@ def test_a_valid_pair_is_accepted_with_defaults(kubectl: list[str], regionpair_c
         "mode": "Automatic", "probeIntervalSeconds": 1, "failureThreshold": 3, "switchoverTimeoutSeconds": 5,
     }  # fmt: skip
     assert spec["paused"] is False
+    assert spec["replication"] == {"whenStandbyDown": "Accept", "minReplicasMaxLagSeconds": 2}
+    assert spec["pipeline"] == {"stallAfterSeconds": 10, "onStall": "Report"}
     assert spec["regions"][0]["redis"]["port"] == 6379
 
 
@@ -87,7 +94,7 @@ def test_printer_columns_and_short_name(kubectl: list[str], regionpair_crd: Path
     crd_body = json.loads(out)
     assert crd_body["spec"]["names"]["shortNames"] == ["rp"]
     columns = [c["name"] for c in crd_body["spec"]["versions"][0]["additionalPrinterColumns"]]
-    assert columns[:4] == ["Active", "Phase", "Lag", "Last transition"] and "Age" in columns
+    assert columns[:5] == ["Active", "Phase", "Lag", "Last transition", "Pipeline"] and "Age" in columns
 
 
 def test_the_local_example_is_valid(kubectl: list[str], regionpair_crd: Path) -> None:

@@ -11,10 +11,10 @@ from redis.asyncio import Redis
 
 from tier0_contract import keys
 from tier0_dev.procs import Process, find_program
-from tier0_services.api import testing
 from tier0_services.api.app import create_app
 from tier0_services.api.instrument import RequestRecord
 from tier0_services.api.settings import Settings
+from tier0_testing import api as testing
 
 ApiFactory = Callable[..., Awaitable[httpx.AsyncClient]]
 RedisFactory = Callable[..., tuple[Process, int]]

@@ -10,7 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tier0_contract.models import DeviceState, DeviceType
-from tier0_services.api import testing
+from tier0_testing import api as testing
 
 FLEET = testing.fleet(400)
 

@@ -9,7 +9,7 @@ import httpx
 from redis.asyncio import Redis
 
 from tier0_dev.procs import Process
-from tier0_services.api import testing
+from tier0_testing import api as testing
 
 ApiFactory = Callable[..., Awaitable[httpx.AsyncClient]]
 RedisFactory = Callable[..., tuple[Process, int]]

@@ -7,7 +7,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from tier0_services.api import testing
+from tier0_testing import api as testing
 
 
 async def test_empty_region_answers_zeros(client: httpx.AsyncClient) -> None:

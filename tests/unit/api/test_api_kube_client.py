@@ -1,7 +1,8 @@
 """The Kubernetes client's pure parts: resource paths, the switchover patch, kubeconfig and
 in-cluster configuration, and how apiserver answers map to errors."""
 
-import base64
+import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,9 @@ def test_active_region_patch_with_and_without_precondition() -> None:
     }
 
 
-def kubeconfig(user: dict[str, object], cluster: dict[str, object], namespace: str | None = None) -> dict[str, object]:
+def kubeconfig(
+    user: Mapping[str, object], cluster: Mapping[str, object], namespace: str | None = None
+) -> dict[str, object]:
     ctx: dict[str, object] = {"cluster": "c", "user": "u"}
     if namespace:
         ctx["namespace"] = namespace
@@ -35,47 +38,54 @@ def kubeconfig(user: dict[str, object], cluster: dict[str, object], namespace: s
     }
 
 
-def test_kubeconfig_with_token_and_relative_ca(tmp_path: Path) -> None:
-    doc = kubeconfig(
-        {"token": "t0k"}, {"server": "https://127.0.0.1:6443/", "certificate-authority": "pki/ca.crt"}, "ops"
-    )
-    config = kube.config_from_kubeconfig(doc, tmp_path)
-    assert config.server == "https://127.0.0.1:6443" and config.token == "t0k" and config.namespace == "ops"
-    assert config.ca_file == tmp_path / "pki" / "ca.crt"
+def write(tmp_path: Path, doc: Mapping[str, object]) -> Path:
+    path = tmp_path / "kubeconfig"
+    path.write_text(json.dumps(doc))  # JSON is YAML
+    return path
 
 
-def test_kubeconfig_with_embedded_client_certificate(tmp_path: Path) -> None:
-    b64 = base64.b64encode
-    doc = kubeconfig(
-        {"client-certificate-data": b64(b"CERT").decode(), "client-key-data": b64(b"KEY").decode()},
-        {"server": "https://kind:6443", "certificate-authority-data": b64(b"CA").decode()},
+def test_kubeconfig_namespace_comes_from_its_current_context(tmp_path: Path) -> None:
+    doc = kubeconfig({"token": "t0k"}, {"server": "https://127.0.0.1:6443/", "certificate-authority": "ca.crt"}, "ops")
+    assert kube.load_config(write(tmp_path, doc)) == kube.KubeConfig(tmp_path / "kubeconfig", "ops")
+    no_ns = kubeconfig({"token": "t0k"}, {"server": "https://127.0.0.1:6443/"})
+    assert kube.load_config(write(tmp_path, no_ns)).namespace == "default"
+
+
+async def test_the_library_loads_relative_certificates_and_exec_credentials(tmp_path: Path) -> None:
+    (tmp_path / "pki").mkdir()
+    ca = tmp_path / "pki" / "ca.crt"
+    ca.write_text("not checked until a connection is made")
+    credential = {
+        "apiVersion": "client.authentication.k8s.io/v1",
+        "kind": "ExecCredential",
+        "status": {"token": "from-exec-plugin"},
+    }
+    user = {
+        "exec": {
+            "apiVersion": "client.authentication.k8s.io/v1",
+            "command": "/bin/sh",
+            "args": ["-c", f"echo '{json.dumps(credential)}'"],
+            "interactiveMode": "Never",
+        }
+    }
+    path = write(
+        tmp_path, kubeconfig(user, {"server": "https://127.0.0.1:6443", "certificate-authority": "pki/ca.crt"})
     )
-    config = kube.config_from_kubeconfig(doc, tmp_path)
-    assert (config.client_cert, config.client_key, config.ca_data) == (b"CERT", b"KEY", b"CA")
-    assert config.namespace == "default" and config.token is None
+    conf = await kube._configuration(kube.load_config(path))
+    assert conf.host == "https://127.0.0.1:6443" and conf.ssl_ca_cert == str(ca)
+    assert conf.api_key.get("BearerToken", conf.api_key.get("authorization")) == "Bearer from-exec-plugin"
 
 
 def test_kubeconfig_errors_name_what_is_missing(tmp_path: Path) -> None:
-    with pytest.raises(kube.KubeConfigError, match="current-context"):
-        kube.config_from_kubeconfig({}, tmp_path)
-    doc = kubeconfig({}, {"server": "https://x"})
-    with pytest.raises(kube.KubeConfigError, match="no context named 'other'"):
-        kube.config_from_kubeconfig(doc, tmp_path, context="other")
+    with pytest.raises(kube.KubeConfigError, match="cannot use kubeconfig"):
+        kube.load_config(tmp_path / "absent")
+    with pytest.raises(kube.KubeConfigError, match="current-context|context"):
+        kube.load_config(write(tmp_path, {"clusters": [], "users": [], "contexts": []}))
 
 
-def test_in_cluster_config_reads_the_service_account(tmp_path: Path) -> None:
-    (tmp_path / "token").write_text("sa-token")
-    (tmp_path / "namespace").write_text("tier0\n")
-    env = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
-    config = kube.in_cluster_config(env, tmp_path)
-    assert config.server == "https://10.96.0.1:443" and config.namespace == "tier0"
-    assert config.token_file == tmp_path / "token" and config.ca_file == tmp_path / "ca.crt"
-    assert (
-        kube.in_cluster_config({**env, "KUBERNETES_SERVICE_HOST": "fd00::1"}, tmp_path).server
-        == "https://[fd00::1]:443"
-    )
+def test_no_cluster_and_no_kubeconfig_says_what_to_set() -> None:
     with pytest.raises(kube.KubeConfigError, match="TIER0_KUBECONFIG"):
-        kube.in_cluster_config({}, tmp_path)
+        kube.load_config(None, env={})
 
 
 @pytest.mark.parametrize(
@@ -92,6 +102,6 @@ def test_in_cluster_config_reads_the_service_account(tmp_path: Path) -> None:
 )
 def test_apiserver_answers_map_to_errors(status: int, error: type[Exception]) -> None:
     ref = kube.regionpair_ref("ns", "og-field")
-    exc = kube._error(ref, status, '{"kind": "Status", "message": "because"}')
+    exc = kube.error_for(ref, status, '{"kind": "Status", "message": "because"}')
     assert isinstance(exc, error)
     assert "og-field" in str(exc) or "because" in str(exc)

@@ -5,8 +5,10 @@ from typing import Any
 
 import pytest
 
+from tier0_contract import regionpair as rp
 from tier0_services.api import errors
 from tier0_services.api.switchover import PairView, home_region, operator_saw, other_region, plan, progress
+from tier0_testing.api import regionpair_manifest
 
 
 def pair(
@@ -16,22 +18,41 @@ def pair(
     paused: bool = False,
     **status: Any,
 ) -> PairView:
+    written = {"activeRegion": active, "phase": phase, "epoch": 7, **status}
     obj: dict[str, Any] = {
         "metadata": {"name": "og-field", "namespace": "ns", "resourceVersion": "42", "generation": 3},
-        "spec": {"activeRegion": desired, "regions": [{"name": "region1"}, {"name": "region2"}]},
-        "status": {"activeRegion": active, "phase": phase, "epoch": 7, **status},
+        "spec": regionpair_manifest(active=desired)["spec"],
+        # The apiserver drops null fields; a pair the operator never saw has no status at all.
+        "status": {k: v for k, v in written.items() if v is not None} if active or phase else None,
     }
     if paused:
         obj["spec"]["paused"] = True
     return PairView.from_object(obj)
 
 
+def last(to: str, outcome: rp.Outcome = "Succeeded", reason: str = "") -> dict[str, Any]:
+    """A lastTransition as the operator writes it."""
+    t = rp.LastTransition(
+        type="Switchover",
+        from_region="region2" if to == "region1" else "region1",
+        to_region=to,
+        reason=reason,
+        outcome=outcome,
+        epoch=7,
+        started_at=rp.now(),
+        completed_at=rp.now(),
+        duration_seconds=0.1,
+    )
+    return t.to_json()
+
+
 def test_view_reads_spec_status_and_metadata() -> None:
-    view = pair(lagBytes=12, observedGeneration=3, lastTransition={"type": "Switchover", "to": "region1"})
+    view = pair(lagBytes=12, observedGeneration=3, lastTransition=last("region1"))
     assert (view.name, view.namespace, view.resource_version, view.generation) == ("og-field", "ns", "42", 3)
     assert view.regions == ("region1", "region2") and view.desired == "region1" and view.active == "region1"
     assert (view.phase, view.epoch, view.lag_bytes, view.in_transition) == ("Healthy", 7, 12, False)
-    assert PairView.from_object({}).regions == ()
+    with pytest.raises(errors.UpstreamFailedError, match="does not match its schema"):
+        PairView.from_object({"metadata": {"name": "broken"}, "spec": {"regions": []}})
 
 
 def test_simulate_targets_the_other_region_and_restore_the_first() -> None:
@@ -63,7 +84,18 @@ def test_asking_for_the_active_region_only_acknowledges() -> None:
     ("view", "reason"),
     [
         (pair(phase="SwitchingOver"), "already in a transition"),
-        (pair(transition={"to": "region2"}), "already in a transition"),
+        (
+            pair(
+                transition={
+                    "type": "Switchover",
+                    "from": "region1",
+                    "to": "region2",
+                    "epoch": 8,
+                    "startedAt": "2026-01-01T00:00:00Z",
+                }
+            ),
+            "already in a transition",
+        ),
         (pair(phase="Degraded"), "Degraded"),
         (pair(phase="Failed"), "Failed"),
         (pair(active=None, phase=None), "no status yet"),
@@ -81,18 +113,19 @@ def test_unknown_region_is_not_found() -> None:
 
 
 def test_progress_waits_for_active_and_healthy() -> None:
-    before = {"to": "region1", "outcome": "Succeeded"}
-    assert progress(pair(phase="SwitchingOver", lastTransition=before), "region2", before) is None
+    before = pair(lastTransition=last("region1")).last_transition
+    assert progress(pair(phase="SwitchingOver", lastTransition=last("region1")), "region2", before) is None
     assert progress(pair(active="region2", phase="SwitchingOver"), "region2", before) is None
     assert progress(pair(active="region2", desired="region2"), "region2", before) is True
 
 
 def test_progress_fails_on_a_rollback_of_this_transition_only() -> None:
-    old = {"to": "region2", "outcome": "RolledBack", "reason": "earlier"}
-    assert progress(pair(lastTransition=old), "region2", old) is None  # not this transition
-    new = {"to": "region2", "outcome": "RolledBack", "reason": "replica lagging"}
+    old = last("region2", "RolledBack", "earlier")
+    baseline = pair(lastTransition=old).last_transition
+    assert progress(pair(lastTransition=old), "region2", baseline) is None  # not this transition
+    new = last("region2", "RolledBack", "replica lagging")
     with pytest.raises(errors.UpstreamFailedError, match="RolledBack: replica lagging"):
-        progress(pair(lastTransition=new), "region2", old)
+        progress(pair(lastTransition=new), "region2", baseline)
     with pytest.raises(errors.UpstreamFailedError, match="Failed"):
         progress(pair(phase="Failed"), "region2", None)
 

@@ -5,12 +5,12 @@ pair's home region; both wait until the operator reports the target active and H
 with the latency they measured. Both need the bearer token; `status` does not.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from fastapi import APIRouter, Body
 
+from tier0_contract import regionpair as rp
 from tier0_services import kube
 from tier0_services.api import errors, switchover
 from tier0_services.api.deps import Authorized, KubeDep, MetricsDep, RegionPairDep, SettingsDep
@@ -38,7 +38,7 @@ async def failover_status(client: KubeDep, ref: RegionPairDep) -> FailoverStatus
         in_transition=view.in_transition,
         paused=view.paused,
         last_transition=_transition(view.last_transition),
-        region_status=[dict(r) for r in view.region_status],
+        region_status=[r.to_json() for r in view.region_status],
         timestamp=datetime.now(UTC),
     )
 
@@ -85,7 +85,7 @@ async def _switch(
         message = f"Failover completed from {outcome.source} to {outcome.target}"
     else:
         message = f"{outcome.target} is already active"
-    last = outcome.transition or {}
+    last = outcome.transition
     return FailoverResult(
         status="success" if outcome.moved else "unchanged",
         source_region=outcome.source,
@@ -95,10 +95,10 @@ async def _switch(
         timestamp=datetime.now(UTC),
         phase=outcome.view.phase,
         epoch=outcome.view.epoch,
-        operator_duration_seconds=last.get("durationSeconds"),
-        lost_bytes=last.get("lostBytes"),
+        operator_duration_seconds=last.duration_seconds if last else None,
+        lost_bytes=last.lost_bytes if last else None,
     )
 
 
-def _transition(last: Mapping[str, Any] | None) -> Transition | None:
-    return Transition.model_validate(dict(last)) if last else None
+def _transition(last: rp.LastTransition | None) -> Transition | None:
+    return Transition.model_validate(last.to_json()) if last else None

@@ -18,6 +18,7 @@ import orjson
 from redis.asyncio import Redis
 
 from tier0_contract import keys, topics
+from tier0_contract import regionpair as rp
 from tier0_contract.models import DeviceState, DeviceType
 from tier0_services import kube
 from tier0_services.ingest import batch, store
@@ -166,31 +167,32 @@ async def write_activity(redis: Redis, raw: bytes) -> None:
 
 
 def regionpair_manifest(name: str = "og-field", active: str = "region1") -> dict[str, Any]:
-    return {
-        "apiVersion": "tier0.dev/v1alpha1",
-        "kind": "RegionPair",
-        "metadata": {"name": name},
-        "spec": {
-            "service": "region-api",
-            "activeRegion": active,
-            "regions": [
-                {"name": "region1", "selector": {"tier0.dev/region": "region1"}, "redis": {"host": "redis-region1"}},
-                {"name": "region2", "selector": {"tier0.dev/region": "region2"}, "redis": {"host": "redis-region2"}},
-            ],
-        },
-    }
+    spec = rp.RegionPairSpec(
+        service="region-api",
+        active_region=active,
+        regions=(
+            rp.Region(
+                name="region1", selector={"tier0.dev/region": "region1"}, redis=rp.RedisEndpoint(host="redis-region1")
+            ),
+            rp.Region(
+                name="region2", selector={"tier0.dev/region": "region2"}, redis=rp.RedisEndpoint(host="redis-region2")
+            ),
+        ),
+    )
+    return rp.manifest(name, spec)
 
 
 @dataclass
 class FakeOperator:
-    """Reacts to spec changes the way the operator reports them: SwitchingOver with a transition,
-    then (after `delay`) the new active region, Healthy, a bumped epoch and lastTransition.
-    `outcome="RolledBack"` keeps the old region instead; `react=False` stays silent."""
+    """Reacts to spec changes the way the operator reports them, in the contract's status model:
+    SwitchingOver with a transition, then (after `delay`) the new active region, Healthy, a bumped
+    epoch and lastTransition. `outcome="RolledBack"` keeps the old region instead; `react=False`
+    stays silent."""
 
     client: kube.KubeClient
     ref: kube.ObjectRef
     delay: float = 0.3
-    outcome: str = "Succeeded"
+    outcome: rp.Outcome = "Succeeded"
     react: bool = True
     switchovers: int = 0
 
@@ -203,37 +205,49 @@ class FakeOperator:
             await asyncio.sleep(0.02)
 
     async def _reconcile(self, obj: dict[str, Any]) -> None:
-        status, generation = obj["status"], obj["metadata"]["generation"]
-        wanted, active = obj["spec"]["activeRegion"], status["activeRegion"]
-        seen = {"observedGeneration": generation, "requestedRegion": wanted}
+        pair = rp.RegionPair.from_object(obj)
+        status, generation = pair.status, pair.metadata.generation
+        wanted, active = pair.spec.active_region, status.active_region
+        assert active is not None, "FakeOperator needs a status with an activeRegion to start from"
+        seen = status.model_copy(update={"observed_generation": generation, "requested_region": wanted})
         if wanted == active:
             await self._status(seen)
             return
         started = datetime.now(UTC)
-        await self._status({**seen, "phase": "SwitchingOver", "transition": {"to": wanted, "from": active}})
+        t = rp.TransitionStatus(
+            type="Switchover",
+            from_region=active,
+            to_region=wanted,
+            reason="spec.activeRegion changed",
+            epoch=status.epoch + 1,
+            started_at=started,
+        )
+        await self._status(seen.model_copy(update={"phase": "SwitchingOver", "transition": t}))
         await asyncio.sleep(self.delay)
         done = datetime.now(UTC)
-        last = {
-            "type": "Switchover", "from": active, "to": wanted, "reason": "spec.activeRegion changed",
-            "outcome": self.outcome, "epoch": status["epoch"] + 1, "startedAt": _rfc3339(started),
-            "completedAt": _rfc3339(done), "durationSeconds": round((done - started).total_seconds(), 3),
-            "lostBytes": 0,
-        }  # fmt: skip
         moved = self.outcome == "Succeeded"
-        await self._status(
-            {
+        last = rp.LastTransition(
+            type="Switchover",
+            from_region=active,
+            to_region=wanted,
+            reason=t.reason,
+            outcome=self.outcome,
+            epoch=t.epoch,
+            started_at=started,
+            completed_at=done,
+            duration_seconds=round((done - started).total_seconds(), 3),
+        )
+        final = seen.model_copy(
+            update={
                 "phase": "Healthy",
                 "transition": None,
-                "activeRegion": wanted if moved else active,
-                "epoch": status["epoch"] + 1 if moved else status["epoch"],
-                "lastTransition": last,
+                "active_region": wanted if moved else active,
+                "epoch": t.epoch if moved else status.epoch,
+                "last_transition": last,
             }
         )
+        await self._status(final)
         self.switchovers += 1
 
-    async def _status(self, patch: dict[str, Any]) -> None:
-        await self.client.merge_patch(self.ref, {"status": patch}, subresource="status")
-
-
-def _rfc3339(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+    async def _status(self, status: rp.RegionPairStatus) -> None:
+        await self.client.merge_patch(self.ref, {"status": status.to_json()}, subresource="status")

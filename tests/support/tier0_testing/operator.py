@@ -19,11 +19,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from tier0_contract import regionpair as rp
 from tier0_dev.procs import Process, free_port
 from tier0_operator.kube import Kube
-from tier0_operator.model import GROUP, PLURAL, VERSION
-
-GROUP_PATH = f"/apis/{GROUP}/{VERSION}"
 
 
 def start_operator(
@@ -62,22 +60,21 @@ def pair_manifest(
     paused: bool = False,
     health_urls: dict[str, str] | None = None,
     switchover_timeout: float = 5.0,
+    replication: dict[str, Any] | None = None,
+    pipeline: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    regions = []
-    for region, port in ports.items():
-        r: dict[str, Any] = {
+    """A RegionPair for local Redis servers on `ports`, built from the contract's model."""
+    regions = [
+        {
             "name": region,
             "selector": {"app": "region-api", "tier0.dev/region": region},
             "redis": {"host": "127.0.0.1", "port": port},
+            "healthURL": (health_urls or {}).get(region),
         }
-        if health_urls and region in health_urls:
-            r["healthURL"] = health_urls[region]
-        regions.append(r)
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "RegionPair",
-        "metadata": {"name": name},
-        "spec": {
+        for region, port in ports.items()
+    ]
+    spec = rp.RegionPairSpec.model_validate(
+        {
             "service": service,
             "activeRegion": active,
             "regions": regions,
@@ -87,9 +84,12 @@ def pair_manifest(
                 "failureThreshold": threshold,
                 "switchoverTimeoutSeconds": switchover_timeout,
             },
+            "replication": replication or {},
+            "pipeline": pipeline or {},
             "paused": paused,
-        },
-    }
+        }
+    )
+    return rp.manifest(name, spec)
 
 
 def service_manifest(name: str, region: str = "region1") -> dict[str, Any]:
@@ -102,19 +102,29 @@ def service_manifest(name: str, region: str = "region1") -> dict[str, Any]:
 
 
 async def get_pair(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
-    body = await kube.get(f"{GROUP_PATH}/namespaces/{namespace}/{PLURAL}/{name}")
+    body = await kube.get_pair(namespace, name)
     assert body is not None, f"RegionPair {namespace}/{name} not found"
     return body
 
 
+async def get_status(kube: Kube, namespace: str, name: str) -> rp.RegionPairStatus:
+    """The pair's status through the contract's model (what every reader sees)."""
+    return rp.RegionPair.from_object(await get_pair(kube, namespace, name)).status
+
+
 async def patch_pair(kube: Kube, namespace: str, name: str, spec: dict[str, Any]) -> None:
-    path = f"{GROUP_PATH}/namespaces/{namespace}/{PLURAL}/{name}"
-    await kube.request("PATCH", path, {"spec": spec}, "application/merge-patch+json")
+    await kube.patch_pair(namespace, name, {"spec": spec})
 
 
 async def service_region(kube: Kube, namespace: str, service: str) -> str | None:
-    body = await kube.get(f"/api/v1/namespaces/{namespace}/services/{service}")
-    return ((body or {}).get("spec", {}).get("selector") or {}).get("tier0.dev/region")
+    return ((await kube.service_selector(namespace, service)) or {}).get("tier0.dev/region")
+
+
+async def list_events(kube: Kube, namespace: str, reason: str | None = None) -> list[dict[str, Any]]:
+    """Events in `namespace` (as JSON), optionally only those with `reason`."""
+    found = await kube.core.list_namespaced_event(namespace)
+    items: list[dict[str, Any]] = kube.api.sanitize_for_serialization(found).get("items", [])
+    return [e for e in items if reason is None or e.get("reason") == reason]
 
 
 async def wait_for(what: str, check: Any, timeout: float = 20.0, every: float = 0.02) -> Any:
@@ -184,10 +194,8 @@ async def missing_writes(port: int, acked: list[int], key: str = "writer:acked")
     return len(set(acked) - present)
 
 
-def kube_for(kubeconfig: Path) -> Kube:
-    from tier0_operator.kube import load_kubeconfig
-
-    return Kube(load_kubeconfig(kubeconfig))
+async def kube_for(kubeconfig: Path) -> Kube:
+    return await Kube.connect(str(kubeconfig))
 
 
 def run_kubectl(kubectl: list[str], *args: str, stdin: str | None = None, check: bool = True) -> str:

@@ -1,0 +1,301 @@
+"""The RegionPair resource: its API coordinates, its spec and its status — the one model of it.
+
+The operator parses the spec with `RegionPairSpec` and writes exactly a `RegionPairStatus`; the
+region API reads both through `RegionPair`; the tests build manifests from these models and a unit
+test holds the CRD's schema (crds/regionpairs.tier0.dev.yaml) to the same field names. A newcomer
+who asks "what does a RegionPair's status look like" reads `RegionPairStatus` below.
+
+Field names are the camelCase names of the resource (`activeRegion`); in Python they are
+snake_case (`active_region`). Models are frozen and ignore unknown fields, so an older reader does
+not break on a newer operator's status. Times are UTC datetimes (RFC 3339 on the wire).
+"""
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+GROUP = "tier0.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+PLURAL = "regionpairs"
+KIND = "RegionPair"
+FINALIZER = f"{GROUP}/operator"
+
+Role = Literal["primary", "replica", "unknown"]
+Phase = Literal["Pending", "Healthy", "Degraded", "SwitchingOver", "FailingOver", "Failed"]
+TransitionType = Literal["Switchover", "Failover"]
+Outcome = Literal["Succeeded", "RolledBack", "Failed"]
+ConditionStatus = Literal["True", "False", "Unknown"]
+PipelineState = Literal["ok", "idle", "stalled", "dead", "absent", "unknown"]
+
+TRANSITIONAL_PHASES: frozenset[Phase] = frozenset({"SwitchingOver", "FailingOver"})
+
+# Condition types the operator writes (status.conditions[].type).
+READY = "Ready"
+PAUSED = "Paused"
+REPLICATING = "Replicating"
+ACTIVE_REGION_MATCHES_SPEC = "ActiveRegionMatchesSpec"
+WRITES_AT_RISK = "WritesAtRisk"
+PIPELINE_HEALTHY = "PipelineHealthy"
+CONDITION_TYPES = (READY, PAUSED, REPLICATING, ACTIVE_REGION_MATCHES_SPEC, WRITES_AT_RISK, PIPELINE_HEALTHY)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, frozen=True, extra="ignore", serialize_by_alias=True
+    )
+
+    def to_json(self) -> dict[str, Any]:
+        """The resource's JSON form (camelCase, RFC 3339 times, None fields kept as null)."""
+        out: dict[str, Any] = self.model_dump(mode="json", by_alias=True)
+        return out
+
+
+# --- spec ------------------------------------------------------------------------------------------
+
+
+class SecretRef(_Model):
+    name: str
+    key: str = "password"
+
+
+class RedisEndpoint(_Model):
+    host: str
+    port: int = 6379
+    password_secret_ref: SecretRef | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+class Region(_Model):
+    name: str
+    selector: dict[str, str]
+    """Pod labels of this region; the Service selectors are set to these while it is active."""
+    redis: RedisEndpoint
+    health_url: str | None = Field(default=None, alias="healthURL")
+
+
+class FailoverPolicy(_Model):
+    mode: Literal["Automatic", "Manual"] = "Automatic"
+    probe_interval_seconds: float = 1.0
+    failure_threshold: int = 3
+    switchover_timeout_seconds: float = 5.0
+
+
+class ReplicationPolicy(_Model):
+    """How writes are protected by the standby (issue 9: acknowledged means replicated).
+
+    While the standby replicates, the primary runs with `min-replicas-to-write 1` and
+    `min-replicas-max-lag minReplicasMaxLagSeconds`: a primary cut from its replica (an isolated old
+    primary too) refuses writes after that lag. When the standby has been down for
+    `failover.failureThreshold` probes, `Accept` lowers the primary to `min-replicas-to-write 0`
+    (writes go on, acknowledged by the primary alone: at risk, reported in status) and `Hold` never
+    does (writes stop until the standby is back)."""
+
+    when_standby_down: Literal["Accept", "Hold"] = "Accept"
+    min_replicas_max_lag_seconds: int = 2
+
+
+class PipelinePolicy(_Model):
+    """How the pipeline heartbeats (`tier0_contract.pipeline`) are judged and what a stall does."""
+
+    stall_after_seconds: float = 10.0
+    on_stall: Literal["Report", "Failover"] = "Report"
+
+
+class RegionPairSpec(_Model):
+    """spec of a RegionPair (the apiserver has validated and defaulted it already)."""
+
+    service: str
+    additional_services: tuple[str, ...] = ()
+    active_region: str
+    """The region the user wants active; when the resource leaves it out (a GitOps-managed pair, whose
+    manifest must not own it), the first of `regions`."""
+    regions: tuple[Region, Region]
+    failover: FailoverPolicy = FailoverPolicy()
+    replication: ReplicationPolicy = ReplicationPolicy()
+    pipeline: PipelinePolicy = PipelinePolicy()
+    paused: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _first_region_by_default(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and not raw.get("activeRegion") and not raw.get("active_region"):
+            regions = raw.get("regions") or []
+            if regions and isinstance(regions[0], dict) and regions[0].get("name"):
+                return {**raw, "activeRegion": regions[0]["name"]}
+        return raw
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        return (self.service, *self.additional_services)
+
+    @property
+    def region_names(self) -> tuple[str, str]:
+        return (self.regions[0].name, self.regions[1].name)
+
+    def region(self, name: str) -> Region:
+        for r in self.regions:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+    def other(self, name: str) -> Region:
+        for r in self.regions:
+            if r.name != name:
+                return r
+        raise KeyError(name)
+
+
+# --- status ----------------------------------------------------------------------------------------
+
+
+class PipelineStatus(_Model):
+    """The region's telemetry pipeline as `pipeline.assess()` judges its heartbeats: the worse of
+    ingest and activity (`ok`/`idle` are healthy; `unknown`: its Redis could not be read)."""
+
+    state: PipelineState
+    reason: str = ""
+
+
+class RegionStatus(_Model):
+    """One region as the last probe saw it."""
+
+    name: str
+    role: Role = "unknown"
+    """primary, replica, or unknown (unreachable)."""
+    healthy: bool = False
+    """Redis answered and the health URL (if any) answered 2xx."""
+    replication_offset: int = 0
+    lag_bytes: int = 0
+    """For the standby: bytes behind the active primary (0 for the active region)."""
+    link_up: bool = False
+    """For a replica: its link to the primary is up."""
+    consecutive_failures: int = 0
+    last_probe_time: datetime | None = None
+    message: str = ""
+    pipeline: PipelineStatus | None = None
+
+
+class TransitionStatus(_Model):
+    """A switchover or failover in progress, written before its first step so it can be resumed."""
+
+    type: TransitionType
+    from_region: str = Field(validation_alias="from", serialization_alias="from")
+    to_region: str = Field(validation_alias="to", serialization_alias="to")
+    reason: str = ""
+    epoch: int
+    started_at: datetime
+    lost_bytes: int = 0
+    """Last known replication lag when it started: what a failover may have lost."""
+
+
+class LastTransition(_Model):
+    """The most recent finished transition."""
+
+    type: TransitionType
+    from_region: str = Field(validation_alias="from", serialization_alias="from")
+    to_region: str = Field(validation_alias="to", serialization_alias="to")
+    reason: str = ""
+    outcome: Outcome
+    epoch: int
+    started_at: datetime
+    completed_at: datetime
+    duration_seconds: float
+    lost_bytes: int = 0
+    summary: str = ""
+    """One line for `kubectl get rp`, e.g. `Switchover region1->region2 (0.06s)`."""
+
+
+class ReplicationStatus(_Model):
+    """What protects acknowledged writes right now (spec.replication)."""
+
+    min_replicas_to_write: int | None = None
+    """The active primary's `min-replicas-to-write` as the operator last set it (None: not yet)."""
+    at_risk: bool = False
+    """True while writes are acknowledged by the primary alone (standby down, policy Accept)."""
+    at_risk_since: datetime | None = None
+    standby_out_of_sync_since: datetime | None = None
+    """When the standby last stopped replicating (None: it replicates); `whenStandbyDown: Accept`
+    lowers `min-replicas-to-write` once this is `failureThreshold` probe intervals old."""
+
+
+class Condition(_Model):
+    type: str
+    status: ConditionStatus
+    reason: str = ""
+    message: str = ""
+    last_transition_time: datetime | None = None
+    observed_generation: int | None = None
+
+
+class RegionPairStatus(_Model):
+    """status of a RegionPair: written by the operator only, in one place (its `write_status`)."""
+
+    active_region: str | None = None
+    """The region that is active now: the truth (spec.activeRegion is the wish)."""
+    requested_region: str | None = None
+    """The spec.activeRegion the operator last acted on."""
+    phase: Phase = "Pending"
+    epoch: int = 0
+    """Grows by one with every promotion; also written into the primary's Redis (`keys.PAIR_EPOCH`)."""
+    lag_bytes: int = 0
+    observed_generation: int | None = None
+    regions: tuple[RegionStatus, ...] = ()
+    transition: TransitionStatus | None = None
+    last_transition: LastTransition | None = None
+    replication: ReplicationStatus | None = None
+    conditions: tuple[Condition, ...] = ()
+
+    def region(self, name: str) -> RegionStatus | None:
+        return next((r for r in self.regions if r.name == name), None)
+
+    def condition(self, type_: str) -> Condition | None:
+        return next((c for c in self.conditions if c.type == type_), None)
+
+    @property
+    def in_transition(self) -> bool:
+        return self.transition is not None or self.phase in TRANSITIONAL_PHASES
+
+
+class ObjectMeta(_Model):
+    name: str = ""
+    namespace: str = ""
+    uid: str = ""
+    resource_version: str = ""
+    generation: int = 0
+
+
+class RegionPair(_Model):
+    """A whole RegionPair object as the apiserver returns it."""
+
+    api_version: str = API_VERSION
+    kind: str = KIND
+    metadata: ObjectMeta = ObjectMeta()
+    spec: RegionPairSpec
+    status: RegionPairStatus = RegionPairStatus()
+
+    @classmethod
+    def from_object(cls, obj: Any) -> "RegionPair":
+        """Parse an apiserver object (a missing or null status reads as the empty status)."""
+        raw = dict(obj)
+        if raw.get("status") is None:
+            raw.pop("status", None)
+        return cls.model_validate(raw)
+
+
+def manifest(name: str, spec: RegionPairSpec, namespace: str | None = None) -> dict[str, Any]:
+    """A RegionPair to create (no status: the operator writes it)."""
+    metadata: dict[str, Any] = {"name": name}
+    if namespace:
+        metadata["namespace"] = namespace
+    body = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": body}
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,20 @@
+"""Generated Secrets (GitOps-safe charts): which keys the operator fills, and that it never replaces one."""
+
+import base64
+
+from tier0_operator import secrets
+
+
+def test_only_listed_missing_keys_are_generated() -> None:
+    ann = {secrets.GENERATE_ANNOTATION: "password, token"}
+    assert secrets.keys_to_generate(ann, None) == ["password", "token"]
+    assert secrets.keys_to_generate(ann, {"password": "eA=="}) == ["token"]
+    assert secrets.keys_to_generate(ann, {"password": "eA==", "token": "eQ=="}) == []
+    assert secrets.keys_to_generate({}, None) == []
+
+
+def test_the_patch_is_conditional_and_random() -> None:
+    a, b = secrets.build_patch(["password"], "41"), secrets.build_patch(["password"], "41")
+    assert a["metadata"] == {"resourceVersion": "41"}
+    value = base64.b64decode(a["data"]["password"]).decode()
+    assert len(value) == 32 and a["data"] != b["data"]
