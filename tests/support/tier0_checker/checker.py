@@ -393,6 +393,7 @@ class Checker:
             await self.wait_healthy(outcome.recover or await self.active())
         except (TimeoutError, RuntimeError, OSError) as exc:
             row.notes.append(f"FAILED: {exc}")
+        await asyncio.sleep(2.0)  # the window checked: the transition and 2 s of steady writes after it
         await self.check(row)
         fresh = ", ".join(f"{x:.3f}" for x in row.freshness)
         print(

@@ -2,6 +2,7 @@
 same flags and variables the local stack and the charts use), so the checker measures whatever
 ingest worker, activity consumer, region API and operator are checked out."""
 
+import json
 import sys
 import urllib.request
 from collections.abc import Callable
@@ -34,12 +35,19 @@ def _http_ok(url: str) -> Callable[[], bool]:
     return check
 
 
+def _peers(region: str, redis_ports: dict[str, int]) -> str:
+    """TIER0_PEER_REDIS_URLS: the other region(s)' Redis, as JSON (pydantic-settings lists)."""
+    return json.dumps([f"redis://127.0.0.1:{p}/0" for r, p in redis_ports.items() if r != region])
+
+
 def ingest_worker(region: str, redis_ports: dict[str, int], mqtt_port: int, log: Path) -> Process:
-    """One region's ingest worker (today: it writes its own region's Redis while that is primary)."""
+    """One region's ingest worker: one share group for both regions, connected to both regions'
+    Redis, writing to the current primary (the `role:master` with the highest pair epoch)."""
     metrics = free_port()
     env = {
         "TIER0_REGION": region,
         "TIER0_REDIS_URL": f"redis://127.0.0.1:{redis_ports[region]}/0",
+        "TIER0_PEER_REDIS_URLS": _peers(region, redis_ports),
         "TIER0_MQTT_PORT": str(mqtt_port),
         "TIER0_METRICS_PORT": str(metrics),
         "TIER0_CLIENT_ID": f"checker-ingest-{region}",
@@ -49,15 +57,22 @@ def ingest_worker(region: str, redis_ports: dict[str, int], mqtt_port: int, log:
 
 
 def activity_consumers(redis_ports: dict[str, int], amqp_port: int, state: Path) -> list[Process]:
-    """The activity consumer(s) as the local stack runs them (today: one, on region1's Redis)."""
-    metrics = free_port()
-    env = {
-        "TIER0_AMQP_URL": f"amqp://guest:guest@127.0.0.1:{amqp_port}/%2F",
-        "TIER0_REDIS_URL": f"redis://127.0.0.1:{redis_ports['region1']}/0",
-        "TIER0_METRICS_PORT": str(metrics),
-    }
-    proc = Process("activity", [PY, "-m", "tier0_services.activity"], state / "activity.log", env=env).start()
-    return [proc.wait_ready(_metric_line(metrics, "tier0_activity_broker_connected 1"), timeout=30)]
+    """One activity consumer per region, competing on the queue, each writing to the current primary."""
+    procs = []
+    for region, port in redis_ports.items():
+        metrics = free_port()
+        env = {
+            "TIER0_REGION": region,
+            "TIER0_AMQP_URL": f"amqp://guest:guest@127.0.0.1:{amqp_port}/%2F",
+            "TIER0_REDIS_URL": f"redis://127.0.0.1:{port}/0",
+            "TIER0_PEER_REDIS_URLS": _peers(region, redis_ports),
+            "TIER0_METRICS_PORT": str(metrics),
+            "TIER0_CLIENT_ID": f"checker-activity-{region}",
+        }
+        log = state / f"activity-{region}.log"
+        proc = Process(f"activity-{region}", [PY, "-m", "tier0_services.activity"], log, env=env).start()
+        procs.append(proc.wait_ready(_metric_line(metrics, "tier0_activity_broker_connected 1"), timeout=30))
+    return procs
 
 
 def region_api(region: str, port: int, redis_port: int, log: Path) -> Process:
