@@ -4,7 +4,7 @@ MQTT packets its publisher writes."""
 
 import math
 
-from tier0_checker import ledger, mqtt_pub
+from tier0_checker import checker, ledger, mqtt_pub, report
 from tier0_checker.ledger import Ack, RoleSample
 
 
@@ -57,3 +57,19 @@ def test_mqtt_packets_follow_the_3_1_1_encoding() -> None:
     packet = mqtt_pub.publish_packet(b"t/x", b"p" * 200, packet_id=258)
     assert packet[:3] == b"\x32\xcf\x01"  # QoS 1; remaining length 207 as a two-byte varint
     assert packet[3:8] == b"\x00\x03t/x" and packet[8:10] == b"\x01\x02"
+
+
+def _report(samples: list[tuple[float, float, int | None]]) -> checker.Report:
+    soak = [checker.SoakSample(at, "region1", rss, 10.0, stored) for at, rss, stored in samples]
+    return checker.Report([], soak, 0, 0, [])
+
+
+def test_a_standby_is_flat_only_when_its_second_half_does_not_grow() -> None:
+    flat = _report([(0, 40.0, 0), (150, 44.0, 900), (300, 45.0, 950)])
+    assert report.soak_problems(flat) == []
+    growing = _report([(0, 40.0, 0), (150, 60.0, 15_000), (300, 90.0, 30_000)])
+    assert report.soak_problems(growing) == [
+        "standby: broker store grew 15000 -> 30000 messages",
+        "standby: worker RSS grew 60 -> 90 MB",
+    ]
+    assert report.soak_problems(_report([(0, 40.0, 0), (5, 90.0, 30_000), (10, 99.0, 60_000)])) == []  # too short

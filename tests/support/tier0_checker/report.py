@@ -23,6 +23,23 @@ def problems(report: Report, freshness_target: float = FRESHNESS_TARGET) -> list
         if row.freshness and not p99 < freshness_target:  # nan (never fresh) fails too
             out.append(f"{row.scenario}: freshness p99 {p99:.3f} s (target < {freshness_target} s)")
         out += [f"{row.scenario}: {n}" for n in row.notes if n.startswith("FAILED")]
+    return out + soak_problems(report)
+
+
+def soak_problems(report: Report, stored_growth: int = 1000, rss_growth_mb: float = 10.0) -> list[str]:
+    """Flat as standby: over the second half of a soak of at least a minute, the broker's store
+    grows by fewer than `stored_growth` messages and the standby worker's RSS by < `rss_growth_mb`."""
+    soak = report.soak
+    if len(soak) < 3 or soak[-1].at < 60:
+        return []
+    base = next(x for x in soak if x.at >= soak[-1].at / 2)
+    last = soak[-1]
+    out = []
+    if base.broker_stored is not None and last.broker_stored is not None:
+        if last.broker_stored - base.broker_stored >= stored_growth:
+            out.append(f"standby: broker store grew {base.broker_stored} -> {last.broker_stored} messages")
+    if last.worker_rss_mb - base.worker_rss_mb >= rss_growth_mb:
+        out.append(f"standby: worker RSS grew {base.worker_rss_mb:.0f} -> {last.worker_rss_mb:.0f} MB")
     return out
 
 
