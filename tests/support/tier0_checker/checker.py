@@ -440,7 +440,11 @@ class Checker:
                     row = await self.scenario(name)
                     rows.setdefault(name, Row(name)).merge(row)
                     if run == 0 and name == scenarios[0] and soak_seconds > 0:
+                        soak_row = Row(f"standby soak ({soak_seconds:.0f} s)")
+                        self.current = soak_row
                         soak = await self.soak(soak_seconds, max(1.0, soak_seconds / 10))
+                        await self.check(soak_row)
+                        rows[soak_row.scenario] = soak_row
         except Exception as exc:  # report what was measured, and why the run stopped
             errors.append(repr(exc))
         finally:
