@@ -12,6 +12,12 @@ from pathlib import Path
 
 from tier0_dev.procs import Process, find_program, free_port, port_open
 
+PAIR_WRITE_GUARD = ("--min-replicas-to-write", "1", "--min-replicas-max-lag", "2")
+"""Redis options of a pair member (the local stack's and the chart's): a primary refuses writes
+(NOREPLICAS) once its replica has not acknowledged for 2 s, so an isolated old primary cannot keep
+acknowledging; a replica ignores them until it is promoted. The operator lowers
+min-replicas-to-write to 0 when the pair's policy is to keep accepting with the standby down."""
+
 
 def redis(port: int, state_dir: Path, *, persistent: bool = False, extra: tuple[str, ...] = ()) -> Process:
     state_dir.mkdir(parents=True, exist_ok=True)

@@ -56,7 +56,8 @@ def python_module(name: str, module: str, args: list[str], env: dict[str, str]) 
 
 def _redis(region: str, port: int, replica_of: int | None) -> Callable[[], list[Process]]:
     def start() -> list[Process]:
-        extra = ("--replicaof", "127.0.0.1", str(replica_of)) if replica_of else ()
+        replicaof = ("--replicaof", "127.0.0.1", str(replica_of)) if replica_of else ()
+        extra = (*replicaof, *programs.PAIR_WRITE_GUARD)
         return [programs.redis(port, RUN / f"redis-{region}", persistent=True, extra=extra)]
 
     return start
@@ -122,23 +123,39 @@ def _metric_ready(port: int, line: str) -> Callable[[], bool]:
     return check
 
 
+def _peer_redis(redis_port: int) -> str:
+    """TIER0_PEER_REDIS_URLS of a worker whose own region's Redis listens on `redis_port`."""
+    peer = 6380 if redis_port == 6379 else 6379
+    return f'["redis://127.0.0.1:{peer}/0"]'
+
+
 def _ingest(region: str, redis_port: int, metrics_port: int) -> Callable[[], list[Process]]:
-    """MQTT ingest worker of one region; region2's pauses while its Redis is the replica."""
+    """MQTT ingest worker of one region: both regions' workers share one subscription group and
+    write to whichever Redis is the current primary."""
 
     def start() -> list[Process]:
         env = {"TIER0_REGION": region, "TIER0_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-               "TIER0_MQTT_PORT": "1883", "TIER0_METRICS_PORT": str(metrics_port)}  # fmt: skip
+               "TIER0_PEER_REDIS_URLS": _peer_redis(redis_port), "TIER0_MQTT_PORT": "1883",
+               "TIER0_METRICS_PORT": str(metrics_port)}  # fmt: skip
         proc = python_module(f"ingest-{region}", "tier0_services.ingest", [], env)
         return [proc.wait_ready(_metric_ready(metrics_port, "tier0_ingest_mqtt_connected 1"), timeout=30)]
 
     return start
 
 
-def _activity() -> list[Process]:
-    env = {"TIER0_AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/%2F", "TIER0_REDIS_URL": "redis://127.0.0.1:6379/0",
-           "TIER0_METRICS_PORT": "9102"}  # fmt: skip
-    proc = python_module("activity-consumer", "tier0_services.activity", [], env)
-    return [proc.wait_ready(_metric_ready(9102, "tier0_activity_broker_connected 1"), timeout=30)]
+def _activity(region: str, redis_port: int, metrics_port: int) -> Callable[[], list[Process]]:
+    """Activity consumer of one region: competing consumers on the one queue, each writing to the
+    current primary."""
+
+    def start() -> list[Process]:
+        env = {"TIER0_REGION": region, "TIER0_AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/%2F",
+               "TIER0_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "TIER0_PEER_REDIS_URLS": _peer_redis(redis_port),
+               "TIER0_METRICS_PORT": str(metrics_port)}  # fmt: skip
+        name = "activity-consumer" if region == "region1" else f"activity-consumer-{region}"
+        proc = python_module(name, "tier0_services.activity", [], env)
+        return [proc.wait_ready(_metric_ready(metrics_port, "tier0_activity_broker_connected 1"), timeout=30)]
+
+    return start
 
 
 def _device_simulator() -> list[Process]:
@@ -149,8 +166,8 @@ def _device_simulator() -> list[Process]:
     procs = []
     for k in range(shards):
         port = 9103 if k == 0 else 9120 + k
-        env = {"DEVICES": str(devices), "SHARD_COUNT": str(shards), "JOB_COMPLETION_INDEX": str(k),
-               "MQTT_PORT": "1883", "METRICS_PORT": str(port)}  # fmt: skip
+        env = {"TIER0_DEVICES": str(devices), "TIER0_SHARD_COUNT": str(shards), "TIER0_SHARD_INDEX": str(k),
+               "TIER0_MQTT_PORT": "1883", "TIER0_METRICS_PORT": str(port)}  # fmt: skip
         proc = python_module(f"device-simulator-{k}" if k else "device-simulator", "tier0_simulators.devices", [], env)
         procs.append(proc.wait_ready(_metric_ready(port, "tier0_simulator_messages_published_total"), timeout=30))
     return procs
@@ -186,21 +203,27 @@ COMPONENTS: list[Component] = [
     Component("operator", "metrics http://127.0.0.1:8080/metrics (kubectl get rp og-field)", 8080, _operator),
     Component(
         "ingest-region1",
-        "metrics http://127.0.0.1:9101/metrics (writes redis-region1)",
+        "metrics http://127.0.0.1:9101/metrics (writes the current primary)",
         9101,
         _ingest("region1", 6379, 9101),
     ),  # fmt: skip
     Component(
         "ingest-region2",
-        "metrics http://127.0.0.1:9111/metrics (paused while region2 is the replica)",
+        "metrics http://127.0.0.1:9111/metrics (writes the current primary)",
         9111,
         _ingest("region2", 6380, 9111),
     ),  # fmt: skip
     Component(
         "activity-consumer",
-        "metrics http://127.0.0.1:9102/metrics (webapp_active_users -> redis-region1)",
+        "metrics http://127.0.0.1:9102/metrics (webapp_active_users -> the current primary)",
         9102,
-        _activity,
+        _activity("region1", 6379, 9102),
+    ),  # fmt: skip
+    Component(
+        "activity-consumer-region2",
+        "metrics http://127.0.0.1:9112/metrics (webapp_active_users -> the current primary)",
+        9112,
+        _activity("region2", 6380, 9112),
     ),  # fmt: skip
     Component(
         "device-simulator",

@@ -7,10 +7,9 @@ When a slot starts late the simulator does not sleep (it catches up), tracks how
 a fleet that cannot keep its rate must say so, never silently publish less.
 
 `python -m tier0_simulators.devices --help`. As a Kubernetes Indexed Job each pod takes its shard
-from JOB_COMPLETION_INDEX.
+from TIER0_SHARD_INDEX (the chart sets it from the Job's completion index).
 """
 
-import argparse
 import asyncio
 import logging
 import os
@@ -25,6 +24,8 @@ from typing import Any, TypeVar
 import gmqtt
 import orjson
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, start_http_server
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tier0_simulators import fleet
 
@@ -222,47 +223,59 @@ class DeviceSimulator:
         await self.client.disconnect()
 
 
-def _env_int(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
+class Settings(BaseSettings):
+    """Simulate IoT devices publishing telemetry to og/field/{site}/{type}/{device} (MQTT 5, QoS 1):
+    4 device types (25% each) over the sites, states OK/WARN/ALERT (85/12/3%, persistent), one
+    message per device per interval. Reports the achieved rate. Every flag is also a TIER0_<NAME>
+    variable (TIER0_DEVICES, TIER0_SHARD_INDEX, ...)."""
 
-
-def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespace]:
-    d = Config()
-    p = argparse.ArgumentParser(
-        prog="python -m tier0_simulators.devices",
-        description="Simulate IoT devices publishing telemetry to og/field/{site}/{type}/{device} "
-        "(MQTT 5, QoS 1): 4 device types (25% each) over the sites, states OK/WARN/ALERT "
-        "(85/12/3%, persistent), one message per device per interval. Reports the achieved rate.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    model_config = SettingsConfigDict(
+        env_prefix="TIER0_",
+        frozen=True,
+        cli_prog_name="python -m tier0_simulators.devices",
+        cli_kebab_case=True,
+        cli_implicit_flags=True,
     )
-    p.add_argument("--devices", type=int, default=_env_int("DEVICES", d.devices),
-                   help="size of the whole fleet, over all shards (env DEVICES)")  # fmt: skip
-    p.add_argument("--sites", type=int, default=_env_int("SITES", d.sites), choices=range(1, len(fleet.SITES) + 1),
-                   metavar=f"1..{len(fleet.SITES)}", help="number of sites (env SITES)")  # fmt: skip
-    p.add_argument("--shard-index", type=int, default=_env_int("JOB_COMPLETION_INDEX", d.shard_index),
-                   help="this process's shard (env JOB_COMPLETION_INDEX, set by an Indexed Job)")  # fmt: skip
-    p.add_argument("--shard-count", type=int, default=_env_int("SHARD_COUNT", d.shard_count),
-                   help="number of shards the fleet is split into (env SHARD_COUNT)")  # fmt: skip
-    p.add_argument("--interval", type=float, default=d.interval, help="seconds between two messages of a device")
-    p.add_argument("--mqtt-host", default=os.environ.get("MQTT_HOST", d.mqtt_host), help="(env MQTT_HOST)")
-    p.add_argument("--mqtt-port", type=int, default=_env_int("MQTT_PORT", d.mqtt_port), help="(env MQTT_PORT)")
-    p.add_argument("--duration", type=float, default=d.duration, help="stop after N seconds (0: never)")
-    p.add_argument("--report-every", type=float, default=d.report_every, help="seconds between rate reports")
-    p.add_argument("--seed", type=int, default=None, help="random seed (states and readings)")
-    p.add_argument("--metrics-port", type=int, default=_env_int("METRICS_PORT", 9103),
-                   help="Prometheus /metrics port (0: none; env METRICS_PORT)")  # fmt: skip
-    p.add_argument("--summary-json", action="store_true", help="print a JSON summary line on exit")
-    a = p.parse_args(argv)
-    if not 0 <= a.shard_index < a.shard_count:
-        p.error(f"--shard-index {a.shard_index} must be in [0, --shard-count {a.shard_count})")
-    if a.devices < 1 or a.interval <= 0:
-        p.error("--devices must be >= 1 and --interval > 0")
-    config = Config(
-        devices=a.devices, sites=a.sites, shard_index=a.shard_index, shard_count=a.shard_count,
-        interval=a.interval, mqtt_host=a.mqtt_host, mqtt_port=a.mqtt_port, duration=a.duration,
-        report_every=a.report_every, seed=a.seed,
-    )  # fmt: skip
-    return config, a
+
+    devices: int = Field(100_000, ge=1, description="size of the whole fleet, over all shards")
+    sites: int = Field(len(fleet.SITES), ge=1, le=len(fleet.SITES), description="number of sites")
+    shard_index: int = Field(0, ge=0, description="this process's shard (an Indexed Job's completion index)")
+    shard_count: int = Field(1, ge=1, description="number of shards the fleet is split into")
+    interval: float = Field(1.0, gt=0, description="seconds between two messages of a device")
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    duration: float = Field(0.0, ge=0, description="stop after N seconds (0: never)")
+    report_every: float = Field(10.0, gt=0, description="seconds between rate reports")
+    seed: int | None = Field(None, description="random seed (states and readings)")
+    metrics_port: int = Field(9103, description="Prometheus /metrics port (0: none)")
+    summary_json: bool = Field(False, description="print a JSON summary line on exit")
+
+    @model_validator(mode="after")
+    def _shard_in_range(self) -> "Settings":
+        if self.shard_index >= self.shard_count:
+            raise ValueError(f"shard index {self.shard_index} must be in [0, shard count {self.shard_count})")
+        return self
+
+    def config(self) -> Config:
+        return Config(
+            devices=self.devices,
+            sites=self.sites,
+            shard_index=self.shard_index,
+            shard_count=self.shard_count,
+            interval=self.interval,
+            mqtt_host=self.mqtt_host,
+            mqtt_port=self.mqtt_port,
+            duration=self.duration,
+            report_every=self.report_every,
+            seed=self.seed,
+        )
+
+
+def parse_args(argv: list[str] | None = None) -> Settings:
+    try:
+        return Settings(_cli_parse_args=sys.argv[1:] if argv is None else argv)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        sys.exit(f"python -m tier0_simulators.devices: {exc}")
 
 
 async def _serve(config: Config) -> Summary:
@@ -283,7 +296,8 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def main(argv: list[str] | None = None) -> int:
-    config, args = parse_args(argv)
+    args = parse_args(argv)
+    config = args.config()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("gmqtt").setLevel(logging.ERROR)
     if args.metrics_port:

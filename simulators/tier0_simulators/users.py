@@ -7,11 +7,10 @@ simulator counts as sent is one RabbitMQ has taken responsibility for.
     python -m tier0_simulators.users --help
 """
 
-import argparse
 import logging
-import os
 import random
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +18,8 @@ from datetime import UTC, datetime
 import pika
 import pika.exceptions
 from prometheus_client import CollectorRegistry, Counter, start_http_server
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tier0_contract import topics
 from tier0_contract.models import UserActivityMessage
@@ -127,7 +128,7 @@ def open_channel(amqp_url: str) -> tuple[pika.BlockingConnection, "pika.adapters
 PERSISTENT = pika.BasicProperties(content_type="application/json", delivery_mode=pika.DeliveryMode.Persistent)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: "Settings") -> int:
     registry = CollectorRegistry()
     published = Counter(
         "tier0_user_simulator_messages_published", "User-activity messages confirmed by RabbitMQ", registry=registry
@@ -175,27 +176,34 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    env = os.environ.get
-    p = argparse.ArgumentParser(
-        prog="python -m tier0_simulators.users",
-        description="Publish simulated user activity to the durable RabbitMQ queue webapp_active_users "
-        "(persistent messages, publisher confirms).",
+class Settings(BaseSettings):
+    """Publish simulated user activity to the durable RabbitMQ queue webapp_active_users (persistent
+    messages, publisher confirms). Every flag is also a TIER0_<NAME> variable."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TIER0_", frozen=True, cli_prog_name="python -m tier0_simulators.users", cli_kebab_case=True
     )
-    p.add_argument("--amqp-url", default=env("TIER0_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
-                   help="RabbitMQ URL (env TIER0_AMQP_URL)")  # fmt: skip
-    p.add_argument("--interval", type=float, default=5.0, help="seconds between messages (default 5)")
-    p.add_argument("--min-users", type=int, default=200, help="fewest signed-in users (default 200)")
-    p.add_argument("--max-users", type=int, default=500, help="most signed-in users (default 500)")
-    p.add_argument("--count", type=int, default=0, help="stop after this many messages (default 0: run forever)")
-    p.add_argument("--seed", type=int, default=None, help="random seed, for repeatable runs")
-    p.add_argument("--metrics-port", type=int, default=int(env("TIER0_METRICS_PORT", "0")),
-                   help="Prometheus /metrics port, 0 to disable (env TIER0_METRICS_PORT)")  # fmt: skip
-    args = p.parse_args(argv)
-    if not 0 < args.min_users <= args.max_users:
-        p.error("--min-users must be > 0 and <= --max-users")
-    if args.interval <= 0:
-        p.error("--interval must be > 0")
+
+    amqp_url: str = Field("amqp://guest:guest@127.0.0.1:5672/%2F", description="RabbitMQ URL")
+    interval: float = Field(5.0, gt=0, description="seconds between messages")
+    min_users: int = Field(200, gt=0, description="fewest signed-in users")
+    max_users: int = Field(500, gt=0, description="most signed-in users")
+    count: int = Field(0, ge=0, description="stop after this many messages (0: run forever)")
+    seed: int | None = Field(None, description="random seed, for repeatable runs")
+    metrics_port: int = Field(0, description="Prometheus /metrics port (0: none)")
+
+    @model_validator(mode="after")
+    def _users_in_order(self) -> "Settings":
+        if self.min_users > self.max_users:
+            raise ValueError("min users must be <= max users")
+        return self
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = Settings(_cli_parse_args=sys.argv[1:] if argv is None else argv)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        sys.exit(f"python -m tier0_simulators.users: {exc}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return run(args)
 

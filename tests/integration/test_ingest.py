@@ -99,9 +99,11 @@ async def start_worker() -> AsyncIterator[Callable[..., Awaitable[IngestWorker]]
     async def start(mqtt_port: int, redis_port: int, *, wait_subscribed: bool = True, **cfg: Any) -> IngestWorker:
         tag = uuid.uuid4().hex[:8]
         defaults: dict[str, Any] = {
-            "client_id": f"test-ingest-{tag}", "share_group": f"test-{tag}", "resolve_interval": 0.2,
+            "client_id": f"test-ingest-{tag}",
+            "share_group": f"test-{tag}",
+            "resolve_interval": 0.2,
             "session_expiry": 30,
-        }  # fmt: skip
+        }
         config = Config(
             mqtt_port=mqtt_port, redis_url=f"redis://127.0.0.1:{redis_port}/0", **{**defaults, **cfg}
         )  # fmt: skip

@@ -4,6 +4,8 @@ import logging
 import signal
 import sys
 
+from pydantic import ValidationError
+
 from tier0_services import healthz
 from tier0_services.activity.consumer import ActivityConsumer
 from tier0_services.activity.metrics import ActivityMetrics
@@ -11,7 +13,10 @@ from tier0_services.activity.settings import Settings
 
 
 def parse_args(argv: list[str] | None = None) -> Settings:
-    return Settings(_cli_parse_args=sys.argv[1:] if argv is None else argv)  # type: ignore[call-arg]
+    try:
+        return Settings(_cli_parse_args=sys.argv[1:] if argv is None else argv)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        sys.exit(f"python -m tier0_services.activity: {exc}")
 
 
 def main(argv: list[str] | None = None) -> int:

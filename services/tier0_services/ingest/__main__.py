@@ -6,6 +6,7 @@ import signal
 import sys
 
 from prometheus_client import REGISTRY
+from pydantic import ValidationError
 
 from tier0_services import healthz
 from tier0_services.ingest.metrics import IngestMetrics
@@ -14,7 +15,10 @@ from tier0_services.ingest.worker import IngestWorker
 
 
 def parse_args(argv: list[str] | None = None) -> Settings:
-    return Settings(_cli_parse_args=sys.argv[1:] if argv is None else argv)  # type: ignore[call-arg]
+    try:
+        return Settings(_cli_parse_args=sys.argv[1:] if argv is None else argv)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        sys.exit(f"python -m tier0_services.ingest: {exc}")
 
 
 async def serve(config: Settings) -> None:
