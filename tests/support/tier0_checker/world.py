@@ -127,7 +127,10 @@ class World:
         return self.interval * self.threshold
 
     def start_redis(self, region: str) -> None:
-        self.redis[region] = programs.redis(self.redis_ports[region], self.state / f"redis-{region}", persistent=True)
+        """A pair member as the local stack and the chart run it (AOF, the write guard)."""
+        self.redis[region] = programs.redis(
+            self.redis_ports[region], self.state / f"redis-{region}", persistent=True, extra=programs.PAIR_WRITE_GUARD
+        )
 
     def start_broker(self) -> None:
         self.broker = programs.mosquitto(self.mqtt_port, self.state / "mosquitto")
