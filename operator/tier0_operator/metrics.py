@@ -22,6 +22,15 @@ PROBE_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
 )
 LEADER = Gauge("tier0_operator_leader", "1 while this replica holds the Lease and acts")
+PIPELINE_HEALTHY = Gauge(
+    "tier0_operator_pipeline_healthy",
+    "1 if the region's telemetry pipeline is ok or idle, 0 if stalled or dead (absent/unknown: no series)",
+    ["pair", "region"],
+)
+WRITES_AT_RISK = Gauge(
+    "tier0_operator_writes_at_risk", "1 while the primary acknowledges writes alone (standby down)", ["pair"]
+)
+IN_TRANSITION = Gauge("tier0_operator_in_transition", "1 while a switchover or failover is in progress", ["pair"])
 
 ROLES = ("primary", "replica", "unknown")
 
@@ -32,17 +41,28 @@ def observe_region(pair: str, region: str, healthy: bool, role: str) -> None:
         REGION_ROLE.labels(pair, region, r).set(1 if r == role else 0)
 
 
+def observe_pipeline(pair: str, region: str, state: str | None) -> None:
+    if state in ("ok", "idle", "stalled", "dead"):
+        PIPELINE_HEALTHY.labels(pair, region).set(1 if state in ("ok", "idle") else 0)
+    else:
+        try:
+            PIPELINE_HEALTHY.remove(pair, region)
+        except KeyError:
+            pass
+
+
 def forget_pair(pair: str, regions: list[str]) -> None:
-    for g in (LAG_BYTES, EPOCH):
+    for g in (LAG_BYTES, EPOCH, WRITES_AT_RISK, IN_TRANSITION):
         try:
             g.remove(pair)
         except KeyError:
             pass
     for region in regions:
-        try:
-            REGION_HEALTHY.remove(pair, region)
-        except KeyError:
-            pass
+        for per_region in (REGION_HEALTHY, PIPELINE_HEALTHY):
+            try:
+                per_region.remove(pair, region)
+            except KeyError:
+                pass
         for r in ROLES:
             try:
                 REGION_ROLE.remove(pair, region, r)

@@ -91,7 +91,7 @@ class PairReconciler:
         await self._ensure_clients(spec)
         probes = await self.probe_all(spec)
         self.status = decide.observe(spec, self.status, probes)
-        self._observe(probes)
+        self._observe(probes, leader)
         if not leader:
             return False
         action = decide.decide(spec, self.status, probes)
@@ -171,6 +171,7 @@ class PairReconciler:
             return
         t = started.transition
         assert t is not None
+        metrics.IN_TRANSITION.labels(self.pair).set(1)
         self._event(f"{kind}Started", f"{kind} {t.from_region} -> {to} (epoch {t.epoch}): {reason}", kind == "Failover")
         await self.run_transition(spec, generation)
 
@@ -247,6 +248,7 @@ class PairReconciler:
         metrics.TRANSITIONS.labels(t.type, outcome).inc()
         metrics.TRANSITION_SECONDS.labels(t.type).observe(last.duration_seconds)
         metrics.EPOCH.labels(self.pair).set(t.epoch)
+        metrics.IN_TRANSITION.labels(self.pair).set(0)
         self._event(*transition.event_of_finish(t, last))
         # The phase after a transition is what fresh probes say, like in any other round.
         probes = await self.probe_all(spec)
@@ -337,11 +339,17 @@ class PairReconciler:
         except (ApiError, *TransportErrors) as e:
             log.warning("%s: event not posted: %s", self.pair, e)
 
-    def _observe(self, probes: dict[str, Probe]) -> None:
+    def _observe(self, probes: dict[str, Probe], leader: bool) -> None:
         for p in probes.values():
             metrics.observe_region(self.pair, p.region, p.healthy, p.role)
+        for r in self.status.regions:
+            metrics.observe_pipeline(self.pair, r.name, r.pipeline.state if r.pipeline else None)
         metrics.LAG_BYTES.labels(self.pair).set(self.status.lag_bytes)
         metrics.EPOCH.labels(self.pair).set(self.status.epoch)
+        # Only the acting replica's view of these is current (the others do not write status).
+        at_risk = leader and self.status.replication is not None and self.status.replication.at_risk
+        metrics.WRITES_AT_RISK.labels(self.pair).set(1 if at_risk else 0)
+        metrics.IN_TRANSITION.labels(self.pair).set(1 if leader and self.status.transition is not None else 0)
 
     def _load(self, raw: Any) -> None:
         self.status = rp.RegionPairStatus.model_validate(dict(raw or {}))

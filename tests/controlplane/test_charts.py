@@ -14,6 +14,7 @@ What is tested:
 """
 
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -252,8 +253,26 @@ OWNED_BY_OTHERS = [("service", "tier0-region-api"), ("regionpair", "tier0"), ("s
 def test_alert_rules_are_valid_prometheus_rules(tmp_path: Path) -> None:
     docs = objects(render(TIER0_CHART, "tier0", APP_NS, "--set", "metrics.prometheusRule.enabled=true"))
     (rule,) = [d for d in docs if d["kind"] == "PrometheusRule"]
-    alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
-    assert alerts == {"Tier0RegionDown", "Tier0ReplicationLagHigh", "Tier0IngestErrors", "Tier0FailoverHappened"}
+    alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert set(alerts) == {
+        "Tier0RegionDown",
+        "Tier0ReplicationLagHigh",
+        "Tier0IngestErrors",
+        "Tier0FailoverHappened",
+        "Tier0PipelineStalled",
+        "Tier0TransitionStuck",
+        "Tier0WritesAtRisk",
+    }
+    # Every alert links to a section of the runbook that exists (GitHub's heading anchors).
+    sections = {
+        re.sub(r"[^a-z0-9 -]", "", line[3:].strip().lower()).replace(" ", "-")
+        for line in (ROOT / "operator" / "RUNBOOK.md").read_text().splitlines()
+        if line.startswith("## ")
+    }
+    for name, alert in alerts.items():
+        url = alert["annotations"].get("runbook_url", "")
+        assert url.startswith("https://") and "/operator/RUNBOOK.md#" in url, (name, url)
+        assert url.rsplit("#", 1)[1] in sections, f"{name}: no section {url} in operator/RUNBOOK.md"
     rules = tmp_path / "rules.yaml"
     rules.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
     out = run([find_program("promtool"), "check", "rules", str(rules)])

@@ -226,7 +226,13 @@ class TestProbeParsing:
         assert with_extras(primary("r"), None, {}, {}, (1, 0)).epoch is None
 
 
-@pytest.mark.parametrize("missing", ["service", "activeRegion", "regions"])
+def test_without_active_region_the_first_region_is_wanted() -> None:
+    raw = dict(pair_manifest("p", {"region2": 2, "region1": 1})["spec"])
+    del raw["activeRegion"]
+    assert rp.RegionPairSpec.model_validate(raw).active_region == "region2"
+
+
+@pytest.mark.parametrize("missing", ["service", "regions"])
 def test_spec_parsing_requires_fields(missing: str) -> None:
     raw = dict(pair_manifest("p", {"region1": 1, "region2": 2})["spec"])
     del raw[missing]
