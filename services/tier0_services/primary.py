@@ -101,11 +101,16 @@ class AsyncPrimary:
     """Resolves the primary for an asyncio writer: `run()` re-resolves every `interval` and at once
     after `poke()` (a READONLY/NOREPLICAS/connection error)."""
 
-    def __init__(self, urls: Sequence[str], *, interval: float = 0.5, timeout: float = 0.5) -> None:
+    def __init__(
+        self, urls: Sequence[str], *, interval: float = 0.5, timeout: float = 0.5, write_timeout: float = 2.0
+    ) -> None:
         self.urls = list(urls)
         self.interval = interval
+        # A write to a primary cut off by a partition fails after write_timeout, then re-resolves.
         self.clients = [
-            redis.asyncio.Redis.from_url(u, socket_timeout=5, socket_connect_timeout=timeout, health_check_interval=10)
+            redis.asyncio.Redis.from_url(
+                u, socket_timeout=write_timeout, socket_connect_timeout=timeout, health_check_interval=10
+            )
             for u in self.urls
         ]
         """Write clients, one per endpoint."""
@@ -171,10 +176,14 @@ class SyncPrimary:
     """The same for a blocking writer (the pika activity consumer): `current()` re-resolves when
     the last resolution is older than `interval` or after `poke()`."""
 
-    def __init__(self, urls: Sequence[str], *, interval: float = 0.5, timeout: float = 0.5) -> None:
+    def __init__(
+        self, urls: Sequence[str], *, interval: float = 0.5, timeout: float = 0.5, write_timeout: float = 2.0
+    ) -> None:
         self.urls = list(urls)
         self.interval = interval
-        self.clients = [redis.Redis.from_url(u, socket_timeout=5, socket_connect_timeout=timeout) for u in self.urls]
+        self.clients = [
+            redis.Redis.from_url(u, socket_timeout=write_timeout, socket_connect_timeout=timeout) for u in self.urls
+        ]
         self._probes = [
             redis.Redis.from_url(u, socket_timeout=timeout, socket_connect_timeout=timeout) for u in self.urls
         ]

@@ -53,26 +53,30 @@ class Config:
 class SimulatorMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.published = Counter(
-            "tier0_simulator_messages_published", "Device messages handed to the MQTT client (QoS 1)",
+            "tier0_simulator_messages_published",
+            "Device messages handed to the MQTT client (QoS 1)",
             registry=registry,
-        )  # fmt: skip
+        )
         self.inflight = Gauge(
-            "tier0_simulator_inflight_messages", "Published messages not yet acknowledged by the broker",
+            "tier0_simulator_inflight_messages",
+            "Published messages not yet acknowledged by the broker",
             registry=registry,
-        )  # fmt: skip
+        )
         self.lag = Gauge(
             "tier0_simulator_publish_lag_seconds",
             "How late the current publishing slot started (0 when keeping the schedule)",
             registry=registry,
         )
         self.target_rate = Gauge(
-            "tier0_simulator_target_messages_per_second", "Messages per second this shard should publish",
+            "tier0_simulator_target_messages_per_second",
+            "Messages per second this shard should publish",
             registry=registry,
-        )  # fmt: skip
+        )
         self.achieved_rate = Gauge(
-            "tier0_simulator_achieved_messages_per_second", "Messages per second over the last report period",
+            "tier0_simulator_achieved_messages_per_second",
+            "Messages per second over the last report period",
             registry=registry,
-        )  # fmt: skip
+        )
         self.devices = Gauge(
             "tier0_simulator_devices", "Devices simulated by this shard, by current state", ["state"], registry=registry
         )
@@ -143,9 +147,15 @@ class DeviceSimulator:
         await self.connect()
         log.info(
             "shard %d/%d: %d devices (indices %d..%d), target %.0f msg/s to mqtt://%s:%s",
-            cfg.shard_index, cfg.shard_count, n, self.devices[0].index if n else 0,
-            self.devices[-1].index if n else 0, n / cfg.interval, cfg.mqtt_host, cfg.mqtt_port,
-        )  # fmt: skip
+            cfg.shard_index,
+            cfg.shard_count,
+            n,
+            self.devices[0].index if n else 0,
+            self.devices[-1].index if n else 0,
+            n / cfg.interval,
+            cfg.mqtt_host,
+            cfg.mqtt_port,
+        )
         slot_len = cfg.interval / cfg.slots
         bounds = [n * s // cfg.slots for s in range(cfg.slots + 1)]
         start = time.monotonic()
@@ -192,8 +202,10 @@ class DeviceSimulator:
             self._behind = True
             log.error(
                 "FALLING BEHIND: publishing %.1f s late for a %.0f msg/s target; add shards (--shard-count) "
-                "or lower --devices", lag, len(self.devices) / self.config.interval,
-            )  # fmt: skip
+                "or lower --devices",
+                lag,
+                len(self.devices) / self.config.interval,
+            )
         elif self._behind and lag < self.config.interval / 2:
             self._behind = False
             log.warning("back on schedule (%.2f s late)", lag)
@@ -209,8 +221,10 @@ class DeviceSimulator:
         if self._behind:
             log.error(
                 "FALLING BEHIND: achieved %.0f msg/s of the %.0f target, %.1f s late",
-                rate, target, self._lag,
-            )  # fmt: skip
+                rate,
+                target,
+                self._lag,
+            )
         else:
             log.info("published %.0f msg/s (target %.0f), %d in flight", rate, target, self.inflight)
 
@@ -305,8 +319,12 @@ def main(argv: list[str] | None = None) -> int:
     summary = run_async(_serve(config))
     log.info(
         "published %d (%d acknowledged) in %.1f s: %.0f msg/s, max lag %.2f s",
-        summary.published, summary.acknowledged, summary.seconds, summary.rate, summary.max_lag,
-    )  # fmt: skip
+        summary.published,
+        summary.acknowledged,
+        summary.seconds,
+        summary.rate,
+        summary.max_lag,
+    )
     if args.summary_json:
         out: dict[str, Any] = {**summary.__dict__, "rate": summary.rate}
         print(orjson.dumps(out).decode(), flush=True)

@@ -166,8 +166,12 @@ def run(args: "Settings") -> int:
             break
         sent += 1
         published.inc()
-        log.info("sent %s: %d users, %d connections", msg.message_id, msg.metrics.active_users,
-                 msg.metrics.active_connections)  # fmt: skip
+        log.info(
+            "sent %s: %d users, %d connections",
+            msg.message_id,
+            msg.metrics.active_users,
+            msg.metrics.active_connections,
+        )
         next_at += args.interval
         time.sleep(max(0.0, next_at - time.monotonic()))
     if connection is not None and connection.is_open:

@@ -121,8 +121,13 @@ def test_every_message_once_and_poison_dead_lettered(queue: Channel, rabbitmq_po
 def test_consumer_killed_mid_stream_loses_nothing(queue: Channel, rabbitmq_port: int, redis_port: int) -> None:
     redis = Redis(port=redis_port)
     ids = publish(queue, 300)
-    env = {**os.environ, "TIER0_AMQP_URL": amqp_url(rabbitmq_port), "TIER0_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-           "TIER0_METRICS_PORT": "0", "TIER0_PREFETCH": "20"}  # fmt: skip
+    env = {
+        **os.environ,
+        "TIER0_AMQP_URL": amqp_url(rabbitmq_port),
+        "TIER0_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "TIER0_METRICS_PORT": "0",
+        "TIER0_PREFETCH": "20",
+    }
     argv = [sys.executable, "-m", "tier0_services.activity"]
     first = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

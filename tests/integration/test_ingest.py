@@ -104,9 +104,7 @@ async def start_worker() -> AsyncIterator[Callable[..., Awaitable[IngestWorker]]
             "resolve_interval": 0.2,
             "session_expiry": 30,
         }
-        config = Config(
-            mqtt_port=mqtt_port, redis_url=f"redis://127.0.0.1:{redis_port}/0", **{**defaults, **cfg}
-        )  # fmt: skip
+        config = Config(mqtt_port=mqtt_port, redis_url=f"redis://127.0.0.1:{redis_port}/0", **{**defaults, **cfg})
         rw = RunningWorker(IngestWorker(config, IngestMetrics(CollectorRegistry())))
         running.append(rw)
         if wait_subscribed:
@@ -179,9 +177,23 @@ async def test_malformed_messages_are_dead_lettered_and_the_worker_goes_on(
 async def test_killed_worker_loses_nothing_and_counts_nothing_twice(mosquitto_port: int, redis_port: int) -> None:
     r = client(redis_port)
     tag = uuid.uuid4().hex[:8]
-    argv = [sys.executable, "-m", "tier0_services.ingest", "--mqtt-port", str(mosquitto_port),
-            "--redis-url", f"redis://127.0.0.1:{redis_port}/0", "--client-id", f"kill-{tag}",
-            "--share-group", f"kill-{tag}", "--metrics-port", "0", "--batch-size", "200"]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "tier0_services.ingest",
+        "--mqtt-port",
+        str(mosquitto_port),
+        "--redis-url",
+        f"redis://127.0.0.1:{redis_port}/0",
+        "--client-id",
+        f"kill-{tag}",
+        "--share-group",
+        f"kill-{tag}",
+        "--metrics-port",
+        "0",
+        "--batch-size",
+        "200",
+    ]
     log = Path(os.environ.get("TMPDIR", "/tmp")) / f"ingest-kill-{tag}.log"
 
     def spawn() -> subprocess.Popen[bytes]:
@@ -214,9 +226,10 @@ async def test_killed_worker_loses_nothing_and_counts_nothing_twice(mosquitto_po
 
 
 async def test_replica_pauses_without_writing_or_losing(
-    mosquitto_port: int, redis_factory: Callable[..., tuple[object, int]],
+    mosquitto_port: int,
+    redis_factory: Callable[..., tuple[object, int]],
     start_worker: Callable[..., Awaitable[IngestWorker]],
-) -> None:  # fmt: skip
+) -> None:
     _, own_port = redis_factory()
     _, other_port = redis_factory()
     own, other = client(own_port), client(other_port)

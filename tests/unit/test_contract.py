@@ -20,7 +20,7 @@ SEED_SAMPLE = {
         "vibration_mm_s": 2.1,
         "pressure_bar": 17.8,
         "power_kw": 12850.4,
-    },  # fmt: skip
+    },
     "status": {"state": "OK", "code": "TURB-OK", "message": "Nominal"},
     "location": {"lat": 43.4231, "lon": -106.3148},
     "tags": {"vendor": "HanTech", "loop": "A1"},

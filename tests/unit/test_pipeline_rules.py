@@ -1,10 +1,12 @@
 """Pure rules of the pipeline: the timestamp rule, choosing the current primary, parsing PUBLISH
 packets (QoS 0/1, MQTT 3.1.1 and 5, with and without properties), heartbeat arguments."""
 
+import time
+
 import pytest
 
 from tier0_contract import keys, pipeline, timestamps
-from tier0_services import heartbeat
+from tier0_services import healthz, heartbeat
 from tier0_services.ingest.mqtt import parse_publish
 from tier0_services.primary import Choice, Observation, choose, parse_observation
 
@@ -144,3 +146,14 @@ def test_heartbeat_arguments() -> None:
     assert script_keys == [keys.PIPELINE_HEARTBEATS]
     assert argv == ["ingest", "w-1", "region2", 10, 8, 2, "1", "2.500", pipeline.heartbeat_field("ingest", "w-1")]
     assert heartbeat.Progress("activity", "c", "region1").args(5.0)[1][7] == ""  # never stored
+
+
+def test_worker_healthz_verdict_uses_the_shared_rule() -> None:
+    p = heartbeat.Progress("ingest", "w", "region1", connected=True)
+    assert healthz.verdict(p, 1.0)[0] == "idle"
+    p.pending, p.last_stored = 5, time.monotonic() - 60
+    assert healthz.verdict(p, 1.0) == ("stalled", "ingest worker w: 5 messages held, nothing stored for 60 s")
+    p.last_stored = time.monotonic()
+    assert healthz.verdict(p, 1.0)[0] == "ok"
+    p.connected = False
+    assert healthz.verdict(p, 1.0)[0] == "stalled"

@@ -61,7 +61,9 @@ class ActivityConsumer:
     def __init__(self, config: Settings, metrics: ActivityMetrics) -> None:
         self.config = config
         self.metrics = metrics
-        self.primary = primary.SyncPrimary(config.redis_urls, interval=config.resolve_interval)
+        self.primary = primary.SyncPrimary(
+            config.redis_urls, interval=config.resolve_interval, write_timeout=config.replica_ack_timeout + 1.0
+        )
         self.stores = [ActivityStore(c) for c in self.primary.clients]
         self.progress = heartbeat.Progress("activity", config.worker_id, config.region)
         self.stopping = False

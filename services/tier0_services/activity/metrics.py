@@ -21,9 +21,10 @@ class ActivityMetrics:
             registry=self.registry,
         )
         self.queue_depth = Gauge(
-            "tier0_activity_queue_messages", "Messages waiting in webapp_active_users (consumer lag)",
+            "tier0_activity_queue_messages",
+            "Messages waiting in webapp_active_users (consumer lag)",
             registry=self.registry,
-        )  # fmt: skip
+        )
         self.connected = Gauge(
             "tier0_activity_broker_connected", "1 while connected to RabbitMQ", registry=self.registry
         )

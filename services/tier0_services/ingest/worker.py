@@ -49,7 +49,9 @@ class IngestWorker:
     def __init__(self, config: Settings, metrics: IngestMetrics) -> None:
         self.config = config
         self.metrics = metrics
-        self.primary = primary.AsyncPrimary(config.redis_urls, interval=config.resolve_interval)
+        self.primary = primary.AsyncPrimary(
+            config.redis_urls, interval=config.resolve_interval, write_timeout=config.replica_ack_timeout + 1.0
+        )
         self.stores = [store.Store(c) for c in self.primary.clients]
         self._pending: list[Received] = []
         self._in_flight = 0
