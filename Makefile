@@ -11,6 +11,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 EXTRAS := operator,services,simulators,ai,dev
+comma := ,
 
 ##@ General
 
@@ -29,12 +30,12 @@ tools: ## Install Debian packages and build kube-apiserver, etcd, helm, kind int
 .PHONY: venv
 venv: $(VENV)/.installed ## Create .venv with every component's Python dependencies
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml hack/requirements/dev.txt
 	@echo "[venv] installing tier0[$(EXTRAS)] into $(VENV)"
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@mkdir -p .run
 	@$(PY) -m pip install -q --upgrade pip >.run/pip-install.log 2>&1 || { cat .run/pip-install.log; exit 1; }
-	@$(PY) -m pip install -q -e '.[$(EXTRAS)]' >>.run/pip-install.log 2>&1 || { cat .run/pip-install.log; exit 1; }
+	@$(PY) -m pip install -q -c hack/requirements/dev.txt -e '.[$(EXTRAS)]' >>.run/pip-install.log 2>&1 || { cat .run/pip-install.log; exit 1; }
 	@touch $@
 
 ##@ Local stack
@@ -133,6 +134,22 @@ charts-sync: ## Copy crds/ and operator/rbac/ into the operator chart; regenerat
 .PHONY: dashboards
 dashboards: venv ## Regenerate the Grafana dashboards from hack/tier0_dev/dashboards.py
 	$(PY) -m tier0_dev.dashboards
+
+.PHONY: dashboards-check
+dashboards-check: ## Check every dashboard against Grafana's schema, strictly (hack/dashcheck)
+	hack/install-tools.sh --only dashcheck
+	$(TOOLS_DIR)/bin/dashcheck dashboards/*.json charts/tier0/dashboards/*.json
+
+.PHONY: lock
+lock: venv ## Re-pin hack/requirements/*.txt (images: hash-locked per component; dev: constraints of make venv)
+	$(PY) -m pip install -q uv
+	for c in operator services simulators; do \
+	  extras=$$c; [ $$c = services ] && extras="services --extra ai"; \
+	  $(VENV)/bin/uv pip compile pyproject.toml --extra $$extras --python-version 3.11 \
+	    --python-platform x86_64-manylinux_2_28 --generate-hashes --no-header --quiet -o hack/requirements/$$c.txt; \
+	done
+	$(VENV)/bin/uv pip compile pyproject.toml $(foreach e,$(subst $(comma), ,$(EXTRAS)),--extra $(e)) \
+	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-header --quiet -o hack/requirements/dev.txt
 
 .PHONY: charts-lint
 charts-lint: tools ## helm lint --strict both charts (default and all-on values)

@@ -19,9 +19,9 @@ Usage: hack/install-tools.sh [--debian] [--go] [--all] [--only NAME] [-h]
 Installs what tier0 needs. Without flags: --all.
   --debian     apt-get install: ${DEBIAN_PACKAGES}
   --go         build kube-apiserver ${KUBERNETES_VERSION}, etcd ${ETCD_VERSION},
-               helm ${HELM_VERSION}, kind ${KIND_VERSION},
+               helm ${HELM_VERSION}, kind ${KIND_VERSION}, dashcheck (hack/dashcheck),
                toxiproxy-server ${TOXIPROXY_VERSION} into \$TOOLS_BIN
-  --only NAME  build only one Go tool (kube-apiserver | etcd | helm | kind | toxiproxy-server)
+  --only NAME  build only one Go tool (kube-apiserver | etcd | helm | kind | dashcheck | toxiproxy-server)
   -h, --help   this text
 
 Environment:
@@ -114,6 +114,18 @@ go_install() { # name pkg version
   log "$1 built in $((SECONDS - start)) s"
 }
 
+# The dashboards' strict schema check (hack/dashcheck, grafana-foundation-sdk pinned in its go.mod/go.sum).
+build_dashcheck() {
+  local want
+  want=$(cat "$ROOT/hack/dashcheck/go.sum" "$ROOT/hack/dashcheck/main.go" | sha256sum | cut -c1-12)
+  have_version dashcheck "$want" && { log "dashcheck $want present"; return; }
+  local start=$SECONDS
+  log "dashcheck $want: go build hack/dashcheck"
+  (cd "$ROOT/hack/dashcheck" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$TOOLS_BIN/dashcheck" .)
+  mark dashcheck "$want"
+  log "dashcheck built in $((SECONDS - start)) s"
+}
+
 # toxiproxy's main package is cmd/server, so `go install` would name the binary `server`.
 build_toxiproxy() {
   have_version toxiproxy-server "$TOXIPROXY_VERSION" && { log "toxiproxy-server $TOXIPROXY_VERSION present"; return; }
@@ -130,7 +142,8 @@ install_go() {
   command -v go >/dev/null || { echo "go is required to build kube-apiserver/etcd/helm/kind: install Go >= 1.24 (https://go.dev/dl) or 'apt-get install golang'" >&2; exit 1; }
   mkdir -p "$TOOLS_BIN"
   case "${ONLY:-}" in
-    "") build_etcd; build_kube_apiserver; go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"; go_install kind sigs.k8s.io/kind "$KIND_VERSION"; build_toxiproxy ;;
+    "") build_etcd; build_kube_apiserver; go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"; go_install kind sigs.k8s.io/kind "$KIND_VERSION"; build_dashcheck; build_toxiproxy ;;
+    dashcheck) build_dashcheck ;;
     toxiproxy-server) build_toxiproxy ;;
     kube-apiserver) build_kube_apiserver ;;
     etcd) build_etcd ;;

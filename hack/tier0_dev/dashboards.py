@@ -56,8 +56,8 @@ class Panel:
     title: str
     targets: tuple[Target, ...]
     unit: str
+    description: str  # required: every panel says what it shows (Grafana shows it as the panel's help)
     kind: str = "timeseries"
-    description: str = ""
     width: int = 12
     height: int = 8
     stack: bool = False
@@ -88,7 +88,7 @@ def t(expr: str, legend: str = "") -> Target:
     return Target(expr=expr, legend=legend)
 
 
-MSG_S = "suffix: msg/s"
+MSG_S = "mps"  # Grafana's built-in unit for messages per second
 
 FLEET = Dashboard(
     uid="tier0-fleet",
@@ -102,12 +102,14 @@ FLEET = Dashboard(
                     "Messages published by the simulators",
                     MSG_S,
                     t(f"sum(rate(tier0_simulator_messages_published_total{{{NS}}}[{RI}]))", "published"),
+                    description="Device messages per second the fleet simulators publish to the brokers.",
                 ),
                 p(
                     "Messages ingested, by result",
                     MSG_S,
                     t(f"sum by (result) (rate(tier0_ingest_messages_total{{{NS_REGION}}}[{RI}]))", "{{result}}"),
                     stack=True,
+                    description="Ingested messages per second: stored, stale (older than stored), invalid.",
                 ),
             ),
         ),
@@ -133,6 +135,7 @@ FLEET = Dashboard(
                     t(f'sum(tier0_simulator_devices{{{NS}, state="ALERT"}})', "ALERT"),
                     kind="stat",
                     width=6,
+                    description="Simulated devices whose newest state is ALERT.",
                 ),
                 p(
                     "Invalid messages (dead-lettered)",
@@ -140,6 +143,7 @@ FLEET = Dashboard(
                     t(f'sum(rate(tier0_ingest_messages_total{{{NS_REGION}, result="invalid"}}[{RI}]))', "invalid"),
                     kind="stat",
                     width=6,
+                    description="Messages per second that failed validation and went to the dead-letter list.",
                 ),
             ),
         ),
@@ -150,11 +154,13 @@ FLEET = Dashboard(
                     "Ingest lag (newest message age at write)",
                     "s",
                     t(f"max by (region) (tier0_ingest_lag_seconds{{{NS_REGION}}})", "{{region}}"),
+                    description="Age of the newest message of each batch when it was written to Redis.",
                 ),
                 p(
                     "Messages waiting for their batch",
                     "short",
                     t(f"sum by (region) (tier0_ingest_pending_messages{{{NS_REGION}}})", "{{region}}"),
+                    description="Messages received and not yet written (and so not yet acknowledged).",
                 ),
                 p(
                     "Writing (region's Redis is primary)",
@@ -162,6 +168,7 @@ FLEET = Dashboard(
                     t(f"max by (region) (tier0_ingest_writable{{{NS_REGION}}})", "{{region}}"),
                     kind="stat",
                     width=12,
+                    description="Whether the region's ingest workers can write: their Redis is the primary.",
                 ),
                 p(
                     "Batch write p99",
@@ -172,6 +179,7 @@ FLEET = Dashboard(
                         "{{region}}",
                     ),
                     width=12,
+                    description="99th percentile of one batch's write to Redis (one Lua call).",
                 ),
             ),
         ),
@@ -198,6 +206,7 @@ REGIONS = Dashboard(
                         f"sum by (region) (rate(tier0_api_request_duration_seconds_count{{{NS_REGION}}}[{RI}]))",
                         "{{region}}",
                     ),
+                    description="Requests per second each region's API answers.",
                 ),
                 p(
                     "Requests, by endpoint",
@@ -206,6 +215,7 @@ REGIONS = Dashboard(
                         f"sum by (route) (rate({API_COUNT}{{{NS_REGION}, {ROUTE}}}[{RI}]))",
                         "{{route}}",
                     ),
+                    description="Requests per second, by route template.",
                 ),
                 p(
                     "Error ratio (5xx), by region",
@@ -217,6 +227,7 @@ REGIONS = Dashboard(
                     "Requests in progress",
                     "short",
                     t(f"sum by (region) (tier0_api_requests_in_progress{{{NS_REGION}}})", "{{region}}"),
+                    description="Requests being answered right now.",
                 ),
             ),
         ),
@@ -232,6 +243,7 @@ REGIONS = Dashboard(
                         "{{route}}",
                     ),
                     width=8,
+                    description=f"{int(q * 100)}th percentile of the response time, by route template.",
                 )
                 for q in (0.5, 0.95, 0.99)
             )
@@ -254,6 +266,7 @@ REGIONS = Dashboard(
                         f" or {API_RATE} * 0",
                         "{{region}} {{error}}",
                     ),
+                    description="Requests answered 503 because Redis failed, by error.",
                 ),
             ),
         ),
@@ -287,6 +300,7 @@ FAILOVER = Dashboard(
                     t(f"max by (pair, region) (tier0_operator_region_healthy{{{NS}, {PAIR}}})", "{{pair}} {{region}}"),
                     kind="stat",
                     width=8,
+                    description="1 while the operator's probes of the region (Redis and health URL) succeed.",
                 ),
                 p(
                     "Operator replica acting (Lease held)",
@@ -300,11 +314,13 @@ FAILOVER = Dashboard(
                     "Replication lag",
                     "bytes",
                     t(f"max by (pair) (tier0_operator_replication_lag_bytes{{{NS}, {PAIR}}})", "{{pair}}"),
+                    description="Bytes the standby is behind the active primary: what a failover now could lose.",
                 ),
                 p(
                     "Epoch (promotions so far)",
                     "short",
                     t(f"max by (pair) (tier0_operator_epoch{{{NS}, {PAIR}}})", "{{pair}}"),
+                    description="status.epoch: grows by one with every promotion.",
                 ),
             ),
         ),
@@ -320,6 +336,7 @@ FAILOVER = Dashboard(
                     ),
                     kind="timeseries",
                     stack=True,
+                    description="Switchovers and failovers in the interval, by type and outcome.",
                 ),
                 p(
                     "Transition duration p50 / p99",
@@ -334,6 +351,7 @@ FAILOVER = Dashboard(
                         f"(rate(tier0_operator_transition_duration_seconds_bucket{{{NS}}}[{RI}])))",
                         "p99 {{type}}",
                     ),
+                    description="From the start of a transition to the Service selector flip.",
                 ),
                 p(
                     "Probe duration p99",
@@ -343,6 +361,7 @@ FAILOVER = Dashboard(
                         f"(rate(tier0_operator_probe_duration_seconds_bucket{{{NS}}}[{RI}])))",
                         "p99",
                     ),
+                    description="One probe of one region's Redis and health URL.",
                 ),
                 p(
                     "Failover requests through the API, p99",
@@ -352,6 +371,7 @@ FAILOVER = Dashboard(
                         f"(rate(tier0_api_failover_duration_seconds_bucket{{{NS}}}[{RI}])))",
                         "{{outcome}}",
                     ),
+                    description="POST /api/failover/* latency as clients see it, by outcome.",
                 ),
             ),
         ),
@@ -372,12 +392,19 @@ BROKERS = Dashboard(
                     t(f"sum(rate(emqx_messages_received{{{NS}}}[{RI}]))", "received"),
                     t(f"sum(rate(emqx_messages_sent{{{NS}}}[{RI}]))", "sent"),
                     t(f"sum(rate(emqx_messages_dropped{{{NS}}}[{RI}]))", "dropped"),
+                    description="Messages per second the EMQX broker receives and delivers.",
                 ),
-                p("EMQX connections", "short", t(f"sum(emqx_connections_count{{{NS}}})", "connections")),
+                p(
+                    "EMQX connections",
+                    "short",
+                    t(f"sum(emqx_connections_count{{{NS}}})", "connections"),
+                    description="MQTT connections open on EMQX.",
+                ),
                 p(
                     "Ingest acknowledgements (after the Redis write)",
                     MSG_S,
                     t(f"sum by (region) (rate(tier0_ingest_acks_total{{{NS_REGION}}}[{RI}]))", "{{region}}"),
+                    description="PUBACKs per second the ingest workers send, each after its message was written.",
                 ),
                 p(
                     "Ingest write errors, by kind",
@@ -386,12 +413,14 @@ BROKERS = Dashboard(
                         f"sum by (region, error) (rate(tier0_ingest_write_errors_total{{{NS_REGION}}}[{RI}]))",
                         "{{region}} {{error}}",
                     ),
+                    description="Failed batch writes per second, by error (READONLY, NOREPLICAS, connection).",
                 ),
                 p(
                     "Ingest MQTT connected",
                     "bool_yes_no",
                     t(f"min by (region) (tier0_ingest_mqtt_connected{{{NS_REGION}}})", "{{region}}"),
                     kind="stat",
+                    description="1 while every ingest worker of the region is connected to its broker.",
                 ),
                 p(
                     "Simulator publish lag",
@@ -409,25 +438,36 @@ BROKERS = Dashboard(
                     "short",
                     t(f"sum(rabbitmq_queue_messages_ready{{{NS}}})", "ready"),
                     t(f"sum(rabbitmq_queue_messages_unacked{{{NS}}})", "unacked"),
+                    description="Messages ready in RabbitMQ queues.",
                 ),
                 p(
                     "RabbitMQ messages in / delivered",
                     MSG_S,
                     t(f"sum(rate(rabbitmq_global_messages_received_total{{{NS}}}[{RI}]))", "received"),
                     t(f"sum(rate(rabbitmq_global_messages_delivered_total{{{NS}}}[{RI}]))", "delivered"),
+                    description="Messages per second RabbitMQ receives and delivers.",
                 ),
-                p("Consumers", "short", t(f"sum(rabbitmq_consumers{{{NS}}})", "consumers"), kind="stat", width=6),
+                p(
+                    "Consumers",
+                    "short",
+                    t(f"sum(rabbitmq_consumers{{{NS}}})", "consumers"),
+                    kind="stat",
+                    width=6,
+                    description="Consumers attached to RabbitMQ queues.",
+                ),
                 p(
                     "Activity consumer connected",
                     "bool_yes_no",
                     t(f"min by (region) (tier0_activity_broker_connected{{{NS_REGION}}})", "{{region}}"),
                     kind="stat",
                     width=6,
+                    description="1 while the region's activity consumer is connected to RabbitMQ.",
                 ),
                 p(
                     "User-activity messages published (confirmed)",
                     MSG_S,
                     t(f"sum(rate(tier0_user_simulator_messages_published_total{{{NS}}}[{RI}]))", "published"),
+                    description="User-activity messages per second the simulator published with a publisher confirm.",
                 ),
                 p(
                     "Activity messages handled, by result",
@@ -443,6 +483,7 @@ BROKERS = Dashboard(
                     "Activity consumer lag (queue depth)",
                     "short",
                     t(f"max by (region) (tier0_activity_queue_messages{{{NS_REGION}}})", "queued {{region}}"),
+                    description="Messages waiting in the activity consumer's queue.",
                 ),
                 p(
                     "Activity write p99",
@@ -452,6 +493,7 @@ BROKERS = Dashboard(
                         f"(rate(tier0_activity_apply_seconds_bucket{{{NS_REGION}}}[{RI}])))",
                         "{{region}}",
                     ),
+                    description="99th percentile of one activity message's write to Redis.",
                 ),
             ),
         ),
@@ -463,18 +505,26 @@ BROKERS = Dashboard(
                     "bool_yes_no",
                     t(f"min by (region) (redis_up{{{NS_REGION}}})", "{{region}}"),
                     kind="stat",
+                    description="1 while the Redis exporter reaches the region's Redis.",
                 ),
                 p(
                     "Commands",
                     "ops",
                     t(f"sum by (region) (rate(redis_commands_processed_total{{{NS_REGION}}}[{RI}]))", "{{region}}"),
+                    description="Redis commands processed per second.",
                 ),
-                p("Memory used", "bytes", t(f"max by (region) (redis_memory_used_bytes{{{NS_REGION}}})", "{{region}}")),
+                p(
+                    "Memory used",
+                    "bytes",
+                    t(f"max by (region) (redis_memory_used_bytes{{{NS_REGION}}})", "{{region}}"),
+                    description="Memory Redis uses.",
+                ),
                 p(
                     "Clients / replicas",
                     "short",
                     t(f"max by (region) (redis_connected_clients{{{NS_REGION}}})", "clients {{region}}"),
                     t(f"max by (region) (redis_connected_slaves{{{NS_REGION}}})", "replicas {{region}}"),
+                    description="Connected clients and replicas of the region's Redis.",
                 ),
             ),
         ),
@@ -507,7 +557,7 @@ def _variables(d: Dashboard) -> list[dict[str, Any]]:
             "label": "Prometheus",
             "type": "datasource",
             "query": "prometheus",
-            "current": {},
+            "current": {"text": "default", "value": "default"},
             "refresh": 1,
         },
         query("namespace", "Namespace", 'label_values(up{job=~".*"}, namespace)'),
@@ -527,14 +577,32 @@ def _panel(panel: Panel, pid: int, x: int, y: int) -> dict[str, Any]:
     defaults: dict[str, Any] = {"unit": panel.unit, **panel.extra_defaults}
     options: dict[str, Any]
     if panel.kind == "stat":
-        options = {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}, "colorMode": "value"}
+        options = {
+            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+            "colorMode": "value",
+            "graphMode": "none",
+            "justifyMode": "auto",
+            "textMode": "auto",
+            "wideLayout": True,
+            "showPercentChange": False,
+            "percentChangeColorMode": "standard",
+            "orientation": "auto",
+        }
     else:
         defaults["custom"] = {
             "drawStyle": "line",
             "fillOpacity": 10,
             "stacking": {"mode": "normal" if panel.stack else "none"},
         }
-        options = {"legend": {"displayMode": "table", "placement": "bottom", "calcs": ["lastNotNull", "max"]}}
+        options = {
+            "legend": {
+                "displayMode": "table",
+                "placement": "bottom",
+                "showLegend": True,
+                "calcs": ["lastNotNull", "max"],
+            },
+            "tooltip": {"mode": "multi", "sort": "desc"},
+        }
     return {
         "id": pid,
         "type": panel.kind,
@@ -579,7 +647,19 @@ def build(d: Dashboard) -> dict[str, Any]:
         "timezone": "browser",
         "templating": {"list": _variables(d)},
         "annotations": {"list": []},
-        "links": [{"title": "tier0", "type": "dashboards", "tags": ["tier0"], "asDropdown": True, "includeVars": True}],
+        "links": [
+            {
+                "title": "tier0",
+                "type": "dashboards",
+                "tags": ["tier0"],
+                "asDropdown": True,
+                "includeVars": True,
+                "keepTime": True,
+                "icon": "external link",
+                "tooltip": "The other tier0 dashboards",
+                "targetBlank": False,
+            }
+        ],
         "panels": panels,
     }
 

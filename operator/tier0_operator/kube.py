@@ -9,6 +9,7 @@ the answer, and parsing a whole Service costs milliseconds of CPU on the critica
 """
 
 import base64
+import json
 import os
 from collections.abc import Awaitable
 from typing import Any
@@ -95,14 +96,24 @@ class Kube:
         await _unread(call, f"PATCH service {namespace}/{name}")
 
     async def service_selector(self, namespace: str, name: str) -> dict[str, str] | None:
-        """The Service's selector ({} when it has none), or None when the Service does not exist."""
+        """The Service's selector ({} when it has none), or None when the Service does not exist.
+
+        Read raw (`_preload_content=False`): deserialising a whole V1Service into the library's
+        models costs milliseconds of CPU, and this runs on every routing check (and in benchmarks'
+        polling loops, where that CPU is taken from the operator being measured)."""
         try:
-            svc = await self.core.read_namespaced_service(name, namespace, _request_timeout=self.timeout)
+            resp = await self.core.read_namespaced_service(
+                name, namespace, _preload_content=False, _request_timeout=self.timeout
+            )
         except ApiException as e:
-            if e.status == 404:
-                return None
             raise _error(e, f"GET service {namespace}/{name}") from e
-        return dict(svc.spec.selector or {})
+        if resp.status == 404:
+            resp.release()
+            return None
+        if resp.status >= 300:
+            raise ApiError(resp.status, await resp.text(), f"GET service {namespace}/{name}")
+        body = json.loads(await resp.read())
+        return dict((body.get("spec") or {}).get("selector") or {})
 
     # -- RegionPairs ----------------------------------------------------------------------------
 

@@ -32,16 +32,19 @@ def build_status_patch(status: rp.RegionPairStatus) -> dict[str, Any]:
 
 
 def build_status_cas(old_epoch: int, status: rp.RegionPairStatus) -> list[dict[str, Any]]:
-    """JSON patch that replaces the status only if status.epoch is still `old_epoch`.
+    """JSON patch that starts a transition only if status.epoch is still `old_epoch`: it writes the
+    fields a transition start changes (epoch, phase, transition, requestedRegion) of `status`.
 
     The `test` op makes this a compare-and-set in the apiserver: a stale operator replica, or
     one that lost its Lease a moment ago, cannot start a second transition from the same epoch.
+    Kept small on purpose: it is on the switchover's critical path.
     """
     body = status.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return [
-        {"op": "test", "path": "/status/epoch", "value": old_epoch},
-        {"op": "add", "path": "/status", "value": body},
-    ]
+    ops: list[dict[str, Any]] = [{"op": "test", "path": "/status/epoch", "value": old_epoch}]
+    for field in ("epoch", "phase", "transition", "requestedRegion"):
+        if field in body:
+            ops.append({"op": "add", "path": f"/status/{field}", "value": body[field]})
+    return ops
 
 
 def without_probe_times(status: rp.RegionPairStatus) -> dict[str, Any]:

@@ -91,18 +91,50 @@ def test_every_value_is_described_in_the_schema(chart: str) -> None:
 
 @pytest.mark.parametrize("component", sorted(IMAGES))
 def test_dockerfile_is_multi_stage_non_root_and_installs_only_its_group(component: str) -> None:
+    """Multi-stage, non-root, and only its component: its optional group, or (pinned) its lock."""
     wanted, module = IMAGES[component]
     text = (ROOT / "images" / component / "Dockerfile").read_text()
     assert re.search(r"^ARG BASE_IMAGE=python:3\.11-slim$", text, re.M)
     assert len(re.findall(r"^FROM \$\{BASE_IMAGE\}", text, re.M)) >= 2, "not multi-stage"
     users = re.findall(r"^USER (\d+)(?::(\d+))?$", text, re.M)
     assert users and int(users[-1][0]) > 0, "the final stage must run as a numeric non-root user"
-    installs = re.findall(r'pip install "\.\[([^\]]+)\]"', text)
     groups = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
-    assert len(installs) == 1
-    default = re.search(r"^ARG EXTRAS=(\S+)$", text, re.M)
-    installed = (default.group(1) if default and installs[0] == "${EXTRAS}" else installs[0]).split(",")
-    assert installed == wanted and set(wanted) <= groups
+    locked = re.findall(r"^COPY hack/requirements/([a-z]+)\.txt ", text, re.M)
+    if locked:
+        # Pinned: the dependencies from the component's hash-locked file, the project without deps.
+        assert locked == [component] and "--require-hashes" in text and "pip install --no-deps ." in text
+        lock = (ROOT / "hack" / "requirements" / f"{component}.txt").read_text()
+        assert "--hash=sha256:" in lock
+        assert set(wanted) <= groups
+    else:
+        installs = re.findall(r'pip install "\.\[([^\]]+)\]"', text)
+        assert len(installs) == 1
+        default = re.search(r"^ARG EXTRAS=(\S+)$", text, re.M)
+        installed = (default.group(1) if default and installs[0] == "${EXTRAS}" else installs[0]).split(",")
+        assert installed == wanted and set(wanted) <= groups
     path = module.replace(".", "/")
     entry = [*ROOT.glob(f"*/{path}/__main__.py"), *ROOT.glob(f"*/{path}.py")]
     assert entry, f"python -m {module} has nothing to run: the image's entrypoint would fail"
+
+
+def test_the_operator_image_copies_only_the_operator_and_the_contract() -> None:
+    copies = re.findall(r"^COPY (?!--from)(\S+)", (ROOT / "images" / "operator" / "Dockerfile").read_text(), re.M)
+    assert copies == [
+        "hack/requirements/operator.txt",
+        "pyproject.toml",
+        "operator/tier0_operator/",
+        "services/tier0_contract/",
+    ]
+
+
+@pytest.mark.parametrize("component", sorted(IMAGES))
+def test_each_lock_pins_every_dependency_of_its_groups(component: str) -> None:
+    """hack/requirements/<component>.txt (`make lock`) has an exact pin for each direct dependency."""
+    wanted, _ = IMAGES[component]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    deps = list(project["dependencies"]) + [d for g in wanted for d in project["optional-dependencies"][g]]
+    lock = (ROOT / "hack" / "requirements" / f"{component}.txt").read_text().lower()
+    pinned = set(re.findall(r"^([a-z0-9._-]+)==", lock, re.M))
+    for dep in deps:
+        name = re.split(r"[<>=!\[; ]", dep, maxsplit=1)[0].lower().replace("_", "-")
+        assert name in pinned, f"{name} is not pinned in hack/requirements/{component}.txt: run `make lock`"

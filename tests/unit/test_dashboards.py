@@ -2,9 +2,10 @@
 
 What is tested: each file is valid JSON with a unique uid; a `datasource` variable and a `namespace`
 variable exist and every query uses the datasource variable and filters by namespace; every
-rate()/increase() uses `$__rate_interval`; every panel has a unit; every metric is either a tier0
-metric (checked against real /metrics in tests/integration/test_dashboards_prometheus.py) or one
-of dashboards.EXTERNAL_METRICS (EMQX, RabbitMQ, redis_exporter).
+rate()/increase() uses `$__rate_interval`; every panel has a description and one of Grafana's own units
+(`mps`, not a custom suffix; the strict schema check is tests/integration/test_dashboards_schema.py);
+every metric is either a tier0 metric (checked against real /metrics in
+tests/integration/test_dashboards_prometheus.py) or one of dashboards.EXTERNAL_METRICS (EMQX, RabbitMQ, redis_exporter).
 """
 
 import json
@@ -42,7 +43,9 @@ def test_dashboard_rules(path: Path) -> None:
     assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
     assert "namespace" in variables
     for panel in panels(model):
-        assert panel["fieldConfig"]["defaults"].get("unit"), f"{panel['title']} has no unit"
+        unit = panel["fieldConfig"]["defaults"].get("unit")
+        assert unit and not unit.startswith("suffix:"), f"{panel['title']}: use a Grafana unit (e.g. mps), not {unit!r}"
+        assert panel.get("description"), f"{panel['title']} has no description"
         assert panel["datasource"]["uid"] == "${datasource}"
         assert panel["targets"], f"{panel['title']} has no query"
         for target in panel["targets"]:

@@ -179,11 +179,12 @@ class TestPatches:
         assert patches.selector_region(SPEC, {"app": "region-api"}) is None
         assert patches.selector_region(SPEC, None) is None
 
-    def test_status_cas_tests_the_old_epoch_then_replaces_the_status(self) -> None:
+    def test_status_cas_tests_the_old_epoch_then_writes_the_transition_start(self) -> None:
         ops = patches.build_status_cas(1, status(epoch=2, transition=transition()))
         assert ops[0] == {"op": "test", "path": "/status/epoch", "value": 1}
-        assert ops[1]["path"] == "/status" and ops[1]["value"]["epoch"] == 2
-        assert ops[1]["value"]["transition"]["from"] == "region1"
+        written = {op["path"]: op["value"] for op in ops[1:]}
+        assert written["/status/epoch"] == 2 and written["/status/transition"]["from"] == "region1"
+        assert set(written) == {"/status/epoch", "/status/phase", "/status/transition", "/status/requestedRegion"}
 
     def test_status_patch_nulls_a_finished_transition(self) -> None:
         body = patches.build_status_patch(STEADY)["status"]
