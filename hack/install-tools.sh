@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs every program tier0's local stack and tests need, idempotently.
-#   Debian packages: redis-server mosquitto rabbitmq-server prometheus wrk (apt-get)
-#   Go-built tools (Go module proxy) into $TOOLS_BIN: kube-apiserver, etcd, helm, kind
+#   Debian packages: redis-server redis-sentinel mosquitto rabbitmq-server prometheus wrk (apt-get)
+#   Go-built tools (Go module proxy) into $TOOLS_BIN: kube-apiserver, etcd, helm, kind, toxiproxy-server
 # A second run rebuilds nothing: each binary is kept under the ignored .tools/ folder.
 set -eEuo pipefail
 [[ "${DEBUG:-false}" == "true" ]] && set -x
@@ -19,8 +19,9 @@ Usage: hack/install-tools.sh [--debian] [--go] [--all] [--only NAME] [-h]
 Installs what tier0 needs. Without flags: --all.
   --debian     apt-get install: ${DEBIAN_PACKAGES}
   --go         build kube-apiserver ${KUBERNETES_VERSION}, etcd ${ETCD_VERSION},
-               helm ${HELM_VERSION}, kind ${KIND_VERSION}, dashcheck (hack/dashcheck) into \$TOOLS_BIN
-  --only NAME  build only one Go tool (kube-apiserver | etcd | helm | kind | dashcheck)
+               helm ${HELM_VERSION}, kind ${KIND_VERSION}, dashcheck (hack/dashcheck),
+               toxiproxy-server ${TOXIPROXY_VERSION} into \$TOOLS_BIN
+  --only NAME  build only one Go tool (kube-apiserver | etcd | helm | kind | dashcheck | toxiproxy-server)
   -h, --help   this text
 
 Environment:
@@ -42,7 +43,7 @@ install_debian() {
   $sudo apt-get update -qq
   # The packages' own services are not wanted: tier0 starts its own instances on its own ports.
   DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  for svc in redis-server mosquitto rabbitmq-server prometheus; do
+  for svc in redis-server redis-sentinel mosquitto rabbitmq-server prometheus; do
     $sudo service "$svc" stop >/dev/null 2>&1 || true
   done
   # Debian's rabbitmq-server starts epmd, which later fights our node over nothing; leave it.
@@ -125,12 +126,25 @@ build_dashcheck() {
   log "dashcheck built in $((SECONDS - start)) s"
 }
 
+# toxiproxy's main package is cmd/server, so `go install` would name the binary `server`.
+build_toxiproxy() {
+  have_version toxiproxy-server "$TOXIPROXY_VERSION" && { log "toxiproxy-server $TOXIPROXY_VERSION present"; return; }
+  local start=$SECONDS gobin; gobin=$(mktemp -d)
+  log "toxiproxy-server $TOXIPROXY_VERSION: go install github.com/Shopify/toxiproxy/v2/cmd/server"
+  GOBIN="$gobin" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION"
+  mv "$gobin/server" "$TOOLS_BIN/toxiproxy-server"
+  rm -rf "$gobin"
+  mark toxiproxy-server "$TOXIPROXY_VERSION"
+  log "toxiproxy-server built in $((SECONDS - start)) s"
+}
+
 install_go() {
   command -v go >/dev/null || { echo "go is required to build kube-apiserver/etcd/helm/kind: install Go >= 1.24 (https://go.dev/dl) or 'apt-get install golang'" >&2; exit 1; }
   mkdir -p "$TOOLS_BIN"
   case "${ONLY:-}" in
-    "") build_etcd; build_kube_apiserver; go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"; go_install kind sigs.k8s.io/kind "$KIND_VERSION"; build_dashcheck ;;
+    "") build_etcd; build_kube_apiserver; go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"; go_install kind sigs.k8s.io/kind "$KIND_VERSION"; build_dashcheck; build_toxiproxy ;;
     dashcheck) build_dashcheck ;;
+    toxiproxy-server) build_toxiproxy ;;
     kube-apiserver) build_kube_apiserver ;;
     etcd) build_etcd ;;
     helm) go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" ;;

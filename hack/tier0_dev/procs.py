@@ -20,6 +20,8 @@ TOOLS_BIN = Path(os.environ.get("TOOLS_DIR", ROOT / ".tools")) / "bin"
 
 INSTALL_HINTS = {
     "redis-server": "apt-get install redis-server (or: make tools)",
+    "redis-sentinel": "apt-get install redis-sentinel (or: make tools)",
+    "toxiproxy-server": "hack/install-tools.sh --only toxiproxy-server (or: make tools; Go module proxy)",
     "mosquitto": "apt-get install mosquitto (or: make tools)",
     "mosquitto_sub": "apt-get install mosquitto-clients (or: make tools)",
     "rabbitmq-server": "apt-get install rabbitmq-server (or: make tools)",
@@ -146,6 +148,35 @@ class Process:
             self.popen.wait(timeout=5)
 
 
+def _stat(pid: int | str) -> tuple[str, int] | None:
+    """(state, process group) of a process from /proc, None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return fields[0], int(fields[2])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def group_alive(pid: int) -> bool:
+    """True while a process of the group led by `pid` runs. Zombies do not count: once `up` has
+    exited, its children are reaped by whatever init the machine has, which can take seconds, and
+    a zombie still answers signals."""
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    leader = _stat(pid)
+    if leader is not None and leader[0] != "Z":
+        return True
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (st := _stat(entry)) is not None and st[1] == pid and st[0] != "Z":
+            return True
+    return False
+
+
 def stop_group(pid: int, timeout: float = 15.0, reap: Callable[[], object] | None = None) -> bool:
     """SIGTERM a process group, SIGKILL it after `timeout`; True if it was running."""
     try:
@@ -156,9 +187,7 @@ def stop_group(pid: int, timeout: float = 15.0, reap: Callable[[], object] | Non
     while time.monotonic() < deadline:
         if reap is not None:
             reap()
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
+        if not group_alive(pid):
             return True
         time.sleep(0.05)
     try:

@@ -1,11 +1,16 @@
-"""The local stack behind `make up` / `make down` / `make status`.
+"""The local process stack behind `python -m tier0_dev up|down|status`.
 
 Each component starts detached, with its pid (its process group) in `.run/pids/` and its log in
-`.run/logs/`, so `make down` stops exactly what `make up` started and nothing else. Ports are the
-fixed ones of DESIGN.md. Components are started in list order and stopped in reverse.
+`.run/logs/`, so `down` stops exactly what `up` started and nothing else. Ports are the fixed ones
+of DESIGN.md. Components are started in list order and stopped in reverse. `up` also starts a
+supervisor (tier0_dev.supervise) that restarts a crashed component with backoff; `status` shows
+each component's pid, restarts and uptime, the Redis roles as `INFO replication` reports them and
+the RegionPair's phase. Re-running `up` never changes a live RegionPair or its Service.
 """
 
+import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -14,13 +19,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tier0_dev import controlplane, programs
-from tier0_dev.procs import ROOT, Process, find_program, port_open, stop_group
+from tier0_dev import controlplane, programs, supervise
+from tier0_dev.procs import ROOT, MissingProgramError, Process, find_program, group_alive, port_open, stop_group
 
 RUN = Path(os.environ.get("TIER0_RUN_DIR", ROOT / ".run"))
 PIDS = RUN / "pids"
 LOGS = RUN / "logs"
+SUPERVISOR_STATE = RUN / "supervisor" / "state.json"
 PYTHON = sys.executable
+PAIR_NAME, PAIR_NAMESPACE = "og-field", "default"
 
 
 @dataclass(frozen=True)
@@ -85,11 +92,22 @@ def _operator() -> list[Process]:
     subprocess.run([*kubectl, "apply", "-f", str(crd)], check=True, capture_output=True)
     subprocess.run([*kubectl, "wait", "--for=condition=Established", "crd/regionpairs.tier0.dev"], check=True,
                    capture_output=True)  # fmt: skip
-    sample = ROOT / "operator" / "examples" / "regionpair-local.yaml"
-    subprocess.run([*kubectl, "apply", "-f", str(sample)], check=True, capture_output=True)
+    # Create, never apply: re-applying would reset spec.activeRegion and the Service selector of a
+    # live pair, i.e. an unrequested switchover.
+    create_if_absent(kubectl, ROOT / "operator" / "examples" / "regionpair-local.yaml")
     env = {"KUBECONFIG": str(kubeconfig), "TIER0_OPERATOR_METRICS_PORT": "8080"}
     proc = python_module("operator", "tier0_operator", [], env)
     return [proc.wait_ready(_http_ok("http://127.0.0.1:8080/metrics"), timeout=30)]
+
+
+def create_if_absent(kubectl: list[str], manifest: Path) -> list[str]:
+    """Create the objects of `manifest` that do not exist; leave existing ones exactly as they are.
+    Returns what was created (`regionpair.tier0.dev/og-field`, ...)."""
+    res = subprocess.run([*kubectl, "create", "-f", str(manifest), "-o", "name"], capture_output=True, text=True)
+    errors = [line for line in res.stderr.splitlines() if line.strip() and "AlreadyExists" not in line]
+    if res.returncode != 0 and errors:
+        raise subprocess.CalledProcessError(res.returncode, res.args, res.stdout, res.stderr)
+    return res.stdout.split()
 
 
 def _metric_ready(port: int, line: str) -> Callable[[], bool]:
@@ -162,8 +180,9 @@ def _user_simulator() -> list[Process]:
 
 
 COMPONENTS: list[Component] = [
-    Component("redis-region1", "redis://127.0.0.1:6379 (primary)", 6379, _redis("region1", 6379, None)),
-    Component("redis-region2", "redis://127.0.0.1:6380 (replica of region1)", 6380, _redis("region2", 6380, 6379)),
+    # Started as primary / replica; afterwards the operator decides (status shows the real roles).
+    Component("redis-region1", "redis://127.0.0.1:6379", 6379, _redis("region1", 6379, None)),
+    Component("redis-region2", "redis://127.0.0.1:6380", 6380, _redis("region2", 6380, 6379)),
     Component(
         "mosquitto",
         "mqtt://127.0.0.1:1883 (stand-in for EMQX)",
@@ -227,14 +246,22 @@ def _running_pids(name: str) -> list[int]:
     path = _pidfile(name)
     if not path.exists():
         return []
-    alive = []
-    for pid in (int(p) for p in path.read_text().split()):
-        try:
-            os.killpg(pid, 0)
-            alive.append(pid)
-        except ProcessLookupError:
-            pass
-    return alive
+    return [pid for pid in (int(p) for p in path.read_text().split()) if group_alive(pid)]
+
+
+SUPERVISOR = "supervisor"
+
+
+def _ensure_supervisor() -> None:
+    if _running_pids(SUPERVISOR):
+        return
+    proc = Process(SUPERVISOR, [PYTHON, "-m", "tier0_dev", "supervise"], LOGS / "supervisor.log").start()
+    _pidfile(SUPERVISOR).write_text(str(proc.pid))
+    print(f"  {SUPERVISOR:<22} started              restarts crashed components (log {LOGS}/supervisor.log)")
+
+
+def supervisor() -> supervise.Supervisor:
+    return supervise.Supervisor(COMPONENTS, PIDS, SUPERVISOR_STATE)
 
 
 def up(only: set[str] | None = None) -> int:
@@ -256,11 +283,17 @@ def up(only: set[str] | None = None) -> int:
         procs = comp.start()
         _pidfile(comp.name).write_text(" ".join(str(p.pid) for p in procs))
         print(f"  {comp.name:<22} up in {time.monotonic() - started:4.1f} s  {comp.where}", flush=True)
-    print(f"\nlogs: {LOGS} and {RUN}/*/  ·  stop with: make down")
+    _ensure_supervisor()
+    print(f"\nlogs: {LOGS} and {RUN}/*/  ·  status: python -m tier0_dev status  ·  stop: python -m tier0_dev down")
     return 0
 
 
 def down() -> int:
+    # The supervisor first: it must not restart what is being stopped (it may be mid-restart).
+    for pid in _running_pids(SUPERVISOR):
+        stop_group(pid, timeout=60)
+    _pidfile(SUPERVISOR).unlink(missing_ok=True)
+    SUPERVISOR_STATE.unlink(missing_ok=True)
     for comp in reversed(COMPONENTS):
         pids = _running_pids(comp.name)
         for pid in reversed(pids):
@@ -271,12 +304,105 @@ def down() -> int:
     return 0
 
 
+def redis_info(port: int, section: str = "replication") -> dict[str, str]:
+    """`INFO <section>` of the Redis on `port` as a dict (empty when it does not answer)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s, s.makefile("rb") as f:
+            s.sendall(f"INFO {section}\r\n".encode())
+            header = f.readline()
+            if not header.startswith(b"$"):
+                return {}
+            body = f.read(int(header[1:])).decode(errors="replace")
+    except (OSError, ValueError):
+        return {}
+    return dict(line.split(":", 1) for line in body.splitlines() if ":" in line and not line.startswith("#"))
+
+
+def describe_redis(info: dict[str, str]) -> str:
+    """One line about a Redis from its INFO replication (pure)."""
+    if not info:
+        return "not answering"
+    if info.get("role") == "master":
+        return f"role master, {info.get('connected_slaves', '0')} replica(s), offset {info.get('master_repl_offset')}"
+    link = info.get("master_link_status", "?")
+    return (
+        f"role replica of {info.get('master_host')}:{info.get('master_port')} (link {link}), "
+        f"offset {info.get('slave_repl_offset')}"
+    )
+
+
+def describe_pair(pair: dict[str, object] | None) -> str:
+    """The RegionPair's phase and active region from its status (pure)."""
+    if pair is None:
+        return "not found"
+    st = pair.get("status") or {}
+    spec = pair.get("spec") or {}
+    assert isinstance(st, dict) and isinstance(spec, dict)
+    line = f"phase {st.get('phase', '?')}, active {st.get('activeRegion', '?')} (spec {spec.get('activeRegion')})"
+    last = st.get("lastTransition")
+    if isinstance(last, dict):
+        line += f"; last {last.get('type')} {last.get('from')}->{last.get('to')} at {last.get('completedAt', '?')}"
+    return line
+
+
+def _regionpair() -> str:
+    kubeconfig = RUN / "controlplane" / "kubeconfig"
+    if not kubeconfig.exists():
+        return "no control plane"
+    try:
+        kubectl = find_program("kubectl")
+    except MissingProgramError as exc:
+        return str(exc)
+    res = subprocess.run(
+        [
+            kubectl,
+            "--kubeconfig",
+            str(kubeconfig),
+            "-n",
+            PAIR_NAMESPACE,
+            "get",
+            "regionpair",
+            PAIR_NAME,
+            "-o",
+            "json",
+            "--request-timeout=2s",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if res.returncode != 0:
+        return "not found" if "NotFound" in res.stderr else f"unreadable: {res.stderr.strip()[:120]}"
+    return describe_pair(json.loads(res.stdout))
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
 def status() -> int:
     bad = 0
+    states = supervise.load_states(SUPERVISOR_STATE)
+    now = time.time()
+    print(f"  {'component':<22} {'state':<12} {'pid':>8} {'restarts':>8} {'uptime':>8}  detail")
     for comp in COMPONENTS:
-        running = bool(_running_pids(comp.name))
+        pids = _running_pids(comp.name)
         serving = port_open(comp.port)
-        state = "up" if running and serving else ("not serving" if running else "down")
+        state = "up" if pids and serving else ("not serving" if pids else "down")
+        st = states.get(comp.name, supervise.ComponentState())
+        if not pids and st.next_attempt is not None:
+            state = "restarting"
         bad += state != "up"
-        print(f"  {comp.name:<22} {state:<12} {comp.where}")
+        uptime = _duration(now - _pidfile(comp.name).stat().st_mtime) if pids else "-"
+        detail = comp.where
+        if comp.name.startswith("redis-"):
+            detail = f"{comp.where}  {describe_redis(redis_info(comp.port))}"
+        if st.last_exit and state != "up":
+            detail += f"  ({st.last_exit})"
+        pid = str(pids[0]) if pids else "-"
+        print(f"  {comp.name:<22} {state:<12} {pid:>8} {st.restarts:>8} {uptime:>8}  {detail}")
+    sup = _running_pids(SUPERVISOR)
+    print(f"  {SUPERVISOR:<22} {'up' if sup else 'down':<12} {sup[0] if sup else '-':>8}")
+    bad += not sup
+    print(f"\n  RegionPair {PAIR_NAMESPACE}/{PAIR_NAME}: {_regionpair()}")
     return 1 if bad else 0
