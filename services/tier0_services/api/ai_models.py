@@ -10,16 +10,24 @@ import binascii
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
-from tier0_services.api.schemas import SITE_ID_PATTERN
+from tier0_services.api.schemas import SITE_ID_PATTERN, not_blank
 
 Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=SITE_ID_PATTERN)]
 
+# Request bodies are strict: `true` is not a count, `0` is not a boolean, unknown fields are refused
+# (a misspelt `topk` would otherwise be silently ignored).
+_REQUEST = ConfigDict(extra="forbid")
+
+IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
+"""PNG and JPEG signatures: the formats an image upload may be."""
+
 
 class ImageSearch(BaseModel):
-    query: Annotated[str, Field(min_length=1, max_length=1000)]
-    top_k: Annotated[int, Field(ge=1, le=100)] = 5
+    model_config = _REQUEST
+    query: Annotated[str, not_blank(1000)]
+    top_k: Annotated[StrictInt, Field(ge=1, le=100)] = 5
     site_id: Ident | None = None
     device_type: Ident | None = None
 
@@ -62,22 +70,25 @@ class SiteImages(ImageList):
 
 
 class ImageUpload(BaseModel):
+    model_config = _REQUEST
     image_id: Annotated[str, Field(min_length=1, max_length=128, pattern=SITE_ID_PATTERN)]
     site_id: Ident
     device_type: Ident
-    description: Annotated[str, Field(min_length=1, max_length=1000)]
+    description: Annotated[str, not_blank(1000)]
     tags: Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=32)] = []
-    image_base64: Annotated[str | None, Field(max_length=8_000_000)] = None
+    image_base64: Annotated[str | None, Field(min_length=1, max_length=8_000_000)] = None
     """PNG or JPEG bytes, base64; embedded as pixels when the provider can (Cohere)."""
 
     @field_validator("image_base64")
     @classmethod
-    def _is_base64(cls, value: str | None) -> str | None:
+    def _is_image(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                base64.b64decode(value, validate=True)
+                pixels = base64.b64decode(value, validate=True)
             except (binascii.Error, ValueError) as exc:
                 raise ValueError("image_base64 is not valid base64") from exc
+            if not pixels.startswith(IMAGE_MAGIC):
+                raise ValueError("image_base64 is not a PNG or JPEG image")
         return value
 
     def pixels(self) -> bytes | None:
@@ -85,7 +96,8 @@ class ImageUpload(BaseModel):
 
 
 class ImageIngest(BaseModel):
-    samples: bool = False
+    model_config = _REQUEST
+    samples: StrictBool = False
     """Ingest the labelled sample catalog (generated pictures)."""
     images: Annotated[list[ImageUpload], Field(max_length=96)] = []
 
@@ -98,8 +110,9 @@ class ImageIngestResponse(BaseModel):
 
 
 class DiagnosticsQuestion(BaseModel):
-    question: Annotated[str, Field(min_length=1, max_length=2000)]
-    top_k: Annotated[int, Field(ge=1, le=10)] = 4
+    model_config = _REQUEST
+    question: Annotated[str, not_blank(2000)]
+    top_k: Annotated[StrictInt, Field(ge=1, le=10)] = 4
 
 
 class CitationOut(BaseModel):
@@ -139,9 +152,10 @@ class ErrorIPs(BaseModel):
 
 
 class DocumentIn(BaseModel):
+    model_config = _REQUEST
     doc_id: Annotated[str, Field(min_length=1, max_length=128, pattern=SITE_ID_PATTERN)]
-    title: Annotated[str, Field(min_length=1, max_length=300)]
-    text: Annotated[str, Field(min_length=1, max_length=200_000)]
+    title: Annotated[str, not_blank(300)]
+    text: Annotated[str, not_blank(200_000)]
     tags: Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=32)] = []
 
 

@@ -1,10 +1,12 @@
-"""Core endpoints: `/`, `/health`, `/ready`, `/api/status`, `/fastapi/{region}/getappversion`."""
+"""Core endpoints: `/` (JSON, or a redirect to the console for a browser), `/health`, `/ready`,
+`/api/status`, `/fastapi/{region}/getappversion`."""
 
 import time
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Header, Request, Response
+from fastapi.responses import RedirectResponse
 
 from tier0_contract import keys
 from tier0_services.api import errors
@@ -21,14 +23,35 @@ def role_of(replication: dict[str, Any]) -> Literal["primary", "replica"]:
     return "primary" if replication.get("role") == "master" else "replica"
 
 
-@router.get("/")
-async def root(settings: SettingsDep) -> Root:
-    """What this is and where to look next (no Redis call)."""
+CONSOLE_PATH = "/console"
+
+
+def wants_html(accept: str | None) -> bool:
+    """A browser navigating to `/` (its Accept names text/html before JSON); API clients, curl and
+    `Accept: */*` get the JSON answer."""
+    if not accept:
+        return False
+    types = [part.split(";", 1)[0].strip().lower() for part in accept.split(",")]
+    if "text/html" not in types:
+        return False
+    return "application/json" not in types or types.index("text/html") < types.index("application/json")
+
+
+@router.get(
+    "/",
+    responses={307: {"description": "A browser (Accept: text/html) is sent to the console", "content": {}}},
+    response_model=Root,
+)
+async def root(settings: SettingsDep, accept: Annotated[str | None, Header()] = None) -> Response | Root:
+    """What this is and where to look next (no Redis call). A browser is redirected to the console."""
+    if wants_html(accept):
+        return RedirectResponse(CONSOLE_PATH, status_code=307)
     return Root(
         service="tier0 region API",
         region=settings.region,
         version=settings.version,
         docs="/docs",
+        console=CONSOLE_PATH,
         status="/api/status",
         timestamp=datetime.now(UTC),
     )
@@ -71,9 +94,18 @@ async def status(request: Request, redis: RedisDep, settings: SettingsDep) -> St
 
 @router.get("/fastapi/{region}/getappversion", responses=errors.responses(404, 503))
 async def app_version(region: str, redis: RedisDep, settings: SettingsDep) -> AppVersion:
-    """Deployment version of a region of the pair (404 for a region that is not one of them)."""
+    """Deployment version of a region of the pair (404 for a region that is not one of them, and
+    for another region whose version this region's Redis does not hold)."""
     if region not in settings.regions and region != settings.region:
         raise errors.NotFoundError(f"unknown region {region!r}; regions: {', '.join(settings.regions)}")
     recorded = await redis.get(keys.region_version(region))
-    version = recorded.decode() if recorded else (settings.version if region == settings.region else None)
+    if recorded:
+        version = recorded.decode("utf-8", "replace")
+    elif region == settings.region:
+        version = settings.version
+    else:
+        raise errors.NotFoundError(
+            f"{settings.region} does not know {region}'s version: no {keys.region_version(region)} in its Redis; "
+            f"ask {region}'s own API"
+        )
     return AppVersion(region=region, version=version, timestamp=datetime.now(UTC))
