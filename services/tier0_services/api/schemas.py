@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +24,17 @@ NOT_BLANK_PATTERN = r"[^\t\n\v\f\r \x1c-\x1f\u0085\u00a0\u1680\u2000-\u200a\u202
 """Text holding at least one character that is not whitespace. Spelled out rather than as the
 not-whitespace class, whose meaning differs between Python, pydantic's Rust regex and JSON Schema
 (ECMA) engines; the set is a superset of what `str.strip()` removes."""
+
+
+def _integer_only(value: Any) -> Any:
+    if isinstance(value, bool | str | bytes):
+        raise ValueError("must be a JSON integer (not a boolean or a string)")
+    return value
+
+
+INTEGER_ONLY = BeforeValidator(_integer_only)
+"""`Annotated[int, Field(ge=.., le=..), INTEGER_ONLY]`: an integer as JSON Schema means it, `3` or
+`3.0`, never `true`, `"3"` or `3.5` (422). After the `Field`, so the bounds stay in the schema."""
 
 
 def not_blank(max_length: int) -> Any:

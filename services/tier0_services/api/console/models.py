@@ -3,9 +3,9 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field
 
-from tier0_services.api.schemas import Transition
+from tier0_services.api.schemas import INTEGER_ONLY, Transition
 
 RegionSource = Literal["self", "peer-api", "regionpair", "unknown"]
 
@@ -65,9 +65,9 @@ class Overview(BaseModel):
 
 class TrafficRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    requests: Annotated[StrictInt, Field(ge=1, le=5000)] = 1000
+    requests: Annotated[int, Field(ge=1, le=5000), INTEGER_ONLY] = 1000
     """Requests to send (capped by `TIER0_TRAFFIC_MAX_REQUESTS`)."""
-    concurrency: Annotated[StrictInt, Field(ge=1, le=32)] = 16
+    concurrency: Annotated[int, Field(ge=1, le=32), INTEGER_ONLY] = 16
     """Requests in flight at once."""
 
 

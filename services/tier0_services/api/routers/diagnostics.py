@@ -90,7 +90,7 @@ async def log_summary(ai: AIDep, limit: Annotated[int, Query(ge=1, le=50)] = 5) 
 @router.post("/logs/import", dependencies=[Authorized], responses=errors.responses(401, 403, 503))
 async def import_logs(
     ai: AIDep,
-    body: Annotated[str, Body(media_type="text/plain", max_length=MAX_IMPORT_BYTES)],
+    body: Annotated[str, Body(media_type="text/plain", max_length=MAX_IMPORT_BYTES)] = "",
 ) -> LogImportResponse:
     """Import access-log lines (combined log format and/or JSON lines) into the aggregates.
     Unreadable lines are counted and sampled in `errors`, never fail the import."""
