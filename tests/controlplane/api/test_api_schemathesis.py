@@ -23,8 +23,7 @@ from tier0_dev.controlplane import ControlPlane
 from tier0_dev.procs import ROOT, Process, free_port
 from tier0_services.api import testing
 
-from .conftest import TOKEN
-
+TOKEN = "failover-test-token"  # the api_factory fixture's
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "12"))
 SEED = int(os.environ.get("SCHEMATHESIS_SEED", "20261201"))

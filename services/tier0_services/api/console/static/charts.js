@@ -39,9 +39,14 @@ function axes(svg, t0, t1, max) {
 }
 
 // series: [{name, color, points: [[tMillis, value], ...]}]
-function lineChart(svg, series, windowMs) {
+// The window grows with the data (at least 30 s) up to `maxWindowMs`, so a fresh page is readable.
+function lineChart(svg, series, maxWindowMs) {
   svg.replaceChildren();
-  const t1 = Date.now(), t0 = t1 - windowMs;
+  const t1 = Date.now();
+  let first = t1;
+  for (const s of series) if (s.points.length && s.points[0][0] < first) first = s.points[0][0];
+  const windowMs = Math.min(maxWindowMs, Math.max(30000, t1 - first));
+  const t0 = t1 - windowMs;
   let max = 0;
   for (const s of series) for (const [t, v] of s.points) if (t >= t0 && v > max) max = v;
   max = niceMax(max);
