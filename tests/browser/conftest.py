@@ -199,3 +199,64 @@ async def operator(
     with contextlib.suppress(asyncio.CancelledError):
         await task
     await client.aclose()
+
+
+# --- the global Service: a stand-in that follows the RegionPair ---------------------------------------
+
+
+class ServiceProxy:
+    """A TCP stand-in for the global Service `region-api`: new connections go to the API of the
+    region the RegionPair reports active (`status.activeRegion`), as kube-proxy does once the
+    operator flips the selector. On a flip, idle connections to the old region are closed (its pods
+    leave the endpoints); a request still waiting for its answer keeps its connection."""
+
+    def __init__(self, backends: dict[str, int], active: str) -> None:
+        self.backends = backends
+        self.active = active
+        self.port = free_port()
+        self._conns: dict[asyncio.StreamWriter, tuple[str, list[bool]]] = {}
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+    async def follow(self, client: kube.KubeClient, ref: kube.ObjectRef) -> None:
+        while True:
+            status = (await client.get(ref)).get("status") or {}
+            active = status.get("activeRegion")
+            if active in self.backends and active != self.active:
+                self.active = active
+                for writer, (region, awaiting) in list(self._conns.items()):
+                    if region != active and not awaiting[0]:
+                        writer.close()
+            await asyncio.sleep(0.1)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        region = self.active
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.backends[region])
+        except OSError:
+            writer.close()
+            return
+        awaiting = [False]
+        self._conns[writer] = (region, awaiting)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, from_client: bool) -> None:
+            try:
+                while data := await src.read(65536):
+                    awaiting[0] = from_client
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer, True), pipe(up_reader, writer, False))
+        self._conns.pop(writer, None)
+
+    async def stop(self) -> None:
+        for writer in list(self._conns):
+            writer.close()
+        if self._server is not None:
+            self._server.close()

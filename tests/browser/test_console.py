@@ -2,6 +2,8 @@
 High Traffic behind the token prompt, image search, questions (cited, aggregated, abstained), a
 switchover seen live, and Redis killed. Screenshots: `.run/screenshots/console-*.png`."""
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -10,7 +12,7 @@ from playwright.async_api import Page, expect
 from tier0_dev.controlplane import ControlPlane
 from tier0_services.api import testing
 
-from .conftest import TOKEN, ApiServer, import_sample_log, wait_ai_ready
+from .conftest import TOKEN, ApiServer, ServiceProxy, import_sample_log, wait_ai_ready
 
 Shot = Callable[[Page, str], Any]
 FAST = "?poll=500"
@@ -182,3 +184,44 @@ async def test_switchover_seen_live(
     await expect(page.locator("#chart-transitions rect")).to_have_count(2, timeout=5_000)
     assert operator.switchovers == 2
     await shot(page, "console-after-restore")
+
+
+async def test_console_follows_the_global_service_across_a_switchover(
+    page: Page,
+    api_server: ApiServer,
+    redis_factory: Any,
+    control_plane: ControlPlane,
+    namespace: str,
+    operator: testing.FakeOperator,
+    shot: Shot,
+) -> None:
+    _, primary = redis_factory()
+    _, replica = redis_factory("--replicaof", "127.0.0.1", str(primary))
+    env = {"TIER0_KUBECONFIG": str(control_plane.kubeconfig), "TIER0_REGIONPAIR_NAMESPACE": namespace}
+    _, url1 = api_server(primary, region="region1", **env)
+    _, url2 = api_server(replica, region="region2", **env)
+    service = ServiceProxy({"region1": int(url1.rsplit(":", 1)[1]), "region2": int(url2.rsplit(":", 1)[1])}, "region1")
+    await service.start()
+    follower = asyncio.create_task(service.follow(operator.client, operator.ref))
+    try:
+        await page.goto(f"http://127.0.0.1:{service.port}/console{FAST}")
+        await expect(page.locator("#answered-by")).to_contain_text("answered by region1", timeout=15_000)
+        await page.click("#btn-failover")
+        await page.fill("#token-input", TOKEN)
+        await page.click("#token-save")
+        # After the flip the polls are answered by region2; the switch's own answer still arrives.
+        await expect(page.locator("#answered-by")).to_contain_text("answered by region2", timeout=20_000)
+        await expect(page.locator('.region[data-region="region2"]')).to_have_class(
+            "region active answering", timeout=5_000
+        )
+        await expect(page.locator("#switch-result")).to_contain_text("region1 → region2", timeout=15_000)
+        await expect(page.locator("#poll-state")).to_have_attribute("data-state", "ok")
+        await shot(page, "console-service-after-switchover")
+        await page.click("#btn-restore")
+        await expect(page.locator("#answered-by")).to_contain_text("answered by region1", timeout=20_000)
+        await expect(page.locator("#switch-result")).to_contain_text("region2 → region1", timeout=15_000)
+    finally:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
+        await service.stop()
