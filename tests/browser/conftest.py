@@ -66,8 +66,8 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
 def shot() -> Callable[[Page, str], Any]:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
-    async def take(p: Page, name: str) -> None:
-        await p.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    async def take(p: Page, name: str, full_page: bool = True) -> None:
+        await p.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
 
     return take
 
@@ -214,6 +214,7 @@ class ServiceProxy:
         self.backends = backends
         self.active = active
         self.port = free_port()
+        # Per client connection: its region and [waiting for an answer, stale (region left)].
         self._conns: dict[asyncio.StreamWriter, tuple[str, list[bool]]] = {}
         self._server: asyncio.Server | None = None
 
@@ -226,9 +227,12 @@ class ServiceProxy:
             active = status.get("activeRegion")
             if active in self.backends and active != self.active:
                 self.active = active
-                for writer, (region, awaiting) in list(self._conns.items()):
-                    if region != active and not awaiting[0]:
-                        writer.close()
+                for writer, (region, flags) in list(self._conns.items()):
+                    if region != active:
+                        if flags[0]:
+                            flags[1] = True  # its answer still comes; its next request is refused
+                        else:
+                            writer.close()
             await asyncio.sleep(0.1)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -238,13 +242,18 @@ class ServiceProxy:
         except OSError:
             writer.close()
             return
-        awaiting = [False]
-        self._conns[writer] = (region, awaiting)
+        flags = [False, False]
+        self._conns[writer] = (region, flags)
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, from_client: bool) -> None:
             try:
                 while data := await src.read(65536):
-                    awaiting[0] = from_client
+                    if from_client and flags[1]:
+                        # A new request on a connection to the region that left: close it unsent,
+                        # and the browser resends it on a new connection (to the active region).
+                        writer.close()
+                        break
+                    flags[0] = from_client
                     dst.write(data)
                     await dst.drain()
             except (ConnectionError, OSError):

@@ -14,7 +14,7 @@ from tier0_services.api import testing
 
 from .conftest import TOKEN, ApiServer, ServiceProxy, import_sample_log, wait_ai_ready
 
-Shot = Callable[[Page, str], Any]
+Shot = Callable[..., Any]
 FAST = "?poll=500"
 
 
@@ -225,3 +225,24 @@ async def test_console_follows_the_global_service_across_a_switchover(
         with contextlib.suppress(asyncio.CancelledError):
             await follower
         await service.stop()
+
+
+async def test_swagger_ui_and_redoc_render_offline(
+    page: Page, api_server: ApiServer, redis_port: int, shot: Shot
+) -> None:
+    """chromium runs without background networking and this machine has no route out: what renders
+    was served by the API itself, and nothing else leaves the browser."""
+    _, url = api_server(redis_port)
+    outside: list[str] = []
+    blocked: list[str] = []
+    page.on("request", lambda r: None if r.url.startswith((url, "data:", f"blob:{url}")) else outside.append(r.url))
+    page.on("requestfailed", lambda r: blocked.append(r.url) if "csp" in (r.failure or "").lower() else None)
+    await page.goto(f"{url}/docs")
+    await expect(page.locator(".swagger-ui .info .title")).to_contain_text("tier0 region API", timeout=15_000)
+    await expect(page.locator(".opblock-summary-path").first).to_be_visible()
+    await shot(page, "docs-swagger-ui", False)
+    await page.goto(f"{url}/redoc")
+    await expect(page.locator("h1").first).to_contain_text("tier0 region API", timeout=15_000)
+    await shot(page, "docs-redoc", False)
+    # ReDoc's bundle links a logo on its CDN: the page's Content-Security-Policy stops it in the browser.
+    assert sorted(outside) == sorted(blocked), f"the docs reached out for {set(outside) - set(blocked)}"
