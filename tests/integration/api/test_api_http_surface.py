@@ -325,11 +325,16 @@ async def test_overview_asks_the_peer_api_when_configured(
     body = (await region1.get("/api/console/overview")).json()
     peer_view = body["regions"][1]
     assert (peer_view["source"], peer_view["role"], peer_view["healthy"]) == ("peer-api", "primary", True)
+    # The version region1's Redis does not hold is asked of region2's API.
+    version = await region1.get("/fastapi/region2/getappversion")
+    assert version.status_code == 200 and version.json()["version"] == "v0.1.0", version.text
     await app.state.peer_http.aclose()
     app.state.peer_http = httpx.AsyncClient(timeout=0.3)  # now really over HTTP, to nothing listening
     app.state.settings = app.state.settings.model_copy(update={"peer_api_url": "http://127.0.0.1:9"})
     peer_view = (await region1.get("/api/console/overview")).json()["regions"][1]
     assert peer_view["healthy"] is False and "127.0.0.1:9" in peer_view["error"]
+    version = await region1.get("/fastapi/region2/getappversion")
+    assert version.status_code == 404 and "127.0.0.1:9" in detail(version)
 
 
 async def test_overview_is_503_when_redis_is_down(start_api: Start, redis_factory: Any) -> None:

@@ -5,6 +5,7 @@ import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+import httpx
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import RedirectResponse
 
@@ -12,6 +13,7 @@ from tier0_contract import keys
 from tier0_services.api import errors
 from tier0_services.api.deps import RedisDep, SettingsDep
 from tier0_services.api.schemas import AppVersion, Health, Root, Status
+from tier0_services.api.settings import Settings
 
 router = APIRouter(tags=["core"])
 
@@ -93,9 +95,10 @@ async def status(request: Request, redis: RedisDep, settings: SettingsDep) -> St
 
 
 @router.get("/fastapi/{region}/getappversion", responses=errors.responses(404, 503))
-async def app_version(region: str, redis: RedisDep, settings: SettingsDep) -> AppVersion:
-    """Deployment version of a region of the pair (404 for a region that is not one of them, and
-    for another region whose version this region's Redis does not hold)."""
+async def app_version(request: Request, region: str, redis: RedisDep, settings: SettingsDep) -> AppVersion:
+    """Deployment version of a region of the pair: recorded in this region's Redis, else this API's
+    own for its region, else asked of the other region's API (`TIER0_PEER_API_URL`). 404 for a
+    region that is not one of the pair, and for one whose version nobody here can tell."""
     if region not in settings.regions and region != settings.region:
         raise errors.NotFoundError(f"unknown region {region!r}; regions: {', '.join(settings.regions)}")
     recorded = await redis.get(keys.region_version(region))
@@ -104,8 +107,22 @@ async def app_version(region: str, redis: RedisDep, settings: SettingsDep) -> Ap
     elif region == settings.region:
         version = settings.version
     else:
-        raise errors.NotFoundError(
-            f"{settings.region} does not know {region}'s version: no {keys.region_version(region)} in its Redis; "
-            f"ask {region}'s own API"
-        )
+        version = await _peer_version(request, settings, region)
     return AppVersion(region=region, version=version, timestamp=datetime.now(UTC))
+
+
+async def _peer_version(request: Request, settings: Settings, region: str) -> str:
+    unknown = f"{settings.region} does not know {region}'s version: no {keys.region_version(region)} in its Redis"
+    http: httpx.AsyncClient | None = getattr(request.app.state, "peer_http", None)
+    if http is None or not settings.peer_api_url or len(settings.regions) != 2:
+        raise errors.NotFoundError(f"{unknown}, and no TIER0_PEER_API_URL; ask {region}'s own API")
+    url = f"{settings.peer_api_url.rstrip('/')}/fastapi/{region}/getappversion"
+    try:
+        answer = await http.get(url)
+        answer.raise_for_status()
+        version = answer.json()["version"]
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        raise errors.NotFoundError(f"{unknown}, and {url} did not tell: {exc or type(exc).__name__}") from exc
+    if not isinstance(version, str) or not version:
+        raise errors.NotFoundError(f"{unknown}, and {url} answered no version")
+    return version
