@@ -140,6 +140,7 @@ async def test_redis_down_is_shown_and_does_not_hang(
     await expect(banner).to_be_visible(timeout=10_000)
     await expect(banner).to_contain_text("region1 answered: 503: redis unavailable")
     await expect(page.locator("#poll-state")).to_have_attribute("data-state", "error")
+    await expect(page.locator('.region[data-region="region1"]')).to_have_class("region active answering stale")
     # The buttons still answer, with the reason, quickly.
     await page.click("#btn-status")
     await expect(page.locator("#action-result")).to_contain_text("503: redis unavailable", timeout=5_000)

@@ -126,7 +126,7 @@ async function poll() {
     pushPoint(state.latency, t, err.ms || 0);
     pushPoint(state.latencyFailed, t, err.ms || 0);
     const who = err.region ? `${err.region} answered` : "the region API";
-    showBanner(`Status unavailable — ${who}: ${err.message}. Retrying every ${POLL_MS / 1000} s.`);
+    showBanner(`Status unavailable — ${who}: ${err.message} (retrying every ${POLL_MS / 1000} s; the panels show the last answer)`);
     setPoll("error", `error · ${new Date().toLocaleTimeString()}`);
     markStale();
   }
