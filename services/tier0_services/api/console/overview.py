@@ -136,7 +136,7 @@ async def _read_peer_api(http: httpx.AsyncClient, base: str, name: str) -> Regio
 
 
 async def read_overview(request: Request, redis: Redis, settings: Settings) -> Overview:
-    own = await core.status(request, redis, settings)
+    own = await core.status(request=request, redis=redis, settings=settings)
     peers = [r for r in settings.regions if r != settings.region]
     async with redis.pipeline(transaction=False) as pipe:
         pipe.info("replication")
