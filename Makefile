@@ -81,6 +81,18 @@ fmt: venv ## Format and autofix with ruff
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+##@ Console and HTTP surface
+
+SCHEMATHESIS_EXAMPLES ?= 200
+
+.PHONY: schemathesis
+schemathesis: tools venv ## Schemathesis --checks all against both regions, longer (SCHEMATHESIS_EXAMPLES=200, SCHEMATHESIS_SEED=n)
+	SCHEMATHESIS_EXAMPLES=$(SCHEMATHESIS_EXAMPLES) $(PY) -m pytest tests/controlplane/api/test_api_schemathesis.py -s --timeout 3600 $(PYTEST_ARGS)
+
+.PHONY: test-browser
+test-browser: tools venv ## The console's tests in Debian's chromium (Playwright); screenshots into .run/screenshots/
+	$(PY) -m pytest tests/browser $(PYTEST_ARGS)
+
 ##@ AI samples
 
 AI_REDIS_URL ?= redis://127.0.0.1:6379/0

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs every program tier0's local stack and tests need, idempotently.
-#   Debian packages: redis-server redis-sentinel mosquitto rabbitmq-server prometheus wrk (apt-get)
+#   Debian packages: redis-server redis-sentinel mosquitto rabbitmq-server prometheus wrk chromium (apt-get)
 #   Go-built tools (Go module proxy) into $TOOLS_BIN: kube-apiserver, etcd, helm, kind, toxiproxy-server
 # A second run rebuilds nothing: each binary is kept under the ignored .tools/ folder.
 set -eEuo pipefail

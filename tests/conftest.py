@@ -19,7 +19,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test gets the marker of the tier folder it lives in."""
     for item in items:
         tier = Path(str(item.fspath)).relative_to(Path(__file__).parent).parts[0]
-        if tier in {"unit", "integration", "controlplane", "e2e"}:
+        if tier in {"unit", "integration", "controlplane", "browser", "e2e"}:
             item.add_marker(getattr(pytest.mark, tier))
 
 

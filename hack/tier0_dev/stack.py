@@ -63,7 +63,7 @@ def _redis(region: str, port: int, replica_of: int | None) -> Callable[[], list[
     return start
 
 
-def _region_api(region: str, port: int, redis_port: int) -> Callable[[], list[Process]]:
+def _region_api(region: str, port: int, redis_port: int, peer_port: int) -> Callable[[], list[Process]]:
     def start() -> list[Process]:
         env = {
             "TIER0_REGION": region,
@@ -72,6 +72,8 @@ def _region_api(region: str, port: int, redis_port: int) -> Callable[[], list[Pr
             # local-only default (export TIER0_API_TOKEN to choose another).
             "TIER0_KUBECONFIG": str(RUN / "controlplane" / "kubeconfig"),
             "TIER0_API_TOKEN": os.environ.get("TIER0_API_TOKEN", "tier0-local-dev-token"),
+            # The console's overview asks the other region's API for its status.
+            "TIER0_PEER_API_URL": f"http://127.0.0.1:{peer_port}",
         }
         proc = python_module(f"region-api-{region}", "tier0_services.api", ["--port", str(port)], env)
         return [proc.wait_ready(_http_ok(f"http://127.0.0.1:{port}/health"), timeout=30)]
@@ -198,8 +200,18 @@ COMPONENTS: list[Component] = [
     Component(
         "controlplane", f"https://127.0.0.1:6443 (KUBECONFIG={RUN}/controlplane/kubeconfig)", 6443, _controlplane
     ),  # fmt: skip
-    Component("region-api-region1", "http://127.0.0.1:8000 (docs: /docs)", 8000, _region_api("region1", 8000, 6379)),
-    Component("region-api-region2", "http://127.0.0.1:8100 (docs: /docs)", 8100, _region_api("region2", 8100, 6380)),
+    Component(
+        "region-api-region1",
+        "http://127.0.0.1:8000 (console: /console, docs: /docs)",
+        8000,
+        _region_api("region1", 8000, 6379, 8100),
+    ),
+    Component(
+        "region-api-region2",
+        "http://127.0.0.1:8100 (console: /console, docs: /docs)",
+        8100,
+        _region_api("region2", 8100, 6380, 8000),
+    ),
     Component("operator", "metrics http://127.0.0.1:8080/metrics (kubectl get rp og-field)", 8080, _operator),
     Component(
         "ingest-region1",

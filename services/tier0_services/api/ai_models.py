@@ -6,20 +6,32 @@ figures of an aggregation) and `fallback` (why a provider was skipped), the same
 """
 
 import base64
-import binascii
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
-from tier0_services.api.schemas import SITE_ID_PATTERN
+from tier0_services.api.schemas import INTEGER_ONLY, SITE_ID_PATTERN, not_blank
 
 Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=SITE_ID_PATTERN)]
 
+# Request bodies are strict: `true` is not a count, `0` is not a boolean, unknown fields are refused
+# (a misspelt `topk` would otherwise be silently ignored).
+_REQUEST = ConfigDict(extra="forbid")
+
+IMAGE_BASE64_PATTERN = (
+    r"^(?:iVBORw0KGg[o-r][A-Za-z0-9+/]|/9j/)(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+)
+"""Base64 of a PNG (signature 89 50 4E 47 0D 0A 1A 0A) or a JPEG (FF D8 FF): what an upload may be,
+spelled as a pattern so that the OpenAPI schema says it too."""
+_IMAGE_BASE64 = re.compile(IMAGE_BASE64_PATTERN)
+
 
 class ImageSearch(BaseModel):
-    query: Annotated[str, Field(min_length=1, max_length=1000)]
-    top_k: Annotated[int, Field(ge=1, le=100)] = 5
+    model_config = _REQUEST
+    query: Annotated[str, not_blank(1000)]
+    top_k: Annotated[int, Field(ge=1, le=100), INTEGER_ONLY] = 5
     site_id: Ident | None = None
     device_type: Ident | None = None
 
@@ -62,22 +74,23 @@ class SiteImages(ImageList):
 
 
 class ImageUpload(BaseModel):
+    model_config = _REQUEST
     image_id: Annotated[str, Field(min_length=1, max_length=128, pattern=SITE_ID_PATTERN)]
     site_id: Ident
     device_type: Ident
-    description: Annotated[str, Field(min_length=1, max_length=1000)]
+    description: Annotated[str, not_blank(1000)]
     tags: Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=32)] = []
-    image_base64: Annotated[str | None, Field(max_length=8_000_000)] = None
+    image_base64: Annotated[
+        str | None, Field(min_length=4, max_length=8_000_000, json_schema_extra={"pattern": IMAGE_BASE64_PATTERN})
+    ] = None
     """PNG or JPEG bytes, base64; embedded as pixels when the provider can (Cohere)."""
 
     @field_validator("image_base64")
     @classmethod
-    def _is_base64(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                base64.b64decode(value, validate=True)
-            except (binascii.Error, ValueError) as exc:
-                raise ValueError("image_base64 is not valid base64") from exc
+    def _is_image(cls, value: str | None) -> str | None:
+        # The pattern checked here rather than by `Field(pattern=)`, to say what is wrong in words.
+        if value is not None and not _IMAGE_BASE64.match(value):
+            raise ValueError("image_base64 is not base64 of a PNG or JPEG image")
         return value
 
     def pixels(self) -> bytes | None:
@@ -85,7 +98,8 @@ class ImageUpload(BaseModel):
 
 
 class ImageIngest(BaseModel):
-    samples: bool = False
+    model_config = _REQUEST
+    samples: StrictBool = False
     """Ingest the labelled sample catalog (generated pictures)."""
     images: Annotated[list[ImageUpload], Field(max_length=96)] = []
 
@@ -98,8 +112,9 @@ class ImageIngestResponse(BaseModel):
 
 
 class DiagnosticsQuestion(BaseModel):
-    question: Annotated[str, Field(min_length=1, max_length=2000)]
-    top_k: Annotated[int, Field(ge=1, le=10)] = 4
+    model_config = _REQUEST
+    question: Annotated[str, not_blank(2000)]
+    top_k: Annotated[int, Field(ge=1, le=10), INTEGER_ONLY] = 4
 
 
 class CitationOut(BaseModel):
@@ -139,9 +154,10 @@ class ErrorIPs(BaseModel):
 
 
 class DocumentIn(BaseModel):
+    model_config = _REQUEST
     doc_id: Annotated[str, Field(min_length=1, max_length=128, pattern=SITE_ID_PATTERN)]
-    title: Annotated[str, Field(min_length=1, max_length=300)]
-    text: Annotated[str, Field(min_length=1, max_length=200_000)]
+    title: Annotated[str, not_blank(300)]
+    text: Annotated[str, not_blank(200_000)]
     tags: Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=32)] = []
 
 

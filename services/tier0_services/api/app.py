@@ -10,7 +10,9 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
+import httpx
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from redis.asyncio import Redis
@@ -20,7 +22,9 @@ from redis.backoff import ExponentialBackoff
 from tier0_services import kube
 from tier0_services.ai import runtime as ai_runtime
 from tier0_services.ai.settings import get_ai_settings
-from tier0_services.api import errors
+from tier0_services.api import docs, errors
+from tier0_services.api.bodyguard import BodyGuardMiddleware
+from tier0_services.api.console import router as console
 from tier0_services.api.instrument import InstrumentMiddleware, RequestObserver
 from tier0_services.api.metrics import ApiMetrics
 from tier0_services.api.metrics import router as metrics_router
@@ -32,8 +36,13 @@ log = logging.getLogger(__name__)
 DESCRIPTION = """
 The region API of tier0: the seeds' endpoints over this region's Redis (a replica region reads its
 replica). Failover endpoints act through the `RegionPair` resource; the operator moves the regions.
-Errors are JSON `{"detail": "..."}`: 404 unknown name, 422 bad input, 503 a dependency is down.
+Errors are JSON `{"detail": "..."}`: 400 a body that is not UTF-8/JSON, 404 unknown name,
+413 body too large, 415 wrong media type, 422 invalid values, 503 a dependency is down or (writes)
+this region is the standby. The web console is at `/console`.
 """
+
+UPLOAD_PATHS = ("/api/images/ingest", "/api/diagnostics/logs/import", "/api/diagnostics/documents")
+"""Endpoints whose bodies may be up to `TIER0_MAX_UPLOAD_BYTES` (others: `TIER0_MAX_BODY_BYTES`)."""
 
 
 def create_app(settings: Settings | None = None, observers: Sequence[RequestObserver] = ()) -> FastAPI:
@@ -67,9 +76,15 @@ def create_app(settings: Settings | None = None, observers: Sequence[RequestObse
         )
         if app.state.ai.recorder is not None:
             app.state.request_observers.append(app.state.ai.recorder)
+        app.state.peer_http = (
+            httpx.AsyncClient(timeout=settings.peer_timeout_seconds) if settings.peer_api_url else None
+        )
         try:
             yield
         finally:
+            await app.state.traffic.stop()
+            if app.state.peer_http is not None:
+                await app.state.peer_http.aclose()
             if app.state.ai.recorder in app.state.request_observers:
                 app.state.request_observers.remove(app.state.ai.recorder)
             await app.state.ai.stop()
@@ -82,21 +97,56 @@ def create_app(settings: Settings | None = None, observers: Sequence[RequestObse
         version=settings.version,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Swagger UI and ReDoc from files the app serves itself (`docs`): they work offline.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = ApiMetrics(settings.region, settings.version)
     app.state.request_observers = list(observers)
+    # Inside CORS, so that its 400/413/415 answers carry the CORS headers too.
+    app.add_middleware(BodyGuardMiddleware, settings=settings, upload_paths=UPLOAD_PATHS)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["X-Tier0-Region"],
         )
     # Added last, so outermost: it times everything, CORS preflights included.
-    app.add_middleware(InstrumentMiddleware, metrics=app.state.metrics, observers=app.state.request_observers)
+    app.add_middleware(
+        InstrumentMiddleware,
+        metrics=app.state.metrics,
+        observers=app.state.request_observers,
+        region=settings.region,
+    )
     errors.install(app)
     for router in (core.router, devices.router, users.router, failover.router, images.router, diagnostics.router):
         app.include_router(router)
     app.include_router(metrics_router)
+    console.install(app)
+    docs.install(app)
+    document_body_errors(app)
     return app
+
+
+def document_body_errors(app: FastAPI) -> None:
+    """Every operation that reads a body documents what `BodyGuardMiddleware` refuses (400, 413,
+    415) beside FastAPI's 422, added to the schema FastAPI generates (and caches)."""
+    generate = app.openapi
+    problem = {"$ref": "#/components/schemas/Problem"}
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                if "requestBody" in operation:
+                    for code, spec in errors.responses(400, 413, 415).items():
+                        operation["responses"].setdefault(
+                            str(code),
+                            {"description": spec["description"], "content": {"application/json": {"schema": problem}}},
+                        )
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

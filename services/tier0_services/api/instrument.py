@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 UNMATCHED_ROUTE = "<unmatched>"
 """Route label of requests no route matched (404s for random paths): one series, not one per path."""
 
+REGION_HEADER = b"x-tier0-region"
+
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 """Methods labelled as themselves; anything else a client sends is `OTHER` (bounded labels)."""
 
@@ -57,10 +59,15 @@ def route_template(scope: Scope) -> str:
 
 
 class InstrumentMiddleware:
-    def __init__(self, app: ASGIApp, metrics: ApiMetrics, observers: list[RequestObserver]) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: ApiMetrics, observers: list[RequestObserver], region: str | None = None
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.observers = observers
+        # Every answer names the region that gave it (`X-Tier0-Region`): behind the global Service
+        # a client (the console) can tell which region answered, also across a failover.
+        self._region_header = (REGION_HEADER, region.encode()) if region else None
         # Labelled children cached: `.labels()` costs a lock and a dict lookup per call.
         self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
@@ -75,6 +82,8 @@ class InstrumentMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if self._region_header is not None:
+                    message = {**message, "headers": [*message.get("headers", ()), self._region_header]}
             await send(message)
 
         self.metrics.in_progress.inc()

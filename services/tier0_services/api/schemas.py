@@ -10,12 +10,37 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 log = logging.getLogger(__name__)
 
 SITE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 """Site and device ids (the contract's `Ident`): a path segment that does not match is a 422."""
+
+REGION_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+"""Region names: Kubernetes label values (lowercase, digits, inner dashes)."""
+
+NOT_BLANK_PATTERN = r"[^\t\n\v\f\r \x1c-\x1f\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
+"""Text holding at least one character that is not whitespace. Spelled out rather than as the
+not-whitespace class, whose meaning differs between Python, pydantic's Rust regex and JSON Schema
+(ECMA) engines; the set is a superset of what `str.strip()` removes."""
+
+
+def _integer_only(value: Any) -> Any:
+    if isinstance(value, bool | str | bytes):
+        raise ValueError("must be a JSON integer (not a boolean or a string)")
+    return value
+
+
+INTEGER_ONLY = BeforeValidator(_integer_only)
+"""`Annotated[int, Field(ge=.., le=..), INTEGER_ONLY]`: an integer as JSON Schema means it, `3` or
+`3.0`, never `true`, `"3"` or `3.5` (422). After the `Field`, so the bounds stay in the schema."""
+
+
+def not_blank(max_length: int) -> Any:
+    """`Annotated[str, not_blank(n)]`: 1..n characters, not whitespace only (422 otherwise)."""
+    return Field(min_length=1, max_length=max_length, pattern=NOT_BLANK_PATTERN)
+
 
 _LENIENT = ConfigDict(extra="ignore")
 
@@ -28,6 +53,8 @@ class Root(BaseModel):
     region: str
     version: str
     docs: str
+    console: str
+    """The web console (a browser asking `/` for HTML is redirected there)."""
     status: str
     timestamp: datetime
 
@@ -64,9 +91,9 @@ class Status(BaseModel):
 
 class AppVersion(BaseModel):
     region: str
-    version: str | None
+    version: str
     """Version recorded in Redis for that region; this API's own version for its own region when
-    none is recorded; null when another region recorded none."""
+    none is recorded (another region that recorded none is a 404)."""
     timestamp: datetime
 
 
@@ -234,7 +261,8 @@ class FailoverStatus(BaseModel):
 
 
 class RestoreRequest(BaseModel):
-    region: Annotated[str | None, Field(min_length=1, max_length=63)] = None
+    model_config = ConfigDict(extra="forbid")
+    region: Annotated[str | None, Field(min_length=1, max_length=63, pattern=REGION_PATTERN)] = None
     """Region to make active; default: the RegionPair's first region (its home region)."""
 
 

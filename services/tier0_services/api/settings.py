@@ -22,7 +22,21 @@ class Settings(BaseSettings):
     # Redis calls fail fast so that a dead Redis answers 503 quickly instead of hanging a worker.
     redis_timeout_seconds: float = 0.5
     cors_origins: list[str] = Field(default_factory=list)
-    """Browser origins allowed to call the API (the seeds' dashboard), JSON list; none by default."""
+    """Browser origins other than the API's own allowed to call it, JSON list; none by default (the
+    console is served by the API itself, same origin, and needs none)."""
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    """Largest request body accepted (413 beyond), except on the upload endpoints."""
+    max_upload_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    """Largest body of the upload endpoints (image ingest, log import, documents)."""
+    peer_api_url: str | None = None
+    """Base URL of the other region's API (e.g. `http://region-api-region2:8000`): the console's
+    overview asks it for that region's status. Unset: the peer is described from the RegionPair
+    status and the replicated Redis keys only."""
+    peer_timeout_seconds: float = Field(default=0.5, gt=0)
+    traffic_max_requests: int = Field(default=5000, gt=0)
+    """Upper bound of one "Simulate High Traffic" burst (requests)."""
+    traffic_max_seconds: float = Field(default=10.0, gt=0)
+    """Upper bound of one burst's duration: it stops sending when this is reached."""
     active_window_seconds: float = Field(default=keys.ACTIVE_WINDOW_SECONDS, gt=0)
     """A device counts as active when its newest message is at most this old."""
     pipeline_stall_seconds: float = Field(default=pipeline.DEFAULT_STALL_AFTER_SECONDS, gt=0)

@@ -58,7 +58,8 @@ async def test_app_version_per_region(api_factory: ApiFactory, redis: Redis, red
     client = await api_factory(redis_port, version="v1.0.0057_region1")
     own = await client.get("/fastapi/region1/getappversion")
     assert own.status_code == 200 and own.json()["version"] == "v1.0.0057_region1"
-    assert (await client.get("/fastapi/region2/getappversion")).json()["version"] is None
+    unrecorded = await client.get("/fastapi/region2/getappversion")
+    assert unrecorded.status_code == 404 and "region2:version" in unrecorded.json()["detail"]
     await redis.set(keys.region_version("region2"), "v1.0.0058_region2")
     assert (await client.get("/fastapi/region2/getappversion")).json()["version"] == "v1.0.0058_region2"
     unknown = await client.get("/fastapi/region9/getappversion")

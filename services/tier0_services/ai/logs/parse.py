@@ -50,6 +50,11 @@ def _path(target: str) -> str:
 
 
 def _status(value: Any) -> int:
+    # Exactly an int or three digits: `400.0`, `"0400"`, `"400 "` and `true` are not status codes.
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise LogParseError(f"status {value!r} is not an integer")
+    if isinstance(value, str) and not (len(value) == 3 and value.isascii() and value.isdigit()):
+        raise LogParseError(f"status {value!r} is not three digits")
     status = int(value)
     if not 100 <= status <= 599:
         raise LogParseError(f"status {status} outside 100-599")

@@ -1,15 +1,19 @@
-"""Core endpoints: `/`, `/health`, `/ready`, `/api/status`, `/fastapi/{region}/getappversion`."""
+"""Core endpoints: `/` (JSON, or a redirect to the console for a browser), `/health`, `/ready`,
+`/api/status`, `/fastapi/{region}/getappversion`."""
 
 import time
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+import httpx
+from fastapi import APIRouter, Header, Request, Response
+from fastapi.responses import RedirectResponse
 
 from tier0_contract import keys, pipeline
 from tier0_services.api import errors
 from tier0_services.api.deps import RedisDep, SettingsDep
 from tier0_services.api.schemas import AppVersion, Health, PipelineHealth, Root, Status
+from tier0_services.api.settings import Settings
 
 router = APIRouter(tags=["core"])
 
@@ -22,14 +26,35 @@ def role_of(replication: dict[str, Any]) -> Literal["primary", "replica"]:
     return "primary" if replication.get("role") == "master" else "replica"
 
 
-@router.get("/")
-async def root(settings: SettingsDep) -> Root:
-    """What this is and where to look next (no Redis call)."""
+CONSOLE_PATH = "/console"
+
+
+def wants_html(accept: str | None) -> bool:
+    """A browser navigating to `/` (its Accept names text/html before JSON); API clients, curl and
+    `Accept: */*` get the JSON answer."""
+    if not accept:
+        return False
+    types = [part.split(";", 1)[0].strip().lower() for part in accept.split(",")]
+    if "text/html" not in types:
+        return False
+    return "application/json" not in types or types.index("text/html") < types.index("application/json")
+
+
+@router.get(
+    "/",
+    responses={307: {"description": "A browser (Accept: text/html) is sent to the console", "content": {}}},
+    response_model=Root,
+)
+async def root(settings: SettingsDep, accept: Annotated[str | None, Header()] = None) -> Response | Root:
+    """What this is and where to look next (no Redis call). A browser is redirected to the console."""
+    if wants_html(accept):
+        return RedirectResponse(CONSOLE_PATH, status_code=307)
     return Root(
         service="tier0 region API",
         region=settings.region,
         version=settings.version,
         docs="/docs",
+        console=CONSOLE_PATH,
         status="/api/status",
         timestamp=datetime.now(UTC),
     )
@@ -81,10 +106,34 @@ async def status(request: Request, redis: RedisDep, settings: SettingsDep) -> St
 
 
 @router.get("/fastapi/{region}/getappversion", responses=errors.responses(404, 503))
-async def app_version(region: str, redis: RedisDep, settings: SettingsDep) -> AppVersion:
-    """Deployment version of a region of the pair (404 for a region that is not one of them)."""
+async def app_version(request: Request, region: str, redis: RedisDep, settings: SettingsDep) -> AppVersion:
+    """Deployment version of a region of the pair: recorded in this region's Redis, else this API's
+    own for its region, else asked of the other region's API (`TIER0_PEER_API_URL`). 404 for a
+    region that is not one of the pair, and for one whose version nobody here can tell."""
     if region not in settings.regions and region != settings.region:
         raise errors.NotFoundError(f"unknown region {region!r}; regions: {', '.join(settings.regions)}")
     recorded = await redis.get(keys.region_version(region))
-    version = recorded.decode() if recorded else (settings.version if region == settings.region else None)
+    if recorded:
+        version = recorded.decode("utf-8", "replace")
+    elif region == settings.region:
+        version = settings.version
+    else:
+        version = await _peer_version(request, settings, region)
     return AppVersion(region=region, version=version, timestamp=datetime.now(UTC))
+
+
+async def _peer_version(request: Request, settings: Settings, region: str) -> str:
+    unknown = f"{settings.region} does not know {region}'s version: no {keys.region_version(region)} in its Redis"
+    http: httpx.AsyncClient | None = getattr(request.app.state, "peer_http", None)
+    if http is None or not settings.peer_api_url or len(settings.regions) != 2:
+        raise errors.NotFoundError(f"{unknown}, and no TIER0_PEER_API_URL; ask {region}'s own API")
+    url = f"{settings.peer_api_url.rstrip('/')}/fastapi/{region}/getappversion"
+    try:
+        answer = await http.get(url)
+        answer.raise_for_status()
+        version = answer.json()["version"]
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        raise errors.NotFoundError(f"{unknown}, and {url} did not tell: {exc or type(exc).__name__}") from exc
+    if not isinstance(version, str) or not version:
+        raise errors.NotFoundError(f"{unknown}, and {url} answered no version")
+    return version

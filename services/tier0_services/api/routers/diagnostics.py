@@ -26,6 +26,8 @@ from tier0_services.api.deps import Authorized
 router = APIRouter(prefix="/api/diagnostics", tags=["diagnostics"])
 Limit = Annotated[int, Query(ge=1, le=1000)]
 MAX_IMPORT_BYTES = 50 * 1024 * 1024
+# Exactly a status code: not `400.0`, `0400` or `"400 "`, which a lax int would turn into 400.
+STATUS_CODE_PATTERN = r"^[1-5][0-9]{2}$"
 
 
 def _provider(ai: AIRuntime) -> ProviderInfo:
@@ -64,10 +66,12 @@ async def query(request: DiagnosticsQuestion, ai: AIDep) -> DiagnosticsAnswer:
 
 @router.get("/logs/errors/{code}", responses=errors.responses(503))
 async def errors_by_code(
-    code: Annotated[int, Path(ge=100, le=599, description="HTTP status code")], ai: AIDep, limit: Limit = 10
+    code: Annotated[str, Path(pattern=STATUS_CODE_PATTERN, description="HTTP status code: three digits, 100-599")],
+    ai: AIDep,
+    limit: Limit = 10,
 ) -> ErrorIPs:
     """The client IPs that most often got this status code, with exact counts."""
-    found = await ai.diagnostics.errors_for(code, limit)
+    found = await ai.diagnostics.errors_for(int(code), limit)
     return ErrorIPs(**found, timestamp=datetime.now(UTC))
 
 
@@ -86,7 +90,7 @@ async def log_summary(ai: AIDep, limit: Annotated[int, Query(ge=1, le=50)] = 5) 
 @router.post("/logs/import", dependencies=[Authorized], responses=errors.responses(401, 403, 503))
 async def import_logs(
     ai: AIDep,
-    body: Annotated[str, Body(media_type="text/plain", max_length=MAX_IMPORT_BYTES)],
+    body: Annotated[str, Body(media_type="text/plain", max_length=MAX_IMPORT_BYTES)] = "",
 ) -> LogImportResponse:
     """Import access-log lines (combined log format and/or JSON lines) into the aggregates.
     Unreadable lines are counted and sampled in `errors`, never fail the import."""
