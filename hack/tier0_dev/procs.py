@@ -20,6 +20,7 @@ TOOLS_BIN = Path(os.environ.get("TOOLS_DIR", ROOT / ".tools")) / "bin"
 
 INSTALL_HINTS = {
     "redis-server": "apt-get install redis-server (or: make tools)",
+    "redis-stack-server": "hack/install-tools.sh --redis-stack (Redis + RediSearch into .tools; part of make tools)",
     "mosquitto": "apt-get install mosquitto (or: make tools)",
     "mosquitto_sub": "apt-get install mosquitto-clients (or: make tools)",
     "rabbitmq-server": "apt-get install rabbitmq-server (or: make tools)",

@@ -75,7 +75,7 @@ async def bench_search(redis: Redis) -> Table:
     rng = np.random.default_rng(0)
     matrix = rng.normal(size=(VECTORS, DIM)).astype(np.float32)
     matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
-    index = VectorIndex(redis, SPEC)
+    index = VectorIndex(redis, SPEC, use_ft=False)
     for first in range(0, VECTORS, 1000):
         await index.upsert(
             [
@@ -94,7 +94,7 @@ async def bench_search(redis: Redis) -> Table:
     bare: list[float] = []
     for q in queries:
         t = time.perf_counter()
-        found = await index.search(q, 10, {"model": "bench"})
+        found, _ = await index.search(q, 10, {"model": "bench"})
         timings.append(time.perf_counter() - t)
         t = time.perf_counter()
         await index.search(q, 10, {"model": "bench", "site_id": "S3"})
