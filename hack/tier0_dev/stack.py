@@ -50,7 +50,8 @@ def python_module(name: str, module: str, args: list[str], env: dict[str, str]) 
 def _redis(region: str, port: int, replica_of: int | None) -> Callable[[], list[Process]]:
     def start() -> list[Process]:
         extra = ("--replicaof", "127.0.0.1", str(replica_of)) if replica_of else ()
-        return [programs.redis(port, RUN / f"redis-{region}", persistent=True, extra=extra)]
+        # search=True: redis-stack-server (RediSearch), so the AI vector index runs its KNN path.
+        return [programs.redis(port, RUN / f"redis-{region}", persistent=True, extra=extra, search=True)]
 
     return start
 
@@ -64,6 +65,8 @@ def _region_api(region: str, port: int, redis_port: int) -> Callable[[], list[Pr
             # local-only default (export TIER0_API_TOKEN to choose another).
             "TIER0_KUBECONFIG": str(RUN / "controlplane" / "kubeconfig"),
             "TIER0_API_TOKEN": os.environ.get("TIER0_API_TOKEN", "tier0-local-dev-token"),
+            # AI: the labelled samples go into an empty primary at first start (images, corpus, log).
+            "TIER0_AI_LOAD_SAMPLES": os.environ.get("TIER0_AI_LOAD_SAMPLES", "true"),
         }
         proc = python_module(f"region-api-{region}", "tier0_services.api", ["--port", str(port)], env)
         return [proc.wait_ready(_http_ok(f"http://127.0.0.1:{port}/health"), timeout=30)]
