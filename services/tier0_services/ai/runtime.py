@@ -31,6 +31,12 @@ from tier0_services.ai.vector_index import VectorIndex, redisearch_available
 
 log = logging.getLogger(__name__)
 SAMPLE_LOG_ENTRIES = 12_000
+WARM_UP_QUESTIONS = (
+    "warm up",
+    "How is the retrieval path warmed up before the first request?",
+    "Which documents describe the operations, the safety rules and the error codes of the sites, and what "
+    "do they say about inspections, hard hats and failover?",
+)
 
 
 @dataclass
@@ -87,7 +93,9 @@ class AIRuntime:
         if prime is not None:
             passages = await self.corpus.all_passages()
             await asyncio.to_thread(prime, [p.text for p in passages])
-        await self.diagnostics.query("warm up the retrieval path")
+        # Questions of a few lengths: onnxruntime plans each new input shape on its first run.
+        for question in WARM_UP_QUESTIONS:
+            await self.diagnostics.query(question)
         await self.images.search("warm up the image search", 1)
 
     async def stop(self) -> None:
