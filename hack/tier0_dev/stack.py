@@ -58,7 +58,8 @@ def _redis(region: str, port: int, replica_of: int | None) -> Callable[[], list[
     def start() -> list[Process]:
         replicaof = ("--replicaof", "127.0.0.1", str(replica_of)) if replica_of else ()
         extra = (*replicaof, *programs.PAIR_WRITE_GUARD)
-        return [programs.redis(port, RUN / f"redis-{region}", persistent=True, extra=extra)]
+        # search=True: redis-stack-server (RediSearch), so the AI vector index runs its KNN path.
+        return [programs.redis(port, RUN / f"redis-{region}", persistent=True, extra=extra, search=True)]
 
     return start
 
@@ -74,6 +75,8 @@ def _region_api(region: str, port: int, redis_port: int, peer_port: int) -> Call
             "TIER0_API_TOKEN": os.environ.get("TIER0_API_TOKEN", "tier0-local-dev-token"),
             # The console's overview asks the other region's API for its status.
             "TIER0_PEER_API_URL": f"http://127.0.0.1:{peer_port}",
+            # AI: the labelled samples go into an empty primary at first start (images, corpus, log).
+            "TIER0_AI_LOAD_SAMPLES": os.environ.get("TIER0_AI_LOAD_SAMPLES", "true"),
         }
         proc = python_module(f"region-api-{region}", "tier0_services.api", ["--port", str(port)], env)
         return [proc.wait_ready(_http_ok(f"http://127.0.0.1:{port}/health"), timeout=30)]

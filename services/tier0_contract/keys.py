@@ -203,6 +203,9 @@ LOGS_ERROR_PATHS = "logs:error_paths"
 """ZSET path -> number of requests answered 4xx/5xx."""
 LOGS_LATENCY = "logs:latency"
 """HASH `sum_ms` (float), `count` (entries that carried a latency)."""
+LOGS_LATENCY_HISTOGRAM = "logs:latency:histogram"
+"""HASH latency bucket -> count: each latency rounded to 3 significant digits (`971`, `12.3`,
+`0.512` ms), so percentiles are exact for whole-millisecond logs under 1 s and within 0.5% otherwise."""
 LOGS_EXTREMES = "logs:extremes"
 """ZSET of running extremes kept with ZADD GT/LT: `max_latency_ms`, `first_ts`, `last_ts` (epoch s)."""
 LOGS_RECENT_ERRORS = "logs:recent_errors"
@@ -212,3 +215,8 @@ LOGS_RECENT_ERRORS = "logs:recent_errors"
 def logs_ips_for_status(status: int) -> str:
     """ZSET client IP -> number of requests answered with `status` (`/logs/errors/{code}`)."""
     return f"logs:ips:{status}"
+
+
+def logs_paths_for_status(status: int) -> str:
+    """ZSET path -> number of requests answered with `status` ("which paths return 404 most")."""
+    return f"logs:paths:{status}"

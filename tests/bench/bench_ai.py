@@ -1,26 +1,30 @@
-"""AI features: local-model embedding throughput, vector search latency over 10,000 stored vectors
-(the numpy path that runs on plain Redis), and `/api/diagnostics/query` latency.
+"""AI features: local-model embedding throughput, vector search on both backends, the graded
+question set (`ai_eval`: accuracy per category, abstention precision/recall, latency) and the first
+request after start-up.
 
-Everything real: the packaged int8 ONNX MiniLM (2 intra-op threads), a redis-server on a free
-loopback port, and the region API in process (httpx ASGI transport, so the figures are the app's
-own cost without a network hop). Each figure stands beside a reference measured in the same run:
+Everything real: the packaged int8 ONNX MiniLM (2 intra-op threads), a plain redis-server and a
+redis-stack-server (RediSearch) on free loopback ports, and the region API in process (httpx ASGI
+transport, so the figures are the app's own cost without a network hop). Each figure stands beside
+a reference measured in the same run:
 
 * embeddings/s in batches of 32 beside one text per call (what batching buys);
-* search p50/p99 through `VectorIndex.search` (a version GET + the matrix product + top-k) beside
-  the bare in-process matrix product over the same 10,000 x 384 matrix, and the cold load;
-* query latency for an aggregation ("most frequent IP for error 400", exact, from Redis counters)
-  and a retrieval question (embed, BM25 + KNN fused, extractive answer) beside `GET /health`.
+* search p50/p99 on the numpy path (plain Redis) and the RediSearch KNN path over the same
+  10,000 x 384 vectors, beside the bare in-process matrix product; every KNN answer is checked
+  against the exact answer id for id;
+* the question set's accuracy and latency per category beside `GET /health`;
+* the first query and image search after start-up with the default warm-up, beside no warm-up.
 
-Environment: BENCH_AI_SEARCHES (default 500), BENCH_AI_QUERIES (per question, default 40).
+Exit status 1 when answerable accuracy < 95% or an out-of-scope question was answered.
+Environment: BENCH_AI_SEARCHES (default 500), BENCH_AI_ROUNDS (rounds of the question set, 5).
 """
 
 import asyncio
 import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
+import ai_eval
 import httpx
 import numpy as np
 from asgi_lifespan import LifespanManager
@@ -33,14 +37,13 @@ from tier0_dev.procs import free_port
 from tier0_services.ai import sample_images, vectors
 from tier0_services.ai.images import SPEC
 from tier0_services.ai.local_model import MiniLMEmbedder
-from tier0_services.ai.logs import sample
 from tier0_services.ai.settings import AISettings
 from tier0_services.ai.vector_index import VectorIndex
 from tier0_services.api.app import create_app
 from tier0_services.api.settings import Settings
 
 SEARCHES = int(os.environ.get("BENCH_AI_SEARCHES", "500"))
-QUERIES = int(os.environ.get("BENCH_AI_QUERIES", "40"))
+ROUNDS = int(os.environ.get("BENCH_AI_ROUNDS", "5"))
 VECTORS = 10_000
 DIM = 384
 
@@ -71,104 +74,164 @@ def bench_embeddings(model: MiniLMEmbedder) -> Table:
     return table
 
 
-async def bench_search(redis: Redis) -> Table:
+async def bench_search(plain: Redis, stack: Redis) -> Table:
+    """Both backends over the same 10,000 x 384 stored vectors; every RediSearch answer is checked
+    against the exact numpy answer id for id."""
     rng = np.random.default_rng(0)
     matrix = rng.normal(size=(VECTORS, DIM)).astype(np.float32)
     matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
-    index = VectorIndex(redis, SPEC)
-    for first in range(0, VECTORS, 1000):
-        await index.upsert(
-            [
-                (f"bench-{n}", {"embedding": vectors.to_bytes(matrix[n]), "site_id": f"S{n % 20}",
-                                "device_type": "turbine", "model": "bench"})
-                for n in range(first, min(first + 1000, VECTORS))
-            ]
-        )  # fmt: skip
+    numpy_index = VectorIndex(plain, SPEC, use_ft=False)
+    ft_index = VectorIndex(stack, SPEC, use_ft=True, model="bench")
+    for index in (numpy_index, ft_index):
+        for first in range(0, VECTORS, 1000):
+            await index.upsert(
+                [
+                    (f"bench-{n}", {"embedding": vectors.to_bytes(matrix[n]), "site_id": f"S{n % 20}",
+                                    "device_type": "turbine", "model": "bench"})
+                    for n in range(first, min(first + 1000, VECTORS))
+                ]
+            )  # fmt: skip
     queries = rng.normal(size=(SEARCHES, DIM)).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     start = time.perf_counter()
-    await index.search(queries[0], 10, {"model": "bench"})
+    await numpy_index.search(queries[0], 10, {"model": "bench"})
     cold = time.perf_counter() - start
-    timings: list[float] = []
-    filtered: list[float] = []
-    bare: list[float] = []
+    timings: dict[str, list[float]] = {k: [] for k in ("numpy", "numpy site", "ft", "ft site", "bare")}
+    same = 0
     for q in queries:
-        t = time.perf_counter()
-        found = await index.search(q, 10, {"model": "bench"})
-        timings.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        await index.search(q, 10, {"model": "bench", "site_id": "S3"})
-        filtered.append(time.perf_counter() - t)
+        for label, index, filters in (
+            ("numpy", numpy_index, {"model": "bench"}),
+            ("numpy site", numpy_index, {"model": "bench", "site_id": "S3"}),
+            ("ft", ft_index, {"model": "bench"}),
+            ("ft site", ft_index, {"model": "bench", "site_id": "S3"}),
+        ):
+            t = time.perf_counter()
+            found, backend = await index.search(q, 10, filters)
+            timings[label].append(time.perf_counter() - t)
+            assert backend == ("redisearch" if label.startswith("ft") else "numpy")
         t = time.perf_counter()
         exact = vectors.top_k(matrix, q, 10)
-        bare.append(time.perf_counter() - t)
-        assert [i for i, _ in exact] == [int(f.removeprefix("bench-")) for f, _ in found]
+        timings["bare"].append(time.perf_counter() - t)
+        knn, _ = await ft_index.search(q, 10, {"model": "bench"})
+        assert [f"bench-{i}" for i, _ in exact] == [i for i, _ in knn], "RediSearch and numpy disagree"
+        same += 1
     table = Table(
-        f"Vector search, numpy path, {VECTORS:,} x {DIM} stored in Redis (k=10, {SEARCHES} queries)",
+        f"Vector search over {VECTORS:,} x {DIM} stored vectors (k=10, {SEARCHES} queries; "
+        f"RediSearch = redis-stack-server 7.4 FLAT index)",
         ["measure", "p50 ms", "p99 ms", "reference (same run)"],
     )
-    table.add("VectorIndex.search", ms(pct(timings, 0.5)), ms(pct(timings, 0.99)),
-              f"bare matmul+top-k p50 {ms(pct(bare, 0.5))} ms, p99 {ms(pct(bare, 0.99))} ms")  # fmt: skip
-    table.add("with site filter (1/20)", ms(pct(filtered, 0.5)), ms(pct(filtered, 0.99)), "same index")
-    table.add("cold load (first search)", ms(cold), "", "HMGET of 10,000 HASHes, once per version")
-    await redis.delete(*[f"{SPEC.prefix}bench-{n}" for n in range(VECTORS)], SPEC.ids_key, SPEC.version_key)
+    bare = f"bare matmul+top-k p50 {ms(pct(timings['bare'], 0.5))} ms, p99 {ms(pct(timings['bare'], 0.99))} ms"
+    table.add("numpy path (plain redis-server)", ms(pct(timings["numpy"], 0.5)), ms(pct(timings["numpy"], 0.99)), bare)
+    table.add("numpy path, site filter (1/20)", ms(pct(timings["numpy site"], 0.5)),
+              ms(pct(timings["numpy site"], 0.99)), "same index")  # fmt: skip
+    table.add("RediSearch KNN (FT.SEARCH)", ms(pct(timings["ft"], 0.5)), ms(pct(timings["ft"], 0.99)),
+              f"{same}/{SEARCHES} equal to numpy id for id")  # fmt: skip
+    table.add("RediSearch KNN, site filter", ms(pct(timings["ft site"], 0.5)), ms(pct(timings["ft site"], 0.99)),
+              "hybrid query (TAG pre-filter)")  # fmt: skip
+    table.add("numpy cold load (first search)", ms(cold), "", "HMGET of 10,000 HASHes, once per version")
+    for redis in (plain, stack):
+        await redis.flushdb()
     return table
 
 
-async def bench_queries(redis_url: str, model: MiniLMEmbedder) -> Table:
+async def bench_evaluation(redis_url: str, model: MiniLMEmbedder, redis: Redis) -> tuple[list[Table], int]:
     from tier0_services.ai.providers import Providers
     from tier0_services.ai.rag.extractive import ExtractiveAnswerer
 
     app = create_app(Settings(redis_url=redis_url, api_token=SecretStr("bench")))
+    # record_access_log off: the graded log figures are the sample log's exactly.
     app.state.ai_settings = AISettings(provider="local", load_samples=True, record_access_log=False)
     app.state.ai_providers = Providers(kind="local", embedder=model, answerer=ExtractiveAnswerer(model))
-    log = sample.generate(12_000, seed=7)
-    questions = {
-        "aggregation: most frequent IP for error 400": "Give me the most frequent IP devices generating error 400",
-        "retrieval: BP safety incidents in 2024": "How many safety incidents occurred in BP operations in 2024?",
-        "abstention: unrelated question": "What was the price of gold in Zurich in 1987?",
-    }
-    table = Table(
-        f"POST /api/diagnostics/query in process ({QUERIES} each, 12,000 log entries, sample corpus)",
-        ["question", "mode", "p50 ms", "p99 ms", "reference: GET /health p50/p99 ms"],
-    )
+    await ai_eval.load_live(redis)
     async with LifespanManager(app) as manager:
         await app.state.ai.ready.wait()
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://b") as c:
-            body = "\n".join(log.combined_lines())
-            resp = await c.post("/api/diagnostics/logs/import", content=body,
-                                headers={"Authorization": "Bearer bench", "Content-Type": "text/plain"})  # fmt: skip
-            assert resp.json()["imported"] == 12_000, resp.text
             health = []
-            for _ in range(QUERIES):
+            for _ in range(100):
                 t = time.perf_counter()
                 await c.get("/health")
                 health.append(time.perf_counter() - t)
-            ref = f"{ms(pct(health, 0.5))} / {ms(pct(health, 0.99))}"
-            for label, question in questions.items():
-                timings: list[float] = []
-                mode = ""
-                for _ in range(QUERIES):
+            report = await ai_eval.evaluate(c, ROUNDS, refresh=lambda: ai_eval.load_live(redis))
+    everything = [x for xs in report.latencies.values() for x in xs]
+    table = Table(
+        f"POST /api/diagnostics/query: {len(ai_eval.CASES)} graded questions x {ROUNDS} rounds (local model, "
+        "redis-stack-server, samples loaded at start-up)",
+        ["category", "cases", "correct", "accuracy", "p50 ms", "p99 ms", "target"],
+    )
+    targets = {"documents": ">= 95%", "logs": ">= 95%", "live": ">= 95%", "abstain": "100% abstained"}
+    for cat in ai_eval.CATEGORIES:
+        lat = report.latencies.get(cat, [0.0])
+        table.add(cat, report.total[cat], report.right[cat], f"{100 * report.accuracy(cat):.1f}%",
+                  ms(ai_eval.p50(lat)), ms(pct(lat, 0.99)), targets[cat])  # fmt: skip
+    table.add("all answerable", sum(report.total[c] for c in ai_eval.CATEGORIES if c != "abstain"),
+              sum(report.right[c] for c in ai_eval.CATEGORIES if c != "abstain"),
+              f"{100 * report.answerable_accuracy:.1f}%", "", "", ">= 95%")  # fmt: skip
+    table.add("all questions", len(ai_eval.CASES), sum(report.right.values()), "", ms(ai_eval.p50(everything)),
+              ms(pct(everything, 0.99)), "p99 < 50 ms")  # fmt: skip
+    table.add("reference: GET /health", "", "", "", ms(ai_eval.p50(health)), ms(pct(health, 0.99)), "")
+    abst = Table("Abstention", ["measure", "value", "target"])
+    abst.add("precision (abstained and should have)", f"{100 * report.abstention_precision:.1f}%", "")
+    abst.add("recall (out-of-scope questions abstained)", f"{100 * report.abstention_recall:.1f}%", "100%")
+    for category, question, answer in report.wrong:
+        print(f"WRONG [{category}] {question!r}: {answer}", flush=True)
+    failed = int(report.answerable_accuracy < 0.95 or report.abstention_recall < 1.0)
+    return [table, abst], failed
+
+
+async def bench_first_request(redis_url: str) -> Table:
+    """The first question and search after start-up, warmed (default) and not warmed, beside the
+    rest of the requests; each app gets a fresh, unloaded model, as a new process would."""
+    from tier0_services.ai.providers import Providers
+    from tier0_services.ai.rag.extractive import ExtractiveAnswerer
+
+    table = Table(
+        "First request after start-up (fresh model per start, samples already loaded)",
+        ["start-up", "API start s", "first query ms", "first search ms", "next 20 queries p50 ms"],
+    )
+    question = "What does HTTP 503 mean?"
+    for warm in (True, False):
+        model = MiniLMEmbedder(threads=2)
+        app = create_app(Settings(redis_url=redis_url, api_token=SecretStr("bench")))
+        app.state.ai_settings = AISettings(provider="local", warm_up=warm, record_access_log=False)
+        app.state.ai_providers = Providers(kind="local", embedder=model, answerer=ExtractiveAnswerer(model))
+        t = time.perf_counter()
+        async with LifespanManager(app) as manager:
+            await app.state.ai.ready.wait()
+            started = time.perf_counter() - t
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://b") as c:
+                t = time.perf_counter()
+                first = await c.post("/api/diagnostics/query", json={"question": question})
+                first_query = time.perf_counter() - t
+                t = time.perf_counter()
+                await c.post("/api/images/search", json={"query": "workers without hard hats"})
+                first_search = time.perf_counter() - t
+                assert first.json()["mode"] == "retrieval", first.text
+                rest = []
+                for n in range(20):
                     t = time.perf_counter()
-                    answer = (await c.post("/api/diagnostics/query", json={"question": question})).json()
-                    timings.append(time.perf_counter() - t)
-                    mode = answer["mode"]
-                if label.startswith("aggregation"):
-                    assert answer["data"]["top_ips"][0]["ip"] == log.expected_top_ip(400)
-                table.add(label, mode, ms(statistics.median(timings)), ms(pct(timings, 0.99)), ref)
+                    await c.post("/api/diagnostics/query", json={"question": f"{question} ({n})"})
+                    rest.append(time.perf_counter() - t)
+        table.add("warmed (default)" if warm else "not warmed (TIER0_AI_WARM_UP=false)", round(started, 2),
+                  ms(first_query), ms(first_search), ms(ai_eval.p50(rest)))  # fmt: skip
     return table
 
 
-async def run(redis_port: int, model: MiniLMEmbedder) -> list[Table]:
-    redis = Redis(port=redis_port)
+async def run(plain_port: int, stack_port: int, model: MiniLMEmbedder) -> tuple[list[Table], int]:
+    plain, stack = Redis(port=plain_port), Redis(port=stack_port)
     try:
-        search = await bench_search(redis)
+        tables = [await bench_search(plain, stack)]
+        url = f"redis://127.0.0.1:{stack_port}/0"
+        evaluation, failed = await bench_evaluation(url, model, stack)
+        tables += evaluation
+        tables.append(await bench_first_request(url))
     finally:
-        await redis.aclose()
-    return [search, await bench_queries(f"redis://127.0.0.1:{redis_port}/0", model)]
+        await plain.aclose()
+        await stack.aclose()
+    return tables, failed
 
 
 def main() -> int:
+    print(f"load average: {os.getloadavg()}", flush=True)
     model = MiniLMEmbedder(threads=2)
     start = time.perf_counter()
     model.load()
@@ -177,14 +240,18 @@ def main() -> int:
     embed_table.add("model load (tokenizer + ONNX session)", f"{ms(load)} ms", "once per process")
     embed_table.print()
     with tempfile.TemporaryDirectory(prefix="bench-ai-") as tmp:
-        port = free_port()
-        proc = programs.redis(port, Path(tmp) / "redis")
+        plain_port, stack_port = free_port(), free_port()
+        plain = programs.redis(plain_port, Path(tmp) / "redis")
+        stack = programs.redis(stack_port, Path(tmp) / "redis-search", search=True)
         try:
-            for table in asyncio.run(run(port, model)):
+            tables, failed = asyncio.run(run(plain_port, stack_port, model))
+            for table in tables:
                 table.print()
         finally:
-            proc.stop()
-    return 0
+            plain.stop()
+            stack.stop()
+    print(f"load average after: {os.getloadavg()}", flush=True)
+    return failed
 
 
 if __name__ == "__main__":

@@ -81,3 +81,23 @@ async def test_embedding_rate_limit_is_a_503_with_the_reason(client: httpx.Async
     # Log questions need no provider at all.
     resp = await client.post("/api/diagnostics/query", json={"question": "top IPs with error 400"})
     assert resp.status_code == 200 and resp.json()["mode"] == "aggregation"
+
+
+async def test_cohere_answers_go_through_the_same_grounding(client: httpx.AsyncClient, fake: FakeCohere) -> None:
+    # The fake chat cites its first document for any question: the coverage check still abstains.
+    chats = len(fake.calls("chat"))
+    shell = (
+        await client.post("/api/diagnostics/query", json={"question": "How many incidents at Shell in 2019?"})
+    ).json()
+    assert shell["mode"] == "abstain" and shell["citations"] == [] and "Shell" in shell["answer"]
+    assert shell["evidence"]["source"] == "none" and len(fake.calls("chat")) >= chats
+    listed = (
+        await client.post(
+            "/api/diagnostics/query", json={"question": "List economic and social sustainability statements"}
+        )
+    ).json()
+    assert listed["mode"] == "retrieval" and listed["data"]["count"] == 5 and listed["provider"]["kind"] == "cohere"
+    p99 = (await client.post("/api/diagnostics/query", json={"question": "p99 latency?"})).json()
+    assert p99["mode"] == "aggregation" and p99["evidence"]["source"] == "logs"
+    search = (await client.post("/api/images/search", json={"query": "turbine"})).json()
+    assert search["backend"] == "numpy"  # plain redis-server: the fallback, chosen and reported

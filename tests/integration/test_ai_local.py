@@ -54,9 +54,10 @@ def offline_model() -> Iterator[MiniLMEmbedder]:
 
 @pytest.fixture(scope="module")
 def module_redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """One redis-server for the module: the samples are embedded once, tests only read or add."""
+    """One Redis with the query engine for the module (the RediSearch path, as in the chart): the
+    samples are embedded once, tests only read or add."""
     port = free_port()
-    proc = programs.redis(port, tmp_path_factory.mktemp("redis-ai"))
+    proc = programs.redis(port, tmp_path_factory.mktemp("redis-ai"), search=True)
     yield port
     proc.stop()
 
@@ -85,7 +86,7 @@ async def search(client: httpx.AsyncClient, query: str, **extra: Any) -> dict[st
 
 async def test_workers_without_hard_hats_rank_that_image_first(client: httpx.AsyncClient) -> None:
     body = await search(client, "workers without hard hats", top_k=3)
-    assert body["mode"] == "caption" and body["backend"] == "numpy"
+    assert body["mode"] == "caption" and body["backend"] == "redisearch"
     assert body["model"] == "all-MiniLM-L6-v2-onnx-int8"
     first = body["results"][0]
     assert "workers without hard hats" in first["tags"]
@@ -152,7 +153,7 @@ async def test_documents_added_through_the_api_are_retrieved(client: httpx.Async
     doc = {
         "doc_id": "compressor-noise",
         "title": "Compressor station noise survey",
-        "text": "# Survey\n\nThe 2025 noise survey at Texas Beta measured 71 dBA at the fence line "
+        "text": "# Survey\n\nThe 2025 noise survey at Texas Bravo measured 71 dBA at the fence line "
         "of the compressor station.",
     }
     assert (await client.post("/api/diagnostics/documents", json=doc)).status_code == 401
@@ -161,7 +162,7 @@ async def test_documents_added_through_the_api_are_retrieved(client: httpx.Async
     again = (await client.post("/api/diagnostics/documents", json=doc, headers=AUTH)).json()
     assert again["changed"] is False
     body = (
-        await client.post("/api/diagnostics/query", json={"question": "What noise level was measured at Texas Beta?"})
+        await client.post("/api/diagnostics/query", json={"question": "What noise level was measured at Texas Bravo?"})
     ).json()
     assert body["mode"] == "retrieval" and body["citations"][0]["doc_id"] == "compressor-noise"
     assert "71 dBA" in body["answer"]

@@ -113,7 +113,8 @@ async def test_most_frequent_ip_for_error_400(client: httpx.AsyncClient) -> None
 
 async def test_json_lines_and_empty_logs(client: httpx.AsyncClient) -> None:
     empty = (await client.post("/api/diagnostics/query", json={"question": "top 3 IPs with error 500"})).json()
-    assert empty["mode"] == "aggregation" and "No access-log entries" in empty["answer"]
+    assert empty["mode"] == "abstain" and "No access-log entries" in empty["answer"]
+    assert empty["evidence"]["source"] == "logs" and empty["evidence"]["covers"]["entries"] == 0
     lines = [
         json.dumps({"ip": "10.9.9.9", "status": 500, "ts": "2024-05-01T10:00:00Z", "path": "/api/x", "latency_ms": 7}),
         json.dumps(

@@ -59,9 +59,9 @@ def test_create_index_command() -> None:
 
 def test_knn_command() -> None:
     q = np.array([0.6, 0.8], dtype=np.float32)
-    cmd = vectors.knn_command("idx:images:2", q, 3, {"site_id": "TX-BETA", "device_type": None})
+    cmd = vectors.knn_command("idx:images:2", q, 3, {"site_id": "TX-BRAVO", "device_type": None})
     assert cmd == [
-        "FT.SEARCH", "idx:images:2", "(@site_id:{TX\\-BETA})=>[KNN 3 @embedding $vec AS vector_distance]",
+        "FT.SEARCH", "idx:images:2", "(@site_id:{TX\\-BRAVO})=>[KNN 3 @embedding $vec AS vector_distance]",
         "PARAMS", "2", "vec", vectors.to_bytes(q),
         "SORTBY", "vector_distance", "ASC",
         "RETURN", "1", "vector_distance",
@@ -77,11 +77,11 @@ def test_parse_knn_reply_turns_distance_into_cosine() -> None:
         2,
         b"embedding:WY-ALPHA_turbine_Turbine1.png",
         [b"vector_distance", b"0.125"],
-        b"embedding:TX-BETA_turbine_Turbine7.png",
+        b"embedding:TX-BRAVO_turbine_Turbine7.png",
         [b"vector_distance", b"0.5"],
     ]
     assert vectors.parse_knn_reply(reply, "embedding:") == [
         ("WY-ALPHA_turbine_Turbine1.png", 0.875),
-        ("TX-BETA_turbine_Turbine7.png", 0.5),
+        ("TX-BRAVO_turbine_Turbine7.png", 0.5),
     ]
     assert vectors.parse_knn_reply([0], "embedding:") == []

@@ -1,11 +1,17 @@
 """`POST /api/diagnostics/query` and the log endpoints, over the aggregates and the corpus.
 
-A question first goes through `intents.route`: log questions are answered from the exact Redis
-aggregates (mode `aggregation`, the figures in `data`). Others retrieve passages (BM25 + embeddings,
-RRF, optional rerank); when no passage clears the relevance bar the answer is an abstention (mode
-`abstain`), otherwise the answerer (Cohere chat, or the local extractive one) answers citing the
-passages it used (mode `retrieval`). A Cohere rerank or chat failure falls back (fused order,
-extractive answer) and says so in `fallback`; an embedding failure is a 503 (ProviderUnavailable).
+Grounded by construction: every answer carries its `Evidence`. A question first goes through
+`intents.route`: log questions are answered from the exact Redis aggregates, live questions (alerts
+now, active devices, users) from the live telemetry keys (mode `aggregation`, the figures in
+`data`, the Redis commands in `evidence.query`); a restriction the data cannot honour (a year the
+logs do not cover, a site the region does not have) is an abstention that says what the data holds.
+Others retrieve passages (BM25 + embeddings, RRF, optional rerank); when no passage clears the
+relevance bar, or the cited passages do not cover the question's entities (company, year, status
+code, site) and subject (`grounding`), the answer is an abstention (mode `abstain`); otherwise the
+answerer (Cohere chat, or the local extractive one) answers citing the passages it used (mode
+`retrieval`). "List ..." questions return every matching item of the best document. A Cohere
+rerank or chat failure falls back (fused order, extractive answer) and says so in `fallback`; an
+embedding failure is a 503 (ProviderUnavailable).
 """
 
 import asyncio
@@ -17,10 +23,11 @@ from typing import Any, Literal
 from redis.asyncio import Redis
 
 from tier0_contract import keys
+from tier0_services.ai.live import LiveData
 from tier0_services.ai.logs import aggregates
 from tier0_services.ai.logs.parse import LogEntry, LogParseError, parse_line
 from tier0_services.ai.providers import Answer, Passage, Providers, ProviderUnavailableError
-from tier0_services.ai.rag import intents
+from tier0_services.ai.rag import grounding, intents, text
 from tier0_services.ai.rag.corpus import Candidate, Corpus
 
 Mode = Literal["aggregation", "retrieval", "abstain"]
@@ -42,6 +49,18 @@ class Citation:
     score: float
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """Which data answered: an exact aggregate over the access logs (`logs`) or the live telemetry
+    (`live`) with the Redis commands that computed it (`query`), cited passages (`documents`), or
+    nothing (`none`, an abstention). `covers` says what that data holds (time span, sites,
+    documents), so an abstention can say what it does have."""
+
+    source: Literal["logs", "live", "documents", "none"]
+    query: str | None = None
+    covers: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class QueryResult:
     question: str
@@ -50,6 +69,7 @@ class QueryResult:
     citations: list[Citation] = field(default_factory=list)
     data: dict[str, Any] | None = None
     fallback: str | None = None
+    evidence: Evidence = field(default_factory=lambda: Evidence("none"))
 
 
 @dataclass(frozen=True)
@@ -80,11 +100,19 @@ def _pct(part: int, whole: int) -> float:
 
 
 class Diagnostics:
-    def __init__(self, redis: Redis, providers: Providers, corpus: Corpus, relevance: Relevance) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        providers: Providers,
+        corpus: Corpus,
+        relevance: Relevance,
+        active_window_seconds: float = keys.ACTIVE_WINDOW_SECONDS,
+    ) -> None:
         self.redis = redis
         self.providers = providers
         self.corpus = corpus
         self.relevance = relevance
+        self.live = LiveData(redis, active_window_seconds)
 
     # --- logs -------------------------------------------------------------------------------
 
@@ -107,6 +135,12 @@ class Diagnostics:
                 batch = []
         imported += await aggregates.record(self.redis, batch)
         return ImportResult(imported, rejected, errors)
+
+    async def import_entries(self, entries: list[LogEntry]) -> int:
+        imported = 0
+        for start in range(0, len(entries), IMPORT_BATCH):
+            imported += await aggregates.record(self.redis, entries[start : start + IMPORT_BATCH])
+        return imported
 
     async def errors_for(self, status: int, limit: int) -> dict[str, Any]:
         total, top = await aggregates.top_ips_for_status(self.redis, status, limit)
@@ -153,83 +187,130 @@ class Diagnostics:
 
     async def query(self, question: str, top_k: int = 4) -> QueryResult:
         routed = intents.route(question)
+        if isinstance(routed, intents.LiveQuery):
+            return await self._live(question, routed)
         if routed is not None:
             return await self._aggregate(question, routed)
         return await self._retrieve(question, top_k)
 
+    async def _live(self, question: str, q: intents.LiveQuery) -> QueryResult:
+        found = await self.live.answer(q)
+        evidence = Evidence("live", found.query, found.covers)
+        if found.abstained:
+            return QueryResult(question, found.text, "abstain", data=found.data, evidence=evidence)
+        return QueryResult(question, found.text, "aggregation", data=found.data, evidence=evidence)
+
     async def _aggregate(self, question: str, q: intents.LogQuery) -> QueryResult:
         s = await aggregates.stats(self.redis)
+        covers = _log_covers(s)
         if s.total == 0:
             return QueryResult(
                 question,
-                "No access-log entries have been recorded or imported yet.",
-                "aggregation",
+                "No access-log entries have been recorded or imported yet, so I cannot answer from the logs.",
+                "abstain",
                 data={"total_entries": 0},
+                evidence=Evidence("logs", f"GET {keys.LOGS_TOTAL}", covers),
+            )
+        gap = _log_gap(q, s)
+        if gap is not None:
+            return QueryResult(
+                question, gap, "abstain", data={"covers": covers}, evidence=Evidence("logs", None, covers)
             )
         statuses = self._statuses(q, s.by_status)
         label = self._label(q)
+        data: dict[str, Any]
         if q.kind == "top_ips":
-            rows = await self._top_ips(statuses, q.limit)
-            matching = sum(s.by_status.get(code, 0) for code in statuses)
+            rows, query = await self._top_ips(statuses, q.limit)
+            matching = sum(s.by_status.get(code, 0) for code in statuses) if statuses else s.total
             if not rows:
-                return QueryResult(
-                    question,
-                    f"No request in the logs was answered {label}.",
-                    "aggregation",
-                    data={"status_codes": statuses, "total": 0, "top_ips": []},
+                answer = f"No request in the logs was answered {label}."
+            else:
+                listed = ", ".join(f"{r['ip']} ({r['count']} requests)" for r in rows)
+                answer = (
+                    f"The most frequent client IP for {label} is {rows[0]['ip']} with {rows[0]['count']} of the "
+                    f"{matching} requests answered {label}. Top {len(rows)}: {listed}."
                 )
-            listed = ", ".join(f"{r['ip']} ({r['count']} requests)" for r in rows)
-            answer = (
-                f"The most frequent client IP for {label} is {rows[0]['ip']} with {rows[0]['count']} of the "
-                f"{matching} requests answered {label}. Top {len(rows)}: {listed}."
-            )
-            return QueryResult(
-                question, answer, "aggregation", data={"status_codes": statuses, "total": matching, "top_ips": rows}
-            )
-        if q.kind == "top_paths":
-            key = keys.LOGS_ERROR_PATHS if q.errors_only else keys.LOGS_PATHS
-            rows = await aggregates.top(self.redis, key, q.limit, "path")
-            what = "failed requests (4xx/5xx)" if q.errors_only else "requests"
-            listed = ", ".join(f"{r['path']} ({r['count']})" for r in rows)
-            return QueryResult(
-                question,
-                f"Endpoints with the most {what}: {listed}.",
-                "aggregation",
-                data={"errors_only": q.errors_only, "top_paths": rows},
-            )
-        if q.kind == "error_rate":
+            data = {"status_codes": statuses, "total": matching, "top_ips": rows}
+        elif q.kind == "top_paths":
+            rows, query = await self._top_paths(q, statuses)
+            what = f"requests answered {label}" if statuses else "requests"
+            if not rows:
+                answer = f"No request in the logs was answered {label}."
+            else:
+                listed = ", ".join(f"{r['path']} ({r['count']})" for r in rows)
+                answer = f"Paths with the most {what}: {listed}."
+            data = {"status_codes": statuses, "errors_only": q.errors_only, "top_paths": rows}
+        elif q.kind == "error_rate":
             answer = (
                 f"{s.errors} of {s.total} logged requests were answered 4xx or 5xx: an error rate of "
                 f"{_pct(s.errors, s.total)}%."
             )
-            return QueryResult(
-                question,
-                answer,
-                "aggregation",
-                data={"total": s.total, "errors": s.errors, "error_rate_pct": _pct(s.errors, s.total)},
+            data = {"total": s.total, "errors": s.errors, "error_rate_pct": _pct(s.errors, s.total)}
+            query = f"HGETALL {keys.LOGS_BY_STATUS}: sum(status >= 400) / sum(all)"
+        elif q.kind == "latency":
+            answer, data, query = await self._latency(q, s)
+        else:
+            answer, data, query = await self._count(q, s, statuses, label)
+        return QueryResult(question, answer, "aggregation", data=data, evidence=Evidence("logs", query, covers))
+
+    async def _count(
+        self, q: intents.LogQuery, s: aggregates.Stats, statuses: list[int], label: str
+    ) -> tuple[str, dict[str, Any], str]:
+        if q.ip is not None or q.path is not None:
+            return await self._count_for(q, statuses, label)
+        if not statuses:
+            return (
+                f"The logs hold {s.total} requests.",
+                {"status_codes": [], "count": s.total, "total": s.total},
+                f"GET {keys.LOGS_TOTAL}",
             )
-        if q.kind == "latency":
-            mean = round(s.latency_sum_ms / s.latency_count, 3) if s.latency_count else None
-            answer = (
-                f"Over {s.latency_count} requests with a recorded latency, the mean was {mean} ms and the "
-                f"maximum {s.max_latency_ms} ms."
-                if s.latency_count
-                else "No logged request carried a latency."
-            )
-            return QueryResult(
-                question,
-                answer,
-                "aggregation",
-                data={"count": s.latency_count, "mean_ms": mean, "max_ms": s.max_latency_ms},
-            )
-        count = s.total if not statuses and not q.errors_only else sum(s.by_status.get(c, 0) for c in statuses)
-        answer = (
-            f"{count} of the {s.total} logged requests were answered {label}."
-            if statuses
-            else f"The logs hold {s.total} requests."
+        count = sum(s.by_status.get(c, 0) for c in statuses)
+        return (
+            f"{count} of the {s.total} logged requests were answered {label}.",
+            {"status_codes": statuses, "count": count, "total": s.total},
+            f"HMGET {keys.LOGS_BY_STATUS} {' '.join(map(str, statuses))}",
         )
-        return QueryResult(
-            question, answer, "aggregation", data={"status_codes": statuses, "count": count, "total": s.total}
+
+    async def _count_for(self, q: intents.LogQuery, statuses: list[int], label: str) -> tuple[str, dict[str, Any], str]:
+        """Requests from one IP or to one path, optionally with a status (exact ZSCOREs)."""
+        member, name = (q.ip, "ip") if q.ip is not None else (q.path or "", "path")
+        if statuses:
+            zkeys = [keys.logs_ips_for_status(c) if name == "ip" else keys.logs_paths_for_status(c) for c in statuses]
+        else:
+            zkeys = [keys.LOGS_IPS if name == "ip" else keys.LOGS_PATHS]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in zkeys:
+                pipe.zscore(key, member)
+            scores = await pipe.execute()
+        count = int(sum(x or 0 for x in scores))
+        side = f"from {member}" if name == "ip" else f"to {member}"
+        what = f" answered {label}" if statuses else ""
+        return (
+            f"{count} logged requests {side}{what}.",
+            {name: member, "status_codes": statuses, "count": count},
+            "; ".join(f"ZSCORE {k} {member}" for k in zkeys),
+        )
+
+    async def _latency(self, q: intents.LogQuery, s: aggregates.Stats) -> tuple[str, dict[str, Any], str]:
+        if not s.latency_count:
+            return "No logged request carried a latency.", {"count": 0}, f"HGETALL {keys.LOGS_LATENCY}"
+        mean = _sig(s.latency_sum_ms / s.latency_count)
+        if q.percentiles:
+            histogram = await aggregates.latency_histogram(self.redis)
+            values = {f"p{p:g}": aggregates.percentile(histogram, p) for p in q.percentiles}
+            listed = ", ".join(f"{name} {_fmt(v)} ms" for name, v in values.items())
+            answer = f"Over {s.latency_count} requests with a recorded latency: {listed}."
+            data: dict[str, Any] = {"count": s.latency_count, "percentiles_ms": values, "mean_ms": mean}
+            data["method"] = "nearest rank over a histogram at 3 significant digits"
+            return answer, data, f"HGETALL {keys.LOGS_LATENCY_HISTOGRAM} (nearest rank)"
+        answer = (
+            f"Over {s.latency_count} requests with a recorded latency, the mean was {_fmt(mean)} ms and the "
+            f"maximum {_fmt(_sig(s.max_latency_ms))} ms."
+        )
+        return (
+            answer,
+            {"count": s.latency_count, "mean_ms": mean, "max_ms": _sig(s.max_latency_ms)},
+            f"HGETALL {keys.LOGS_LATENCY}; ZSCORE {keys.LOGS_EXTREMES} max_latency_ms",
         )
 
     @staticmethod
@@ -250,17 +331,29 @@ class Diagnostics:
             return f"HTTP {q.status_class}xx"
         return "with an error (4xx/5xx)" if q.errors_only else "any status"
 
-    async def _top_ips(self, statuses: list[int], limit: int) -> list[dict[str, Any]]:
+    async def _top_ips(self, statuses: list[int], limit: int) -> tuple[list[dict[str, Any]], str]:
         if not statuses:
-            return await aggregates.top(self.redis, keys.LOGS_IPS, limit, "ip")
+            return await aggregates.top(self.redis, keys.LOGS_IPS, limit, "ip"), f"ZRANGE {keys.LOGS_IPS} (by score)"
+        query = " + ".join(f"ZRANGE {keys.logs_ips_for_status(c)}" for c in statuses) + " (summed, by score)"
         if len(statuses) == 1:
-            return (await aggregates.top_ips_for_status(self.redis, statuses[0], limit))[1]
+            return (await aggregates.top_ips_for_status(self.redis, statuses[0], limit))[1], query
         merged: dict[str, int] = {}
         for code in statuses:
             for row in (await aggregates.top_ips_for_status(self.redis, code, 10**9))[1]:
                 merged[row["ip"]] = merged.get(row["ip"], 0) + row["count"]
         ranked = sorted(merged.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
-        return [{"ip": ip, "count": n} for ip, n in ranked]
+        return [{"ip": ip, "count": n} for ip, n in ranked], query
+
+    async def _top_paths(self, q: intents.LogQuery, statuses: list[int]) -> tuple[list[dict[str, Any]], str]:
+        if not statuses:
+            return await aggregates.top(self.redis, keys.LOGS_PATHS, q.limit, "path"), f"ZRANGE {keys.LOGS_PATHS}"
+        merged: dict[str, int] = {}
+        for code in statuses:
+            for row in await aggregates.top(self.redis, keys.logs_paths_for_status(code), 10**9, "path"):
+                merged[row["path"]] = merged.get(row["path"], 0) + row["count"]
+        ranked = sorted(merged.items(), key=lambda kv: (-kv[1], kv[0]))[: q.limit]
+        query = " + ".join(f"ZRANGE {keys.logs_paths_for_status(c)}" for c in statuses) + " (summed, by score)"
+        return [{"path": p, "count": n} for p, n in ranked], query
 
     async def _retrieve(self, question: str, top_k: int) -> QueryResult:
         candidates = await self.corpus.retrieve(question, k=max(8, top_k * 2))
@@ -281,9 +374,15 @@ class Diagnostics:
                 reranker = None
         if reranker is None:
             scored = [(c, c.cosine) for c in candidates if self.relevance.accepts(c)]
+        wanted = grounding.constraints(question)
+        if _enumerating(question) and scored:
+            return await self._enumerate(question, wanted, scored, fallback)
         scored = scored[: min(top_k, self.relevance.max_passages)]
+        docs = await self._doc_covers()
         if not scored:
-            return QueryResult(question, ABSTAIN, "abstain", fallback=fallback)
+            return QueryResult(
+                question, _abstain(docs), "abstain", fallback=fallback, evidence=Evidence("none", None, docs)
+            )
         passages = [
             Passage(
                 ref=n,
@@ -304,15 +403,166 @@ class Diagnostics:
             fallback = "; ".join(x for x in (fallback, f"answered extractively: {exc}") if x)
             answer = await asyncio.to_thread(self.providers.fallback_answerer.answer, question, passages)
         if answer.abstained or not answer.cited:
-            return QueryResult(question, ABSTAIN, "abstain", fallback=fallback)
+            return QueryResult(
+                question, _abstain(docs), "abstain", fallback=fallback, evidence=Evidence("none", None, docs)
+            )
         by_ref = {p.ref: (p, c) for p, (c, _) in zip(passages, scored, strict=True)}
+        used = [by_ref[ref] for ref in answer.cited if ref in by_ref]
+        # The cited passages must cover what the question names (entities, years, its subject).
+        evidence_text = " ".join(f"{p.title} {p.text}" for p, _ in used)
+        verdict = grounding.check(wanted, evidence_text)
+        if not verdict.ok:
+            text = grounding.explain(verdict, [p.title for p, _ in used], evidence_text)
+            return QueryResult(question, text, "abstain", fallback=fallback, evidence=Evidence("none", None, docs))
         citations = [
-            Citation(ref, p.passage_id, p.doc_id, p.title, c.passage.source, p.text, round(p.score, 4))
-            for ref in answer.cited
-            if ref in by_ref
-            for p, c in [by_ref[ref]]
+            Citation(p.ref, p.passage_id, p.doc_id, p.title, c.passage.source, p.text, round(p.score, 4))
+            for p, c in used
         ]
-        return QueryResult(question, answer.text, "retrieval", citations=citations, fallback=fallback)
+        evidence = Evidence("documents", None, {"documents": sorted({c.doc_id for c in citations})})
+        return QueryResult(
+            question, answer.text, "retrieval", citations=citations, fallback=fallback, evidence=evidence
+        )
+
+    async def _enumerate(
+        self,
+        question: str,
+        wanted: grounding.Constraints,
+        scored: list[tuple[Candidate, float]],
+        fallback: str | None,
+    ) -> QueryResult:
+        """ "List ..." questions: every matching item of the best document(s), not the top few
+        sentences. Items are the sentences that name the listed thing (the question's last
+        content word, e.g. "statements"), narrowed by the question's qualifiers ("economic",
+        "social") when those split the items."""
+        best_doc = scored[0][0].passage.doc_id
+        passages = [p for p in await self.corpus.all_passages() if p.doc_id == best_doc]
+        items = enumerate_items(wanted.terms, [(p, s) for p in passages for s in _item_sentences(p.text)])
+        evidence_text = " ".join(f"{p.title} {p.text}" for p in passages)
+        verdict = grounding.check(wanted, evidence_text)
+        docs = await self._doc_covers()
+        if not items or not verdict.ok:
+            why = grounding.explain(verdict, [passages[0].title], evidence_text) if passages else ABSTAIN
+            return QueryResult(question, why, "abstain", fallback=fallback, evidence=Evidence("none", None, docs))
+        refs: dict[str, int] = {}
+        for p, _ in items:
+            refs.setdefault(p.passage_id, len(refs) + 1)
+        body = " ".join(f"({n}) {sentence} [{refs[p.passage_id]}]" for n, (p, sentence) in enumerate(items, start=1))
+        by_id = {p.passage_id: p for p, _ in items}
+        score_of = {c.passage.passage_id: score for c, score in scored}
+        citations = [
+            Citation(ref, pid, by_id[pid].doc_id, by_id[pid].title, by_id[pid].source, by_id[pid].text,
+                     round(score_of.get(pid, 0.0), 4))
+            for pid, ref in refs.items()
+        ]  # fmt: skip
+        answer = f"The documents list {len(items)}: {body}"
+        evidence = Evidence("documents", None, {"documents": [best_doc], "items": len(items)})
+        return QueryResult(
+            question,
+            answer,
+            "retrieval",
+            citations=citations,
+            data={"items": [s for _, s in items], "count": len(items)},
+            fallback=fallback,
+            evidence=evidence,
+        )
+
+    async def _doc_covers(self) -> dict[str, Any]:
+        docs = await self.corpus.documents()
+        return {"documents": [str(d["title"]) for d in docs]}
+
+
+def _abstain(docs: dict[str, Any]) -> str:
+    titles = docs.get("documents") or []
+    held = f" The documents I hold are: {'; '.join(titles)}." if titles else " I hold no documents yet."
+    return ABSTAIN + held
+
+
+_ENUMERATE_START = frozenset({"list", "enumerate", "name"})
+
+
+def _enumerating(question: str) -> bool:
+    tokens = text.words(question)
+    return bool(tokens) and (tokens[0] in _ENUMERATE_START or " list all " in f" {question.lower()} ")
+
+
+def _heading(passage_text: str) -> str:
+    """The heading the chunker put in front of a passage (`Social sustainability: ...`), or ''."""
+    head, sep, _ = passage_text.partition(": ")
+    return head if sep and len(head) <= 60 and "." not in head else ""
+
+
+def _item_sentences(passage_text: str) -> list[tuple[str, str]]:
+    """(context, sentence) of a passage: the context is the heading plus the sentence, the
+    sentence is shown without the heading."""
+    heading = _heading(passage_text)
+    body = passage_text[len(heading) + 2 :] if heading else passage_text
+    return [(f"{heading} {s}", s) for s in text.sentences(body)]
+
+
+def enumerate_items(terms: tuple[str, ...], sentences: list[tuple[Any, tuple[str, str]]]) -> list[tuple[Any, str]]:
+    """Of (passage, (context, sentence)) pairs, the sentences naming the listed thing (the last
+    content term that any context has), narrowed to those whose context has one of the other
+    terms when some have it and some do not (pure)."""
+    if not terms:
+        return []
+    sentence_terms = [set(text.terms(context)) for _, (context, _) in sentences]
+    head = next((t for t in reversed(terms) if any(t in st for st in sentence_terms)), None)
+    if head is None:
+        return []
+    items = [(x, st) for x, st in zip(sentences, sentence_terms, strict=True) if head in st]
+    qualifiers = [t for t in terms if t != head]
+    splitting = [t for t in qualifiers if 0 < sum(t in st for _, st in items) < len(items)]
+    if splitting:
+        items = [(x, st) for x, st in items if any(t in st for t in splitting)]
+    return [(p, sentence) for (p, (_, sentence)), _ in items if not sentence.upper().startswith(text.SAMPLE_LABEL)]
+
+
+def _log_covers(s: aggregates.Stats) -> dict[str, Any]:
+    days = list(s.by_day)
+    return {
+        "entries": s.total,
+        "first_seen": _iso(s.first_ts),
+        "last_seen": _iso(s.last_ts),
+        "days": [days[0], days[-1]] if days else [],
+        "aggregated_by": ["status", "client ip", "path", "method", "day", "latency"],
+    }
+
+
+def _log_gap(q: intents.LogQuery, s: aggregates.Stats) -> str | None:
+    """Why the aggregates cannot answer what the question restricts to, or None."""
+    days = list(s.by_day)
+    span = f"{days[0]} to {days[-1]}" if days else "no days"
+    held = f"The logs I hold cover {span} ({s.total} requests)"
+    for year in q.years:
+        in_year = [d for d in days if d.startswith(str(year))]
+        if not in_year:
+            return f"{held}: nothing in {year}, so I cannot answer for {year}."
+        if len(in_year) != len(days):
+            return f"{held}; they are aggregated by day only in total, so I cannot break {year} out."
+    if q.sites:
+        return (
+            f"{held}, aggregated by status, client IP, path, method and day: not by site "
+            f"({', '.join(q.sites)}). Ask about a path such as /api/devices/metrics/site/{q.sites[0]}."
+        )
+    if q.kind == "latency" and (q.status is not None or q.status_class is not None or q.ip or q.path):
+        return (
+            f"{held}; latency is aggregated over all requests only (mean, maximum, percentiles), "
+            "not per status, IP or path."
+        )
+    return None
+
+
+def _sig(value: float | None, digits: int = 3) -> float | None:
+    """Round to `digits` significant digits: 971.712115999992 -> 972.0, 0.51234 -> 0.512."""
+    if value is None or value == 0:
+        return value
+    return float(f"{value:.{digits}g}")
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:g}"
 
 
 def _iso(ts: float | None) -> str | None:

@@ -16,7 +16,7 @@ from tier0_contract import keys
 from tier0_services.ai import sample_images, vectors
 from tier0_services.ai.providers import Embedder
 from tier0_services.ai.sample_images import ImageMeta
-from tier0_services.ai.vector_index import IndexSpec, VectorIndex
+from tier0_services.ai.vector_index import Backend, IndexSpec, VectorIndex
 
 Mode = Literal["image", "caption"]
 TAG_SEPARATOR = "|"
@@ -99,12 +99,13 @@ class ImageCatalog:
 
     async def search(
         self, query: str, top_k: int, site_id: str | None = None, device_type: str | None = None
-    ) -> list[Hit]:
+    ) -> tuple[list[Hit], Backend]:
+        """The best `top_k` images for the query, and which backend searched (`redisearch`/`numpy`)."""
         matrix = await asyncio.to_thread(self.embedder.embed_texts, [query], "search_query")
         filters = {"site_id": site_id, "device_type": device_type, "model": self.embedder.name}
-        found = await self.index.search(matrix[0], top_k, filters)
+        found, backend = await self.index.search(matrix[0], top_k, filters)
         images = await self._fetch([image_id for image_id, _ in found])
-        return [Hit(image, score) for (image_id, score) in found if (image := images.get(image_id))]
+        return [Hit(image, score) for (image_id, score) in found if (image := images.get(image_id))], backend
 
     async def all(self, site_id: str | None = None) -> list[StoredImage]:
         ids = sorted(m.decode() for m in await self.redis.smembers(keys.IMAGE_IDS))  # type: ignore[misc]

@@ -8,6 +8,7 @@ same normaliser, pre-tokeniser and template as the model's `tokenizer.json`. Pip
 sentence-transformers does it: truncate to 256 tokens, mean-pool over the attention mask, L2.
 """
 
+import functools
 import gzip
 import threading
 from importlib import resources
@@ -65,6 +66,9 @@ class MiniLMEmbedder:
         self._lock = threading.Lock()
         self._session: Any = None
         self._tokenizer: Any = None
+        # A question is embedded for retrieval and again by the extractive answerer: the last
+        # query's vector is kept (one entry: repeated questions across requests are not cached).
+        self._last_query: tuple[str, Vectors] | None = None
 
     @property
     def name(self) -> str:
@@ -91,7 +95,15 @@ class MiniLMEmbedder:
 
     def embed_texts(self, texts: list[str], input_type: InputType) -> Vectors:
         # MiniLM is symmetric: queries and documents share one encoding.
-        del input_type
+        last = self._last_query
+        if input_type == "search_query" and len(texts) == 1 and last is not None and last[0] == texts[0]:
+            return last[1].copy()
+        out = self._embed(texts)
+        if input_type == "search_query" and len(texts) == 1:
+            self._last_query = (texts[0], out.copy())
+        return out
+
+    def _embed(self, texts: list[str]) -> Vectors:
         self.load()
         out = np.zeros((len(texts), DIMENSION), dtype=np.float32)
         # Sorting by length keeps padding (wasted compute) small inside each batch.
@@ -115,3 +127,10 @@ class MiniLMEmbedder:
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         result: Vectors = (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
         return result
+
+
+@functools.lru_cache(maxsize=4)
+def shared(threads: int = 2) -> MiniLMEmbedder:
+    """One loaded model per process (and thread count): every app built in the process (tests,
+    the CLI) shares it instead of loading its own 23 MB session."""
+    return MiniLMEmbedder(threads=threads)

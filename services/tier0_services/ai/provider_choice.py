@@ -4,8 +4,7 @@ import logging
 
 import httpx
 
-from tier0_services.ai import cohere_provider
-from tier0_services.ai.local_model import MiniLMEmbedder
+from tier0_services.ai import cohere_provider, local_model
 from tier0_services.ai.providers import Providers
 from tier0_services.ai.rag.extractive import ExtractiveAnswerer
 from tier0_services.ai.settings import AISettings
@@ -18,7 +17,7 @@ def build_providers(settings: AISettings, httpx_client: httpx.Client | None = No
     key = settings.cohere_api_key.get_secret_value() if settings.cohere_api_key else ""
     if settings.provider == "cohere" and not key:
         raise ValueError("TIER0_AI_PROVIDER=cohere needs COHERE_API_KEY")
-    local = MiniLMEmbedder(threads=settings.local_threads)
+    local = local_model.shared(settings.local_threads)
     if settings.provider == "cohere" or (settings.provider == "auto" and key):
         client = cohere_provider.make_client(key, settings.cohere_timeout_seconds, httpx_client)
         log.info("AI providers: Cohere (%s, %s, %s)", settings.cohere_embed_model,

@@ -1,8 +1,11 @@
 """The AI features' share of the region API lifespan: build once, keep on `app.state.ai`, stop.
 
 `start()` never fails because Redis is down (the API must come up and answer 503 meanwhile): the
-RediSearch probe falls back to the numpy path and the optional sample/folder loading runs in a
-background task whose failure is logged. `ready` is set when that loading has finished.
+RediSearch probe is repeated on first use and the sample/folder loading runs in a background task
+whose failure is logged. With `load_samples` the labelled samples (images, corpus, a 12,000-line
+access log) go into whichever of those is empty on a primary. The local model is run once before
+`start()` returns, and the caches are warmed after the loading, so the first request costs what
+the others do. `ready` is set when loading and warming have finished.
 """
 
 import asyncio
@@ -15,8 +18,10 @@ from fastapi import Depends, Request
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from tier0_contract import keys
 from tier0_services.ai import images as images_mod
 from tier0_services.ai.diagnostics import Diagnostics, Relevance
+from tier0_services.ai.logs import sample as logs_sample
 from tier0_services.ai.logs.recorder import AccessLogRecorder
 from tier0_services.ai.provider_choice import build_providers
 from tier0_services.ai.providers import Providers, ProviderUnavailableError
@@ -25,6 +30,13 @@ from tier0_services.ai.settings import AISettings
 from tier0_services.ai.vector_index import VectorIndex, redisearch_available
 
 log = logging.getLogger(__name__)
+SAMPLE_LOG_ENTRIES = 12_000
+WARM_UP_QUESTIONS = (
+    "warm up",
+    "How is the retrieval path warmed up before the first request?",
+    "Which documents describe the operations, the safety rules and the error codes of the sites, and what "
+    "do they say about inspections, hard hats and failover?",
+)
 
 
 @dataclass
@@ -39,22 +51,52 @@ class AIRuntime:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
-    async def load_samples(self) -> None:
-        await self.images.ingest_samples()
-        for doc in corpus_mod.sample_documents():
-            await self.corpus.add(doc)
+    loaded: list[str] = field(default_factory=list)
+    """What the start-up loading put into an empty Redis (`images`, `corpus`, `logs`)."""
 
-    async def _startup_loading(self) -> None:
+    async def load_samples(self, empty: "Emptiness | None" = None) -> None:
+        """The labelled samples, each only where its data is empty (all of them when `empty` is None)."""
+        empty = empty or Emptiness(images=True, corpus=True, logs=True)
+        if empty.images:
+            await self.images.ingest_samples()
+            self.loaded.append("images")
+        if empty.corpus:
+            for doc in corpus_mod.sample_documents():
+                await self.corpus.add(doc)
+            self.loaded.append("corpus")
+        if empty.logs:
+            log_sample = logs_sample.generate(SAMPLE_LOG_ENTRIES, seed=7)
+            await self.diagnostics.import_entries(log_sample.entries)
+            self.loaded.append("logs")
+
+    async def _startup_loading(self, empty: "Emptiness | None") -> None:
         try:
-            if self.settings.load_samples:
-                await self.load_samples()
+            if empty is not None and empty.any:
+                await self.load_samples(empty)
+                log.info("AI samples loaded into the empty Redis: %s", ", ".join(self.loaded))
             if self.settings.corpus_dir is not None:
                 for doc in corpus_mod.folder_documents(self.settings.corpus_dir):
                     await self.corpus.add(doc)
+            await self.warm_caches()
         except (RedisError, OSError, ProviderUnavailableError) as exc:
             log.warning("AI start-up loading failed (retry with the CLI or the API): %s", exc)
         finally:
             self.ready.set()
+
+    async def warm_caches(self) -> None:
+        """Load what the first question and search would otherwise load (BM25 statistics, the
+        vector snapshot or the RediSearch index check), so the first request costs what the rest do.
+        Local providers only: with Cohere it would spend API calls."""
+        if not self.settings.warm_up or self.providers.kind != "local":
+            return
+        prime = getattr(self.providers.answerer, "prime", None)
+        if prime is not None:
+            passages = await self.corpus.all_passages()
+            await asyncio.to_thread(prime, [p.text for p in passages])
+        # Questions of a few lengths: onnxruntime plans each new input shape on its first run.
+        for question in WARM_UP_QUESTIONS:
+            await self.diagnostics.query(question)
+        await self.images.search("warm up the image search", 1)
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -66,14 +108,47 @@ class AIRuntime:
                 await self.recorder.stop()
 
 
+@dataclass(frozen=True)
+class Emptiness:
+    images: bool
+    corpus: bool
+    logs: bool
+
+    @property
+    def any(self) -> bool:
+        return self.images or self.corpus or self.logs
+
+
+async def _emptiness(redis: Redis) -> Emptiness | None:
+    """Which of images, corpus and logs hold nothing yet; None on a replica (it gets the primary's
+    data by replication, and cannot write)."""
+    role = (await redis.info("replication")).get("role")
+    if role != "master":
+        return None
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.scard(keys.IMAGE_IDS)
+        pipe.scard(keys.DOCUMENT_IDS)
+        pipe.exists(keys.LOGS_TOTAL)
+        images, docs, logs = await pipe.execute()
+    return Emptiness(images=images == 0, corpus=docs == 0, logs=logs == 0)
+
+
+def _warm_model(providers: Providers) -> None:
+    """Load the local model and run it once: onnxruntime's first run costs ~1 s (graph
+    optimisation, allocations), which would otherwise land on the first request."""
+    if providers.kind == "local":
+        providers.embedder.embed_texts(["warm up the local model"], "search_query")
+
+
 async def start(redis: Redis, settings: AISettings, providers: Providers | None = None) -> AIRuntime:
     providers = providers or build_providers(settings)
     try:
-        use_ft = await redisearch_available(redis)
+        use_ft: bool | None = await redisearch_available(redis)
     except (RedisError, OSError):
-        use_ft = False
-    image_index = VectorIndex(redis, images_mod.SPEC, use_ft)
-    passage_index = VectorIndex(redis, corpus_mod.SPEC, use_ft)
+        use_ft = None  # probed again on first use
+    model = providers.embedder.name
+    image_index = VectorIndex(redis, images_mod.SPEC, use_ft, model=model)
+    passage_index = VectorIndex(redis, corpus_mod.SPEC, use_ft, model=model)
     corpus = corpus_mod.Corpus(redis, providers.embedder, passage_index)
     relevance = Relevance(min_cosine=settings.min_cosine, min_rerank=settings.min_rerank)
     recorder = AccessLogRecorder(redis) if settings.record_access_log else None
@@ -86,12 +161,17 @@ async def start(redis: Redis, settings: AISettings, providers: Providers | None 
         recorder=recorder,
         vector_backend=image_index.backend,
     )
+    empty: Emptiness | None = None
+    if settings.load_samples:
+        try:
+            empty = await _emptiness(redis)  # before the recorder writes the first access-log entry
+        except (RedisError, OSError) as exc:
+            log.warning("AI samples not loaded: Redis unavailable at start-up (%s)", exc)
+    if settings.warm_up:
+        await asyncio.to_thread(_warm_model, providers)
     if recorder is not None:
         recorder.start()
-    if settings.load_samples or settings.corpus_dir is not None:
-        runtime._tasks.append(asyncio.create_task(runtime._startup_loading(), name="ai-startup-loading"))
-    else:
-        runtime.ready.set()
+    runtime._tasks.append(asyncio.create_task(runtime._startup_loading(empty), name="ai-startup-loading"))
     return runtime
 
 

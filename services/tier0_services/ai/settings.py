@@ -26,7 +26,10 @@ class AISettings(BaseSettings):
     cohere_timeout_seconds: float = 10.0
     local_threads: int = 2
     load_samples: bool = False
-    """Ingest the labelled sample image catalog and sample corpus at start-up (background)."""
+    """At start-up (background), load the labelled samples into what is empty on a primary: the
+    image catalog, the corpus, a 12,000-line access log. `make up` turns it on."""
+    warm_up: bool = True
+    """Run the local model once before serving (its first run costs ~1 s)."""
     corpus_dir: Path | None = None
     """Folder of `.md`/`.txt` notes added to the corpus at start-up (file stem = doc id)."""
     record_access_log: bool = True

@@ -1,5 +1,6 @@
-"""Vectors stored in Redis HASHes, searched by RediSearch KNN when the module is loaded, by an
-exact numpy scan of the same HASHes otherwise (plain redis-server, as here).
+"""Vectors stored in Redis HASHes, searched by RediSearch KNN when the query engine is loaded
+(Redis Stack, Redis 8), by an exact numpy scan of the same HASHes otherwise (plain redis-server).
+Both are exact (the RediSearch field is FLAT), so they return the same neighbours.
 
 The numpy path keeps the matrix in process memory and reloads it only when the index's version
 counter moves (every upsert bumps it), so a search costs one GET plus one matrix product.
@@ -8,11 +9,11 @@ counter moves (every upsert bumps it), so a search costs one GET plus one matrix
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import ReadOnlyError, ResponseError
 
 from tier0_services.ai import vectors
 from tier0_services.ai.providers import Vectors
@@ -36,7 +37,7 @@ class _Snapshot:
 
 
 async def redisearch_available(redis: Redis) -> bool:
-    """True when the RediSearch module answers (`FT._LIST`), as in Redis Stack."""
+    """True when the query engine answers (`FT._LIST`): Redis Stack, or Redis 8 with it built in."""
     try:
         await redis.execute_command("FT._LIST")  # type: ignore[no-untyped-call]
     except ResponseError:
@@ -44,40 +45,90 @@ async def redisearch_available(redis: Redis) -> bool:
     return True
 
 
+Backend = Literal["redisearch", "numpy"]
+
+
 class VectorIndex:
-    def __init__(self, redis: Redis, spec: IndexSpec, use_ft: bool = False) -> None:
+    """`use_ft=None` probes the server on first use (so an API started while Redis was down still
+    finds the module later); `model` restricts the RediSearch index to that model's vectors
+    (`FILTER @model==...`), so changing the model or its dimension rebuilds the index."""
+
+    def __init__(self, redis: Redis, spec: IndexSpec, use_ft: bool | None = None, model: str | None = None) -> None:
         self.redis = redis
         self.spec = spec
         self.use_ft = use_ft
+        self.model = model
         self._snapshot = _Snapshot()
         self._lock = asyncio.Lock()
-        self._ft_dims: set[int] = set()
+        self._ft_dim: int | None = None
 
     @property
-    def backend(self) -> str:
+    def backend(self) -> Backend:
         return "redisearch" if self.use_ft else "numpy"
 
-    def _ft_index(self, dim: int) -> str:
-        return f"{self.spec.index_name}:{dim}"
+    async def _probe(self) -> bool:
+        if self.use_ft is None:
+            self.use_ft = await redisearch_available(self.redis)
+        return self.use_ft
 
-    async def ensure_ft_index(self, dim: int) -> None:
-        if not self.use_ft or dim in self._ft_dims:
-            return
-        cmd = vectors.create_index_command(self._ft_index(dim), self.spec.prefix, dim, self.spec.tag_fields)
+    def _wanted(self, dim: int) -> vectors.IndexSchema:
+        filter_expr = vectors.model_filter(self.model) if self.model else None
+        return vectors.IndexSchema(dim=dim, filter=filter_expr)
+
+    async def _ft_schema(self) -> vectors.IndexSchema | None:
         try:
-            await self.redis.execute_command(*cmd)  # type: ignore[no-untyped-call]
+            reply = await self.redis.execute_command("FT.INFO", self.spec.index_name)  # type: ignore[no-untyped-call]
         except ResponseError as exc:
-            if "already exists" not in str(exc).lower():
-                raise
-        self._ft_dims.add(dim)
+            if vectors.is_unknown_index(exc):
+                return None
+            raise
+        return vectors.parse_index_schema(reply)
+
+    async def ensure_ft_index(self, dim: int) -> bool:
+        """Make the index match (dimension, model filter), migrating it when either changed: drop
+        the index (never the HASHes) and create it again, then wait until the stored HASHes are
+        indexed. False when it cannot be used: no module, or a replica whose primary has not made it."""
+        if not await self._probe():
+            return False
+        if self._ft_dim == dim:
+            return True
+        wanted = self._wanted(dim)
+        current = await self._ft_schema()
+        if current != wanted:
+            try:
+                if current is not None:
+                    await self.redis.execute_command("FT.DROPINDEX", self.spec.index_name)  # type: ignore[no-untyped-call]
+                cmd = vectors.create_index_command(
+                    self.spec.index_name, self.spec.prefix, dim, self.spec.tag_fields, wanted.filter
+                )
+                await self.redis.execute_command(*cmd)  # type: ignore[no-untyped-call]
+            except ReadOnlyError:
+                return False
+            except ResponseError as exc:
+                # Another API process migrated it at the same moment: check what it made.
+                if not (vectors.is_unknown_index(exc) or "already exists" in str(exc).lower()):
+                    raise
+                if await self._ft_schema() != wanted:
+                    return False
+        await self._wait_indexed()
+        self._ft_dim = dim
+        return True
+
+    async def _wait_indexed(self, timeout_s: float = 30.0) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while asyncio.get_running_loop().time() < deadline:
+            reply = await self.redis.execute_command("FT.INFO", self.spec.index_name)  # type: ignore[no-untyped-call]
+            if not vectors.is_indexing(reply):
+                return
+            await asyncio.sleep(0.01)
 
     async def upsert(self, items: Sequence[tuple[str, Mapping[str, str | bytes]]]) -> None:
         """Write HASHes (each mapping carries `embedding` bytes) and bump the version once."""
         if not items:
             return
         dims = {len(fields[vectors.EMBEDDING_FIELD]) // 4 for _, fields in items}
-        for dim in dims:
-            await self.ensure_ft_index(dim)
+        if len(dims) == 1:
+            await self.ensure_ft_index(dims.pop())
         async with self.redis.pipeline(transaction=True) as pipe:
             for item_id, fields in items:
                 pipe.delete(self.spec.prefix + item_id)
@@ -98,13 +149,22 @@ class VectorIndex:
 
     async def search(
         self, query: np.ndarray[Any, np.dtype[np.float32]], k: int, filters: Mapping[str, str | None]
-    ) -> list[tuple[str, float]]:
-        """(id, cosine) best first among the items whose TAG fields equal every given filter."""
-        if self.use_ft:
-            await self.ensure_ft_index(int(query.shape[0]))
-            cmd = vectors.knn_command(self._ft_index(int(query.shape[0])), query, k, filters)
+    ) -> tuple[list[tuple[str, float]], Backend]:
+        """(id, cosine) best first among the items whose TAG fields equal every given filter, and
+        the backend that answered."""
+        dim = int(query.shape[0])
+        if await self.ensure_ft_index(dim):
+            # The index holds only `self.model`'s vectors: a model filter equal to it is implied.
+            tags = {name: value for name, value in filters.items() if not (name == "model" and value == self.model)}
+            cmd = vectors.knn_command(self.spec.index_name, query, k, tags)
             reply = await self.redis.execute_command(*cmd)  # type: ignore[no-untyped-call]
-            return vectors.parse_knn_reply(reply, self.spec.prefix)
+            return vectors.parse_knn_reply(reply, self.spec.prefix), "redisearch"
+        return await self.exact_search(query, k, filters), "numpy"
+
+    async def exact_search(
+        self, query: np.ndarray[Any, np.dtype[np.float32]], k: int, filters: Mapping[str, str | None]
+    ) -> list[tuple[str, float]]:
+        """The numpy path: an exact scan of the same stored vectors (cached until the version moves)."""
         snapshot = await self._current()
         entry = snapshot.by_dim.get(int(query.shape[0]))
         if entry is None:

@@ -8,6 +8,7 @@ is `1 - cos`).
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -58,9 +59,28 @@ def filter_expression(filters: Mapping[str, str | None]) -> str:
     return " ".join(parts) if parts else "*"
 
 
-def create_index_command(index: str, prefix: str, dim: int, tag_fields: Sequence[str]) -> list[str]:
-    """FT.CREATE over HASHes under `prefix`: a FLAT cosine FLOAT32 vector field plus TAG fields."""
-    cmd = ["FT.CREATE", index, "ON", "HASH", "PREFIX", "1", prefix, "SCHEMA"]
+@dataclass(frozen=True)
+class IndexSchema:
+    """What decides whether an existing index still fits: vector dimension and model filter."""
+
+    dim: int
+    filter: str | None
+
+
+def model_filter(model: str) -> str:
+    """FT.CREATE FILTER expression indexing only the HASHes of one embedding model."""
+    return f'@model=="{model}"'
+
+
+def create_index_command(
+    index: str, prefix: str, dim: int, tag_fields: Sequence[str], filter_expr: str | None = None
+) -> list[str]:
+    """FT.CREATE over HASHes under `prefix`: a FLAT (exact) cosine FLOAT32 vector field plus TAG
+    fields, optionally only the HASHes matching `filter_expr`."""
+    cmd = ["FT.CREATE", index, "ON", "HASH", "PREFIX", "1", prefix]
+    if filter_expr:
+        cmd += ["FILTER", filter_expr]
+    cmd += ["SCHEMA"]
     cmd += [EMBEDDING_FIELD, "VECTOR", "FLAT", "6", "TYPE", "FLOAT32", "DIM", str(dim)]
     cmd += ["DISTANCE_METRIC", "COSINE"]
     for name in tag_fields:
@@ -97,3 +117,39 @@ def parse_knn_reply(reply: Sequence[object], prefix: str) -> list[tuple[str, flo
         text = distance.decode() if isinstance(distance, bytes) else str(distance)
         out.append((name.removeprefix(prefix), 1.0 - float(text)))
     return out
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _pairs(flat: object) -> dict[str, object]:
+    items = list(flat) if isinstance(flat, list | tuple) else []
+    return {_text(k): v for k, v in zip(items[0::2], items[1::2], strict=False)}
+
+
+def parse_index_schema(info: object) -> IndexSchema | None:
+    """The vector dimension and FILTER of an `FT.INFO` reply (RESP2 flat lists); None without a
+    vector field."""
+    top = _pairs(info)
+    definition = _pairs(top.get("index_definition"))
+    raw_filter = definition.get("filter")
+    for attribute in top.get("attributes") or []:  # type: ignore[attr-defined]
+        fields = _pairs(attribute)
+        if _text(fields.get("type", "")) == "VECTOR":
+            dim = fields.get("dim")
+            if dim is None:
+                return None
+            return IndexSchema(dim=int(_text(dim)), filter=_text(raw_filter) if raw_filter else None)
+    return None
+
+
+def is_indexing(info: object) -> bool:
+    """True while RediSearch is still indexing existing HASHes (after FT.CREATE)."""
+    top = _pairs(info)
+    return _text(top.get("indexing", "0")) not in {"0", "0.0"}
+
+
+def is_unknown_index(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "unknown index" in text or "no such index" in text

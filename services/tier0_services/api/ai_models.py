@@ -56,8 +56,9 @@ class ImageSearchResponse(BaseModel):
     query: str
     mode: Literal["image", "caption"]
     model: str
-    backend: str
-    """`redisearch` (KNN in Redis Stack) or `numpy` (exact scan of the same stored vectors)."""
+    backend: Literal["redisearch", "numpy"]
+    """`redisearch` (FT.SEARCH KNN: Redis Stack or Redis 8's query engine) or `numpy` (exact scan of
+    the same stored vectors, for a Redis without the module); both return the same neighbours."""
     count: int
     results: list[ImageHit]
     timestamp: datetime
@@ -135,12 +136,25 @@ class ProviderInfo(BaseModel):
     reranker: str | None
 
 
+class EvidenceOut(BaseModel):
+    """Which data answered (every answer has one)."""
+
+    source: Literal["logs", "live", "documents", "none"]
+    """`logs`: exact access-log aggregates; `live`: the live telemetry keys; `documents`: the
+    cited passages; `none`: nothing supports an answer (an abstention)."""
+    query: str | None
+    """The Redis commands that computed the figures (`logs`/`live`)."""
+    covers: dict[str, Any]
+    """What that data holds: the logs' time span, the region's sites, the documents' titles."""
+
+
 class DiagnosticsAnswer(BaseModel):
     question: str
     answer: str
     mode: Literal["aggregation", "retrieval", "abstain"]
     citations: list[CitationOut]
     data: dict[str, Any] | None
+    evidence: EvidenceOut
     provider: ProviderInfo
     fallback: str | None
     timestamp: datetime

@@ -8,6 +8,7 @@ endpoints answer is a sum of these counters, hence exact; `max` and first/last t
 """
 
 import json
+import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ class Folded:
     by_day: Counter[str] = field(default_factory=Counter)
     ips: Counter[str] = field(default_factory=Counter)
     ips_by_status: dict[int, Counter[str]] = field(default_factory=dict)
+    paths_by_status: dict[int, Counter[str]] = field(default_factory=dict)
+    latency_histogram: Counter[str] = field(default_factory=Counter)
     paths: Counter[str] = field(default_factory=Counter)
     error_paths: Counter[str] = field(default_factory=Counter)
     latency_sum: float = 0.0
@@ -38,6 +41,26 @@ class Folded:
     first_ts: float | None = None
     last_ts: float | None = None
     recent_errors: list[LogEntry] = field(default_factory=list)
+
+
+def latency_bucket(ms: float) -> str:
+    """The histogram field of a latency: the value at 3 significant digits (`g` format)."""
+    return f"{ms:.3g}" if ms > 0 else "0"
+
+
+def percentile(histogram: dict[float, int], q: float) -> float | None:
+    """Nearest-rank percentile `q` (0-100] over a bucket -> count histogram: the smallest bucket
+    with at least ceil(q/100 * N) entries at or below it."""
+    total = sum(histogram.values())
+    if total == 0:
+        return None
+    rank = max(1, math.ceil(q / 100.0 * total))
+    seen = 0
+    for value in sorted(histogram):
+        seen += histogram[value]
+        if seen >= rank:
+            return value
+    return max(histogram)
 
 
 def fold(entries: Iterable[LogEntry]) -> Folded:
@@ -49,6 +72,7 @@ def fold(entries: Iterable[LogEntry]) -> Folded:
         f.by_day[datetime.fromtimestamp(e.ts, UTC).date().isoformat()] += 1
         f.ips[e.ip] += 1
         f.ips_by_status.setdefault(e.status, Counter())[e.ip] += 1
+        f.paths_by_status.setdefault(e.status, Counter())[e.path] += 1
         f.paths[e.path] += 1
         if e.status >= 400:
             f.error_paths[e.path] += 1
@@ -56,6 +80,7 @@ def fold(entries: Iterable[LogEntry]) -> Folded:
         if e.latency_ms is not None:
             f.latency_sum += e.latency_ms
             f.latency_count += 1
+            f.latency_histogram[latency_bucket(e.latency_ms)] += 1
             f.latency_max = e.latency_ms if f.latency_max is None else max(f.latency_max, e.latency_ms)
         f.first_ts = e.ts if f.first_ts is None else min(f.first_ts, e.ts)
         f.last_ts = e.ts if f.last_ts is None else max(f.last_ts, e.ts)
@@ -81,6 +106,11 @@ async def record(redis: Redis, entries: Iterable[LogEntry]) -> int:
         for status, counter in f.ips_by_status.items():
             for ip, n in counter.items():
                 pipe.zincrby(keys.logs_ips_for_status(status), n, ip)
+        for status, counter in f.paths_by_status.items():
+            for path, n in counter.items():
+                pipe.zincrby(keys.logs_paths_for_status(status), n, path)
+        for bucket, n in f.latency_histogram.items():
+            pipe.hincrby(keys.LOGS_LATENCY_HISTOGRAM, bucket, n)
         for path, n in f.paths.items():
             pipe.zincrby(keys.LOGS_PATHS, n, path)
         for path, n in f.error_paths.items():
@@ -172,6 +202,11 @@ async def stats(redis: Redis) -> Stats:
     )
 
 
+async def latency_histogram(redis: Redis) -> dict[float, int]:
+    raw = await redis.hgetall(keys.LOGS_LATENCY_HISTOGRAM)  # type: ignore[misc]
+    return {float(k): int(v) for k, v in raw.items()}
+
+
 async def recent_errors(redis: Redis, limit: int) -> list[dict[str, Any]]:
     raw = await redis.lrange(keys.LOGS_RECENT_ERRORS, 0, limit - 1)  # type: ignore[misc]
     return [json.loads(item) for item in raw]
@@ -179,9 +214,19 @@ async def recent_errors(redis: Redis, limit: int) -> list[dict[str, Any]]:
 
 async def clear(redis: Redis) -> None:
     """Drop every aggregate (tests and `logs import --replace`)."""
-    status_keys = [keys.logs_ips_for_status(int(s)) for s in await redis.hkeys(keys.LOGS_BY_STATUS)]  # type: ignore[misc]
+    codes = [int(s) for s in await redis.hkeys(keys.LOGS_BY_STATUS)]  # type: ignore[misc]
+    status_keys = [keys.logs_ips_for_status(c) for c in codes] + [keys.logs_paths_for_status(c) for c in codes]
     await redis.delete(
-        keys.LOGS_TOTAL, keys.LOGS_BY_STATUS, keys.LOGS_BY_METHOD, keys.LOGS_BY_DAY, keys.LOGS_IPS,
-        keys.LOGS_PATHS, keys.LOGS_ERROR_PATHS, keys.LOGS_LATENCY, keys.LOGS_EXTREMES,
-        keys.LOGS_RECENT_ERRORS, *status_keys,
-    )  # fmt: skip
+        keys.LOGS_TOTAL,
+        keys.LOGS_BY_STATUS,
+        keys.LOGS_BY_METHOD,
+        keys.LOGS_BY_DAY,
+        keys.LOGS_IPS,
+        keys.LOGS_PATHS,
+        keys.LOGS_ERROR_PATHS,
+        keys.LOGS_LATENCY,
+        keys.LOGS_LATENCY_HISTOGRAM,
+        keys.LOGS_EXTREMES,
+        keys.LOGS_RECENT_ERRORS,
+        *status_keys,
+    )

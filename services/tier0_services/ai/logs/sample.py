@@ -14,7 +14,7 @@ from tier0_services.ai.logs.parse import LogEntry, format_combined
 
 ROUTES = [
     ("GET", "/api/status"), ("GET", "/api/devices/active"), ("GET", "/api/devices/alerts"),
-    ("GET", "/api/devices/metrics/site/WY-ALPHA"), ("GET", "/api/devices/metrics/site/TX-BETA"),
+    ("GET", "/api/devices/metrics/site/WY-ALPHA"), ("GET", "/api/devices/metrics/site/TX-BRAVO"),
     ("GET", "/api/users/active"), ("GET", "/api/users/activity"), ("POST", "/api/images/search"),
     ("GET", "/api/images/list"), ("POST", "/api/diagnostics/query"), ("GET", "/health"),
     ("POST", "/api/telemetry/ingest"),

@@ -174,6 +174,9 @@ class Corpus:
             self._bm25 = (version, passages, bm25)
             return passages, bm25
 
+    async def all_passages(self) -> list[StoredPassage]:
+        return (await self._passages())[0]
+
     async def retrieve(self, question: str, k: int = 8, pool: int = 20) -> list[Candidate]:
         """Top `k` passages by RRF of the BM25 and the embedding rankings (each `pool` deep)."""
         passages, bm25 = await self._passages()
@@ -182,7 +185,7 @@ class Corpus:
         position = {p.passage_id: i for i, p in enumerate(passages)}
         lexical = bm25.top(question, pool)
         query = (await asyncio.to_thread(self.embedder.embed_texts, [question], "search_query"))[0]
-        dense = await self.index.search(np.asarray(query), pool, {"model": self.embedder.name})
+        dense, _ = await self.index.search(np.asarray(query), pool, {"model": self.embedder.name})
         dense_rank = [position[pid] for pid, _ in dense if pid in position]
         cosine = {position[pid]: score for pid, score in dense if pid in position}
         lex_score = dict(lexical)

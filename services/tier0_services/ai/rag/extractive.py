@@ -41,6 +41,12 @@ class ExtractiveAnswerer:
             self._cache.popitem(last=False)
         return out
 
+    def prime(self, passage_texts: list[str]) -> None:
+        """Embed every sentence of these passages now (start-up), not on the first question."""
+        sentences = [s for t in passage_texts for s in text.sentences(t)]
+        for start in range(0, len(sentences), 256):
+            self._sentence_vectors(sentences[start : start + 256])
+
     def answer(self, question: str, passages: list[Passage]) -> Answer:
         candidates: list[tuple[int, int, str]] = []  # (passage ref, order, sentence)
         for p in passages:

@@ -18,6 +18,7 @@ from tier0_services.api.ai_models import (
     DocumentAdded,
     DocumentIn,
     ErrorIPs,
+    EvidenceOut,
     LogImportResponse,
     ProviderInfo,
 )
@@ -47,6 +48,7 @@ def _answer(result: QueryResult, ai: AIRuntime) -> DiagnosticsAnswer:
         mode=result.mode,
         citations=[CitationOut(**vars(c)) for c in result.citations],
         data=result.data,
+        evidence=EvidenceOut(**vars(result.evidence)),
         provider=_provider(ai),
         fallback=result.fallback,
         timestamp=datetime.now(UTC),

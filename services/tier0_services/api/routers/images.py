@@ -35,7 +35,7 @@ def _info(image: StoredImage) -> ImageInfo:
 async def search(request: ImageSearch, ai: AIDep) -> ImageSearchResponse:
     """Semantic image search: the images whose embedding is closest to the query's."""
     try:
-        hits = await ai.images.search(request.query, request.top_k, request.site_id, request.device_type)
+        hits, backend = await ai.images.search(request.query, request.top_k, request.site_id, request.device_type)
     except ProviderUnavailableError as exc:
         raise errors.UnavailableError(str(exc)) from exc
     results = [
@@ -46,7 +46,7 @@ async def search(request: ImageSearch, ai: AIDep) -> ImageSearchResponse:
         query=request.query,
         mode=ai.images.mode,
         model=ai.providers.embedder.name,
-        backend=ai.images.index.backend,
+        backend=backend,
         count=len(results),
         results=results,
         timestamp=datetime.now(UTC),
