@@ -89,7 +89,10 @@ def assess_worker(hb: Heartbeat, now: float, stall_after: float) -> tuple[State,
     if hb.pending > 0:
         since = now - (hb.last_stored_at if hb.last_stored_at is not None else hb.at)
         if hb.last_stored_at is None or since > stall_after:
-            return "stalled", f"{hb.component} worker {hb.worker}: {hb.pending} messages held, nothing stored for {since:.0f} s"
+            return (
+                "stalled",
+                f"{hb.component} worker {hb.worker}: {hb.pending} messages held, nothing stored for {since:.0f} s",
+            )
     if hb.last_stored_at is None or now - hb.last_stored_at > stall_after:
         return "idle", f"{hb.component} worker {hb.worker}: alive, no traffic"
     return "ok", f"{hb.component} worker {hb.worker}: storing"
@@ -118,4 +121,3 @@ def assess(
     order: dict[State, int] = {"stalled": 0, "dead": 1}
     state, reason = min(verdicts, key=lambda v: order.get(v[0], 2))
     return Health(component, region, state, reason, len(mine))
-

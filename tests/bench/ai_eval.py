@@ -20,7 +20,7 @@ import orjson
 from redis.asyncio import Redis
 
 from tier0_services.ai.logs import sample
-from tier0_services.api import testing as api_testing
+from tier0_testing import api as api_testing
 
 Category = Literal["documents", "logs", "live", "abstain"]
 CATEGORIES: tuple[Category, ...] = ("documents", "logs", "live", "abstain")

@@ -22,10 +22,10 @@ from redis.asyncio import Redis
 
 from tier0_dev.controlplane import ControlPlane
 from tier0_dev.procs import ROOT, Process, free_port
-from tier0_operator.testing import run_kubectl
 from tier0_services import kube
 from tier0_services.ai.logs import sample as sample_logs
-from tier0_services.api import testing
+from tier0_testing import api as testing
+from tier0_testing.operator import run_kubectl
 
 TOKEN = "console-test-token"
 SCREENSHOTS = ROOT / ".run" / "screenshots"

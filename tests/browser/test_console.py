@@ -10,7 +10,7 @@ from typing import Any
 from playwright.async_api import Page, expect
 
 from tier0_dev.controlplane import ControlPlane
-from tier0_services.api import testing
+from tier0_testing import api as testing
 
 from .conftest import TOKEN, ApiServer, ServiceProxy, import_sample_log, wait_ai_ready
 

@@ -26,9 +26,9 @@ from tier0_services.ai.logs import sample
 from tier0_services.ai.providers import Providers
 from tier0_services.ai.rag.extractive import ExtractiveAnswerer
 from tier0_services.ai.settings import AISettings
-from tier0_services.api import testing as api_testing
 from tier0_services.api.app import create_app
 from tier0_services.api.settings import Settings
+from tier0_testing import api as api_testing
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 LOG = sample.generate(12_000, seed=7)

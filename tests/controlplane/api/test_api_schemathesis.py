@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 
 from tier0_dev.controlplane import ControlPlane
 from tier0_dev.procs import ROOT, Process, free_port
-from tier0_services.api import testing
+from tier0_testing import api as testing
 
 TOKEN = "failover-test-token"  # the api_factory fixture's
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")

@@ -17,9 +17,9 @@ from redis.asyncio import Redis
 from tier0_services.ai.providers import Providers
 from tier0_services.ai.rag.extractive import ExtractiveAnswerer
 from tier0_services.ai.settings import AISettings
-from tier0_services.ai.testing import HashingEmbedder
 from tier0_services.api.app import create_app
 from tier0_services.api.settings import Settings
+from tier0_testing.ai import HashingEmbedder
 
 TOKEN = "surface-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
