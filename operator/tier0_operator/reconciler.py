@@ -54,6 +54,7 @@ class PairReconciler:
         self._tasks: set[asyncio.Task[None]] = set()
         self._http: aiohttp.ClientSession | None = None
         self._missing_secrets: set[tuple[str, str]] = set()
+        self._deferred: list[dict[str, Any]] = []
         self.regions: list[str] = []
 
     # -- the loop -------------------------------------------------------------------------------
@@ -329,6 +330,15 @@ class PairReconciler:
     def _event(self, reason: str, message: str, warning: bool = False) -> None:
         log.info("%s: event %s: %s", self.pair, reason, message)
         event = patches.build_event(self.namespace, self.name, self.uid, reason, message, now(), warning)
+        if self.status.transition is not None:
+            # Inside a transition every request competes with the selector flip: post afterwards.
+            self._deferred.append(event)
+            return
+        for e in [*self._deferred, event]:
+            self._post(e)
+        self._deferred.clear()
+
+    def _post(self, event: dict[str, Any]) -> None:
         task = asyncio.ensure_future(self._post_event(event))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -404,6 +414,9 @@ class PairReconciler:
             await asyncio.shield(self._http.close())
         for c in self.clients.values():
             await c.close()
+        for e in self._deferred:
+            self._post(e)
+        self._deferred.clear()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 

@@ -29,7 +29,9 @@ def test_every_dashboard_passes_grafanas_strict_schema() -> None:
 def test_the_checker_rejects_an_unknown_field_and_a_missing_description(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     good = (ROOT / "dashboards" / "tier0-fleet.json").read_text()
-    bad.write_text(good.replace('"graphTooltip": 1,', '"graphTooltip": 1, "notAGrafanaField": true,', 1))
+    model = json.loads(good)
+    model["panels"][1]["notAGrafanaField"] = True
+    bad.write_text(json.dumps(model))
     out = subprocess.run([dashcheck(), bad], capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and "notAGrafanaField" in out.stdout, out.stdout
     model = json.loads(good)
