@@ -234,6 +234,8 @@ class Checker:
             done = last.get("completedAt")
             if done and done != prev and last.get("to") == target and st.get("activeRegion") == target:
                 return parse_time(done)
+            if done and done != prev and last.get("outcome") not in (None, "Succeeded"):
+                raise RuntimeError(f"transition to {target} {last.get('outcome')}: {last.get('reason')}")
             await asyncio.sleep(0.02)
         raise TimeoutError(f"no completed transition to {target} within {timeout:.0f} s (last {last})")
 
