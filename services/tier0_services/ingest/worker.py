@@ -249,34 +249,62 @@ class IngestWorker:
         return None
 
     async def _flush_loop(self) -> None:
+        """Take, validate and commit batches in order. The next batch is validated while the
+        previous one is being written and replicated (its `WAIT` leaves this loop idle otherwise),
+        but written only after it: Lua applies batches in the order they were received."""
         cfg = self.config
-        while not self._stopping:
-            if len(self._pending) < cfg.batch_size:
-                self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), cfg.max_delay)
-                except TimeoutError:
-                    pass
-            self.metrics.pending.set(len(self._pending) + self._in_flight)
-            if not self._pending:
-                continue
-            await self.flush_once()
+        commit: asyncio.Task[None] | None = None
+        try:
+            while not self._stopping:
+                if len(self._pending) < cfg.batch_size:
+                    self._wake.clear()
+                    if commit is not None and not commit.done():
+                        # A batch is in flight: let the next one grow until it is done.
+                        waker = asyncio.ensure_future(self._wake.wait())
+                        await asyncio.wait([waker, commit], return_when=asyncio.FIRST_COMPLETED)
+                        waker.cancel()
+                    else:
+                        try:
+                            await asyncio.wait_for(self._wake.wait(), cfg.max_delay)
+                        except TimeoutError:
+                            pass
+                self.metrics.pending.set(len(self._pending) + self._in_flight)
+                if commit is not None and commit.done():
+                    commit.result()  # a failed commit is a bug: surface it
+                    commit = None
+                if not self._pending:
+                    continue
+                take, prepared, now = self._take()
+                if commit is not None:
+                    await commit
+                commit = asyncio.create_task(self._commit(take, prepared, now), name="commit")
+        finally:
+            if commit is not None:
+                await commit
 
-    async def flush_once(self) -> None:
-        """Write and acknowledge up to one batch of what has been received."""
+    def _take(self) -> tuple[list[Received], batch.Prepared, float]:
         take = self._pending[: store.MAX_BATCH]
         del self._pending[: len(take)]
-        self._in_flight = len(take)
-        started = time.perf_counter()
+        self._in_flight += len(take)
         now = time.time()
         cfg = self.config
         prepared = batch.prepare(
             ((t, p) for t, p, _, _ in take), now, skew=cfg.timestamp_skew, max_age=cfg.timestamp_max_age
         )
-        applied, outcome = await self._write(prepared)
+        return take, prepared, now
+
+    async def flush_once(self) -> None:
+        """Write and acknowledge up to one batch of what has been received."""
+        await self._commit(*self._take())
+
+    async def _commit(self, take: list[Received], prepared: batch.Prepared, now: float) -> None:
+        started = time.perf_counter()
+        try:
+            applied, outcome = await self._write(prepared)
+        finally:
+            self._in_flight -= len(take)
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.metrics.acks.inc(self.client.ack([(mid, conn) for _, _, mid, conn in take]))
-        self._in_flight = 0
         if outcome == "at_risk":
             self.metrics.at_risk.inc(len(take))
         m = self.metrics.messages
