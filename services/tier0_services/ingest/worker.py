@@ -58,6 +58,7 @@ class IngestWorker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._connected = False
+        self._want_subscription = False
         self.progress = heartbeat.Progress("ingest", config.mqtt_client_id, config.region)
         self.client = IngestClient(
             config.mqtt_client_id,
@@ -87,7 +88,8 @@ class IngestWorker:
         self.metrics.mqtt_connected.set(1)
         self.metrics.mqtt_connects.inc()
         self.client.reconnect_delay = 0.5
-        self._subscribe()
+        if self._want_subscription:
+            self._subscribe()
 
     def _on_subscribe(self, client: Any, mid: int, qos: Any, properties: Any) -> None:
         log.info("subscription acknowledged (granted QoS %s)", qos)
@@ -351,9 +353,18 @@ class IngestWorker:
             task.result()
 
     async def _writable_gauge(self) -> None:
+        """Follow whether a primary is resolved; subscribe once one has been. With both regions'
+        Redis configured that is at start; a worker that knows only its own Redis (no peers) joins
+        only once that Redis is primary, so a standby-only worker never takes a share it cannot
+        write."""
         while True:
-            self.metrics.writable.set(0 if self.primary.choice.endpoint is None else 1)
-            await asyncio.sleep(0.25)
+            writable = self.primary.choice.endpoint is not None
+            self.metrics.writable.set(1 if writable else 0)
+            if writable and not self._want_subscription:
+                self._want_subscription = True
+                if self._connected:
+                    self._subscribe()
+            await asyncio.sleep(0.1 if not self._want_subscription else 0.25)
 
     async def close(self, tasks: list["asyncio.Task[Any]"], stopped: "asyncio.Task[Any]") -> None:
         """Stop taking messages, finish the batch being written, disconnect. Messages still pending
