@@ -18,6 +18,7 @@ Receive Maximum and keeps the rest for the seconds the transition lasts.
 import asyncio
 import logging
 import time
+from collections import deque
 from typing import Any, Literal
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -38,6 +39,8 @@ Config = Settings
 
 Received = tuple[bytes, bytes, int | None, Any]  # topic, payload, packet id (None: QoS 0), connection
 Ack = Literal["replicated", "at_risk", "unchecked"]
+MAX_UNCONFIRMED_BATCHES = 8
+"""Written batches awaiting their replica confirmation at once (the broker's window bounds it too)."""
 
 
 def is_noreplicas(exc: BaseException) -> bool:
@@ -251,19 +254,26 @@ class IngestWorker:
         return None
 
     async def _flush_loop(self) -> None:
-        """Take, validate and commit batches in order. The next batch is validated while the
-        previous one is being written and replicated (its `WAIT` leaves this loop idle otherwise),
-        but written only after it: Lua applies batches in the order they were received."""
+        """Take, validate, write and confirm batches. Writes go one after the other, in the order
+        received (no WAIT in them); each batch is then confirmed on a replica by a task of its own
+        (`_finish`), so the next batch is written while the previous one's WAIT is outstanding:
+        one round trip to the replica no longer serializes the stream. Acknowledgements stay in
+        order (each finish waits for the previous one)."""
         cfg = self.config
-        commit: asyncio.Task[None] | None = None
+        finishing: deque[asyncio.Task[None]] = deque()
         try:
             while not self._stopping:
+                while finishing and finishing[0].done():
+                    finishing.popleft().result()  # a failed finish is a bug: surface it
+                if len(finishing) > MAX_UNCONFIRMED_BATCHES:
+                    await finishing[0]
+                    continue
                 if len(self._pending) < cfg.batch_size:
                     self._wake.clear()
-                    if commit is not None and not commit.done():
-                        # A batch is in flight: let the next one grow until it is done.
+                    if finishing:
+                        # Batches are in flight: let the next one grow until one is acknowledged.
                         waker = asyncio.ensure_future(self._wake.wait())
-                        await asyncio.wait([waker, commit], return_when=asyncio.FIRST_COMPLETED)
+                        await asyncio.wait([waker, finishing[0]], return_when=asyncio.FIRST_COMPLETED)
                         waker.cancel()
                     else:
                         try:
@@ -271,18 +281,86 @@ class IngestWorker:
                         except TimeoutError:
                             pass
                 self.metrics.pending.set(len(self._pending) + self._in_flight)
-                if commit is not None and commit.done():
-                    commit.result()  # a failed commit is a bug: surface it
-                    commit = None
                 if not self._pending:
                     continue
                 take, prepared, now = self._take()
-                if commit is not None:
-                    await commit
-                commit = asyncio.create_task(self._commit(take, prepared, now), name="commit")
+                written = await self._write_once(prepared)
+                previous = finishing[-1] if finishing else None
+                finishing.append(asyncio.create_task(self._finish(take, prepared, now, written, previous)))
         finally:
-            if commit is not None:
-                await commit
+            if finishing:
+                await finishing[-1]
+
+    async def _write_once(self, prepared: batch.Prepared) -> tuple[store.Applied, int] | None:
+        """One write (no WAIT) to the current primary; None after an error (`_finish` then takes
+        the slow path, which retries)."""
+        i = await self.primary.primary()
+        try:
+            return await self.stores[i].apply(prepared), i
+        except (RedisError, OSError) as exc:
+            self._count_write_error(exc)
+            self.primary.poke()
+            return None
+
+    def _count_write_error(self, exc: BaseException) -> None:
+        if isinstance(exc, ReadOnlyError):
+            self.metrics.write_errors.labels("readonly").inc()
+        elif isinstance(exc, (RedisConnectionError, RedisTimeoutError, OSError)):
+            self.metrics.write_errors.labels("connection").inc()
+        elif is_noreplicas(exc):
+            self.metrics.write_errors.labels("noreplicas").inc()
+        else:
+            self.metrics.write_errors.labels("other").inc()
+
+    async def _confirm(self, i: int) -> Ack | None:
+        """Whether everything written to endpoint `i` so far may be acknowledged: a write (this
+        worker's heartbeat) + `WAIT 1` on any connection covers every earlier write, because the
+        replication stream is ordered. None: the primary moved or failed (write again)."""
+        if not self.config.replicated_ack:
+            return "unchecked"
+        choice = self.primary.choice
+        if choice.endpoint != i:
+            return None
+        if self._wait_replicas(choice.observation) == 0:
+            return "at_risk"
+        script_keys, argv = self.progress.args(time.monotonic())
+        try:
+            async with self.primary.clients[i].pipeline(transaction=False) as pipe:
+                pipe.eval(heartbeat.LUA, len(script_keys), *script_keys, *argv)
+                pipe.wait(1, int(self.config.replica_ack_timeout * 1000))
+                _, replicas = store.raise_first_error(await pipe.execute(raise_on_error=False))
+        except (RedisError, OSError) as exc:
+            if not is_noreplicas(exc):
+                self.primary.poke()
+                return None
+            replicas = 0
+        if int(replicas) >= 1:
+            return "replicated"
+        return await self._hold_until_replicated(i)
+
+    async def _finish(
+        self,
+        take: list[Received],
+        prepared: batch.Prepared,
+        now: float,
+        written: tuple[store.Applied, int] | None,
+        previous: "asyncio.Task[None] | None",
+    ) -> None:
+        started = time.perf_counter()
+        try:
+            outcome: Ack | None = None
+            if written is not None:
+                applied, i = written
+                outcome = await self._confirm(i)
+            if outcome is None:
+                if self._stopping:  # leave the batch unacknowledged: the broker redelivers it
+                    raise asyncio.CancelledError
+                applied, outcome = await self._write(prepared)  # the slow path: write + WAIT, re-resolving
+            if previous is not None:
+                await previous
+        finally:
+            self._in_flight -= len(take)
+        self._acknowledge(take, prepared, now, applied, outcome, started)
 
     def _take(self) -> tuple[list[Received], batch.Prepared, float]:
         take = self._pending[: store.MAX_BATCH]
@@ -297,14 +375,23 @@ class IngestWorker:
 
     async def flush_once(self) -> None:
         """Write and acknowledge up to one batch of what has been received."""
-        await self._commit(*self._take())
-
-    async def _commit(self, take: list[Received], prepared: batch.Prepared, now: float) -> None:
+        take, prepared, now = self._take()
         started = time.perf_counter()
         try:
             applied, outcome = await self._write(prepared)
         finally:
             self._in_flight -= len(take)
+        self._acknowledge(take, prepared, now, applied, outcome, started)
+
+    def _acknowledge(
+        self,
+        take: list[Received],
+        prepared: batch.Prepared,
+        now: float,
+        applied: store.Applied,
+        outcome: Ack,
+        started: float,
+    ) -> None:
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.metrics.acks.inc(self.client.ack([(mid, conn) for _, _, mid, conn in take]))
         if outcome == "at_risk":
