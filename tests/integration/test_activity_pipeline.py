@@ -17,6 +17,7 @@ from typing import Any
 
 import pika
 import pytest
+import redis.exceptions
 from redis import Redis
 
 from tier0_contract import keys, topics
@@ -235,6 +236,9 @@ def test_consumers_of_both_regions_follow_the_current_primary(
     p.set(keys.PAIR_EPOCH, 1)
     r.replicaof("127.0.0.1", p_port)
     wait_for(lambda: r.info("replication").get("master_link_status") == "up")  # type: ignore[union-attr]
+    for node in (p, r):  # the pair's write guard (programs.PAIR_WRITE_GUARD): ack only what is on both
+        node.config_set("min-replicas-to-write", 1)
+        node.config_set("min-replicas-max-lag", 2)
     url = amqp_url(rabbitmq_port)
     one, t1 = consumer_thread(url, p, r, region="region1", replica_ack_timeout=0.2)
     two, t2 = consumer_thread(url, r, p, region="region2", replica_ack_timeout=0.2)
@@ -243,10 +247,12 @@ def test_consumers_of_both_regions_follow_the_current_primary(
         # Competing consumers may apply two messages out of order: the older one is `stale`.
         wait_for(lambda: applied(p) == 10)
         wait_for(lambda: applied(r) == 10, timeout=5)
-        # Switchover: the replica is promoted with the next epoch, the old primary follows it.
+        # Switchover: promote the replica, make the old primary follow it, then record the next
+        # epoch (a guarded primary accepts writes, the epoch included, once its replica is back).
         r.replicaof("NO", "ONE")
-        r.set(keys.PAIR_EPOCH, 2)
         p.replicaof("127.0.0.1", r_port)
+        wait_for(lambda: p.info("replication").get("master_link_status") == "up")  # type: ignore[union-attr]
+        wait_for(lambda: _set_epoch(r, 2))
         publish(queue, 10, seed=2, start=START + timedelta(minutes=5))
         wait_for(lambda: applied(r) == 20, timeout=15)
         # Both regions' consumers heartbeat into the primary.
@@ -258,3 +264,10 @@ def test_consumers_of_both_regions_follow_the_current_primary(
         t2.join(10)
     assert set(stats(r)) <= {"stored", "stale"} and applied(r) == 20
     assert one.metrics.at_risk._value.get() + two.metrics.at_risk._value.get() == 0
+
+
+def _set_epoch(r: Redis, epoch: int) -> bool:
+    try:
+        return bool(r.set(keys.PAIR_EPOCH, epoch))
+    except redis.exceptions.ResponseError:  # NOREPLICAS until the replica has acknowledged
+        return False

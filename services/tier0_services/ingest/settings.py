@@ -32,7 +32,9 @@ class Settings(BaseSettings):
         "", description="MQTT client id, stable across restarts, e.g. the pod name (default: tier0-ingest-<region>)"
     )
     share_group: str = Field(
-        topics.INGEST_GROUP, description="shared-subscription group: the same for every worker of both regions"
+        "",
+        description="shared-subscription group (default: ingest, the same for every worker of both regions; "
+        "ingest-<region> for a worker given no peer-redis-urls, which can only write while its own Redis is primary)",
     )
     batch_size: int = Field(500, gt=0, description="messages per Redis write (a partial batch waits at most max-delay)")
     max_delay: float = Field(0.005, gt=0, description="seconds a partial batch waits for more messages")
@@ -65,7 +67,9 @@ class Settings(BaseSettings):
 
     @property
     def group(self) -> str:
-        return self.share_group
+        if self.share_group:
+            return self.share_group
+        return topics.INGEST_GROUP if self.peer_redis_urls else f"{topics.INGEST_GROUP}-{self.region}"
 
     @property
     def mqtt_client_id(self) -> str:

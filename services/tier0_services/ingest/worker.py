@@ -18,6 +18,7 @@ Receive Maximum and keeps the rest for the seconds the transition lasts.
 import asyncio
 import logging
 import time
+from collections import deque
 from typing import Any, Literal
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -38,6 +39,8 @@ Config = Settings
 
 Received = tuple[bytes, bytes, int | None, Any]  # topic, payload, packet id (None: QoS 0), connection
 Ack = Literal["replicated", "at_risk", "unchecked"]
+MAX_UNCONFIRMED_BATCHES = 8
+"""Written batches awaiting their replica confirmation at once (the broker's window bounds it too)."""
 
 
 def is_noreplicas(exc: BaseException) -> bool:
@@ -58,6 +61,7 @@ class IngestWorker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._connected = False
+        self._want_subscription = False
         self.progress = heartbeat.Progress("ingest", config.mqtt_client_id, config.region)
         self.client = IngestClient(
             config.mqtt_client_id,
@@ -87,7 +91,8 @@ class IngestWorker:
         self.metrics.mqtt_connected.set(1)
         self.metrics.mqtt_connects.inc()
         self.client.reconnect_delay = 0.5
-        self._subscribe()
+        if self._want_subscription:
+            self._subscribe()
 
     def _on_subscribe(self, client: Any, mid: int, qos: Any, properties: Any) -> None:
         log.info("subscription acknowledged (granted QoS %s)", qos)
@@ -249,34 +254,146 @@ class IngestWorker:
         return None
 
     async def _flush_loop(self) -> None:
+        """Take, validate, write and confirm batches. Writes go one after the other, in the order
+        received (no WAIT in them); each batch is then confirmed on a replica by a task of its own
+        (`_finish`), so the next batch is written while the previous one's WAIT is outstanding:
+        one round trip to the replica no longer serializes the stream. Acknowledgements stay in
+        order (each finish waits for the previous one)."""
         cfg = self.config
-        while not self._stopping:
-            if len(self._pending) < cfg.batch_size:
-                self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), cfg.max_delay)
-                except TimeoutError:
-                    pass
-            self.metrics.pending.set(len(self._pending) + self._in_flight)
-            if not self._pending:
-                continue
-            await self.flush_once()
+        finishing: deque[asyncio.Task[None]] = deque()
+        try:
+            while not self._stopping:
+                while finishing and finishing[0].done():
+                    finishing.popleft().result()  # a failed finish is a bug: surface it
+                if len(finishing) > MAX_UNCONFIRMED_BATCHES:
+                    await finishing[0]
+                    continue
+                if len(self._pending) < cfg.batch_size:
+                    self._wake.clear()
+                    if finishing:
+                        # Batches are in flight: let the next one grow until one is acknowledged.
+                        waker = asyncio.ensure_future(self._wake.wait())
+                        await asyncio.wait([waker, finishing[0]], return_when=asyncio.FIRST_COMPLETED)
+                        waker.cancel()
+                    else:
+                        try:
+                            await asyncio.wait_for(self._wake.wait(), cfg.max_delay)
+                        except TimeoutError:
+                            pass
+                self.metrics.pending.set(len(self._pending) + self._in_flight)
+                if not self._pending:
+                    continue
+                take, prepared, now = self._take()
+                written = await self._write_once(prepared)
+                previous = finishing[-1] if finishing else None
+                finishing.append(asyncio.create_task(self._finish(take, prepared, now, written, previous)))
+        finally:
+            if finishing:
+                await finishing[-1]
 
-    async def flush_once(self) -> None:
-        """Write and acknowledge up to one batch of what has been received."""
+    async def _write_once(self, prepared: batch.Prepared) -> tuple[store.Applied, int] | None:
+        """One write (no WAIT) to the current primary; None after an error (`_finish` then takes
+        the slow path, which retries)."""
+        i = await self.primary.primary()
+        try:
+            return await self.stores[i].apply(prepared), i
+        except (RedisError, OSError) as exc:
+            self._count_write_error(exc)
+            self.primary.poke()
+            return None
+
+    def _count_write_error(self, exc: BaseException) -> None:
+        if isinstance(exc, ReadOnlyError):
+            self.metrics.write_errors.labels("readonly").inc()
+        elif isinstance(exc, (RedisConnectionError, RedisTimeoutError, OSError)):
+            self.metrics.write_errors.labels("connection").inc()
+        elif is_noreplicas(exc):
+            self.metrics.write_errors.labels("noreplicas").inc()
+        else:
+            self.metrics.write_errors.labels("other").inc()
+
+    async def _confirm(self, i: int) -> Ack | None:
+        """Whether everything written to endpoint `i` so far may be acknowledged: a write (this
+        worker's heartbeat) + `WAIT 1` on any connection covers every earlier write, because the
+        replication stream is ordered. None: the primary moved or failed (write again)."""
+        if not self.config.replicated_ack:
+            return "unchecked"
+        choice = self.primary.choice
+        if choice.endpoint != i:
+            return None
+        if self._wait_replicas(choice.observation) == 0:
+            return "at_risk"
+        script_keys, argv = self.progress.args(time.monotonic())
+        try:
+            async with self.primary.clients[i].pipeline(transaction=False) as pipe:
+                pipe.eval(heartbeat.LUA, len(script_keys), *script_keys, *argv)
+                pipe.wait(1, int(self.config.replica_ack_timeout * 1000))
+                _, replicas = store.raise_first_error(await pipe.execute(raise_on_error=False))
+        except (RedisError, OSError) as exc:
+            if not is_noreplicas(exc):
+                self.primary.poke()
+                return None
+            replicas = 0
+        if int(replicas) >= 1:
+            return "replicated"
+        return await self._hold_until_replicated(i)
+
+    async def _finish(
+        self,
+        take: list[Received],
+        prepared: batch.Prepared,
+        now: float,
+        written: tuple[store.Applied, int] | None,
+        previous: "asyncio.Task[None] | None",
+    ) -> None:
+        started = time.perf_counter()
+        try:
+            outcome: Ack | None = None
+            if written is not None:
+                applied, i = written
+                outcome = await self._confirm(i)
+            if outcome is None:
+                if self._stopping:  # leave the batch unacknowledged: the broker redelivers it
+                    raise asyncio.CancelledError
+                applied, outcome = await self._write(prepared)  # the slow path: write + WAIT, re-resolving
+            if previous is not None:
+                await previous
+        finally:
+            self._in_flight -= len(take)
+        self._acknowledge(take, prepared, now, applied, outcome, started)
+
+    def _take(self) -> tuple[list[Received], batch.Prepared, float]:
         take = self._pending[: store.MAX_BATCH]
         del self._pending[: len(take)]
-        self._in_flight = len(take)
-        started = time.perf_counter()
+        self._in_flight += len(take)
         now = time.time()
         cfg = self.config
         prepared = batch.prepare(
             ((t, p) for t, p, _, _ in take), now, skew=cfg.timestamp_skew, max_age=cfg.timestamp_max_age
         )
-        applied, outcome = await self._write(prepared)
+        return take, prepared, now
+
+    async def flush_once(self) -> None:
+        """Write and acknowledge up to one batch of what has been received."""
+        take, prepared, now = self._take()
+        started = time.perf_counter()
+        try:
+            applied, outcome = await self._write(prepared)
+        finally:
+            self._in_flight -= len(take)
+        self._acknowledge(take, prepared, now, applied, outcome, started)
+
+    def _acknowledge(
+        self,
+        take: list[Received],
+        prepared: batch.Prepared,
+        now: float,
+        applied: store.Applied,
+        outcome: Ack,
+        started: float,
+    ) -> None:
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.metrics.acks.inc(self.client.ack([(mid, conn) for _, _, mid, conn in take]))
-        self._in_flight = 0
         if outcome == "at_risk":
             self.metrics.at_risk.inc(len(take))
         m = self.metrics.messages
@@ -323,9 +440,18 @@ class IngestWorker:
             task.result()
 
     async def _writable_gauge(self) -> None:
+        """Follow whether a primary is resolved; subscribe once one has been. With both regions'
+        Redis configured that is at start; a worker that knows only its own Redis (no peers) joins
+        only once that Redis is primary, so a standby-only worker never takes a share it cannot
+        write."""
         while True:
-            self.metrics.writable.set(0 if self.primary.choice.endpoint is None else 1)
-            await asyncio.sleep(0.25)
+            writable = self.primary.choice.endpoint is not None
+            self.metrics.writable.set(1 if writable else 0)
+            if writable and not self._want_subscription:
+                self._want_subscription = True
+                if self._connected:
+                    self._subscribe()
+            await asyncio.sleep(0.1 if not self._want_subscription else 0.25)
 
     async def close(self, tasks: list["asyncio.Task[Any]"], stopped: "asyncio.Task[Any]") -> None:
         """Stop taking messages, finish the batch being written, disconnect. Messages still pending
