@@ -30,7 +30,7 @@ async def client(redis_port: int, fake: FakeCohere) -> AsyncIterator[httpx.Async
     app = create_app(settings)
     app.state.ai_settings = ai_settings
     app.state.ai_providers = build_providers(ai_settings, fake.client())
-    async with LifespanManager(app) as manager:
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
         await app.state.ai.ready.wait()
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://r1") as c:
             yield c

@@ -45,7 +45,7 @@ async def client(stack_port: int) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(Settings(redis_url=f"redis://127.0.0.1:{stack_port}/0", api_token=SecretStr("t")))
     app.state.ai_settings = AISettings(provider="local", load_samples=True, record_access_log=False)
     app.state.ai_providers = Providers(kind="local", embedder=model, answerer=ExtractiveAnswerer(model))
-    async with LifespanManager(app) as manager:
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
         await app.state.ai.ready.wait()
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://e") as c:
             yield c

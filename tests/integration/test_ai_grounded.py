@@ -59,7 +59,7 @@ async def client(search_redis_port: int, model: MiniLMEmbedder) -> AsyncIterator
     app: FastAPI = create_app(Settings(redis_url=f"redis://127.0.0.1:{search_redis_port}/0", api_token=SecretStr("t")))
     app.state.ai_settings = AISettings(provider="local", load_samples=True, record_access_log=False)
     app.state.ai_providers = Providers(kind="local", embedder=model, answerer=ExtractiveAnswerer(model))
-    async with LifespanManager(app) as manager:
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
         await app.state.ai.ready.wait()
         assert app.state.ai.loaded == ["images", "corpus", "logs"]
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://r") as c:

@@ -70,7 +70,7 @@ async def client(module_redis_port: int, offline_model: MiniLMEmbedder) -> Async
     app: FastAPI = create_app(settings)
     app.state.ai_settings = AISettings(provider="local", load_samples=True)
     app.state.ai_providers = Providers(kind="local", embedder=offline_model, answerer=ExtractiveAnswerer(offline_model))
-    async with LifespanManager(app) as manager:
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
         await app.state.ai.ready.wait()
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://region1") as c:

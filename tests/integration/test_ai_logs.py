@@ -34,7 +34,7 @@ async def app(redis_port: int) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
     # Own requests are not recorded here, so the imported log is all the aggregates hold.
     application.state.ai_settings = AISettings(provider="local", record_access_log=False)
-    async with LifespanManager(application) as manager:
+    async with LifespanManager(application, startup_timeout=60, shutdown_timeout=30) as manager:
         yield manager.app  # type: ignore[misc]
 
 
@@ -134,7 +134,7 @@ async def test_the_api_records_its_own_requests(redis_port: int) -> None:
     settings = Settings(region="region1", redis_url=f"redis://127.0.0.1:{redis_port}/0")
     application = create_app(settings)
     application.state.ai_settings = AISettings(provider="local", record_access_log=True)
-    async with LifespanManager(application) as manager:
+    async with LifespanManager(application, startup_timeout=60, shutdown_timeout=30) as manager:
         transport = httpx.ASGITransport(app=manager.app, client=("10.1.2.3", 5555))
         async with httpx.AsyncClient(transport=transport, base_url="http://region1") as c:
             for _ in range(3):

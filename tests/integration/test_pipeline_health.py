@@ -28,7 +28,7 @@ from tier0_services.api.settings import Settings
 async def api(redis_port: int) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(region="region1", redis_url=f"redis://127.0.0.1:{redis_port}/0", pipeline_stall_seconds=2)
     app = create_app(settings)
-    async with LifespanManager(app) as manager:
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://region1") as client:
             yield client

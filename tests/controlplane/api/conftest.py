@@ -79,7 +79,7 @@ async def api_factory(control_plane: ControlPlane, redis_port: int) -> AsyncIter
                 **overrides,
             }
             app = create_app(Settings(**settings))
-            manager = await stack.enter_async_context(LifespanManager(app))
+            manager = await stack.enter_async_context(LifespanManager(app, startup_timeout=60, shutdown_timeout=30))
             transport = httpx.ASGITransport(app=manager.app, raise_app_exceptions=False)
             return await stack.enter_async_context(httpx.AsyncClient(transport=transport, base_url="http://region1"))
 

@@ -22,7 +22,7 @@ async def api_factory() -> AsyncIterator[ApiFactory]:
 
         async def start(redis_port: int, region: str = "region1", **settings: Any) -> httpx.AsyncClient:
             app = create_app(Settings(region=region, redis_url=f"redis://127.0.0.1:{redis_port}/0", **settings))
-            manager = await stack.enter_async_context(LifespanManager(app))
+            manager = await stack.enter_async_context(LifespanManager(app, startup_timeout=60, shutdown_timeout=30))
             # raise_app_exceptions=False: a bug must reach the client as the app's JSON 500.
             transport = httpx.ASGITransport(app=manager.app, raise_app_exceptions=False)
             return await stack.enter_async_context(httpx.AsyncClient(transport=transport, base_url=f"http://{region}"))

@@ -105,7 +105,7 @@ async def test_request_observers_see_each_answered_request(redis_port: int) -> N
         raise RuntimeError("observer bug")
 
     app = create_app(Settings(redis_url=f"redis://127.0.0.1:{redis_port}/0"), observers=[records.append, broken])
-    async with LifespanManager(app) as manager:
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
         transport = httpx.ASGITransport(app=manager.app, client=("203.0.113.9", 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://region1") as c:
             assert (await c.get("/api/devices/metrics/site/NOPE")).status_code == 404
@@ -131,7 +131,7 @@ async def test_a_bug_is_a_json_500_without_a_traceback(redis_port: int) -> None:
         raise RuntimeError("secret internals")
 
     app.add_api_route("/boom", boom)
-    async with LifespanManager(app) as manager:
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
         transport = httpx.ASGITransport(app=manager.app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://region1") as c:
             resp = await c.get("/boom")

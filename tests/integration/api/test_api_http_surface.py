@@ -52,7 +52,7 @@ async def start_api(apps: dict[str, Any]) -> AsyncIterator[Start]:
             embedder = HashingEmbedder()
             app.state.ai_settings = AISettings(provider="local", record_access_log=False)
             app.state.ai_providers = Providers(kind="test", embedder=embedder, answerer=ExtractiveAnswerer(embedder))
-            manager = await stack.enter_async_context(LifespanManager(app))
+            manager = await stack.enter_async_context(LifespanManager(app, startup_timeout=60, shutdown_timeout=30))
             apps[region] = app
             transport = httpx.ASGITransport(app=manager.app, raise_app_exceptions=False)
             return await stack.enter_async_context(httpx.AsyncClient(transport=transport, base_url=f"http://{region}"))
