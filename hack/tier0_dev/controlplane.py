@@ -54,14 +54,52 @@ def _write_pki(d: Path) -> None:
         return
     d.mkdir(parents=True, exist_ok=True)
     o = programs.openssl
-    o("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", "-subj", "/CN=tier0-local-ca",
-      "-keyout", str(d / "ca.key"), "-out", str(d / "ca.crt"))  # fmt: skip
-    o("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=kube-apiserver",
-      "-keyout", str(d / "apiserver.key"), "-out", str(d / "apiserver.csr"))  # fmt: skip
+    o(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "3650",
+        "-subj",
+        "/CN=tier0-local-ca",
+        "-keyout",
+        str(d / "ca.key"),
+        "-out",
+        str(d / "ca.crt"),
+    )
+    o(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=kube-apiserver",
+        "-keyout",
+        str(d / "apiserver.key"),
+        "-out",
+        str(d / "apiserver.csr"),
+    )
     ext = d / "san.ext"
     ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc\n")
-    o("x509", "-req", "-in", str(d / "apiserver.csr"), "-CA", str(d / "ca.crt"), "-CAkey", str(d / "ca.key"),
-      "-CAcreateserial", "-days", "3650", "-extfile", str(ext), "-out", str(d / "apiserver.crt"))  # fmt: skip
+    o(
+        "x509",
+        "-req",
+        "-in",
+        str(d / "apiserver.csr"),
+        "-CA",
+        str(d / "ca.crt"),
+        "-CAkey",
+        str(d / "ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "3650",
+        "-extfile",
+        str(ext),
+        "-out",
+        str(d / "apiserver.crt"),
+    )
     o("genrsa", "-out", str(d / "sa.key"), "2048")
     o("rsa", "-in", str(d / "sa.key"), "-pubout", "-out", str(d / "sa.pub"))
 

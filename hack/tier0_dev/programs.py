@@ -46,19 +46,29 @@ def redis(
     state_dir.mkdir(parents=True, exist_ok=True)
     argv = [
         redis_binary(search),
-        "--port", str(port),
-        "--bind", "127.0.0.1",
-        "--dir", str(state_dir),
-        "--daemonize", "no",
-        "--protected-mode", "no",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(state_dir),
+        "--daemonize",
+        "no",
+        "--protected-mode",
+        "no",
         # Replicas of a pair must serve reads while the operator drives replication.
-        "--replica-serve-stale-data", "yes",
-        "--repl-diskless-sync", "yes",
-        "--repl-diskless-sync-delay", "0",
-        "--save", "",
-        "--appendonly", "yes" if persistent else "no",
+        "--replica-serve-stale-data",
+        "yes",
+        "--repl-diskless-sync",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "0",
+        "--save",
+        "",
+        "--appendonly",
+        "yes" if persistent else "no",
         *extra,
-    ]  # fmt: skip
+    ]
     proc = Process(f"redis-{port}", argv, state_dir / "redis.log").start()
     return proc.wait_ready(lambda: _redis_ping(port), timeout=20)
 
@@ -148,16 +158,24 @@ def etcd(client_port: int, state_dir: Path) -> Process:
     peer = free_port()
     argv = [
         find_program("etcd"),
-        "--name", "tier0",
-        "--data-dir", str(state_dir / "data"),
-        "--listen-client-urls", f"http://127.0.0.1:{client_port}",
-        "--advertise-client-urls", f"http://127.0.0.1:{client_port}",
-        "--listen-peer-urls", f"http://127.0.0.1:{peer}",
-        "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
-        "--initial-cluster", f"tier0=http://127.0.0.1:{peer}",
+        "--name",
+        "tier0",
+        "--data-dir",
+        str(state_dir / "data"),
+        "--listen-client-urls",
+        f"http://127.0.0.1:{client_port}",
+        "--advertise-client-urls",
+        f"http://127.0.0.1:{client_port}",
+        "--listen-peer-urls",
+        f"http://127.0.0.1:{peer}",
+        "--initial-advertise-peer-urls",
+        f"http://127.0.0.1:{peer}",
+        "--initial-cluster",
+        f"tier0=http://127.0.0.1:{peer}",
         "--unsafe-no-fsync",  # loopback test cluster: durability is not what is under test
-        "--log-level", "warn",
-    ]  # fmt: skip
+        "--log-level",
+        "warn",
+    ]
     proc = Process(f"etcd-{client_port}", argv, state_dir / "etcd.log").start()
     return proc.wait_ready(lambda: _http_ok(f"http://127.0.0.1:{client_port}/health"), timeout=30)
 

@@ -95,8 +95,9 @@ def _operator() -> list[Process]:
     kubectl = [find_program("kubectl"), "--kubeconfig", str(kubeconfig)]
     crd = ROOT / "crds" / "regionpairs.tier0.dev.yaml"
     subprocess.run([*kubectl, "apply", "-f", str(crd)], check=True, capture_output=True)
-    subprocess.run([*kubectl, "wait", "--for=condition=Established", "crd/regionpairs.tier0.dev"], check=True,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        [*kubectl, "wait", "--for=condition=Established", "crd/regionpairs.tier0.dev"], check=True, capture_output=True
+    )
     # Create, never apply: re-applying would reset spec.activeRegion and the Service selector of a
     # live pair, i.e. an unrequested switchover.
     create_if_absent(kubectl, ROOT / "operator" / "examples" / "regionpair-local.yaml")
@@ -139,9 +140,13 @@ def _ingest(region: str, redis_port: int, metrics_port: int) -> Callable[[], lis
     write to whichever Redis is the current primary."""
 
     def start() -> list[Process]:
-        env = {"TIER0_REGION": region, "TIER0_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-               "TIER0_PEER_REDIS_URLS": _peer_redis(redis_port), "TIER0_MQTT_PORT": "1883",
-               "TIER0_METRICS_PORT": str(metrics_port)}  # fmt: skip
+        env = {
+            "TIER0_REGION": region,
+            "TIER0_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "TIER0_PEER_REDIS_URLS": _peer_redis(redis_port),
+            "TIER0_MQTT_PORT": "1883",
+            "TIER0_METRICS_PORT": str(metrics_port),
+        }
         proc = python_module(f"ingest-{region}", "tier0_services.ingest", [], env)
         return [proc.wait_ready(_metric_ready(metrics_port, "tier0_ingest_mqtt_connected 1"), timeout=30)]
 
@@ -153,9 +158,13 @@ def _activity(region: str, redis_port: int, metrics_port: int) -> Callable[[], l
     current primary."""
 
     def start() -> list[Process]:
-        env = {"TIER0_REGION": region, "TIER0_AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/%2F",
-               "TIER0_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "TIER0_PEER_REDIS_URLS": _peer_redis(redis_port),
-               "TIER0_METRICS_PORT": str(metrics_port)}  # fmt: skip
+        env = {
+            "TIER0_REGION": region,
+            "TIER0_AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/%2F",
+            "TIER0_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "TIER0_PEER_REDIS_URLS": _peer_redis(redis_port),
+            "TIER0_METRICS_PORT": str(metrics_port),
+        }
         name = "activity-consumer" if region == "region1" else f"activity-consumer-{region}"
         proc = python_module(name, "tier0_services.activity", [], env)
         return [proc.wait_ready(_metric_ready(metrics_port, "tier0_activity_broker_connected 1"), timeout=30)]
@@ -171,8 +180,13 @@ def _device_simulator() -> list[Process]:
     procs = []
     for k in range(shards):
         port = 9103 if k == 0 else 9120 + k
-        env = {"TIER0_DEVICES": str(devices), "TIER0_SHARD_COUNT": str(shards), "TIER0_SHARD_INDEX": str(k),
-               "TIER0_MQTT_PORT": "1883", "TIER0_METRICS_PORT": str(port)}  # fmt: skip
+        env = {
+            "TIER0_DEVICES": str(devices),
+            "TIER0_SHARD_COUNT": str(shards),
+            "TIER0_SHARD_INDEX": str(k),
+            "TIER0_MQTT_PORT": "1883",
+            "TIER0_METRICS_PORT": str(port),
+        }
         proc = python_module(f"device-simulator-{k}" if k else "device-simulator", "tier0_simulators.devices", [], env)
         procs.append(proc.wait_ready(_metric_ready(port, "tier0_simulator_messages_published_total"), timeout=30))
     return procs
@@ -193,16 +207,16 @@ COMPONENTS: list[Component] = [
         "mqtt://127.0.0.1:1883 (stand-in for EMQX)",
         1883,
         lambda: [programs.mosquitto(1883, RUN / "mosquitto")],
-    ),  # fmt: skip
+    ),
     Component(
         "rabbitmq",
         "amqp://127.0.0.1:5672, management http://127.0.0.1:15672",
         5672,
         lambda: [programs.rabbitmq(programs.RabbitPorts(5672, 25672, 15672, 15692), RUN / "rabbitmq")],
-    ),  # fmt: skip
+    ),
     Component(
         "controlplane", f"https://127.0.0.1:6443 (KUBECONFIG={RUN}/controlplane/kubeconfig)", 6443, _controlplane
-    ),  # fmt: skip
+    ),
     Component(
         "region-api-region1",
         "http://127.0.0.1:8000 (console: /console, docs: /docs)",
@@ -221,35 +235,35 @@ COMPONENTS: list[Component] = [
         "metrics http://127.0.0.1:9101/metrics (writes the current primary)",
         9101,
         _ingest("region1", 6379, 9101),
-    ),  # fmt: skip
+    ),
     Component(
         "ingest-region2",
         "metrics http://127.0.0.1:9111/metrics (writes the current primary)",
         9111,
         _ingest("region2", 6380, 9111),
-    ),  # fmt: skip
+    ),
     Component(
         "activity-consumer",
         "metrics http://127.0.0.1:9102/metrics (webapp_active_users -> the current primary)",
         9102,
         _activity("region1", 6379, 9102),
-    ),  # fmt: skip
+    ),
     Component(
         "activity-consumer-region2",
         "metrics http://127.0.0.1:9112/metrics (webapp_active_users -> the current primary)",
         9112,
         _activity("region2", 6380, 9112),
-    ),  # fmt: skip
+    ),
     Component(
         "device-simulator",
         f"metrics http://127.0.0.1:9103/metrics ({os.environ.get('DEVICES', '10000')} "
         "devices, DEVICES=100000 for the full fleet)",
         9103,
         _device_simulator,
-    ),  # fmt: skip
+    ),
     Component(
         "user-simulator", "metrics http://127.0.0.1:9104/metrics (200-500 users, every 5 s)", 9104, _user_simulator
-    ),  # fmt: skip
+    ),
 ]
 
 

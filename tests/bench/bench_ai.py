@@ -86,11 +86,18 @@ async def bench_search(plain: Redis, stack: Redis) -> Table:
         for first in range(0, VECTORS, 1000):
             await index.upsert(
                 [
-                    (f"bench-{n}", {"embedding": vectors.to_bytes(matrix[n]), "site_id": f"S{n % 20}",
-                                    "device_type": "turbine", "model": "bench"})
+                    (
+                        f"bench-{n}",
+                        {
+                            "embedding": vectors.to_bytes(matrix[n]),
+                            "site_id": f"S{n % 20}",
+                            "device_type": "turbine",
+                            "model": "bench",
+                        },
+                    )
                     for n in range(first, min(first + 1000, VECTORS))
                 ]
-            )  # fmt: skip
+            )
     queries = rng.normal(size=(SEARCHES, DIM)).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     start = time.perf_counter()
@@ -122,12 +129,24 @@ async def bench_search(plain: Redis, stack: Redis) -> Table:
     )
     bare = f"bare matmul+top-k p50 {ms(pct(timings['bare'], 0.5))} ms, p99 {ms(pct(timings['bare'], 0.99))} ms"
     table.add("numpy path (plain redis-server)", ms(pct(timings["numpy"], 0.5)), ms(pct(timings["numpy"], 0.99)), bare)
-    table.add("numpy path, site filter (1/20)", ms(pct(timings["numpy site"], 0.5)),
-              ms(pct(timings["numpy site"], 0.99)), "same index")  # fmt: skip
-    table.add("RediSearch KNN (FT.SEARCH)", ms(pct(timings["ft"], 0.5)), ms(pct(timings["ft"], 0.99)),
-              f"{same}/{SEARCHES} equal to numpy id for id")  # fmt: skip
-    table.add("RediSearch KNN, site filter", ms(pct(timings["ft site"], 0.5)), ms(pct(timings["ft site"], 0.99)),
-              "hybrid query (TAG pre-filter)")  # fmt: skip
+    table.add(
+        "numpy path, site filter (1/20)",
+        ms(pct(timings["numpy site"], 0.5)),
+        ms(pct(timings["numpy site"], 0.99)),
+        "same index",
+    )
+    table.add(
+        "RediSearch KNN (FT.SEARCH)",
+        ms(pct(timings["ft"], 0.5)),
+        ms(pct(timings["ft"], 0.99)),
+        f"{same}/{SEARCHES} equal to numpy id for id",
+    )
+    table.add(
+        "RediSearch KNN, site filter",
+        ms(pct(timings["ft site"], 0.5)),
+        ms(pct(timings["ft site"], 0.99)),
+        "hybrid query (TAG pre-filter)",
+    )
     table.add("numpy cold load (first search)", ms(cold), "", "HMGET of 10,000 HASHes, once per version")
     for redis in (plain, stack):
         await redis.flushdb()
@@ -161,13 +180,33 @@ async def bench_evaluation(redis_url: str, model: MiniLMEmbedder, redis: Redis) 
     targets = {"documents": ">= 95%", "logs": ">= 95%", "live": ">= 95%", "abstain": "100% abstained"}
     for cat in ai_eval.CATEGORIES:
         lat = report.latencies.get(cat, [0.0])
-        table.add(cat, report.total[cat], report.right[cat], f"{100 * report.accuracy(cat):.1f}%",
-                  ms(ai_eval.p50(lat)), ms(pct(lat, 0.99)), targets[cat])  # fmt: skip
-    table.add("all answerable", sum(report.total[c] for c in ai_eval.CATEGORIES if c != "abstain"),
-              sum(report.right[c] for c in ai_eval.CATEGORIES if c != "abstain"),
-              f"{100 * report.answerable_accuracy:.1f}%", "", "", ">= 95%")  # fmt: skip
-    table.add("all questions", len(ai_eval.CASES), sum(report.right.values()), "", ms(ai_eval.p50(everything)),
-              ms(pct(everything, 0.99)), "p99 < 50 ms")  # fmt: skip
+        table.add(
+            cat,
+            report.total[cat],
+            report.right[cat],
+            f"{100 * report.accuracy(cat):.1f}%",
+            ms(ai_eval.p50(lat)),
+            ms(pct(lat, 0.99)),
+            targets[cat],
+        )
+    table.add(
+        "all answerable",
+        sum(report.total[c] for c in ai_eval.CATEGORIES if c != "abstain"),
+        sum(report.right[c] for c in ai_eval.CATEGORIES if c != "abstain"),
+        f"{100 * report.answerable_accuracy:.1f}%",
+        "",
+        "",
+        ">= 95%",
+    )
+    table.add(
+        "all questions",
+        len(ai_eval.CASES),
+        sum(report.right.values()),
+        "",
+        ms(ai_eval.p50(everything)),
+        ms(pct(everything, 0.99)),
+        "p99 < 50 ms",
+    )
     table.add("reference: GET /health", "", "", "", ms(ai_eval.p50(health)), ms(pct(health, 0.99)), "")
     abst = Table("Abstention", ["measure", "value", "target"])
     abst.add("precision (abstained and should have)", f"{100 * report.abstention_precision:.1f}%", "")
@@ -211,8 +250,13 @@ async def bench_first_request(redis_url: str) -> Table:
                     t = time.perf_counter()
                     await c.post("/api/diagnostics/query", json={"question": f"{question} ({n})"})
                     rest.append(time.perf_counter() - t)
-        table.add("warmed (default)" if warm else "not warmed (TIER0_AI_WARM_UP=false)", round(started, 2),
-                  ms(first_query), ms(first_search), ms(ai_eval.p50(rest)))  # fmt: skip
+        table.add(
+            "warmed (default)" if warm else "not warmed (TIER0_AI_WARM_UP=false)",
+            round(started, 2),
+            ms(first_query),
+            ms(first_search),
+            ms(ai_eval.p50(rest)),
+        )
     return table
 
 

@@ -137,14 +137,44 @@ async def bench(state: Path, runs: int) -> int:
     detection = INTERVAL * THRESHOLD
     table = Table(
         f"RegionPair transitions under a full-speed writer ({runs} runs each; probe {INTERVAL}s x {THRESHOLD})",
-        ["scenario", "flip p50", "flip p95", "flip max", "writable p50", "writable p95", "writable max",
-         "acked writes", "lost", "target"],
-    )  # fmt: skip
+        [
+            "scenario",
+            "flip p50",
+            "flip p95",
+            "flip max",
+            "writable p50",
+            "writable p95",
+            "writable max",
+            "acked writes",
+            "lost",
+            "target",
+        ],
+    )
     sw, fo = results["switchover"], results["failover"]
-    table.add("switchover", pct(sw[0], 0.5), pct(sw[0], 0.95), max(sw[0]), pct(sw[1], 0.5), pct(sw[1], 0.95),
-              max(sw[1]), sw[2], sw[3], "flip p50 < 0.5 s, 0 lost")  # fmt: skip
-    table.add("failover", pct(fo[0], 0.5), pct(fo[0], 0.95), max(fo[0]), pct(fo[1], 0.5), pct(fo[1], 0.95),
-              max(fo[1]), fo[2], fo[3], f"flip < detection + 0.5 = {detection + 0.5:.2f} s")  # fmt: skip
+    table.add(
+        "switchover",
+        pct(sw[0], 0.5),
+        pct(sw[0], 0.95),
+        max(sw[0]),
+        pct(sw[1], 0.5),
+        pct(sw[1], 0.95),
+        max(sw[1]),
+        sw[2],
+        sw[3],
+        "flip p50 < 0.5 s, 0 lost",
+    )
+    table.add(
+        "failover",
+        pct(fo[0], 0.5),
+        pct(fo[0], 0.95),
+        max(fo[0]),
+        pct(fo[1], 0.5),
+        pct(fo[1], 0.95),
+        max(fo[1]),
+        fo[2],
+        fo[3],
+        f"flip < detection + 0.5 = {detection + 0.5:.2f} s",
+    )
     table.print()
     ref = Table("References measured in the same run", ["reference", "value (s)"])
     ref.add("Service PATCH round trip p50 (apiserver floor of a flip)", statistics.median(patch_rtts))

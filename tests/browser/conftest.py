@@ -30,9 +30,12 @@ from tier0_testing.operator import run_kubectl
 TOKEN = "console-test-token"
 SCREENSHOTS = ROOT / ".run" / "screenshots"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--no-first-run",
-]  # fmt: skip
+]
 REGIONPAIR_CRD = ROOT / "crds" / "regionpairs.tier0.dev.yaml"
 
 

@@ -198,8 +198,12 @@ def stack(
         amqp_url = f"amqp://guest:guest@127.0.0.1:{rabbit.amqp}/%2F"
         for region, port in redis_ports.items():
             metrics_port = free_port()
-            env = {"TIER0_AMQP_URL": amqp_url, "TIER0_REDIS_URL": f"redis://127.0.0.1:{port}/0",
-                   "TIER0_METRICS_PORT": str(metrics_port), "TIER0_REGION": region}  # fmt: skip
+            env = {
+                "TIER0_AMQP_URL": amqp_url,
+                "TIER0_REDIS_URL": f"redis://127.0.0.1:{port}/0",
+                "TIER0_METRICS_PORT": str(metrics_port),
+                "TIER0_REGION": region,
+            }
             start(s, f"activity-{region}", [py, "-m", "tier0_services.activity"], logs, env)
             s.jobs.setdefault("activity", []).append((metrics_port, {"region": region}))
         users_port = free_port()
@@ -210,8 +214,21 @@ def stack(
         s.jobs["user-simulator"] = [(users_port, {})]
 
         sim_port = free_port()
-        sim_argv = [py, "-m", "tier0_simulators.devices", "--devices", "300", "--metrics-port", str(sim_port),
-                    "--mqtt-host", "127.0.0.1", "--mqtt-port", str(mosquitto_port), "--report-every", "2"]  # fmt: skip
+        sim_argv = [
+            py,
+            "-m",
+            "tier0_simulators.devices",
+            "--devices",
+            "300",
+            "--metrics-port",
+            str(sim_port),
+            "--mqtt-host",
+            "127.0.0.1",
+            "--mqtt-port",
+            str(mosquitto_port),
+            "--report-every",
+            "2",
+        ]
         start(s, "device-simulator", sim_argv, logs, {})
         s.jobs["simulator"] = [(sim_port, {})]
         for url in s.metrics_urls():
@@ -220,8 +237,13 @@ def stack(
         s.prometheus_port = free_port()
         config = logs / "prometheus.yml"
         config.write_text(yaml.safe_dump(prometheus_config(s)))
-        prom_argv = [find_program("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={logs / 'tsdb'}",
-                     f"--web.listen-address=127.0.0.1:{s.prometheus_port}", "--log.level=warn"]  # fmt: skip
+        prom_argv = [
+            find_program("prometheus"),
+            f"--config.file={config}",
+            f"--storage.tsdb.path={logs / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{s.prometheus_port}",
+            "--log.level=warn",
+        ]
         prom = start(s, "prometheus", prom_argv, logs, {})
         prom.wait_ready(lambda: port_open(s.prometheus_port), timeout=30)
         wait_http(f"http://127.0.0.1:{s.prometheus_port}/-/ready")

@@ -167,9 +167,12 @@ async def test_list_questions_return_every_item(client: httpx.AsyncClient) -> No
     both = await ask(client, "List economic and social sustainability statements")
     assert both["mode"] == "retrieval" and both["data"]["count"] == 5
     assert [i.split(":")[0] for i in both["data"]["items"]] == [
-        "Economic statement 1", "Economic statement 2",
-        "Social statement 1", "Social statement 2", "Social statement 3",
-    ]  # fmt: skip
+        "Economic statement 1",
+        "Economic statement 2",
+        "Social statement 1",
+        "Social statement 2",
+        "Social statement 3",
+    ]
     assert {c["doc_id"] for c in both["citations"]} == {"sustainability-statements"}
     social = await ask(client, "List the social sustainability statements")
     assert social["data"]["count"] == 3 and all(i.startswith("Social") for i in social["data"]["items"])

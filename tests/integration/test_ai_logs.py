@@ -151,8 +151,12 @@ async def test_the_api_records_its_own_requests(redis_port: int) -> None:
 def test_cli_generates_and_imports(tmp_path: Path, redis_port: int) -> None:
     out = tmp_path / "sample.log"
     cli = [sys.executable, "-m", "tier0_services.ai", "--redis-url", f"redis://127.0.0.1:{redis_port}/0"]
-    gen = subprocess.run([*cli, "logs", "generate", "--out", str(out), "--entries", "10500", "--seed", "3"],
-                         capture_output=True, text=True, check=True)  # fmt: skip
+    gen = subprocess.run(
+        [*cli, "logs", "generate", "--out", str(out), "--entries", "10500", "--seed", "3"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     generated = json.loads(gen.stdout)
     assert generated["entries"] == 10_500 and len(out.read_text().splitlines()) == 10_500
     imp = subprocess.run([*cli, "logs", "import", str(out)], capture_output=True, text=True, check=True)

@@ -105,25 +105,40 @@ def test_enumerate_items_takes_every_item_narrowed_by_qualifiers() -> None:
     sentences = [(pid, s) for pid, body in passages.items() for s in diagnostics._item_sentences(body)]
     both = diagnostics.enumerate_items(("economic", "social", "sustainability", "statement"), sentences)
     assert [s for _, s in both] == [
-        "Economic statement 1: a.", "Economic statement 2: b.",
-        "Social statement 1: c.", "Social statement 2: d.", "Social statement 3: e.",
-    ]  # fmt: skip
+        "Economic statement 1: a.",
+        "Economic statement 2: b.",
+        "Social statement 1: c.",
+        "Social statement 2: d.",
+        "Social statement 3: e.",
+    ]
     social = diagnostics.enumerate_items(("social", "sustainability", "statement"), sentences)
     assert [pid for pid, _ in social] == ["soc", "soc", "soc"]
 
 
 def test_index_schema_from_ft_info() -> None:
     info = [
-        b"index_name", b"idx:images",
-        b"index_definition", [b"key_type", b"HASH", b"prefixes", [b"embedding:"], b"filter", b'@model=="m"'],
-        b"attributes", [
+        b"index_name",
+        b"idx:images",
+        b"index_definition",
+        [b"key_type", b"HASH", b"prefixes", [b"embedding:"], b"filter", b'@model=="m"'],
+        b"attributes",
+        [
             [b"identifier", b"embedding", b"type", b"VECTOR", b"algorithm", b"FLAT", b"dim", 384],
             [b"identifier", b"site_id", b"type", b"TAG"],
         ],
-        b"indexing", 0,
-    ]  # fmt: skip
+        b"indexing",
+        0,
+    ]
     assert vectors.parse_index_schema(info) == vectors.IndexSchema(384, '@model=="m"')
     assert not vectors.is_indexing(info)
     assert vectors.create_index_command("i", "p:", 8, ("a",), '@model=="m"')[:9] == [
-        "FT.CREATE", "i", "ON", "HASH", "PREFIX", "1", "p:", "FILTER", '@model=="m"',
-    ]  # fmt: skip
+        "FT.CREATE",
+        "i",
+        "ON",
+        "HASH",
+        "PREFIX",
+        "1",
+        "p:",
+        "FILTER",
+        '@model=="m"',
+    ]

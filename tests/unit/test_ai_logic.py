@@ -37,8 +37,18 @@ def test_combined_log_format() -> None:
 
 
 def test_json_lines() -> None:
-    entry = parse_line(json.dumps({"remote_addr": "1.1.1.1", "status_code": "503", "time": "2024-06-01T00:00:00Z",
-                                   "url": "/a?b", "duration_ms": 4.5, "method": "get"}))  # fmt: skip
+    entry = parse_line(
+        json.dumps(
+            {
+                "remote_addr": "1.1.1.1",
+                "status_code": "503",
+                "time": "2024-06-01T00:00:00Z",
+                "url": "/a?b",
+                "duration_ms": 4.5,
+                "method": "get",
+            }
+        )
+    )
     assert entry == LogEntry("1.1.1.1", 1717200000.0, "GET", "/a", 503, 4.5, 0)
     for bad in ["{", "[1]", json.dumps({"ip": "1.1.1.1"}), json.dumps({"ip": "x", "status": 200, "ts": "yesterday"})]:
         with pytest.raises(LogParseError):
@@ -53,8 +63,12 @@ def test_generated_log_round_trips_through_the_combined_format() -> None:
         back = parse_line(line)
         assert back is not None
         assert (back.ip, back.method, back.path, back.status, back.latency_ms) == (
-            entry.ip, entry.method, entry.path, entry.status, entry.latency_ms,
-        )  # fmt: skip
+            entry.ip,
+            entry.method,
+            entry.path,
+            entry.status,
+            entry.latency_ms,
+        )
         assert int(back.ts) == int(entry.ts)
     assert log.expected_top_ip(400) == log.noisy_ips[0]
     latency = log.entries[0].latency_ms

@@ -51,23 +51,54 @@ def test_tag_escaping_and_filters() -> None:
 def test_create_index_command() -> None:
     cmd = vectors.create_index_command("idx:images:384", "embedding:", 384, ("site_id", "device_type"))
     assert cmd == [
-        "FT.CREATE", "idx:images:384", "ON", "HASH", "PREFIX", "1", "embedding:", "SCHEMA",
-        "embedding", "VECTOR", "FLAT", "6", "TYPE", "FLOAT32", "DIM", "384", "DISTANCE_METRIC", "COSINE",
-        "site_id", "TAG", "device_type", "TAG",
-    ]  # fmt: skip
+        "FT.CREATE",
+        "idx:images:384",
+        "ON",
+        "HASH",
+        "PREFIX",
+        "1",
+        "embedding:",
+        "SCHEMA",
+        "embedding",
+        "VECTOR",
+        "FLAT",
+        "6",
+        "TYPE",
+        "FLOAT32",
+        "DIM",
+        "384",
+        "DISTANCE_METRIC",
+        "COSINE",
+        "site_id",
+        "TAG",
+        "device_type",
+        "TAG",
+    ]
 
 
 def test_knn_command() -> None:
     q = np.array([0.6, 0.8], dtype=np.float32)
     cmd = vectors.knn_command("idx:images:2", q, 3, {"site_id": "TX-BRAVO", "device_type": None})
     assert cmd == [
-        "FT.SEARCH", "idx:images:2", "(@site_id:{TX\\-BRAVO})=>[KNN 3 @embedding $vec AS vector_distance]",
-        "PARAMS", "2", "vec", vectors.to_bytes(q),
-        "SORTBY", "vector_distance", "ASC",
-        "RETURN", "1", "vector_distance",
-        "LIMIT", "0", "3",
-        "DIALECT", "2",
-    ]  # fmt: skip
+        "FT.SEARCH",
+        "idx:images:2",
+        "(@site_id:{TX\\-BRAVO})=>[KNN 3 @embedding $vec AS vector_distance]",
+        "PARAMS",
+        "2",
+        "vec",
+        vectors.to_bytes(q),
+        "SORTBY",
+        "vector_distance",
+        "ASC",
+        "RETURN",
+        "1",
+        "vector_distance",
+        "LIMIT",
+        "0",
+        "3",
+        "DIALECT",
+        "2",
+    ]
     unfiltered = vectors.knn_command("i", q, 1, {})
     assert unfiltered[2] == "(*)=>[KNN 1 @embedding $vec AS vector_distance]"
 

@@ -23,8 +23,11 @@ from tier0_dev.procs import ROOT
 CHARTS = ROOT / "charts"
 # component -> (the optional dependency groups its image installs, its default `python -m` module).
 # The region API imports the AI features (tier0_services.ai) at start, so services needs `ai` too.
-IMAGES = {"operator": (["operator"], "tier0_operator"), "services": (["services", "ai"], "tier0_services.api"),
-          "simulators": (["simulators"], "tier0_simulators.devices")}  # fmt: skip
+IMAGES = {
+    "operator": (["operator"], "tier0_operator"),
+    "services": (["services", "ai"], "tier0_services.api"),
+    "simulators": (["simulators"], "tier0_simulators.devices"),
+}
 
 
 @pytest.mark.parametrize(
@@ -77,8 +80,11 @@ def test_every_value_is_described_in_the_schema(chart: str) -> None:
     # An empty map in values.yaml (e.g. annotations: {}) is described by its own schema entry.
     missing = {p for p in leaf_paths(values) if not any(p == d or p.startswith(d + ".") for d in described)}
     assert not missing, f"values without a schema entry: {sorted(missing)}"
-    unused = {d for d in described if not any(p == d or p.startswith(d + ".") or d.startswith(p + ".")
-                                              for p in leaf_paths(values))}  # fmt: skip
+    unused = {
+        d
+        for d in described
+        if not any(p == d or p.startswith(d + ".") or d.startswith(p + ".") for p in leaf_paths(values))
+    }
     assert not unused, f"schema entries without a value in values.yaml: {sorted(unused)}"
 
     def walk(node: dict[str, Any], where: str) -> None:

@@ -450,10 +450,17 @@ class Diagnostics:
         by_id = {p.passage_id: p for p, _ in items}
         score_of = {c.passage.passage_id: score for c, score in scored}
         citations = [
-            Citation(ref, pid, by_id[pid].doc_id, by_id[pid].title, by_id[pid].source, by_id[pid].text,
-                     round(score_of.get(pid, 0.0), 4))
+            Citation(
+                ref,
+                pid,
+                by_id[pid].doc_id,
+                by_id[pid].title,
+                by_id[pid].source,
+                by_id[pid].text,
+                round(score_of.get(pid, 0.0), 4),
+            )
             for pid, ref in refs.items()
-        ]  # fmt: skip
+        ]
         answer = f"The documents list {len(items)}: {body}"
         evidence = Evidence("documents", None, {"documents": [best_doc], "items": len(items)})
         return QueryResult(

@@ -20,8 +20,12 @@ def build_providers(settings: AISettings, httpx_client: httpx.Client | None = No
     local = local_model.shared(settings.local_threads)
     if settings.provider == "cohere" or (settings.provider == "auto" and key):
         client = cohere_provider.make_client(key, settings.cohere_timeout_seconds, httpx_client)
-        log.info("AI providers: Cohere (%s, %s, %s)", settings.cohere_embed_model,
-                 settings.cohere_rerank_model, settings.cohere_chat_model)  # fmt: skip
+        log.info(
+            "AI providers: Cohere (%s, %s, %s)",
+            settings.cohere_embed_model,
+            settings.cohere_rerank_model,
+            settings.cohere_chat_model,
+        )
         return Providers(
             kind="cohere",
             embedder=cohere_provider.CohereEmbedder(client, settings.cohere_embed_model),

@@ -94,13 +94,25 @@ def knn_command(
     """FT.SEARCH for the k nearest under the filters (DIALECT 2 for the KNN syntax and PARAMS)."""
     expr = f"({filter_expression(filters)})=>[KNN {k} @{EMBEDDING_FIELD} $vec AS {DISTANCE_ALIAS}]"
     return [
-        "FT.SEARCH", index, expr,
-        "PARAMS", "2", "vec", to_bytes(query),
-        "SORTBY", DISTANCE_ALIAS, "ASC",
-        "RETURN", "1", DISTANCE_ALIAS,
-        "LIMIT", "0", str(k),
-        "DIALECT", "2",
-    ]  # fmt: skip
+        "FT.SEARCH",
+        index,
+        expr,
+        "PARAMS",
+        "2",
+        "vec",
+        to_bytes(query),
+        "SORTBY",
+        DISTANCE_ALIAS,
+        "ASC",
+        "RETURN",
+        "1",
+        DISTANCE_ALIAS,
+        "LIMIT",
+        "0",
+        str(k),
+        "DIALECT",
+        "2",
+    ]
 
 
 def parse_knn_reply(reply: Sequence[object], prefix: str) -> list[tuple[str, float]]:

@@ -41,8 +41,11 @@ async def test_status_reads_the_regionpair(api_factory: ApiFactory, regionpair: 
     api = await api_factory(regionpair.namespace)
     body = (await api.get("/api/failover/status")).json()
     assert (body["name"], body["namespace"], body["active_region"], body["desired_region"]) == (
-        "og-field", regionpair.namespace, "region1", "region1",
-    )  # fmt: skip
+        "og-field",
+        regionpair.namespace,
+        "region1",
+        "region1",
+    )
     assert (body["phase"], body["epoch"], body["in_transition"], body["last_transition"]) == ("Healthy", 1, False, None)
     assert body["regions"] == ["region1", "region2"]
 
@@ -139,10 +142,16 @@ async def test_missing_regionpair_is_a_503(api_factory: ApiFactory, namespace: s
 async def test_unreachable_apiserver_is_a_503(api_factory: ApiFactory, namespace: str, tmp_path: Path) -> None:
     dead = tmp_path / "dead.kubeconfig"
     cluster = {"server": f"https://127.0.0.1:{free_port()}", "insecure-skip-tls-verify": True}
-    dead.write_text(json.dumps({
-        "current-context": "x", "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
-        "clusters": [{"name": "c", "cluster": cluster}], "users": [{"name": "u", "user": {"token": "t"}}],
-    }))  # fmt: skip
+    dead.write_text(
+        json.dumps(
+            {
+                "current-context": "x",
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "clusters": [{"name": "c", "cluster": cluster}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+            }
+        )
+    )
     api = await api_factory(namespace, kubeconfig=dead)
     resp = await api.get("/api/failover/status")
     assert resp.status_code == 503 and "unreachable" in resp.json()["detail"]

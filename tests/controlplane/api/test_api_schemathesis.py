@@ -78,13 +78,30 @@ async def run_schemathesis(port: int, workdir: Path, config: str) -> tuple[int, 
     config_file = workdir / "schemathesis.toml"
     config_file.write_text(config)
     proc = await asyncio.create_subprocess_exec(
-        str(SCHEMATHESIS), "--config-file", str(config_file), "--no-color", "run",
+        str(SCHEMATHESIS),
+        "--config-file",
+        str(config_file),
+        "--no-color",
+        "run",
         f"http://127.0.0.1:{port}/openapi.json",
-        "--checks", "all", "--seed", str(SEED), "--max-examples", str(EXAMPLES), "--workers", "1",
-        "--header", f"Authorization: Bearer {TOKEN}", "--generation-database", "none",
-        "--request-timeout", "15",
-        cwd=workdir, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
+        "--checks",
+        "all",
+        "--seed",
+        str(SEED),
+        "--max-examples",
+        str(EXAMPLES),
+        "--workers",
+        "1",
+        "--header",
+        f"Authorization: Bearer {TOKEN}",
+        "--generation-database",
+        "none",
+        "--request-timeout",
+        "15",
+        cwd=workdir,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     out, _ = await proc.communicate()
     return proc.returncode or 0, out.decode(errors="replace")
 

@@ -54,8 +54,15 @@ def operator_kubeconfig(
     """
     ns = ["-n", namespace]
     run_kubectl(kubectl, *ns, "create", "serviceaccount", "tier0-operator")
-    run_kubectl(kubectl, *ns, "create", "rolebinding", "tier0-operator", "--clusterrole=tier0-operator",
-                f"--serviceaccount={namespace}:tier0-operator")  # fmt: skip
+    run_kubectl(
+        kubectl,
+        *ns,
+        "create",
+        "rolebinding",
+        "tier0-operator",
+        "--clusterrole=tier0-operator",
+        f"--serviceaccount={namespace}:tier0-operator",
+    )
     leader = (RBAC / "leader-election.yaml").read_text().replace("tier0-system", namespace)
     run_kubectl(kubectl, "apply", "-f", "-", stdin=leader)
     token = run_kubectl(kubectl, *ns, "create", "token", "tier0-operator", "--duration=2h").strip()
@@ -72,9 +79,12 @@ def operator(operator_kubeconfig: Path, namespace: str, tmp_path: Path) -> Itera
 
     def start(identity: str = "op", env: dict[str, str] | None = None) -> tuple[Process, int]:
         proc, port = testing.start_operator(
-            operator_kubeconfig, namespace, tmp_path / f"operator-{identity}-{len(started)}.log",
-            identity=identity, env=env,
-        )  # fmt: skip
+            operator_kubeconfig,
+            namespace,
+            tmp_path / f"operator-{identity}-{len(started)}.log",
+            identity=identity,
+            env=env,
+        )
         started.append(proc)
         return proc, port
 

@@ -16,9 +16,18 @@ GOOD = testing.pair_manifest("pair", {"region1": 6379, "region2": 6380})
 
 def dry_run(kubectl: list[str], manifest: dict[str, Any]) -> tuple[bool, str]:
     out = run_kubectl(
-        kubectl, "-n", "default", "apply", "--dry-run=server", "-o", "json", "-f", "-",
-        stdin=json.dumps(manifest), check=False,
-    )  # fmt: skip
+        kubectl,
+        "-n",
+        "default",
+        "apply",
+        "--dry-run=server",
+        "-o",
+        "json",
+        "-f",
+        "-",
+        stdin=json.dumps(manifest),
+        check=False,
+    )
     return out.lstrip().startswith("{"), out
 
 
@@ -72,8 +81,11 @@ def test_a_valid_pair_is_accepted_with_defaults(kubectl: list[str], regionpair_c
     assert ok, out
     spec = json.loads(out)["spec"]
     assert spec["failover"] == {
-        "mode": "Automatic", "probeIntervalSeconds": 1, "failureThreshold": 3, "switchoverTimeoutSeconds": 5,
-    }  # fmt: skip
+        "mode": "Automatic",
+        "probeIntervalSeconds": 1,
+        "failureThreshold": 3,
+        "switchoverTimeoutSeconds": 5,
+    }
     assert spec["paused"] is False
     assert spec["replication"] == {"whenStandbyDown": "Accept", "minReplicasMaxLagSeconds": 2}
     assert spec["pipeline"] == {"stallAfterSeconds": 10, "onStall": "Report"}

@@ -20,14 +20,27 @@ ApiFactory = Callable[..., Awaitable[httpx.AsyncClient]]
 RedisFactory = Callable[..., tuple[Process, int]]
 
 SEEDS_ENDPOINTS = {
-    ("get", "/"), ("get", "/health"), ("get", "/api/status"), ("get", "/fastapi/{region}/getappversion"),
-    ("get", "/api/devices/active"), ("get", "/api/devices/alerts"), ("get", "/api/devices/metrics/site/{site_id}"),
-    ("get", "/api/users/active"), ("get", "/api/users/activity"), ("get", "/api/users/connections"),
-    ("post", "/api/images/search"), ("get", "/api/images/list"), ("get", "/api/images/site/{site_id}"),
-    ("post", "/api/diagnostics/query"), ("get", "/api/diagnostics/logs/errors/{code}"),
-    ("get", "/api/diagnostics/logs/stats"), ("get", "/api/diagnostics/logs/summary"),
-    ("post", "/api/failover/simulate"), ("get", "/api/failover/status"), ("post", "/api/failover/restore"),
-}  # fmt: skip
+    ("get", "/"),
+    ("get", "/health"),
+    ("get", "/api/status"),
+    ("get", "/fastapi/{region}/getappversion"),
+    ("get", "/api/devices/active"),
+    ("get", "/api/devices/alerts"),
+    ("get", "/api/devices/metrics/site/{site_id}"),
+    ("get", "/api/users/active"),
+    ("get", "/api/users/activity"),
+    ("get", "/api/users/connections"),
+    ("post", "/api/images/search"),
+    ("get", "/api/images/list"),
+    ("get", "/api/images/site/{site_id}"),
+    ("post", "/api/diagnostics/query"),
+    ("get", "/api/diagnostics/logs/errors/{code}"),
+    ("get", "/api/diagnostics/logs/stats"),
+    ("get", "/api/diagnostics/logs/summary"),
+    ("post", "/api/failover/simulate"),
+    ("get", "/api/failover/status"),
+    ("post", "/api/failover/restore"),
+}
 
 
 async def test_root_health_and_ready(client: httpx.AsyncClient) -> None:
@@ -46,9 +59,16 @@ async def test_status_counts_what_ingest_and_activity_wrote(client: httpx.AsyncC
     assert body["region"] == "region1" and body["role"] == "primary" and body["status"] == "active"
     assert body["active_devices"] == 120 and body["active_users"] == 7
     assert set(body) == {
-        "region", "status", "role", "version", "startup_time", "active_devices", "active_users", "timestamp",
+        "region",
+        "status",
+        "role",
+        "version",
+        "startup_time",
+        "active_devices",
+        "active_users",
+        "timestamp",
         "pipeline",
-    }  # fmt: skip
+    }
     assert body["pipeline"]["ingest"]["state"] == "absent"  # no worker heartbeats here
     await redis.set(keys.region_status("region1"), "failing_over")
     assert (await client.get("/api/status")).json()["status"] == "failing_over"
@@ -142,10 +162,17 @@ async def test_a_bug_is_a_json_500_without_a_traceback(redis_port: int) -> None:
 
 
 REDIS_ENDPOINTS = [
-    "/ready", "/api/status", "/fastapi/region1/getappversion", "/api/devices/active", "/api/devices/alerts",
-    "/api/devices/alerts?site_id=WY-ALPHA", "/api/devices/metrics/site/WY-ALPHA", "/api/users/active",
-    "/api/users/activity", "/api/users/connections",
-]  # fmt: skip
+    "/ready",
+    "/api/status",
+    "/fastapi/region1/getappversion",
+    "/api/devices/active",
+    "/api/devices/alerts",
+    "/api/devices/alerts?site_id=WY-ALPHA",
+    "/api/devices/metrics/site/WY-ALPHA",
+    "/api/users/active",
+    "/api/users/activity",
+    "/api/users/connections",
+]
 
 
 async def test_redis_down_is_a_fast_503_with_a_reason(redis_factory: RedisFactory, api_factory: ApiFactory) -> None:

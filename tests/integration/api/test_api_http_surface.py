@@ -154,8 +154,17 @@ async def test_lax_values_are_422(api: httpx.AsyncClient, path: str, body: dict[
 
 
 def upload(image_base64: str) -> dict[str, Any]:
-    return {"images": [{"image_id": "u1", "site_id": "WY-ALPHA", "device_type": "turbine", "description": "a turbine",
-                        "image_base64": image_base64}]}  # fmt: skip
+    return {
+        "images": [
+            {
+                "image_id": "u1",
+                "site_id": "WY-ALPHA",
+                "device_type": "turbine",
+                "description": "a turbine",
+                "image_base64": image_base64,
+            }
+        ]
+    }
 
 
 async def test_image_uploads_must_be_images(api: httpx.AsyncClient) -> None:
@@ -259,9 +268,13 @@ async def test_405_names_every_method_of_the_path(api: httpx.AsyncClient) -> Non
 async def test_openapi_documents_the_error_answers(api: httpx.AsyncClient) -> None:
     spec = (await api.get("/openapi.json")).json()
     for path, method in [
-        ("/api/images/search", "post"), ("/api/diagnostics/query", "post"), ("/api/diagnostics/logs/import", "post"),
-        ("/api/images/ingest", "post"), ("/api/console/traffic", "post"), ("/api/failover/restore", "post"),
-    ]:  # fmt: skip
+        ("/api/images/search", "post"),
+        ("/api/diagnostics/query", "post"),
+        ("/api/diagnostics/logs/import", "post"),
+        ("/api/images/ingest", "post"),
+        ("/api/console/traffic", "post"),
+        ("/api/failover/restore", "post"),
+    ]:
         codes = set(spec["paths"][path][method]["responses"])
         assert {"400", "413", "415", "422"} <= codes, (path, codes)
     assert "404" in spec["paths"]["/fastapi/{region}/getappversion"]["get"]["responses"]
@@ -307,8 +320,11 @@ async def test_overview_without_a_regionpair(api: httpx.AsyncClient, redis_port:
     assert (me["source"], me["role"], me["lag_bytes"]) == ("self", "primary", 0)
     assert peer["source"] == "unknown" and "kubernetes API not configured" in peer["error"]
     assert body["pair"] is None and "not configured" in body["pair_error"]
-    assert body["telemetry"] == {"messages_total": 13, "devices_by_state": {"OK": 5, "WARN": 2, "ALERT": 1},
-                                 "known_devices": 0}  # fmt: skip
+    assert body["telemetry"] == {
+        "messages_total": 13,
+        "devices_by_state": {"OK": 5, "WARN": 2, "ALERT": 1},
+        "known_devices": 0,
+    }
 
 
 async def test_overview_asks_the_peer_api_when_configured(

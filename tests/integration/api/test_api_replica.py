@@ -15,9 +15,14 @@ ApiFactory = Callable[..., Awaitable[httpx.AsyncClient]]
 RedisFactory = Callable[..., tuple[Process, int]]
 
 READS = [
-    "/api/devices/active", "/api/devices/alerts?limit=1000", "/api/devices/alerts?site_id=TX-BRAVO",
-    "/api/devices/metrics/site/WY-ALPHA", "/api/users/active", "/api/users/activity", "/api/users/connections",
-]  # fmt: skip
+    "/api/devices/active",
+    "/api/devices/alerts?limit=1000",
+    "/api/devices/alerts?site_id=TX-BRAVO",
+    "/api/devices/metrics/site/WY-ALPHA",
+    "/api/users/active",
+    "/api/users/activity",
+    "/api/users/connections",
+]
 
 
 async def test_region2_reads_what_region1_wrote(redis_factory: RedisFactory, api_factory: ApiFactory) -> None:

@@ -28,9 +28,15 @@ async def test_active_users_newest_activity_first(client: httpx.AsyncClient, red
     seen = [_epoch(u["last_activity_utc"]) for u in body["users"]]
     assert seen == sorted(seen, reverse=True) and body["users"][0]["user_id"] == "user-0000"
     assert set(body["users"][0]) == {
-        "user_id", "session_id", "login_time_utc", "last_activity_utc", "ip_address", "client", "location",
+        "user_id",
+        "session_id",
+        "login_time_utc",
+        "last_activity_utc",
+        "ip_address",
+        "client",
+        "location",
         "connections",
-    }  # fmt: skip
+    }
 
 
 async def test_activity_latest_and_history(client: httpx.AsyncClient, redis: Redis) -> None:
@@ -40,8 +46,12 @@ async def test_activity_latest_and_history(client: httpx.AsyncClient, redis: Red
     body = (await client.get("/api/users/activity", params={"limit": 2})).json()
     assert body["latest"]["message_id"] == "MSG-00000003" and body["latest"]["metrics"]["active_users"] == 30
     assert set(body["latest"]["metrics"]) == {
-        "active_users", "active_connections", "server_cpu_pct", "server_memory_gb", "average_latency_ms",
-    }  # fmt: skip
+        "active_users",
+        "active_connections",
+        "server_cpu_pct",
+        "server_memory_gb",
+        "average_latency_ms",
+    }
     assert [h["message_id"] for h in body["history"]] == ["MSG-00000003", "MSG-00000002"]
 
 

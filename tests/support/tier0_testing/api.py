@@ -24,9 +24,17 @@ from tier0_services import kube
 from tier0_services.ingest import batch, store
 
 SITES = (
-    "WY-ALPHA", "TX-BRAVO", "ND-CHARLIE", "OK-DELTA", "NM-ECHO",
-    "CO-FOXTROT", "LA-GOLF", "AK-HOTEL", "PA-INDIA", "CA-JULIET",
-)  # fmt: skip
+    "WY-ALPHA",
+    "TX-BRAVO",
+    "ND-CHARLIE",
+    "OK-DELTA",
+    "NM-ECHO",
+    "CO-FOXTROT",
+    "LA-GOLF",
+    "AK-HOTEL",
+    "PA-INDIA",
+    "CA-JULIET",
+)
 
 _PREFIX = {
     DeviceType.TURBINE: "TURB",
@@ -36,22 +44,37 @@ _PREFIX = {
 }
 _RANGES: dict[DeviceType, dict[str, tuple[float, float]]] = {
     DeviceType.TURBINE: {
-        "rpm": (3000, 3600), "inlet_temp_c": (380, 450), "exhaust_temp_c": (500, 560),
-        "vibration_mm_s": (1, 4), "pressure_bar": (15, 20), "power_kw": (11_000, 14_000),
+        "rpm": (3000, 3600),
+        "inlet_temp_c": (380, 450),
+        "exhaust_temp_c": (500, 560),
+        "vibration_mm_s": (1, 4),
+        "pressure_bar": (15, 20),
+        "power_kw": (11_000, 14_000),
     },
     DeviceType.THERMAL_ENGINE: {
-        "rpm": (1200, 1800), "coolant_temp_c": (80, 95), "oil_temp_c": (90, 110),
-        "exhaust_temp_c": (350, 450), "fuel_rate_l_h": (50, 120), "load_pct": (40, 90),
+        "rpm": (1200, 1800),
+        "coolant_temp_c": (80, 95),
+        "oil_temp_c": (90, 110),
+        "exhaust_temp_c": (350, 450),
+        "fuel_rate_l_h": (50, 120),
+        "load_pct": (40, 90),
     },
     DeviceType.ELECTRICAL_ROTOR: {
-        "rpm": (1500, 3600), "winding_temp_c": (60, 110), "current_a": (100, 400),
-        "voltage_v": (380, 690), "vibration_mm_s": (0.5, 3), "power_factor": (0.85, 0.98),
+        "rpm": (1500, 3600),
+        "winding_temp_c": (60, 110),
+        "current_a": (100, 400),
+        "voltage_v": (380, 690),
+        "vibration_mm_s": (0.5, 3),
+        "power_factor": (0.85, 0.98),
     },
     DeviceType.OG_SENSOR: {
-        "pressure_bar": (50, 150), "flow_rate_m3_h": (100, 900), "temperature_c": (20, 80),
-        "h2s_ppm": (0, 10), "level_pct": (20, 90),
+        "pressure_bar": (50, 150),
+        "flow_rate_m3_h": (100, 900),
+        "temperature_c": (20, 80),
+        "h2s_ppm": (0, 10),
+        "level_pct": (20, 90),
     },
-}  # fmt: skip
+}
 _TYPES = tuple(DeviceType)
 
 

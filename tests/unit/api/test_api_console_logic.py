@@ -72,20 +72,30 @@ def test_pair_and_peer_decoding() -> None:
         "metadata": {"name": "og-field"},
         "spec": {"activeRegion": "region2"},
         "status": {
-            "activeRegion": "region1", "phase": "SwitchingOver", "epoch": 4, "transition": {"to": "region2"},
+            "activeRegion": "region1",
+            "phase": "SwitchingOver",
+            "epoch": 4,
+            "transition": {"to": "region2"},
             "regions": [{"name": "region2", "role": "replica", "healthy": True, "lagBytes": 120}],
             "lastTransition": {"type": "Failover", "from": "region2", "to": "region1", "durationSeconds": 2.5},
         },
-    }  # fmt: skip
+    }
     pair = overview.pair_from_object(obj)
     assert (pair.active_region, pair.desired_region, pair.phase, pair.in_transition) == (
-        "region1", "region2", "SwitchingOver", True,
-    )  # fmt: skip
+        "region1",
+        "region2",
+        "SwitchingOver",
+        True,
+    )
     assert pair.last_transition is not None and pair.last_transition.duration_seconds == 2.5
     peer = overview.peer_from_pair("region2", overview.pair_regions(obj)["region2"], pair, "v2", None)
     assert (peer.source, peer.role, peer.status, peer.lag_bytes, peer.version) == (
-        "regionpair", "replica", "standby", 120, "v2",
-    )  # fmt: skip
+        "regionpair",
+        "replica",
+        "standby",
+        120,
+        "v2",
+    )
     unknown = overview.peer_from_pair("region2", None, None, None, "apiserver down")
     assert unknown.source == "unknown" and unknown.error == "apiserver down"
 

@@ -17,9 +17,14 @@ from tier0_services.api.settings import Settings
 
 def test_site_metrics_from_the_ingest_hash() -> None:
     fields = {
-        b"device_count": b"40", b"ok_count": b"34", b"warn_count": b"5", b"alert_count": b"1",
-        b"turbine_count": b"10", b"og_sensor_count": b"30", b"last_seen": b"1763294400.5",
-    }  # fmt: skip
+        b"device_count": b"40",
+        b"ok_count": b"34",
+        b"warn_count": b"5",
+        b"alert_count": b"1",
+        b"turbine_count": b"10",
+        b"og_sensor_count": b"30",
+        b"last_seen": b"1763294400.5",
+    }
     body = site_metrics_from_hash("WY-ALPHA", fields)
     assert (body.device_count, body.ok_count, body.warn_count, body.alert_count) == (40, 34, 5, 1)
     assert body.devices_by_type == {"turbine": 10, "thermal_engine": 0, "electrical_rotor": 0, "og_sensor": 30}
@@ -30,11 +35,16 @@ def test_site_metrics_from_the_ingest_hash() -> None:
 def payload(device_id: str, state: str) -> bytes:
     return json.dumps(
         {
-            "device_id": device_id, "device_type": "turbine", "site_id": "WY-ALPHA",
-            "timestamp_utc": "2025-11-16T12:00:00Z", "firmware": "3.2.1", "metrics": {"rpm": 3487},
-            "status": {"state": state, "code": "TURB-X", "message": "x"}, "future_field": 1,
+            "device_id": device_id,
+            "device_type": "turbine",
+            "site_id": "WY-ALPHA",
+            "timestamp_utc": "2025-11-16T12:00:00Z",
+            "firmware": "3.2.1",
+            "metrics": {"rpm": 3487},
+            "status": {"state": state, "code": "TURB-X", "message": "x"},
+            "future_field": 1,
         }
-    ).encode()  # fmt: skip
+    ).encode()
 
 
 def test_alerts_skip_missing_recovered_and_unreadable_entries() -> None:
@@ -53,10 +63,16 @@ def test_filter_by_state_entries() -> None:
 
 def test_decode_stored_ignores_extra_fields_and_skips_bad_values() -> None:
     user = {
-        "user_id": "u1", "session_id": "s1", "login_time_utc": "2025-11-16T12:00:00Z",
-        "last_activity_utc": "2025-11-16T12:01:00Z", "ip_address": "10.0.0.1", "client": "web",
-        "location": "SJ", "connections": 2, "new_field": True,
-    }  # fmt: skip
+        "user_id": "u1",
+        "session_id": "s1",
+        "login_time_utc": "2025-11-16T12:00:00Z",
+        "last_activity_utc": "2025-11-16T12:01:00Z",
+        "ip_address": "10.0.0.1",
+        "client": "web",
+        "location": "SJ",
+        "connections": 2,
+        "new_field": True,
+    }
     assert [u.user_id for u in decode_stored(UserOut, [json.dumps(user).encode(), b"[]", None])] == ["u1"]
 
 

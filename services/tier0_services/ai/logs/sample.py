@@ -13,12 +13,19 @@ from dataclasses import dataclass
 from tier0_services.ai.logs.parse import LogEntry, format_combined
 
 ROUTES = [
-    ("GET", "/api/status"), ("GET", "/api/devices/active"), ("GET", "/api/devices/alerts"),
-    ("GET", "/api/devices/metrics/site/WY-ALPHA"), ("GET", "/api/devices/metrics/site/TX-BRAVO"),
-    ("GET", "/api/users/active"), ("GET", "/api/users/activity"), ("POST", "/api/images/search"),
-    ("GET", "/api/images/list"), ("POST", "/api/diagnostics/query"), ("GET", "/health"),
+    ("GET", "/api/status"),
+    ("GET", "/api/devices/active"),
+    ("GET", "/api/devices/alerts"),
+    ("GET", "/api/devices/metrics/site/WY-ALPHA"),
+    ("GET", "/api/devices/metrics/site/TX-BRAVO"),
+    ("GET", "/api/users/active"),
+    ("GET", "/api/users/activity"),
+    ("POST", "/api/images/search"),
+    ("GET", "/api/images/list"),
+    ("POST", "/api/diagnostics/query"),
+    ("GET", "/health"),
     ("POST", "/api/telemetry/ingest"),
-]  # fmt: skip
+]
 START = 1_717_200_000.0  # 2024-06-01T00:00:00Z
 
 
@@ -55,8 +62,10 @@ def generate(n: int = 12_000, seed: int = 7) -> SampleLog:
         else:
             ip = rng.choice(devices) if rng.random() < 0.7 else rng.choice(users)
             method, path = rng.choice(ROUTES)
-            status = rng.choices([200, 201, 204, 304, 400, 401, 403, 404, 429, 500, 503],
-                                 weights=[800, 40, 20, 30, 8, 10, 6, 30, 10, 6, 4])[0]  # fmt: skip
+            status = rng.choices(
+                [200, 201, 204, 304, 400, 401, 403, 404, 429, 500, 503],
+                weights=[800, 40, 20, 30, 8, 10, 6, 30, 10, 6, 4],
+            )[0]
         latency = float(max(1, int(rng.lognormvariate(3.0, 0.8)) + (400 if status >= 500 else 0)))
         entries.append(LogEntry(ip, round(ts, 3), method, path, status, latency, rng.randint(0, 4000)))
     return SampleLog(entries, noisy)

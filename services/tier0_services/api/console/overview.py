@@ -78,9 +78,17 @@ def peer_from_pair(
     if entry is None:
         why = pair_error or f"the RegionPair reports nothing about {name} yet"
         return RegionView(
-            name=name, source="unknown", role=None, status=None, healthy=None, version=version,
-            active_devices=None, active_users=None, lag_bytes=None, error=why,
-        )  # fmt: skip
+            name=name,
+            source="unknown",
+            role=None,
+            status=None,
+            healthy=None,
+            version=version,
+            active_devices=None,
+            active_users=None,
+            lag_bytes=None,
+            error=why,
+        )
     role = entry.get("role")
     active = pair.active_region if pair else None
     return RegionView(
@@ -119,9 +127,17 @@ async def _read_peer_api(http: httpx.AsyncClient, base: str, name: str) -> Regio
         body = answer.json()
     except (httpx.HTTPError, ValueError) as exc:
         return RegionView(
-            name=name, source="peer-api", role=None, status=None, healthy=False, version=None,
-            active_devices=None, active_users=None, lag_bytes=None, error=f"{base}: {exc or type(exc).__name__}",
-        )  # fmt: skip
+            name=name,
+            source="peer-api",
+            role=None,
+            status=None,
+            healthy=False,
+            version=None,
+            active_devices=None,
+            active_users=None,
+            lag_bytes=None,
+            error=f"{base}: {exc or type(exc).__name__}",
+        )
     return RegionView(
         name=str(body.get("region", name)),
         source="peer-api",

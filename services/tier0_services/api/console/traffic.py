@@ -36,9 +36,15 @@ def percentiles(samples: Sequence[float]) -> dict[str, float]:
     def rank(p: float) -> float:
         return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
-    return {name: round(value * 1000, 3) for name, value in (
-        ("p50", rank(50)), ("p95", rank(95)), ("p99", rank(99)), ("max", ordered[-1]),
-    )}  # fmt: skip
+    return {
+        name: round(value * 1000, 3)
+        for name, value in (
+            ("p50", rank(50)),
+            ("p95", rank(95)),
+            ("p99", rank(99)),
+            ("max", ordered[-1]),
+        )
+    }
 
 
 @dataclass
@@ -83,10 +89,19 @@ class TrafficGenerator:
         if self.burst is not None:
             return self.burst.view()
         return TrafficRun(
-            state="idle", requests=0, concurrency=0, max_seconds=max_seconds, sent=0, by_status={},
-            started_at=None, finished_at=None, elapsed_seconds=0.0, stopped_by=None, latency_ms={},
+            state="idle",
+            requests=0,
+            concurrency=0,
+            max_seconds=max_seconds,
+            sent=0,
+            by_status={},
+            started_at=None,
+            finished_at=None,
+            elapsed_seconds=0.0,
+            stopped_by=None,
+            latency_ms={},
             targets=list(TARGETS),
-        )  # fmt: skip
+        )
 
     def start(self, requests: int, concurrency: int, max_requests: int, max_seconds: float) -> Burst:
         if self._task is not None and not self._task.done():
