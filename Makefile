@@ -201,7 +201,7 @@ kind-up: images ## Create a kind cluster, load the images, install both charts, 
 	hack/kind.sh up
 
 .PHONY: kind-e2e
-kind-e2e: ## Switchover and failover through the real Service on the kind cluster (after kind-up)
+kind-e2e: venv ## The e2e tier (tests/e2e) on the kind cluster (after kind-up)
 	hack/kind.sh e2e
 
 .PHONY: kind-down

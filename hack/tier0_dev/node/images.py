@@ -22,6 +22,7 @@ from pathlib import Path
 from tier0_dev.procs import ROOT, TOOLS_BIN
 
 INPUTS_LABEL = "tier0.dev/inputs"
+HOST_CA = "/etc/ssl/certs/ca-certificates.crt"
 DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 TIER0_TAG = os.environ.get("IMAGE_TAG", "0.1.0")
@@ -216,7 +217,8 @@ def _prepare(img: Image, work: Path) -> Path:
 
 
 def _wheelhouse(work: Path) -> Path:
-    """pip's config for the builds: the wheels of every dependency, fetched once on the host (its cache)."""
+    """pip's config for the builds: the wheels of every dependency, fetched once on the host (its cache
+    and its index settings), so the builds need no index."""
     wheels = work / "wheels"
     conf = work / "pip.conf"
     stamp = wheels / ".inputs"
@@ -239,7 +241,9 @@ def _wheelhouse(work: Path) -> Path:
         for f in wheels.glob("tier0-*"):
             f.unlink()
         stamp.write_text(want)
-    conf.write_text("[global]\nfind-links = /wheels\n")
+    # The index only for what the host's interpreter resolved differently (the base's Python is
+    # 3.11.2); the machine's CA bundle, as the host's pip uses it.
+    conf.write_text("[global]\nfind-links = /wheels\ncert = /etc/tier0-build-ca.crt\n")
     return work
 
 
@@ -270,6 +274,7 @@ def build(img: Image, work: Path, base_id: str, force: bool = False) -> bool:
     if img.context == ROOT:
         house = _wheelhouse(work)
         argv += ["-v", f"{house / 'wheels'}:/wheels:ro", "-v", f"{house / 'pip.conf'}:/etc/pip.conf:ro"]
+        argv += ["-v", f"{HOST_CA}:/etc/tier0-build-ca.crt:ro"]
     for k, v in img.build_args.items():
         argv += ["--build-arg", f"{k}={v}"]
     log(f"buildah bud {img.ref}")
