@@ -183,6 +183,10 @@ def _report(found: dict[str, int | list[str]]) -> str:
 def up(lay: Layout) -> int:
     start = time.monotonic()
     bins = _check_prerequisites()
+    if status_quiet(lay):
+        log(f"node already up; images imported: {import_images(lay) or 'none new'}")
+        print(f"export KUBECONFIG={lay.kubeconfig}")
+        return 0
     missing = [i.archive_name for i in images.NODE if not (lay.images / i.archive_name).exists()]
     if missing:
         raise StartupError(f"node images missing in {lay.images}: {', '.join(missing)}; run: make images")
