@@ -142,8 +142,8 @@ def inputs_hash(img: Image, base_id: str) -> str:
     h.update(img.dockerfile.read_bytes())
     _hash_paths(h, img.inputs)
     for b in img.binaries:
-        h.update((TOOLS_BIN / f".{b}.version").read_bytes() if (TOOLS_BIN / f".{b}.version").exists() else b"")
-        h.update(str((TOOLS_BIN / b).stat().st_mtime_ns).encode())
+        # The content (builds are reproducible with -trimpath): a fresh clone's rebuilt binary matches.
+        h.update(hashlib.sha256((TOOLS_BIN / b).read_bytes()).digest() if (TOOLS_BIN / b).exists() else b"")
     h.update(json.dumps(img.build_args, sort_keys=True).encode())
     if img.uses_base:
         h.update(base_id.encode())
