@@ -1,6 +1,6 @@
 """The e2e tier: tier0's charts on a real cluster (the built-in node, or TIER0_E2E_KUBECONFIG).
 
-The session starts the built-in node when no cluster is named and none is running, deploys both
+The e2e package starts the built-in node when no cluster is named and none is running, deploys both
 charts as `make up` does, and stops the node it started at the end. Needs root for the node.
 """
 
@@ -18,7 +18,9 @@ from tier0_dev.node import cluster, deploy  # noqa: E402
 from tier0_dev.node.layout import Layout  # noqa: E402
 
 
-@pytest.fixture(scope="session")
+# Package scope: the node it started stops after the last e2e test, not at the end of the whole
+# run (its pods would load the machine under the other tiers).
+@pytest.fixture(scope="package")
 def installed() -> Iterator[tuple[kit.Cluster, float]]:
     """(the cluster with both charts installed and the pair Healthy, seconds the install took)."""
     kubeconfig, started = kit.started_kubeconfig()
