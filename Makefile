@@ -38,24 +38,68 @@ $(VENV)/.installed: pyproject.toml hack/requirements/dev.txt
 	@$(PY) -m pip install -q -c hack/requirements/dev.txt -e '.[$(EXTRAS)]' >>.run/pip-install.log 2>&1 || { cat .run/pip-install.log; exit 1; }
 	@touch $@
 
-##@ Local stack
+##@ Deploy (the product on a cluster)
+
+# Where a Docker engine answers `make up` uses kind; elsewhere the built-in node (needs root).
+HAVE_DOCKER := $(shell command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 && echo yes)
 
 .PHONY: up
-up: tools venv ## Start the whole local stack (Redis x2, Mosquitto, RabbitMQ, control plane, regions)
-	$(PY) -m tier0_dev up
+up: tools venv ## Deploy tier0 on a cluster (kind with Docker, else the built-in node), print how to reach it
+ifeq ($(HAVE_DOCKER),yes)
+	$(MAKE) images kind-up
+else
+	$(MAKE) node-up
+	$(PY) -m tier0_dev.node deploy
+endif
 
 .PHONY: down
-down: ## Stop what `make up` started
-	@test -x $(PY) && $(PY) -m tier0_dev down || true
+down: ## Remove what `make up` made (the kind cluster, or the built-in node)
+ifeq ($(HAVE_DOCKER),yes)
+	hack/kind.sh down
+else
+	@test -x $(PY) && $(PY) -m tier0_dev.node down || true
+endif
 
 .PHONY: status
-status: ## Show each local component and where it listens
+status: ## Show the cluster `make up` made and tier0's pods on it
+ifeq ($(HAVE_DOCKER),yes)
+	kubectl --context kind-$(KIND_CLUSTER) get pods -A
+else
+	$(PY) -m tier0_dev.node status
+endif
+
+##@ Built-in node (a real single-node Kubernetes on this machine)
+
+.PHONY: node-up
+node-up: tools venv images ## Start the node: etcd, apiserver, controllers, containerd, kubelet, kube-proxy, CoreDNS, storage
+	$(PY) -m tier0_dev.node up
+
+.PHONY: node-down
+node-down: ## Stop the node and put the machine back (processes, iptables, bridge, mounts, host paths, sysctls)
+	@if test -x $(PY); then $(PY) -m tier0_dev.node down; else echo "no .venv: make venv first"; exit 1; fi
+
+.PHONY: node-status
+node-status: ## Show the node's components, its pods and the KUBECONFIG to use
+	$(PY) -m tier0_dev.node status
+
+##@ Local process stack (fast development, no cluster)
+
+.PHONY: stack-up
+stack-up: tools venv ## Start the process stack (Redis x2, Mosquitto, RabbitMQ, control plane, regions) on fixed ports
+	$(PY) -m tier0_dev up
+
+.PHONY: stack-down
+stack-down: ## Stop what `make stack-up` started
+	@test -x $(PY) && $(PY) -m tier0_dev down || true
+
+.PHONY: stack-status
+stack-status: ## Show each process of the stack and where it listens
 	$(PY) -m tier0_dev status
 
 ##@ Test
 
 .PHONY: test
-test: tools venv lint ## Lint, type-check and run every test tier (e2e is skipped without Docker)
+test: tools venv lint images ## Lint, type-check and run every test tier (e2e on the built-in node, or TIER0_E2E_KUBECONFIG)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: test-unit
@@ -111,7 +155,7 @@ ai-load: ai-samples ## Load the sample images, corpus and access log into Redis 
 ##@ Clean
 
 .PHONY: clean
-clean: down ## Remove .run/ (local state); keeps .tools/ and .venv/
+clean: stack-down ## Remove .run/ (local state); keeps .tools/ and .venv/
 	rm -rf .run
 
 ##@ Benchmarks
@@ -171,22 +215,22 @@ charts-lint: tools ## helm lint --strict both charts (default and all-on values)
 	done
 
 .PHONY: images
-images: ## Build the operator, services and simulators images with docker or buildah (IMAGE_REGISTRY, IMAGE_TAG)
-	@if command -v docker >/dev/null && docker info >/dev/null 2>&1; then builder=docker; \
-	elif command -v buildah >/dev/null; then builder="buildah"; \
-	else echo "make images needs Docker (with a running engine) or buildah; neither is available here." >&2; exit 1; fi; \
+images: venv ## Build every image: with Docker the tier0 images; else buildah (base, tier0, stand-ins, node add-ons)
+ifeq ($(HAVE_DOCKER),yes)
 	for c in $(IMAGE_COMPONENTS); do \
-	  echo "[images] $$builder build $(IMAGE_REGISTRY)/$$c:$(IMAGE_TAG)"; \
-	  if [[ $$builder == docker ]]; then docker build -f images/$$c/Dockerfile -t $(IMAGE_REGISTRY)/$$c:$(IMAGE_TAG) .; \
-	  else buildah bud -f images/$$c/Dockerfile -t $(IMAGE_REGISTRY)/$$c:$(IMAGE_TAG) .; fi; \
+	  echo "[images] docker build $(IMAGE_REGISTRY)/$$c:$(IMAGE_TAG)"; \
+	  docker build -f images/$$c/Dockerfile -t $(IMAGE_REGISTRY)/$$c:$(IMAGE_TAG) .; \
 	done
+else
+	IMAGE_TAG=$(IMAGE_TAG) $(PY) -m tier0_dev.node images
+endif
 
 .PHONY: kind-up
 kind-up: images ## Create a kind cluster, load the images, install both charts, wait for the RegionPair (needs Docker)
 	hack/kind.sh up
 
 .PHONY: kind-e2e
-kind-e2e: ## Switchover and failover through the real Service on the kind cluster (after kind-up)
+kind-e2e: venv ## The e2e tier (tests/e2e) on the kind cluster (after kind-up)
 	hack/kind.sh e2e
 
 .PHONY: kind-down

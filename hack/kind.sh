@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The kind path (needs Docker): a local cluster with both charts installed and a switchover/failover
-# drill through the real Service. `make kind-up`, `make kind-e2e` and `make kind-down` call this;
+# drill through the real Service (tests/e2e). `make kind-up`, `make kind-e2e` and `make kind-down` call this;
 # .github/workflows/e2e.yaml runs it in CI. It cannot run where Docker has no engine.
 set -eEuo pipefail
 [[ "${DEBUG:-false}" == "true" ]] && set -x
@@ -25,8 +25,8 @@ Usage: hack/kind.sh up|e2e|down [-h]
 
   up    create the kind cluster (if missing), load the images built by \`make images\`, install
         charts/tier0-operator and charts/tier0 (hack/kind-values.yaml), wait for the RegionPair Healthy
-  e2e   switchover (patch spec.activeRegion) and failover (stop the active Redis) through the
-        real Service; checks the selector, status and the API behind the Service after each
+  e2e   the e2e tier (tests/e2e: helm test, seed endpoints, switchover, failover and faults
+        through the real Service) against this cluster
   down  delete the cluster
 
 Environment:
@@ -59,8 +59,8 @@ up() {
   done
   log "installing charts/tier0-operator into $OPERATOR_NAMESPACE"
   helm --kube-context "kind-${KIND_CLUSTER}" upgrade --install tier0-operator "$ROOT/charts/tier0-operator" \
-    -n "$OPERATOR_NAMESPACE" --create-namespace --wait --timeout "$TIMEOUT" \
-    --set image.repository="$IMAGE_REGISTRY/operator" --set image.tag="$IMAGE_TAG" --set image.pullPolicy=Never
+    -n "$OPERATOR_NAMESPACE" --create-namespace --wait --timeout "$TIMEOUT" -f "$ROOT/hack/kind-operator-values.yaml" \
+    --set image.repository="$IMAGE_REGISTRY/operator" --set image.tag="$IMAGE_TAG"
   log "installing charts/tier0 into $NAMESPACE"
   helm --kube-context "kind-${KIND_CLUSTER}" upgrade --install tier0 "$ROOT/charts/tier0" \
     -n "$NAMESPACE" --create-namespace --wait --timeout "$TIMEOUT" -f "$ROOT/hack/kind-values.yaml" \
@@ -76,48 +76,14 @@ wait_phase() {
   k -n "$NAMESPACE" wait "regionpair/$PAIR" --for=jsonpath='{.status.phase}'="$1" --timeout="$TIMEOUT"
 }
 
-active() { k -n "$NAMESPACE" get regionpair "$PAIR" -o jsonpath='{.status.activeRegion}'; }
-other() { k -n "$NAMESPACE" get regionpair "$PAIR" -o jsonpath="{.spec.regions[?(@.name!='$1')].name}"; }
-selector_region() { k -n "$NAMESPACE" get service tier0-region-api -o jsonpath='{.spec.selector.tier0\.dev/region}'; }
-
-# GET /api/status through the global Service, from inside the cluster (the way clients reach it).
-api_region() {
-  k -n "$NAMESPACE" run "curl-$RANDOM" --rm -i --restart=Never --quiet --image=curlimages/curl:8.10.1 -- \
-    -fsS "http://tier0-region-api/api/status" | sed -n 's/.*"region": *"\([^"]*\)".*/\1/p'
-}
-
-expect() {
-  local what=$1 want=$2 got=$3
-  [[ "$got" == "$want" ]] || { echo "FAIL: $what is '$got', want '$want'" >&2; exit 1; }
-  log "ok: $what = $got"
-}
-
+# The e2e tier (tests/e2e) against this cluster: the same tests `make test` runs on the built-in node.
 e2e() {
-  wait_phase Healthy
-  local from to
-  from=$(active); to=$(other "$from")
-  log "switchover $from -> $to (spec.activeRegion)"
-  k -n "$NAMESPACE" patch regionpair "$PAIR" --type merge -p "{\"spec\":{\"activeRegion\":\"$to\"}}"
-  k -n "$NAMESPACE" wait "regionpair/$PAIR" --for=jsonpath='{.status.activeRegion}'="$to" --timeout="$TIMEOUT"
-  wait_phase Healthy
-  expect "Service selector region" "$to" "$(selector_region)"
-  expect "region behind the Service" "$to" "$(api_region)"
-  expect "last transition" "Switchover" "$(k -n "$NAMESPACE" get regionpair "$PAIR" -o jsonpath='{.status.lastTransition.type}')"
-
-  from=$to; to=$(other "$from")
-  log "failover: stopping the active Redis ($from)"
-  k -n "$NAMESPACE" scale statefulset "tier0-redis-$from" --replicas=0
-  k -n "$NAMESPACE" wait "regionpair/$PAIR" --for=jsonpath='{.status.activeRegion}'="$to" --timeout="$TIMEOUT"
-  expect "Service selector region" "$to" "$(selector_region)"
-  expect "region behind the Service" "$to" "$(api_region)"
-  expect "last transition" "Failover" "$(k -n "$NAMESPACE" get regionpair "$PAIR" -o jsonpath='{.status.lastTransition.type}')"
-  log "restarting the old primary ($from): it must rejoin as a replica"
-  k -n "$NAMESPACE" scale statefulset "tier0-redis-$from" --replicas=1
-  # Acknowledge the failover (spec follows status), then the pair must be Healthy again.
-  k -n "$NAMESPACE" patch regionpair "$PAIR" --type merge -p "{\"spec\":{\"activeRegion\":\"$to\"}}"
-  wait_phase Healthy
-  expect "Service selector region" "$to" "$(selector_region)"
-  log "e2e passed"
+  mkdir -p "$ROOT/.run"
+  kind get kubeconfig --name "$KIND_CLUSTER" >"$ROOT/.run/kind-kubeconfig"
+  TIER0_E2E_KUBECONFIG="$ROOT/.run/kind-kubeconfig" \
+  TIER0_E2E_VALUES="$ROOT/hack/kind-values.yaml" \
+  TIER0_E2E_OPERATOR_VALUES="$ROOT/hack/kind-operator-values.yaml" \
+    "$ROOT/.venv/bin/python" -m pytest "$ROOT/tests/e2e" -v -ra
 }
 
 down() { kind delete cluster --name "$KIND_CLUSTER"; }

@@ -63,8 +63,19 @@ def helm(*args: str, kubeconfig: Path | None = None) -> subprocess.CompletedProc
 
 
 def render(chart: Path, release: str, namespace: str, *extra: str, kubeconfig: Path | None = None) -> str:
+    # Without the `helm test` pods: they need the namespace's default ServiceAccount, which only a
+    # controller-manager creates (tests/e2e runs them on a real cluster).
     out = helm(
-        "template", release, str(chart), "-n", namespace, "--kube-version", KUBE_VERSION, *extra, kubeconfig=kubeconfig
+        "template",
+        release,
+        str(chart),
+        "-n",
+        namespace,
+        "--kube-version",
+        KUBE_VERSION,
+        "--skip-tests",
+        *extra,
+        kubeconfig=kubeconfig,
     )
     assert out.returncode == 0, out.stderr
     return out.stdout

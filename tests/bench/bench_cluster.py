@@ -1,0 +1,183 @@
+"""`make bench BENCH=cluster`: switchover and failover through the real Service and kube-proxy.
+
+On the cluster of the e2e tier (the built-in node, or TIER0_E2E_KUBECONFIG) with both charts
+installed, a client pod calls the global Service every 10 ms (fresh connection, one retry) while
+the pair switches over (spec.activeRegion patched) or fails over (the active Redis killed
+and kept down), RUNS times each. Reference in the same run: a bare selector flip of a Service
+between two trivial pods, the floor kube-proxy sets. Outage = the longest time without an answer.
+"""
+
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
+
+import kit  # noqa: E402
+from table import Table  # noqa: E402
+
+from tier0_dev.node import cluster, deploy  # noqa: E402
+from tier0_dev.node.layout import Layout  # noqa: E402
+
+RUNS = int(os.environ.get("RUNS", "5"))
+
+TRIVIAL = """
+import http.server, json, os
+body = json.dumps({"region": os.environ["COLOR"]}).encode()
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("0.0.0.0", 8000), H).serve_forever()
+"""
+
+
+def p(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def trivial_pair(c: kit.Cluster) -> None:
+    image = c.kubectl(
+        "-n",
+        c.ns,
+        "get",
+        "deployment",
+        f"{c.rel.name}-region-api-region1",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    )
+    docs = []
+    for color in ("blue", "green"):
+        docs.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": f"bench-{color}", "namespace": c.ns, "labels": {"bench": "flip", "color": color}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "web",
+                            "image": image,
+                            "imagePullPolicy": "IfNotPresent",
+                            "command": ["python", "-c", TRIVIAL],
+                            "env": [{"name": "COLOR", "value": color}],
+                            "ports": [{"containerPort": 8000}],
+                            "readinessProbe": {"tcpSocket": {"port": 8000}, "periodSeconds": 1},
+                        }
+                    ]
+                },
+            }
+        )
+    docs.append(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "bench-flip", "namespace": c.ns},
+            "spec": {"selector": {"bench": "flip", "color": "blue"}, "ports": [{"port": 80, "targetPort": 8000}]},
+        }
+    )
+    c.kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
+    c.kubectl("-n", c.ns, "wait", "pod/bench-blue", "pod/bench-green", "--for=condition=Ready", "--timeout=120s")
+
+
+def flip(c: kit.Cluster, to: str) -> kit.Outcome:
+    name = f"e2e-flip-{to}-{time.time_ns() % 100000}"
+    c._prober_pod(name, ["probe", f"http://bench-flip.{c.ns}.svc.cluster.local/", str(kit.INTERVAL), "8"])
+    c.wait_pod_log(name, "ready")
+    time.sleep(1.0)
+    t0 = time.time()
+    c.kubectl("-n", c.ns, "patch", "service", "bench-flip", "-p", json.dumps({"spec": {"selector": {"color": to}}}))
+    return kit.summarize(kit.parse(c.wait_pod_done(name, timeout=70)), t0, to)
+
+
+def switchover(c: kit.Cluster) -> kit.Outcome:
+    old = c.healthy()
+    new = c.other(old)
+    with c.client(duration=15) as samples:
+        t0 = time.time()
+        c.patch_active(new)
+        c.wait_active(new)
+    c.healthy()
+    return kit.summarize(samples, t0, new)
+
+
+def failover(c: kit.Cluster) -> kit.Outcome:
+    old = c.healthy()
+    new = c.other(old)
+    with c.client(duration=25) as samples:
+        t0 = time.time()
+        c.lose_redis(old)
+        c.wait_active(new, timeout=60)
+    c.restore_redis(old)
+    c.healthy()
+    return kit.summarize(samples, t0, new)
+
+
+def main() -> int:
+    print(f"load average before: {os.getloadavg()}", flush=True)
+    kubeconfig, started = kit.started_kubeconfig()
+    try:
+        c = kit.Cluster(kubeconfig)
+        deploy.install(c.rel)
+        trivial_pair(c)
+        results: dict[str, list[kit.Outcome]] = {"bare selector flip (reference)": [], "switchover": [], "failover": []}
+        for i in range(RUNS):
+            results["bare selector flip (reference)"].append(flip(c, "green" if i % 2 == 0 else "blue"))
+            results["switchover"].append(switchover(c))
+            results["failover"].append(failover(c))
+            print(f"run {i + 1}/{RUNS} done", flush=True)
+        c.kubectl("-n", c.ns, "delete", "pod", "bench-blue", "bench-green", "--wait=false")
+        c.kubectl("-n", c.ns, "delete", "service", "bench-flip")
+        table = Table(
+            f"Transitions through the real Service (client every 10 ms, fresh connection, 1 retry), {RUNS} runs",
+            [
+                "transition",
+                "outage p50 s",
+                "outage p99 s",
+                "first new p50 s",
+                "first new p99 s",
+                "errors after retry",
+                "first-try errors",
+                "old answers after new",
+                "acked lost",
+                "target",
+            ],
+        )
+        targets = {
+            "bare selector flip (reference)": "floor set by kube-proxy",
+            "switchover": "outage p99 < 0.5 s, 0 errors",
+            "failover": "outage <= detection (3 x 1 s) + 1 s",
+        }
+        for name, outs in results.items():
+            outage = [o.outage_s for o in outs]
+            first = [o.first_new_s for o in outs if o.first_new_s is not None]
+            table.add(
+                name,
+                p(outage, 50),
+                p(outage, 99),
+                p(first, 50),
+                p(first, 99),
+                sum(o.errors for o in outs),
+                sum(o.first_try_errors for o in outs),
+                sum(o.old_after_new for o in outs),
+                "not measured",
+                targets[name],
+            )
+        table.print()
+        print(f"load average after: {os.getloadavg()}", flush=True)
+        return 0
+    finally:
+        if started:
+            cluster.down(Layout.default())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,256 @@
+"""What the e2e tests and `make bench BENCH=cluster` share: the cluster under test, client pods
+that call the global Service every 10 ms from inside the cluster, and the reading of their record.
+
+The cluster is the one TIER0_E2E_KUBECONFIG names (kind in the GitHub workflow, with
+TIER0_E2E_VALUES and TIER0_E2E_OPERATOR_VALUES naming the charts' values files), or else the
+built-in node with hack/node-values.yaml, started (and stopped afterwards) by the session.
+"""
+
+import json
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tier0_dev.node import cluster, deploy
+from tier0_dev.node.layout import Layout
+from tier0_dev.procs import find_program
+
+PROBER = Path(__file__).with_name("prober.py")
+INTERVAL = 0.01
+# Lines for the end of the pytest run: what the client saw in each transition.
+REPORT: list[str] = []
+
+
+@dataclass(frozen=True)
+class Sample:
+    t: float
+    tries: int
+    region: str | None
+    error: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a client of the global Service saw around one transition started at t0."""
+
+    requests: int
+    first_try_errors: int
+    errors: int  # failed even after the one retry
+    first_new_s: float | None  # from t0 to the first answer from the new region
+    outage_s: float  # longest time without a successful answer
+    old_after_new: int  # answers from the old region after the first from the new one
+
+
+def parse(log: str) -> list[Sample]:
+    out = []
+    for line in log.splitlines():
+        words = line.split()
+        if len(words) == 4 and words[0][0].isdigit():
+            out.append(Sample(float(words[0]), int(words[1]), None if words[2] == "-" else words[2], words[3]))
+    return out
+
+
+def summarize(samples: list[Sample], t0: float, new_region: str) -> Outcome:
+    ok = [s for s in samples if s.region is not None]
+    first_new = next((s.t for s in ok if s.t >= t0 and s.region == new_region), None)
+    outage, last_ok = 0.0, samples[0].t if samples else t0
+    for s in samples:
+        if s.region is not None:
+            outage = max(outage, s.t - last_ok)
+            last_ok = s.t
+    if samples:
+        outage = max(outage, samples[-1].t - last_ok)
+    old_after = sum(1 for s in ok if first_new is not None and s.t > first_new and s.region != new_region)
+    return Outcome(
+        requests=len(samples),
+        first_try_errors=sum(1 for s in samples if s.tries > 1),
+        errors=sum(1 for s in samples if s.region is None),
+        first_new_s=None if first_new is None else first_new - t0,
+        outage_s=outage,
+        old_after_new=old_after,
+    )
+
+
+class Cluster:
+    """kubectl/helm on the cluster under test, with tier0 deployed as `make up` deploys it."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        values = os.environ.get("TIER0_E2E_VALUES")
+        operator_values = os.environ.get("TIER0_E2E_OPERATOR_VALUES")
+        self.rel = deploy.Release(kubeconfig)
+        if values and operator_values:
+            self.rel = deploy.Release(kubeconfig, values=Path(values), operator_values=Path(operator_values))
+        self.ns = self.rel.namespace
+
+    def kubectl(self, *args: str, timeout: float = 120, stdin: str | None = None) -> str:
+        argv = [find_program("kubectl"), "--kubeconfig", str(self.rel.kubeconfig), *args]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, input=stdin)
+        if out.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {out.stderr.strip()}")
+        return out.stdout
+
+    def json(self, *args: str) -> dict[str, object]:
+        return dict(json.loads(self.kubectl(*args, "-o", "json")))
+
+    def pair(self) -> dict[str, object]:
+        return deploy.regionpair(self.rel)
+
+    def status(self) -> dict[str, object]:
+        status = self.pair().get("status")
+        return status if isinstance(status, dict) else {}
+
+    def active(self) -> str:
+        return str(self.status().get("activeRegion"))
+
+    def other(self, region: str) -> str:
+        return "region2" if region == "region1" else "region1"
+
+    def wait_phase(self, phase: str, timeout: float = 120) -> dict[str, object]:
+        return deploy.wait_phase(self.rel, phase, timeout)
+
+    def wait_active(self, region: str, timeout: float = 60) -> float:
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            if self.active() == region:
+                return time.monotonic() - start
+            time.sleep(0.2)
+        raise AssertionError(f"activeRegion never became {region}: {self.status()}")
+
+    def selector_region(self) -> str:
+        svc = self.json("-n", self.ns, "get", "service", self.rel.global_service)
+        spec = svc["spec"]
+        assert isinstance(spec, dict)
+        return str(spec["selector"]["tier0.dev/region"])
+
+    def patch_active(self, region: str) -> None:
+        patch = json.dumps({"spec": {"activeRegion": region}})
+        self.kubectl("-n", self.ns, "patch", "regionpair", self.rel.pair, "--type", "merge", "-p", patch)
+
+    def healthy(self) -> str:
+        """Wait until the pair is Healthy with spec following status; returns the active region."""
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            pair = self.pair()
+            spec, status = pair.get("spec", {}), pair.get("status", {})
+            assert isinstance(spec, dict) and isinstance(status, dict)
+            if status.get("phase") == "Healthy" and spec.get("activeRegion") == status.get("activeRegion"):
+                return str(status["activeRegion"])
+            conds = status.get("conditions") or []
+            assert isinstance(conds, list)
+            if any(c.get("reason") == "FailedOver" and c.get("status") == "False" for c in conds):
+                self.patch_active(str(status["activeRegion"]))  # acknowledge a failover: spec follows status
+            time.sleep(0.5)
+        raise AssertionError(f"RegionPair not Healthy: {self.pair().get('status')}")
+
+    def lose_redis(self, region: str) -> None:
+        """The region's Redis killed and kept down: StatefulSet scaled to 0, its pod force-deleted."""
+        sts = f"{self.rel.name}-redis-{region}"
+        self.kubectl("-n", self.ns, "scale", "statefulset", sts, "--replicas=0")
+        self.kubectl("-n", self.ns, "delete", "pod", f"{sts}-0", "--grace-period=0", "--force", "--ignore-not-found")
+
+    def restore_redis(self, region: str) -> None:
+        self.kubectl("-n", self.ns, "scale", "statefulset", f"{self.rel.name}-redis-{region}", "--replicas=1")
+
+    def _prober_pod(self, name: str, args: list[str]) -> str:
+        image = self.kubectl(
+            "-n",
+            self.ns,
+            "get",
+            "deployment",
+            f"{self.rel.name}-region-api-region1",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}",
+        )
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": self.ns, "labels": {"app.kubernetes.io/component": "e2e-client"}},
+            "spec": {
+                "restartPolicy": "Never",
+                "automountServiceAccountToken": False,
+                "securityContext": {
+                    "runAsNonRoot": True,
+                    "runAsUser": 10001,
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
+                "containers": [
+                    {
+                        "name": "client",
+                        "image": image,
+                        "imagePullPolicy": "IfNotPresent",
+                        "command": ["python", "-c", PROBER.read_text(), *args],
+                        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                        "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}},
+                    }
+                ],
+            },
+        }
+        self.kubectl("apply", "-f", "-", stdin=json.dumps(pod))
+        return name
+
+    def wait_pod_log(self, name: str, text: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out = subprocess.run(
+                [find_program("kubectl"), "--kubeconfig", str(self.rel.kubeconfig), "-n", self.ns, "logs", name],
+                capture_output=True,
+                text=True,
+            )
+            if out.returncode == 0 and text in out.stdout:
+                return out.stdout
+            time.sleep(0.2)
+        raise AssertionError(f"pod {name} never logged {text!r}")
+
+    def wait_pod_done(self, name: str, timeout: float = 120) -> str:
+        self.kubectl(
+            "-n",
+            self.ns,
+            "wait",
+            f"pod/{name}",
+            "--for=jsonpath={.status.phase}=Succeeded",
+            f"--timeout={timeout:.0f}s",
+            timeout=timeout + 10,
+        )
+        log = self.kubectl("-n", self.ns, "logs", name)
+        self.kubectl("-n", self.ns, "delete", "pod", name, "--wait=false")
+        return log
+
+    def url(self, path: str) -> str:
+        return f"http://{self.rel.global_service}.{self.ns}.svc.cluster.local{path}"
+
+    @contextmanager
+    def client(self, duration: float, path: str = "/api/status") -> Iterator[list[Sample]]:
+        """A pod calling the global Service every 10 ms for `duration` s; the list fills on exit."""
+        name = f"e2e-client-{uuid.uuid4().hex[:6]}"
+        self._prober_pod(name, ["probe", self.url(path), str(INTERVAL), str(duration)])
+        self.wait_pod_log(name, "ready")
+        time.sleep(1.0)  # a baseline before the transition
+        samples: list[Sample] = []
+        yield samples
+        samples.extend(parse(self.wait_pod_done(name, timeout=duration + 60)))
+
+    def get_all(self, paths: list[str]) -> dict[str, str]:
+        """GET each path through the global Service from inside the cluster: path -> status."""
+        name = f"e2e-get-{uuid.uuid4().hex[:6]}"
+        self._prober_pod(name, ["get", *[self.url(p) for p in paths]])
+        log = self.wait_pod_done(name, timeout=240)
+        prefix = self.url("")
+        return {url.removeprefix(prefix): status for status, url in (line.split(" ", 1) for line in log.splitlines())}
+
+
+def started_kubeconfig() -> tuple[Path, bool]:
+    """(kubeconfig, whether this process started the built-in node for it)."""
+    given = os.environ.get("TIER0_E2E_KUBECONFIG")
+    if given:
+        return Path(given), False
+    lay = Layout.default()
+    if cluster.status_quiet(lay):
+        return lay.kubeconfig, False
+    rc = cluster.up(lay)
+    assert rc == 0, "node-up failed"
+    return lay.kubeconfig, True

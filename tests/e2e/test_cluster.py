@@ -1,0 +1,195 @@
+"""tier0 on a real cluster: both charts Ready, `helm test`, the seed endpoints through the global
+Service, and switchover, failover and faults seen by a client that calls the Service every 10 ms
+from inside the cluster (through its DNS and kube-proxy). Budgets here are generous bounds that
+catch a broken transition; the figures themselves come from `make bench BENCH=cluster`.
+"""
+
+import json
+import time
+
+import kit
+
+from tier0_dev.node import deploy
+
+SWITCHOVER_BUDGET_S = 20.0  # CloudNativePG's e2e budget on kind for a switchover
+FAILOVER_BUDGET_S = 20.0
+
+
+def record(what: str, o: kit.Outcome) -> None:
+    first = "never" if o.first_new_s is None else f"{o.first_new_s:.2f} s"
+    kit.REPORT.append(
+        f"{what}: {o.requests} requests, {o.first_try_errors} failed first try, {o.errors} failed after a retry, "
+        f"first answer from the new region after {first}, longest gap {o.outage_s:.2f} s, "
+        f"{o.old_after_new} answers from the old region after the first new one"
+    )
+
+
+def test_charts_ready_and_helm_test(installed: tuple[kit.Cluster, float]) -> None:
+    c, took = installed
+    kit.REPORT.append(f"helm install of tier0-operator and tier0 (--wait): {took:.0f} s")
+    c.healthy()
+    pods = c.json("-n", c.ns, "get", "pods")["items"]
+    assert isinstance(pods, list)
+    not_ready = []
+    for pod in pods:
+        if pod["status"]["phase"] == "Succeeded" or pod["metadata"]["labels"].get("app.kubernetes.io/component") in {
+            "e2e-client",
+            "test",
+        }:
+            continue
+        conds = {cond["type"]: cond["status"] for cond in pod["status"].get("conditions", [])}
+        if conds.get("Ready") != "True":
+            not_ready.append(pod["metadata"]["name"])
+    assert not not_ready, f"pods not Ready: {not_ready}"
+    out = deploy.helm(c.rel, "test", c.rel.name, "-n", c.ns, "--timeout", "180s")
+    assert "Succeeded" in out, out
+
+
+def test_seed_endpoints_through_the_global_service(tier0: kit.Cluster) -> None:
+    active = tier0.active()
+    paths = [
+        "/health",
+        "/ready",
+        "/api/status",
+        f"/fastapi/{active}/getappversion",
+        "/api/devices/active",
+        "/api/devices/alerts",
+        "/api/devices/metrics/site/1",
+        "/api/users/active",
+        "/api/users/activity",
+        "/api/users/connections",
+        "/api/images/list",
+        "/api/images/site/1",
+        "/api/diagnostics/logs/stats",
+        "/api/diagnostics/logs/summary",
+        "/api/diagnostics/logs/errors/500",
+        "/api/failover/status",
+        "/",
+    ]
+    statuses = tier0.get_all(paths)
+    # A site the pipeline has not seen yet is a 404 with a reason; anything 5xx or unanswered fails.
+    bad = {p: s for p, s in statuses.items() if not (s.isdigit() and int(s) < 500)}
+    assert not bad, f"endpoints failing through the global Service: {bad} (all: {statuses})"
+    assert set(statuses) == set(paths)
+
+
+def test_switchover_through_the_service(tier0: kit.Cluster) -> None:
+    old = tier0.active()
+    new = tier0.other(old)
+    with tier0.client(duration=20) as samples:
+        t0 = time.time()
+        tier0.patch_active(new)
+        tier0.wait_active(new, timeout=SWITCHOVER_BUDGET_S)
+    o = kit.summarize(samples, t0, new)
+    record(f"switchover {old}->{new}", o)
+    assert tier0.healthy() == new
+    assert tier0.selector_region() == new
+    assert o.first_new_s is not None and o.first_new_s < SWITCHOVER_BUDGET_S, o
+    assert o.errors == 0, f"clients that retry once saw errors during a switchover: {o}"
+    last = tier0.status()["lastTransition"]
+    assert isinstance(last, dict) and last["type"] == "Switchover"
+
+
+def test_failover_when_the_active_redis_is_lost(tier0: kit.Cluster) -> None:
+    """The active region's Redis killed and kept down (StatefulSet at 0, pod force-deleted)."""
+    old = tier0.active()
+    new = tier0.other(old)
+    with tier0.client(duration=30) as samples:
+        t0 = time.time()
+        tier0.lose_redis(old)
+        tier0.wait_active(new, timeout=FAILOVER_BUDGET_S + 10)
+    o = kit.summarize(samples, t0, new)
+    record(f"failover {old}->{new} (active Redis killed and kept down)", o)
+    assert o.first_new_s is not None and o.first_new_s < FAILOVER_BUDGET_S, o
+    last = tier0.status()["lastTransition"]
+    assert isinstance(last, dict) and last["type"] == "Failover"
+    # The old primary comes back from its volume, is fenced and rejoins as the replica.
+    tier0.restore_redis(old)
+    assert tier0.healthy() == new
+    assert tier0.selector_region() == new
+
+
+def test_active_redis_pod_force_deleted(tier0: kit.Cluster) -> None:
+    """`kubectl delete pod --grace-period=0 --force` of the active Redis: the StatefulSet restarts it
+    from its volume, often within the detection budget (then no failover is needed)."""
+    active = tier0.active()
+    with tier0.client(duration=20) as samples:
+        t0 = time.time()
+        tier0.kubectl(
+            "-n", tier0.ns, "delete", "pod", f"{tier0.rel.name}-redis-{active}-0", "--grace-period=0", "--force"
+        )
+        time.sleep(15)
+    now_active = tier0.healthy()
+    o = kit.summarize(samples, t0, now_active)
+    record(f"active Redis pod of {active} force-deleted (active afterwards: {now_active})", o)
+    assert samples and samples[-1].region is not None, "the global Service did not answer again"
+    assert tier0.selector_region() == now_active
+
+
+def test_active_region_api_pods_deleted(tier0: kit.Cluster) -> None:
+    active = tier0.active()
+    with tier0.client(duration=30) as samples:
+        t0 = time.time()
+        tier0.kubectl(
+            "-n",
+            tier0.ns,
+            "delete",
+            "pod",
+            "-l",
+            f"app.kubernetes.io/component=region-api,tier0.dev/region={active}",
+            "--wait=false",
+        )
+        time.sleep(25)
+    after = [s for s in samples if s.t > t0]
+    o = kit.summarize(samples, t0, tier0.other(active))
+    record(f"region API pods of {active} deleted", o)
+    assert after and after[-1].region is not None, "the global Service did not answer again within 25 s"
+    tier0.healthy()
+
+
+def test_operator_killed_mid_switchover(tier0: kit.Cluster) -> None:
+    old = tier0.active()
+    new = tier0.other(old)
+    rel = tier0.rel
+    tier0.patch_active(new)
+    time.sleep(0.3)
+    tier0.kubectl(
+        "-n",
+        rel.operator_namespace,
+        "delete",
+        "pod",
+        "-l",
+        "app.kubernetes.io/name=tier0-operator",
+        "--grace-period=0",
+        "--force",
+    )
+    tier0.wait_active(new, timeout=120)
+    assert tier0.healthy() == new
+    assert tier0.selector_region() == new
+
+
+def test_helm_upgrade_after_a_failover_does_not_switch_back(tier0: kit.Cluster) -> None:
+    values_active = "region1"
+    if tier0.active() == values_active:
+        tier0.patch_active("region2")
+        tier0.wait_active("region2")
+        tier0.healthy()
+    before = tier0.active()
+    deploy.install(tier0.rel)
+    time.sleep(5)
+    assert tier0.pair()["spec"]["activeRegion"] == before  # type: ignore[index]
+    assert tier0.active() == before
+    assert tier0.selector_region() == before
+    assert tier0.healthy() == before
+
+
+def test_helm_uninstall_of_the_operator_keeps_crd_and_regionpairs(tier0: kit.Cluster) -> None:
+    rel = tier0.rel
+    deploy.helm(rel, "uninstall", rel.operator_name, "-n", rel.operator_namespace, "--wait")
+    crd = tier0.json("get", "crd", "regionpairs.tier0.dev")
+    assert crd["metadata"]["name"] == "regionpairs.tier0.dev"  # type: ignore[index]
+    pair = tier0.pair()
+    assert pair["metadata"]["name"] == rel.pair  # type: ignore[index]
+    deploy.install(rel)
+    assert tier0.healthy() in {"region1", "region2"}
+    json.dumps(pair)
