@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tier0_contract import regionpair
 from tier0_dev.node import cluster, deploy
 from tier0_dev.node.layout import Layout
 from tier0_dev.procs import find_program
@@ -131,6 +132,10 @@ class Cluster:
         patch = json.dumps({"spec": {"activeRegion": region}})
         self.kubectl("-n", self.ns, "patch", "regionpair", self.rel.pair, "--type", "merge", "-p", patch)
 
+    def desired(self) -> str:
+        """spec.activeRegion as the operator reads it (the first region when the manifest omits it)."""
+        return regionpair.RegionPairSpec.model_validate(self.pair()["spec"]).active_region
+
     def healthy(self) -> str:
         """Wait until the pair is Healthy with spec following status; returns the active region."""
         deadline = time.monotonic() + 180
@@ -138,7 +143,9 @@ class Cluster:
             pair = self.pair()
             spec, status = pair.get("spec", {}), pair.get("status", {})
             assert isinstance(spec, dict) and isinstance(status, dict)
-            if status.get("phase") == "Healthy" and spec.get("activeRegion") == status.get("activeRegion"):
+            # The chart leaves spec.activeRegion out (GitOps): the contract's model supplies the default.
+            desired = regionpair.RegionPairSpec.model_validate(spec).active_region
+            if status.get("phase") == "Healthy" and desired == status.get("activeRegion"):
                 return str(status["activeRegion"])
             conds = status.get("conditions") or []
             assert isinstance(conds, list)
