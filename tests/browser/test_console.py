@@ -107,7 +107,11 @@ async def test_token_prompt_and_high_traffic(
     await expect(page.locator("#token-state")).to_have_text("no token")
     # The right one: kept for the tab, the burst runs and is bounded server-side.
     await page.wait_for_timeout(2000)
-    quiet = await page.evaluate("Math.max(...state.latency.slice(-4).map(p => p[1]))")
+    # The median of the quiet polls: one slow poll (the page's own first loads) must not set the bar.
+    quiet = await page.evaluate(
+        "(() => { const v = state.latency.slice(-8).map(p => p[1]).sort((a, b) => a - b);"
+        " return v[Math.floor(v.length / 2)]; })()"
+    )
     await page.click("#btn-traffic")
     await expect(dialog).to_be_visible()
     await page.fill("#token-input", TOKEN)
@@ -120,7 +124,7 @@ async def test_token_prompt_and_high_traffic(
     await expect(traffic).to_contain_text("p99")
     # Polls during the burst are on the latency chart; the burst never asked for the token again.
     loaded = await page.evaluate("Math.max(...state.latency.slice(-8).map(p => p[1]))")
-    print(f"console poll latency: {quiet:.0f} ms before the burst, up to {loaded:.0f} ms during it")
+    print(f"console poll latency: median {quiet:.0f} ms before the burst, up to {loaded:.0f} ms during it")
     assert loaded > quiet
     await shot(page, "console-high-traffic")
     await page.click("#btn-traffic")
