@@ -221,10 +221,16 @@ class FakeOperator:
 
     async def run(self) -> None:
         while True:
-            obj = await self.client.get(self.ref)
-            status = obj.get("status") or {}
-            if self.react and status.get("observedGeneration") != obj["metadata"]["generation"]:
-                await self._reconcile(obj)
+            try:
+                obj = await self.client.get(self.ref)
+                status = obj.get("status") or {}
+                if self.react and status.get("observedGeneration") != obj["metadata"]["generation"]:
+                    await self._reconcile(obj)
+            except kube.KubeUnavailableError:
+                # An apiserver slowed past the client's timeout on a loaded machine: like the real
+                # operator, try again instead of dying (the next pass reconciles what is left).
+                await asyncio.sleep(0.2)
+                continue
             await asyncio.sleep(0.02)
 
     async def _reconcile(self, obj: dict[str, Any]) -> None:
