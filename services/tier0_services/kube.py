@@ -10,9 +10,10 @@ errors split by what the caller can do about them: unreachable or refusing
 """
 
 import asyncio
+import contextlib
 import json
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -196,10 +197,11 @@ class KubeClient:
 
     async def watch(
         self, ref: ObjectRef, resource_version: str, timeout_seconds: int = 30
-    ) -> AsyncIterator[JsonObject]:
+    ) -> AsyncGenerator[JsonObject, None]:
         """The object's new versions after `resource_version`, until the server ends the watch."""
         api = await self._custom()
-        stream = watch.Watch().stream(
+        watcher = watch.Watch()
+        stream = watcher.stream(
             api.list_namespaced_custom_object,
             ref.group,
             ref.version,
@@ -211,19 +213,23 @@ class KubeClient:
             _request_timeout=timeout_seconds + self._timeout,
         )
         try:
-            async with stream as events:
-                async for event in events:
-                    kind, obj = event.get("type"), event.get("object") or {}
-                    if kind == "DELETED":
-                        raise KubeNotFoundError(f"{ref} was deleted")
-                    if kind in ("ADDED", "MODIFIED"):
-                        yield dict(obj)
+            async for event in stream:
+                kind, obj = event.get("type"), event.get("object") or {}
+                if kind == "DELETED":
+                    raise KubeNotFoundError(f"{ref} was deleted")
+                if kind in ("ADDED", "MODIFIED"):
+                    yield dict(obj)
         except ApiException as exc:
             if exc.status == 410:
                 return  # resourceVersion too old: the caller reads the object again
             raise _error(ref, exc) from exc
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise KubeUnavailableError(f"kubernetes API unreachable: {exc!r}") from exc
+        finally:
+            # Close only this watch's streaming response: Watch.close() (its `async with`) would
+            # close the shared ApiClient, and every later request of the process would fail.
+            if watcher.resp is not None:
+                watcher.resp.close()
 
     async def wait_for(
         self, ref: ObjectRef, check: Callable[[JsonObject], T | None], start: JsonObject | None = None
@@ -237,9 +243,12 @@ class KubeClient:
         while True:
             if (result := check(obj)) is not None:
                 return result
-            async for changed in self.watch(ref, obj["metadata"]["resourceVersion"]):
-                if (result := check(changed)) is not None:
-                    return result
+            # aclosing: returning from inside the loop must close the watch's streaming response now,
+            # not leave it open until the server's timeout (it held the app's shutdown for 30 s).
+            async with contextlib.aclosing(self.watch(ref, obj["metadata"]["resourceVersion"])) as changes:
+                async for changed in changes:
+                    if (result := check(changed)) is not None:
+                        return result
             obj = await self.get(ref)
 
 
