@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,3 +197,16 @@ def stop_group(pid: int, timeout: float = 15.0, reap: Callable[[], object] | Non
     except ProcessLookupError:
         pass
     return True
+
+
+def http_ok(url: str) -> Callable[[], bool]:
+    """A readiness check for `Process.wait_ready`: `url` answers 200 within half a second."""
+
+    def check() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=0.5) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    return check

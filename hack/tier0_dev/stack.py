@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tier0_dev import controlplane, programs, supervise
+from tier0_dev import controlplane, procs, programs, supervise
 from tier0_dev.procs import ROOT, MissingProgramError, Process, find_program, group_alive, port_open, stop_group
 
 RUN = Path(os.environ.get("TIER0_RUN_DIR", ROOT / ".run"))
@@ -36,17 +36,6 @@ class Component:
     where: str  # what `make up` prints: how to reach it
     port: int
     start: Callable[[], list[Process]]
-
-
-def _http_ok(url: str) -> Callable[[], bool]:
-    def check() -> bool:
-        try:
-            with urllib.request.urlopen(url, timeout=0.5) as r:
-                return bool(r.status == 200)
-        except OSError:
-            return False
-
-    return check
 
 
 def python_module(name: str, module: str, args: list[str], env: dict[str, str]) -> Process:
@@ -79,7 +68,7 @@ def _region_api(region: str, port: int, redis_port: int, peer_port: int) -> Call
             "TIER0_AI_LOAD_SAMPLES": os.environ.get("TIER0_AI_LOAD_SAMPLES", "true"),
         }
         proc = python_module(f"region-api-{region}", "tier0_services.api", ["--port", str(port)], env)
-        return [proc.wait_ready(_http_ok(f"http://127.0.0.1:{port}/health"), timeout=30)]
+        return [proc.wait_ready(procs.http_ok(f"http://127.0.0.1:{port}/health"), timeout=30)]
 
     return start
 
@@ -103,7 +92,7 @@ def _operator() -> list[Process]:
     create_if_absent(kubectl, ROOT / "operator" / "examples" / "regionpair-local.yaml")
     env = {"KUBECONFIG": str(kubeconfig), "TIER0_OPERATOR_METRICS_PORT": "8080"}
     proc = python_module("operator", "tier0_operator", [], env)
-    return [proc.wait_ready(_http_ok("http://127.0.0.1:8080/metrics"), timeout=30)]
+    return [proc.wait_ready(procs.http_ok("http://127.0.0.1:8080/metrics"), timeout=30)]
 
 
 def create_if_absent(kubectl: list[str], manifest: Path) -> list[str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tier0_dev.node import config, host, images, layout, pki
 from tier0_dev.node.layout import Layout
-from tier0_dev.procs import Process, StartupError, find_program, log_tail
+from tier0_dev.procs import Process, StartupError, find_program, http_ok, log_tail
 
 # Started in this order, stopped (by host.clear) all at once.
 COMPONENTS = (
@@ -67,17 +67,6 @@ def _https_ok(lay: Layout, path: str) -> Callable[[], bool]:
     def check() -> bool:
         try:
             with urllib.request.urlopen(url, timeout=1, context=ctx) as r:
-                return bool(r.status == 200)
-        except OSError:
-            return False
-
-    return check
-
-
-def _http_ok(url: str) -> Callable[[], bool]:
-    def check() -> bool:
-        try:
-            with urllib.request.urlopen(url, timeout=0.5) as r:
                 return bool(r.status == 200)
         except OSError:
             return False
@@ -208,7 +197,7 @@ def up(lay: Layout) -> int:
 
     containerd = _start(lay, "containerd", config.containerd_args(lay))
     etcd = _start(lay, "etcd", config.etcd_args(lay, bins["etcd"]))
-    _wait("etcd", _http_ok(f"http://127.0.0.1:{layout.ETCD_PORT}/health"), 30, etcd)
+    _wait("etcd", http_ok(f"http://127.0.0.1:{layout.ETCD_PORT}/health"), 30, etcd)
     apiserver = _start(lay, "kube-apiserver", config.apiserver_args(lay, bins["kube-apiserver"]))
     _wait("containerd", lambda: lay.containerd_sock.exists(), 30, containerd)
     imported = import_images(lay)
@@ -230,7 +219,7 @@ def up(lay: Layout) -> int:
     _apply_addons(lay)
     _wait("node", _node_ready(lay), 60, procs[2])
     log(f"node {layout.NODE_NAME} Ready ({time.monotonic() - start:.1f} s)")
-    _wait("kube-proxy", _http_ok("http://127.0.0.1:10256/healthz"), 30, procs[3])
+    _wait("kube-proxy", http_ok("http://127.0.0.1:10256/healthz"), 30, procs[3])
     addons = [("kube-system", "coredns"), ("local-path-storage", "local-path-provisioner")]
     _wait("CoreDNS and local-path-provisioner", _deployments_ready(lay, addons), 90)
     _wait("the default ServiceAccount", lambda: bool(kubectl(lay, "get", "sa", "default", check=False)), 30)

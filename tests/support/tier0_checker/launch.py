@@ -8,6 +8,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from tier0_dev import procs
 from tier0_dev.procs import Process, free_port
 
 PY = sys.executable
@@ -18,17 +19,6 @@ def _metric_line(port: int, prefix: str) -> Callable[[], bool]:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=0.5) as r:
                 return any(row.startswith(prefix) for row in r.read().decode().splitlines())
-        except OSError:
-            return False
-
-    return check
-
-
-def _http_ok(url: str) -> Callable[[], bool]:
-    def check() -> bool:
-        try:
-            with urllib.request.urlopen(url, timeout=0.5) as r:
-                return bool(r.status == 200)
         except OSError:
             return False
 
@@ -78,7 +68,7 @@ def activity_consumers(redis_ports: dict[str, int], amqp_port: int, state: Path)
 def region_api(region: str, port: int, redis_port: int, log: Path) -> Process:
     env = {"TIER0_REGION": region, "TIER0_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0"}
     proc = Process(f"api-{region}", [PY, "-m", "tier0_services.api", "--port", str(port)], log, env=env).start()
-    return proc.wait_ready(_http_ok(f"http://127.0.0.1:{port}/health"), timeout=60)
+    return proc.wait_ready(procs.http_ok(f"http://127.0.0.1:{port}/health"), timeout=60)
 
 
 def operator(kubeconfig: Path, namespace: str, log: Path, identity: str) -> Process:
