@@ -27,6 +27,7 @@ import redis
 import redis.asyncio
 
 from tier0_contract import keys
+from tier0_services import aio
 
 log = logging.getLogger("tier0.primary")
 
@@ -151,21 +152,14 @@ class AsyncPrimary:
         """Index of the current primary, waiting (re-resolving) while there is none."""
         while self.choice.endpoint is None:
             self.poke()
-            changed = self._changed
-            try:
-                await asyncio.wait_for(changed.wait(), self.interval)
-            except TimeoutError:
-                pass
+            await aio.wait_event(self._changed, self.interval)
         return self.choice.endpoint
 
     async def run(self) -> None:
         while True:
             self._poke.clear()
             await self.resolve()
-            try:
-                await asyncio.wait_for(self._poke.wait(), self.interval)
-            except TimeoutError:
-                pass
+            await aio.wait_event(self._poke, self.interval)
 
     async def aclose(self) -> None:
         for c in (*self.clients, *self._probes):

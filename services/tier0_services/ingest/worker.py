@@ -26,7 +26,7 @@ from redis.exceptions import ReadOnlyError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tier0_contract import keys, topics
-from tier0_services import heartbeat, primary
+from tier0_services import aio, heartbeat, primary
 from tier0_services.ingest import batch, store
 from tier0_services.ingest.metrics import IngestMetrics
 from tier0_services.ingest.mqtt import IngestClient
@@ -276,10 +276,7 @@ class IngestWorker:
                         await asyncio.wait([waker, finishing[0]], return_when=asyncio.FIRST_COMPLETED)
                         waker.cancel()
                     else:
-                        try:
-                            await asyncio.wait_for(self._wake.wait(), cfg.max_delay)
-                        except TimeoutError:
-                            pass
+                        await aio.wait_event(self._wake, cfg.max_delay)
                 self.metrics.pending.set(len(self._pending) + self._in_flight)
                 if not self._pending:
                     continue

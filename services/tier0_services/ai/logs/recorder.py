@@ -15,6 +15,7 @@ from typing import Protocol
 from redis.asyncio import Redis
 from redis.exceptions import ReadOnlyError, RedisError
 
+from tier0_services import aio
 from tier0_services.ai.logs import aggregates
 from tier0_services.ai.logs.parse import LogEntry
 
@@ -96,8 +97,7 @@ class AccessLogRecorder:
 
     async def _run(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+            await aio.wait_event(self._wake, self.interval)
             self._wake.clear()
             await self.flush()
 

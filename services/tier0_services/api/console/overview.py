@@ -113,7 +113,8 @@ async def _read_pair(request: Request, settings: Settings) -> tuple[dict[str, An
         return None, f"kubernetes API not configured: {request.app.state.kube_error}"
     ref = kube.regionpair_ref(settings.regionpair_namespace or client.config.namespace, settings.regionpair_name)
     try:
-        return await asyncio.wait_for(client.get(ref), PAIR_TIMEOUT_SECONDS), None
+        async with asyncio.timeout(PAIR_TIMEOUT_SECONDS):
+            return await client.get(ref), None
     except TimeoutError:
         return None, f"the Kubernetes API did not answer within {PAIR_TIMEOUT_SECONDS} s"
     except kube.KubeError as exc:
