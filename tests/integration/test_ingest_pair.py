@@ -105,6 +105,7 @@ async def test_writes_follow_a_switchover_within_a_second(
     rng, states = random.Random(3), dict[int, int]()
     await publish(mosquitto_port, messages(range(200), 1, rng, states))
     await wait_for(lambda: _stored_on(p, 200))
+    await wait_for(lambda: _stored_on(r, 200))  # the operator promotes a caught-up replica only
 
     # Switchover as the operator does it: promote the replica with the next epoch, demote the old.
     await r.replicaof("NO", "ONE")
@@ -129,6 +130,9 @@ async def test_a_stale_master_with_a_lower_epoch_gets_no_writes(
     rng, states = random.Random(4), dict[int, int]()
     await publish(mosquitto_port, messages(range(100), 1, rng, states))
     await wait_for(lambda: _stored_on(p, 100))
+    # Promoting before the replica has it all would lose the tail (the unguarded primary acks it
+    # at risk when its replica leaves mid-WAIT): not what this test is about.
+    await wait_for(lambda: _stored_on(r, 100))
     # Failover around a partitioned old primary: it is never demoted and still says master.
     await r.replicaof("NO", "ONE")
     await r.set(keys.PAIR_EPOCH, 2)
@@ -158,6 +162,8 @@ async def test_one_share_group_across_regions_writes_once_into_the_primary(
     rng, states = random.Random(5), dict[int, int]()
     await publish(mosquitto_port, messages(range(2000), 1, rng, states))
     await wait_for(lambda: _stored_on(p, 2000))
+    # Acknowledged once on the replica: a moment after the primary has it (WAIT's round trip).
+    await wait_for(lambda: _acked_by((w1, w2), 2000), timeout=10)
     await asyncio.sleep(0.3)
     assert await stats(p) == {"stored": 2000}
     # The standby region's worker takes its share and writes it into the active region's Redis.
@@ -174,6 +180,10 @@ async def _synced(r: Any) -> bool:
 
 async def _acked(worker: IngestWorker, n: int) -> bool:
     return counter(worker.metrics.acks) >= n
+
+
+async def _acked_by(workers: tuple[IngestWorker, ...], n: int) -> bool:
+    return sum(counter(w.metrics.acks) for w in workers) >= n
 
 
 async def _stored_on(r: Any, n: int) -> bool:
