@@ -13,15 +13,19 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from tier0_contract import regionpair
+from tier0_contract import keys, regionpair
 from tier0_dev.node import cluster, deploy
 from tier0_dev.node.layout import Layout
 from tier0_dev.procs import find_program
 
 PROBER = Path(__file__).with_name("prober.py")
+LEDGER = Path(__file__).with_name("ledger.py")
+MQTT_PUB = Path(__file__).parents[1] / "support" / "tier0_checker" / "mqtt_pub.py"
+LEDGER_RATE = 50.0
+"""Device messages per second the ledger publishes during a transition (one new device each)."""
 INTERVAL = 0.01
 # Lines for the end of the pytest run: what the client saw in each transition.
 REPORT: list[str] = []
@@ -75,6 +79,14 @@ def summarize(samples: list[Sample], t0: float, new_region: str) -> Outcome:
         outage_s=outage,
         old_after_new=old_after,
     )
+
+
+@dataclass
+class Ledger:
+    """What the ledger pod was acknowledged by the broker (device ids, in order) and its last line."""
+
+    acked: list[str] = field(default_factory=list)
+    summary: str = ""
 
 
 class Cluster:
@@ -164,6 +176,9 @@ class Cluster:
         self.kubectl("-n", self.ns, "scale", "statefulset", f"{self.rel.name}-redis-{region}", "--replicas=1")
 
     def _prober_pod(self, name: str, args: list[str]) -> str:
+        return self._client_pod(name, PROBER.read_text(), args, "e2e-client")
+
+    def _client_pod(self, name: str, script: str, args: list[str], component: str) -> str:
         image = self.kubectl(
             "-n",
             self.ns,
@@ -176,7 +191,12 @@ class Cluster:
         pod = {
             "apiVersion": "v1",
             "kind": "Pod",
-            "metadata": {"name": name, "namespace": self.ns, "labels": {"app.kubernetes.io/component": "e2e-client"}},
+            "metadata": {
+                "name": name,
+                "namespace": self.ns,
+                # The instance label and a component the broker's NetworkPolicy admits (device-simulator).
+                "labels": {"app.kubernetes.io/instance": self.rel.name, "app.kubernetes.io/component": component},
+            },
             "spec": {
                 "restartPolicy": "Never",
                 "automountServiceAccountToken": False,
@@ -190,7 +210,7 @@ class Cluster:
                         "name": "client",
                         "image": image,
                         "imagePullPolicy": "IfNotPresent",
-                        "command": ["python", "-c", PROBER.read_text(), *args],
+                        "command": ["python", "-c", script, *args],
                         "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
                         "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}},
                     }
@@ -240,6 +260,41 @@ class Cluster:
         samples: list[Sample] = []
         yield samples
         samples.extend(parse(self.wait_pod_done(name, timeout=duration + 60)))
+
+    @contextmanager
+    def ledger(self, duration: float) -> Iterator[Ledger]:
+        """A pod publishing device messages to the broker Service for `duration` s (LEDGER_RATE per
+        second, each from a new device); on exit, which the broker acknowledged."""
+        tag = uuid.uuid4().hex[:6]
+        name = f"e2e-ledger-{tag}"
+        broker = f"{self.rel.name}-emqx"
+        port = self.kubectl("-n", self.ns, "get", "service", broker, "-o", "jsonpath={.spec.ports[0].port}")
+        script = MQTT_PUB.read_text() + "\n" + LEDGER.read_text()
+        args = ["publish", broker, port, tag, str(LEDGER_RATE), str(duration)]
+        self._client_pod(name, script, args, "device-simulator")
+        self.wait_pod_log(name, "ready")
+        out = Ledger()
+        yield out
+        log = self.wait_pod_done(name, timeout=duration + 60)
+        out.acked.extend(line.split(" ", 1)[1] for line in log.splitlines() if line.startswith("acked "))
+        out.summary = log.strip().splitlines()[-1]
+
+    def missing(self, ledger: Ledger, timeout: float = 30) -> list[str]:
+        """The acknowledged device messages the active region's Redis does not hold, after waiting
+        up to `timeout` s for the ingest workers to drain what the broker still holds."""
+        if not ledger.acked:
+            return []
+        deadline = time.monotonic() + timeout
+        while True:
+            region = self.active()
+            pod = f"{self.rel.name}-redis-{region}-0"
+            command = ["redis-cli", "ZMSCORE", keys.DEVICES_LAST_SEEN, *ledger.acked]
+            out = self.kubectl("-n", self.ns, "exec", pod, "-c", "redis", "--", *command)
+            scores = out.splitlines()
+            gone = [d for d, score in zip(ledger.acked, scores, strict=True) if not score.strip()]
+            if not gone or time.monotonic() > deadline:
+                return gone
+            time.sleep(1.0)
 
     def get_all(self, paths: list[str]) -> dict[str, str]:
         """GET each path through the global Service from inside the cluster: path -> status."""

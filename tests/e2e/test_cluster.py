@@ -15,13 +15,22 @@ SWITCHOVER_BUDGET_S = 20.0  # CloudNativePG's e2e budget on kind for a switchove
 FAILOVER_BUDGET_S = 20.0
 
 
-def record(what: str, o: kit.Outcome) -> None:
+def record(what: str, o: kit.Outcome, ledger: kit.Ledger | None = None, lost: list[str] | None = None) -> None:
     first = "never" if o.first_new_s is None else f"{o.first_new_s:.2f} s"
+    acked = "" if ledger is None else f"; {len(ledger.acked)} device messages acknowledged, {len(lost or [])} lost"
     kit.REPORT.append(
         f"{what}: {o.requests} requests, {o.first_try_errors} failed first try, {o.errors} failed after a retry, "
         f"first answer from the new region after {first}, longest gap {o.outage_s:.2f} s, "
-        f"{o.old_after_new} answers from the old region after the first new one"
+        f"{o.old_after_new} answers from the old region after the first new one{acked}"
     )
+
+
+def assert_none_lost(tier0: kit.Cluster, ledger: kit.Ledger) -> list[str]:
+    """Every device message the broker acknowledged during the transition is in the active Redis."""
+    assert ledger.acked, f"the broker acknowledged no device message ({ledger.summary})"
+    lost = tier0.missing(ledger)
+    assert not lost, f"{len(lost)} of {len(ledger.acked)} acknowledged device messages lost, e.g. {lost[:5]}"
+    return lost
 
 
 def test_charts_ready_and_helm_test(installed: tuple[kit.Cluster, float]) -> None:
@@ -76,12 +85,12 @@ def test_seed_endpoints_through_the_global_service(tier0: kit.Cluster) -> None:
 def test_switchover_through_the_service(tier0: kit.Cluster) -> None:
     old = tier0.active()
     new = tier0.other(old)
-    with tier0.client(duration=20) as samples:
+    with tier0.ledger(duration=20) as ledger, tier0.client(duration=20) as samples:
         t0 = time.time()
         tier0.patch_active(new)
         tier0.wait_active(new, timeout=SWITCHOVER_BUDGET_S)
     o = kit.summarize(samples, t0, new)
-    record(f"switchover {old}->{new}", o)
+    record(f"switchover {old}->{new}", o, ledger, assert_none_lost(tier0, ledger))
     assert tier0.healthy() == new
     assert tier0.selector_region() == new
     assert o.first_new_s is not None and o.first_new_s < SWITCHOVER_BUDGET_S, o
@@ -94,12 +103,12 @@ def test_failover_when_the_active_redis_is_lost(tier0: kit.Cluster) -> None:
     """The active region's Redis killed and kept down (StatefulSet at 0, pod force-deleted)."""
     old = tier0.active()
     new = tier0.other(old)
-    with tier0.client(duration=30) as samples:
+    with tier0.ledger(duration=30) as ledger, tier0.client(duration=30) as samples:
         t0 = time.time()
         tier0.lose_redis(old)
         tier0.wait_active(new, timeout=FAILOVER_BUDGET_S + 10)
     o = kit.summarize(samples, t0, new)
-    record(f"failover {old}->{new} (active Redis killed and kept down)", o)
+    record(f"failover {old}->{new} (active Redis killed and kept down)", o, ledger, assert_none_lost(tier0, ledger))
     assert o.first_new_s is not None and o.first_new_s < FAILOVER_BUDGET_S, o
     last = tier0.status()["lastTransition"]
     assert isinstance(last, dict) and last["type"] == "Failover"
