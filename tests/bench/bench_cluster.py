@@ -182,7 +182,8 @@ def main() -> int:
             )
         table.print()
         print(f"load average after: {os.getloadavg()}", flush=True)
-        return 0
+        lost = sum(m for runs in results.values() for _, _, m in runs)
+        return 1 if lost else 0  # an acknowledged message lost is a failed check, not a figure
     finally:
         if started:
             cluster.down(Layout.default())

@@ -5,7 +5,8 @@ What is tested:
 - the dashboards in dashboards/ and the chart's copy are exactly what hack/tier0_dev/dashboards.py writes;
 - every value in each chart's values.yaml is described in its values.schema.json (and vice versa);
 - each Dockerfile is multi-stage, takes ARG BASE_IMAGE (default python:3.11-slim), runs as a numeric
-  non-root user and installs only its component's optional dependency groups from pyproject.toml.
+  non-root user, installs its component's hash-pinned lock and copies only its own package and the
+  contract.
 """
 
 import json
@@ -105,32 +106,30 @@ def test_dockerfile_is_multi_stage_non_root_and_installs_only_its_group(componen
     users = re.findall(r"^USER (\d+)(?::(\d+))?$", text, re.M)
     assert users and int(users[-1][0]) > 0, "the final stage must run as a numeric non-root user"
     groups = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    # Pinned: the dependencies from the component's hash-locked file, the project without deps.
     locked = re.findall(r"^COPY hack/requirements/([a-z]+)\.txt ", text, re.M)
-    if locked:
-        # Pinned: the dependencies from the component's hash-locked file, the project without deps.
-        assert locked == [component] and "--require-hashes" in text and "pip install --no-deps ." in text
-        lock = (ROOT / "hack" / "requirements" / f"{component}.txt").read_text()
-        assert "--hash=sha256:" in lock
-        assert set(wanted) <= groups
-    else:
-        installs = re.findall(r'pip install "\.\[([^\]]+)\]"', text)
-        assert len(installs) == 1
-        default = re.search(r"^ARG EXTRAS=(\S+)$", text, re.M)
-        installed = (default.group(1) if default and installs[0] == "${EXTRAS}" else installs[0]).split(",")
-        assert installed == wanted and set(wanted) <= groups
+    assert locked == [component] and "--require-hashes" in text and "pip install --no-deps ." in text
+    assert "--hash=sha256:" in (ROOT / "hack" / "requirements" / f"{component}.txt").read_text()
+    assert set(wanted) <= groups
     path = module.replace(".", "/")
     entry = [*ROOT.glob(f"*/{path}/__main__.py"), *ROOT.glob(f"*/{path}.py")]
     assert entry, f"python -m {module} has nothing to run: the image's entrypoint would fail"
 
 
-def test_the_operator_image_copies_only_the_operator_and_the_contract() -> None:
-    copies = re.findall(r"^COPY (?!--from)(\S+)", (ROOT / "images" / "operator" / "Dockerfile").read_text(), re.M)
-    assert copies == [
-        "hack/requirements/operator.txt",
-        "pyproject.toml",
-        "operator/tier0_operator/",
-        "services/tier0_contract/",
-    ]
+@pytest.mark.parametrize(
+    ("component", "package"),
+    [
+        ("operator", "operator/tier0_operator/"),
+        ("services", "services/tier0_services/"),
+        ("simulators", "simulators/tier0_simulators/"),
+    ],
+)
+def test_each_image_copies_only_its_component_and_the_contract(component: str, package: str) -> None:
+    text = (ROOT / "images" / component / "Dockerfile").read_text()
+    copies = re.findall(r"^COPY (?!--from)(\S+)", text, re.M)
+    assert sorted(copies) == sorted(
+        [f"hack/requirements/{component}.txt", "pyproject.toml", package, "services/tier0_contract/"]
+    )
 
 
 @pytest.mark.parametrize("component", sorted(IMAGES))
