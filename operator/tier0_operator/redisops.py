@@ -45,11 +45,14 @@ class RegionRedis:
     async def close(self) -> None:
         await self.client.aclose()
 
-    async def probe(self, health_url: str | None, http: aiohttp.ClientSession, full: bool = True) -> Probe:
-        """The Redis round trip (+ the health URL, concurrently); `full=False` inside transitions."""
+    async def probe(
+        self, health_url: str | None, http: aiohttp.ClientSession, full: bool = True, bound: float | None = None
+    ) -> Probe:
+        """The Redis round trip (+ the health URL, concurrently); `full=False` inside transitions.
+        `bound`: a shorter limit for the Redis round trip than the client's timeout."""
         started = time.perf_counter()
         at = now()
-        redis_task = asyncio.ensure_future(self._read(full))
+        redis_task = asyncio.ensure_future(self._read(full, bound))
         http_ok: bool | None = None
         error = ""
         if health_url:
@@ -69,9 +72,10 @@ class RegionRedis:
         probe = parse_replication(self.region, replies[0], at, http_ok, error)
         return with_extras(probe, *replies[1:]) if full else probe
 
-    async def _read(self, full: bool) -> list[Any]:
+    async def _read(self, full: bool, bound: float | None = None) -> list[Any]:
         if not full:
-            return [await self.client.info("replication")]
+            async with asyncio.timeout(bound):
+                return [await self.client.info("replication")]
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.info("replication")
             pipe.get(keys.PAIR_EPOCH)

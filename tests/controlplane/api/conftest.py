@@ -79,9 +79,7 @@ async def api_factory(control_plane: ControlPlane, redis_port: int) -> AsyncIter
                 **overrides,
             }
             app = create_app(Settings(**settings))
-            # 120 s: a shutdown after a switchover can still wait for an open watch to reach its
-            # 30 s server timeout (known issue, see the closing note); the test itself is bounded.
-            manager = await stack.enter_async_context(LifespanManager(app, startup_timeout=60, shutdown_timeout=120))
+            manager = await stack.enter_async_context(LifespanManager(app, startup_timeout=60, shutdown_timeout=15))
             transport = httpx.ASGITransport(app=manager.app, raise_app_exceptions=False)
             return await stack.enter_async_context(httpx.AsyncClient(transport=transport, base_url="http://region1"))
 
