@@ -54,6 +54,15 @@ def test_charts_ready_and_helm_test(installed: tuple[kit.Cluster, float]) -> Non
     assert "Succeeded" in out, out
 
 
+def test_each_redis_pod_exports_its_metrics(tier0: kit.Cluster) -> None:
+    """The exporter beside each Redis (redis_exporter, or its Debian build on the node) reads it."""
+    for region in ("region1", "region2"):
+        pod = f"{tier0.rel.name}-redis-{region}-0"
+        metrics = tier0.kubectl("get", "--raw", f"/api/v1/namespaces/{tier0.ns}/pods/{pod}:9121/proxy/metrics")
+        assert "\nredis_up 1" in metrics, f"{pod}: redis_exporter does not reach its Redis"
+        assert "redis_connected_slaves" in metrics or "redis_connected_replicas" in metrics
+
+
 def test_seed_endpoints_through_the_global_service(tier0: kit.Cluster) -> None:
     active = tier0.active()
     paths = [

@@ -110,6 +110,7 @@ STANDINS = [
     _standin("redis", "7.0"),
     _standin("mosquitto", "2.0"),
     _standin("rabbitmq", "3.10"),
+    _standin("redis-exporter", "1.45"),
 ]
 NODE = [PAUSE, COREDNS, LOCAL_PATH, BASE]
 ALL = [*NODE, *STANDINS, *TIER0]
