@@ -183,7 +183,8 @@ class PairReconciler:
         src, dst = spec.region(t.from_region), spec.region(t.to_region)
         limits = transition.deadlines(spec, t)
         paused = False
-        gone: set[str] = set()
+        # A failover starts because the active region stopped answering: recheck it fast from the start.
+        gone = {r.name for r in self.status.regions if r.consecutive_failures > 0}
         while True:
             if not self.elector.is_leader():
                 log.warning("%s: lost the Lease mid-transition; the new holder resumes it", self.pair)
