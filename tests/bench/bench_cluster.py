@@ -46,7 +46,14 @@ def p(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
+def remove_trivial_pair(c: kit.Cluster) -> None:
+    # Waited for: a pod still terminating from an earlier run would satisfy the next run's apply.
+    c.kubectl("-n", c.ns, "delete", "pod,service", "-l", "bench=flip", "--ignore-not-found", "--wait=true")
+    c.kubectl("-n", c.ns, "delete", "service", "bench-flip", "--ignore-not-found")
+
+
 def trivial_pair(c: kit.Cluster) -> None:
+    remove_trivial_pair(c)
     image = c.kubectl(
         "-n",
         c.ns,
@@ -141,8 +148,7 @@ def main() -> int:
             results["switchover"].append(switchover(c))
             results["failover"].append(failover(c))
             print(f"run {i + 1}/{RUNS} done", flush=True)
-        c.kubectl("-n", c.ns, "delete", "pod", "bench-blue", "bench-green", "--wait=false")
-        c.kubectl("-n", c.ns, "delete", "service", "bench-flip")
+        remove_trivial_pair(c)
         table = Table(
             f"Transitions through the real Service (client every 10 ms, fresh connection, 1 retry), {RUNS} runs",
             [
