@@ -63,6 +63,10 @@ async def publish(port: int, batch: list[Message]) -> None:
     await client.disconnect()
 
 
+async def _counted(worker: IngestWorker, outcome: str, n: int) -> bool:
+    return bool(worker.metrics.messages.labels(outcome)._value.get() >= n)
+
+
 async def wait_for(cond: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -127,6 +131,8 @@ async def test_every_message_stored_once_with_exact_site_counts(
     await publish(mosquitto_port, first + second)
     await wait_for(lambda: _handled(r, len(first) + len(second)))
     assert await stats(r) == {"stored": 3000}
+    # The worker counts a batch when it acknowledges it, a moment after the store has it.
+    await wait_for(lambda: _counted(worker, "stored", 3000), timeout=10)
     assert worker.metrics.messages.labels("stored")._value.get() == 3000
 
     # Per-site counts follow each device's newest state (the second round overrides the first).
