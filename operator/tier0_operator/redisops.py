@@ -73,16 +73,16 @@ class RegionRedis:
         return with_extras(probe, *replies[1:]) if full else probe
 
     async def _read(self, full: bool, bound: float | None = None) -> list[Any]:
-        if not full:
-            async with asyncio.timeout(bound):
+        async with asyncio.timeout(bound):
+            if not full:
                 return [await self.client.info("replication")]
-        async with self.client.pipeline(transaction=False) as pipe:
-            pipe.info("replication")
-            pipe.get(keys.PAIR_EPOCH)
-            pipe.config_get("min-replicas-*")
-            pipe.hgetall(keys.PIPELINE_HEARTBEATS)
-            pipe.time()
-            return list(await pipe.execute())
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.info("replication")
+                pipe.get(keys.PAIR_EPOCH)
+                pipe.config_get("min-replicas-*")
+                pipe.hgetall(keys.PIPELINE_HEARTBEATS)
+                pipe.time()
+                return list(await pipe.execute())
 
     async def take_primary(self, epoch: int, min_replicas_to_write: int, max_lag: int) -> None:
         """On a just promoted primary, before traffic moves to it: the pair's epoch (so writers pick it

@@ -48,7 +48,7 @@ def p(values: list[float], q: float) -> float:
 
 def remove_trivial_pair(c: kit.Cluster) -> None:
     # Waited for: a pod still terminating from an earlier run would satisfy the next run's apply.
-    c.kubectl("-n", c.ns, "delete", "pod,service", "-l", "bench=flip", "--ignore-not-found", "--wait=true")
+    c.kubectl("-n", c.ns, "delete", "pod", "-l", "bench=flip", "--ignore-not-found", "--wait=true")
     c.kubectl("-n", c.ns, "delete", "service", "bench-flip", "--ignore-not-found")
 
 
