@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tier0_contract import keys, regionpair
 from tier0_dev.node import cluster, deploy
@@ -295,6 +296,22 @@ class Cluster:
             if not gone or time.monotonic() > deadline:
                 return gone
             time.sleep(1.0)
+
+    def via_service(self, path: str, body: dict[str, object] | None = None) -> dict[str, Any]:
+        """GET (or POST `body` as JSON to) `path` of the global Service from a region API pod, through
+        the cluster's DNS and kube-proxy: the JSON answer, for checking content."""
+        script = (
+            "import json, sys, urllib.request\n"
+            "data = sys.argv[2].encode() if sys.argv[2] else None\n"
+            "req = urllib.request.Request(sys.argv[1], data, {'Content-Type': 'application/json'})\n"
+            "print(urllib.request.urlopen(req, timeout=30).read().decode())\n"
+        )
+        pod = f"deploy/{self.rel.name}-region-api-region1"
+        payload = "" if body is None else json.dumps(body)
+        out = self.kubectl("-n", self.ns, "exec", pod, "--", "python", "-c", script, self.url(path), payload)
+        answer = json.loads(out)
+        assert isinstance(answer, dict), out
+        return answer
 
     def get_all(self, paths: list[str]) -> dict[str, str]:
         """GET each path through the global Service from inside the cluster: path -> status."""

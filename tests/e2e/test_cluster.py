@@ -91,6 +91,38 @@ def test_seed_endpoints_through_the_global_service(tier0: kit.Cluster) -> None:
     assert set(statuses) == set(paths)
 
 
+def test_ai_and_console_answer_out_of_the_box(tier0: kit.Cluster) -> None:
+    """The chart's sample data on the node's Redis with the query engine: image search runs KNN on
+    RediSearch over images of the simulators' sites, a document question is answered with
+    citations, an out-of-scope one abstains, and the console sees the peer region through its API."""
+    sites = {"WY-ALPHA", "TX-BRAVO", "ND-CHARLIE", "OK-DELTA"}
+    deadline = time.monotonic() + 120  # the API loads the samples once its Redis takes writes
+    while (listed := tier0.via_service("/api/images/list"))["count"] < 16 and time.monotonic() < deadline:
+        time.sleep(2)
+    assert listed["count"] >= 16, listed
+    while tier0.via_service("/api/diagnostics/logs/stats")["total_entries"] < 12_000 and time.monotonic() < deadline:
+        time.sleep(2)
+    assert {i["site_id"] for i in listed["images"]} <= sites, listed
+    found = tier0.via_service("/api/images/search", {"query": "wind turbine with a hard hat", "top_k": 3})
+    assert found["backend"] == "redisearch", found
+    assert found["count"] == 3 and found["results"][0]["site_id"] in sites, found
+    narrowed = tier0.via_service("/api/images/search", {"query": "turbine", "top_k": 5, "site_id": "TX-BRAVO"})
+    assert narrowed["results"] and {r["site_id"] for r in narrowed["results"]} == {"TX-BRAVO"}, narrowed
+    cited = tier0.via_service("/api/diagnostics/query", {"question": "When must hard hats be replaced?"})
+    assert cited["mode"] == "retrieval" and cited["citations"] and "five years" in cited["answer"], cited
+    logs = tier0.via_service("/api/diagnostics/query", {"question": "How many requests are in the logs?"})
+    assert logs["mode"] == "aggregation" and logs["data"]["count"] >= 12000, logs
+    unknown = tier0.via_service("/api/diagnostics/query", {"question": "What is BP's stock price?"})
+    assert unknown["mode"] == "abstain", unknown
+    overview = tier0.via_service("/api/console/overview")
+    views = {r["name"]: r for r in overview["regions"]}
+    assert views[overview["answered_by"]]["source"] == "self", overview
+    peer = views[tier0.other(overview["answered_by"])]
+    assert peer["source"] == "peer-api" and peer["role"] == "replica", overview
+    console = tier0.get_all(["/console"])
+    assert console == {"/console": "200"}, console
+
+
 def test_switchover_through_the_service(tier0: kit.Cluster) -> None:
     old = tier0.active()
     new = tier0.other(old)

@@ -3,6 +3,7 @@ the network blocked: image search ranks the right sample first, questions get ci
 abstention, documents added through the API are retrieved.
 """
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -13,6 +14,7 @@ import pytest_asyncio
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from pydantic import SecretStr
+from redis.asyncio import Redis
 
 from tier0_dev import programs
 from tier0_dev.procs import free_port
@@ -168,3 +170,38 @@ async def test_documents_added_through_the_api_are_retrieved(client: httpx.Async
     assert "71 dBA" in body["answer"]
     docs = (await client.get("/api/diagnostics/documents")).json()
     assert "compressor-noise" in {d["doc_id"] for d in docs["documents"]}
+
+
+async def test_samples_load_once_redis_answers_after_the_api_started(
+    tmp_path: Any, offline_model: MiniLMEmbedder
+) -> None:
+    """In a cluster the API often starts before its Redis answers, and a primary refuses writes until
+    its replica connects: the sample loading waits for both instead of giving up, and the access-log
+    entries recorded meanwhile do not count as loaded logs."""
+    port = free_port()
+    settings = Settings(region="region1", redis_url=f"redis://127.0.0.1:{port}/0", api_token=SecretStr(TOKEN))
+    app: FastAPI = create_app(settings)
+    app.state.ai_settings = AISettings(provider="local", load_samples=True)
+    app.state.ai_providers = Providers(kind="local", embedder=offline_model, answerer=ExtractiveAnswerer(offline_model))
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://region1") as c:
+            assert (await c.get("/api/images/list")).status_code == 503  # Redis not there yet
+            await asyncio.sleep(1.0)
+            assert not app.state.ai.ready.is_set()
+            # Then a primary that refuses writes until its replica connects (NOREPLICAS), as in the chart.
+            proc = programs.redis(port, tmp_path / "redis", extra=("--min-replicas-to-write", "1"))
+            try:
+                await asyncio.sleep(1.5)
+                assert not app.state.ai.ready.is_set()
+                redis = Redis(port=port)
+                await redis.config_set("min-replicas-to-write", 0)
+                await redis.aclose()
+                await asyncio.wait_for(app.state.ai.ready.wait(), 60)
+                listed = (await c.get("/api/images/list")).json()
+                assert listed["count"] == 16, listed
+                stats = (await c.get("/api/diagnostics/logs/stats")).json()
+                assert stats["total_entries"] >= 12_000, stats
+                assert app.state.ai.loaded == ["images", "corpus", "logs"]
+            finally:
+                proc.stop()

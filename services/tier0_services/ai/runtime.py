@@ -2,10 +2,12 @@
 
 `start()` never fails because Redis is down (the API must come up and answer 503 meanwhile): the
 RediSearch probe is repeated on first use and the sample/folder loading runs in a background task
-whose failure is logged. With `load_samples` the labelled samples (images, corpus, a 12,000-line
-access log) go into whichever of those is empty on a primary. The local model is run once before
-`start()` returns, and the caches are warmed after the loading, so the first request costs what
-the others do. `ready` is set when loading and warming have finished.
+that waits for Redis (in a cluster the API often starts before its Redis answers) and logs a
+failure. With `load_samples` the labelled samples (images, corpus, a 12,000-line access log) go
+into whichever of those is empty on a primary; the access-log recorder starts after that check, as
+its first entry would make the logs look loaded. The local model is run once before `start()`
+returns, and the caches are warmed after the loading, so the first request costs what the others
+do. `ready` is set when loading and warming have finished.
 """
 
 import asyncio
@@ -31,6 +33,8 @@ from tier0_services.ai.vector_index import VectorIndex, redisearch_available
 
 log = logging.getLogger(__name__)
 SAMPLE_LOG_ENTRIES = 12_000
+LOADING_RETRY_FIRST_S = 0.5
+LOADING_RETRY_MAX_S = 5.0
 WARM_UP_QUESTIONS = (
     "warm up",
     "How is the retrieval path warmed up before the first request?",
@@ -41,6 +45,7 @@ WARM_UP_QUESTIONS = (
 
 @dataclass
 class AIRuntime:
+    redis: Redis
     settings: AISettings
     providers: Providers
     images: images_mod.ImageCatalog
@@ -69,19 +74,48 @@ class AIRuntime:
             await self.diagnostics.import_entries(log_sample.entries)
             self.loaded.append("logs")
 
-    async def _startup_loading(self, empty: "Emptiness | None") -> None:
+    async def _startup_loading(self) -> None:
         try:
-            if empty is not None and empty.any:
-                await self.load_samples(empty)
-                log.info("AI samples loaded into the empty Redis: %s", ", ".join(self.loaded))
-            if self.settings.corpus_dir is not None:
-                for doc in corpus_mod.folder_documents(self.settings.corpus_dir):
-                    await self.corpus.add(doc)
+            await self._load_when_writable()
             await self.warm_caches()
         except (RedisError, OSError, ProviderUnavailableError) as exc:
             log.warning("AI start-up loading failed (retry with the CLI or the API): %s", exc)
         finally:
             self.ready.set()
+
+    async def _load_when_writable(self) -> None:
+        """The samples and the corpus folder, tried again with backoff while Redis does not answer or
+        refuses writes (a primary whose replica has not connected yet answers NOREPLICAS); nothing
+        on a replica, which gets the primary's data by replication. Emptiness is judged once, before
+        the recorder writes its first entry; a retry loads only what is still missing."""
+        empty: Emptiness | None = None
+        delay = LOADING_RETRY_FIRST_S
+        while True:
+            try:
+                primary = await _is_primary(self.redis)
+                if primary and empty is None:
+                    empty = await _emptiness(self.redis) if self.settings.load_samples else NOTHING_EMPTY
+                if self.recorder is not None:
+                    self.recorder.start()
+                if not primary or empty is None:
+                    return
+                missing = empty.without(self.loaded)
+                if missing.any:
+                    await self.load_samples(missing)
+                    log.info("AI samples loaded into the empty Redis: %s", ", ".join(self.loaded))
+                if self.settings.corpus_dir is not None:
+                    for doc in corpus_mod.folder_documents(self.settings.corpus_dir):
+                        await self.corpus.add(doc)
+                return
+            except (RedisError, OSError) as exc:
+                if delay == LOADING_RETRY_FIRST_S:
+                    log.warning(
+                        "AI start-up loading waits for a writable Redis (%s); retrying every %g s at most",
+                        exc,
+                        LOADING_RETRY_MAX_S,
+                    )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, LOADING_RETRY_MAX_S)
 
     async def warm_caches(self) -> None:
         """Load what the first question and search would otherwise load (BM25 statistics, the
@@ -118,13 +152,24 @@ class Emptiness:
     def any(self) -> bool:
         return self.images or self.corpus or self.logs
 
+    def without(self, loaded: list[str]) -> "Emptiness":
+        return Emptiness(
+            images=self.images and "images" not in loaded,
+            corpus=self.corpus and "corpus" not in loaded,
+            logs=self.logs and "logs" not in loaded,
+        )
 
-async def _emptiness(redis: Redis) -> Emptiness | None:
-    """Which of images, corpus and logs hold nothing yet; None on a replica (it gets the primary's
-    data by replication, and cannot write)."""
-    role = (await redis.info("replication")).get("role")
-    if role != "master":
-        return None
+
+NOTHING_EMPTY = Emptiness(images=False, corpus=False, logs=False)
+
+
+async def _is_primary(redis: Redis) -> bool:
+    info = await redis.info("replication")
+    return bool(info.get("role") == "master")
+
+
+async def _emptiness(redis: Redis) -> Emptiness:
+    """Which of images, corpus and logs hold nothing yet."""
     async with redis.pipeline(transaction=False) as pipe:
         pipe.scard(keys.IMAGE_IDS)
         pipe.scard(keys.DOCUMENT_IDS)
@@ -153,6 +198,7 @@ async def start(redis: Redis, settings: AISettings, providers: Providers | None 
     relevance = Relevance(min_cosine=settings.min_cosine, min_rerank=settings.min_rerank)
     recorder = AccessLogRecorder(redis) if settings.record_access_log else None
     runtime = AIRuntime(
+        redis=redis,
         settings=settings,
         providers=providers,
         images=images_mod.ImageCatalog(redis, providers.embedder, image_index),
@@ -161,17 +207,9 @@ async def start(redis: Redis, settings: AISettings, providers: Providers | None 
         recorder=recorder,
         vector_backend=image_index.backend,
     )
-    empty: Emptiness | None = None
-    if settings.load_samples:
-        try:
-            empty = await _emptiness(redis)  # before the recorder writes the first access-log entry
-        except (RedisError, OSError) as exc:
-            log.warning("AI samples not loaded: Redis unavailable at start-up (%s)", exc)
     if settings.warm_up:
         await asyncio.to_thread(_warm_model, providers)
-    if recorder is not None:
-        recorder.start()
-    runtime._tasks.append(asyncio.create_task(runtime._startup_loading(empty), name="ai-startup-loading"))
+    runtime._tasks.append(asyncio.create_task(runtime._startup_loading(), name="ai-startup-loading"))
     return runtime
 
 
