@@ -37,7 +37,6 @@ class RegionRedis:
             password=password,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
-            retry_on_timeout=False,
             retry=Retry(NoBackoff(), 0),  # one attempt: a failed probe must count, not be retried away
             decode_responses=True,
         )
@@ -49,7 +48,7 @@ class RegionRedis:
         self, health_url: str | None, http: aiohttp.ClientSession, full: bool = True, bound: float | None = None
     ) -> Probe:
         """The Redis round trip (+ the health URL, concurrently); `full=False` inside transitions.
-        `bound`: a shorter limit for the Redis round trip than the client's timeout."""
+        `bound`: a shorter limit for both round trips than the clients' timeouts."""
         started = time.perf_counter()
         at = now()
         redis_task = asyncio.ensure_future(self._read(full, bound))
@@ -57,7 +56,9 @@ class RegionRedis:
         error = ""
         if health_url:
             try:
-                async with http.get(health_url) as resp:
+                # The session's timeout unless bounded (timeout=None would mean no limit at all).
+                limit = http.timeout if bound is None else aiohttp.ClientTimeout(total=bound)
+                async with http.get(health_url, timeout=limit) as resp:
                     http_ok = 200 <= resp.status < 300
                     if not http_ok:
                         error = f"health {resp.status}"
