@@ -88,7 +88,10 @@ def mosquitto(port: int, state_dir: Path) -> Process:
     conf.write_text(
         f"listener {port} 127.0.0.1\n"
         "allow_anonymous true\n"
-        "persistence false\n"
+        # Sessions and their queued messages survive a restart (saved at exit and every 5 s), as
+        # in the chart's broker: a message acknowledged to a device is never only in memory
+        # across a broker restart.
+        f"persistence true\npersistence_location {state_dir}/\nautosave_interval 5\n"
         # QoS 1 messages for a paused ingest worker queue here instead of being dropped
         # (EMQX's equivalent is its session message queue).
         "max_queued_messages 1000000\n"

@@ -20,6 +20,9 @@ from tier0_contract import pipeline
 from tier0_contract import regionpair as rp
 from tier0_operator.model import Probe
 
+SWITCHOVER_RETRY_MIN_SECONDS = 5.0
+SWITCHOVER_RETRY_MAX_SECONDS = 300.0
+
 
 @dataclass(frozen=True)
 class Nothing:
@@ -52,6 +55,7 @@ class Promote:
 @dataclass(frozen=True)
 class StartSwitchover:
     to: str
+    attempt: int = 1
 
 
 @dataclass(frozen=True)
@@ -184,7 +188,31 @@ def pipeline_unhealthy(status: rp.RegionPairStatus, region: str) -> rp.PipelineS
 # --- 2. decide -------------------------------------------------------------------------------------
 
 
-def decide(spec: rp.RegionPairSpec, status: rp.RegionPairStatus, probes: dict[str, Probe]) -> Action:
+def switchover_retry_at(spec: rp.RegionPairSpec, status: rp.RegionPairStatus) -> datetime | None:
+    """When a rolled-back switchover to spec.activeRegion is tried again (None: nothing to retry).
+    spec.activeRegion still asks for it, so the operator converges, but with a backoff that doubles
+    per attempt (2 x switchoverTimeoutSeconds, at least 5 s, at most 5 min): each attempt pauses
+    writes, and a standby that cannot catch up must not turn that into a pause every few seconds."""
+    last = status.last_transition
+    if (
+        last is None
+        or last.type != "Switchover"
+        or last.outcome != "RolledBack"
+        or last.to_region != spec.active_region
+        or status.requested_region != spec.active_region
+        or status.active_region == spec.active_region
+    ):
+        return None
+    base = max(SWITCHOVER_RETRY_MIN_SECONDS, 2 * spec.failover.switchover_timeout_seconds)
+    backoff = min(SWITCHOVER_RETRY_MAX_SECONDS, base * 2 ** (last.attempt - 1))
+    return last.completed_at + timedelta(seconds=backoff)
+
+
+def decide(
+    spec: rp.RegionPairSpec, status: rp.RegionPairStatus, probes: dict[str, Probe], at: datetime | None = None
+) -> Action:
+    """The next action of the pair. `at` (now) times the retry of a rolled-back switchover; without
+    it none is retried."""
     if status.transition is not None:
         return Resume()  # an in-flight transition finishes even if the pair was paused meanwhile
     if spec.paused:
@@ -225,7 +253,9 @@ def decide(spec: rp.RegionPairSpec, status: rp.RegionPairStatus, probes: dict[st
     if ps.reachable and not ps.replicates_from(active.redis):
         return MakeReplica(standby.name, of=active.name, fencing=False)
 
-    if spec.active_region != status.requested_region:
+    retry_at = switchover_retry_at(spec, status)
+    retry = retry_at is not None and at is not None and at >= retry_at
+    if spec.active_region != status.requested_region or retry:
         if spec.active_region == active.name:
             return Acknowledge(active.name)
         if not pa.reachable:
@@ -234,7 +264,8 @@ def decide(spec: rp.RegionPairSpec, status: rp.RegionPairStatus, probes: dict[st
             return Blocked("TargetUnavailable", f"switchover target {standby.name} is not healthy")
         if not ps.link_up:
             return Blocked("StandbyNotReplicating", f"{standby.name} has no replication link up yet")
-        return StartSwitchover(standby.name)
+        last = status.last_transition
+        return StartSwitchover(standby.name, attempt=last.attempt + 1 if retry and last is not None else 1)
     return Nothing()
 
 
@@ -421,6 +452,9 @@ def conditions_of(
             message = f"failed over to {active}; set spec.activeRegion: {active} to acknowledge"
         elif last is not None and last.outcome == "RolledBack":
             reason, message = "SwitchoverRolledBack", last.reason
+            retry_at = switchover_retry_at(spec, status)
+            if retry_at is not None:
+                message += f"; retrying at {retry_at.isoformat(timespec='seconds')} (attempt {last.attempt + 1})"
         else:
             reason, message = "SwitchoverPending", f"switching to {spec.active_region}"
     out.append(cond(rp.ACTIVE_REGION_MATCHES_SPEC, matches, reason, message))

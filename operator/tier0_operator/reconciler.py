@@ -29,6 +29,10 @@ log = logging.getLogger("tier0_operator.reconciler")
 STATUS_REFRESH_SECONDS = 5.0  # unchanged status is still rewritten this often (lastProbeTime)
 ROUTE_CHECK_SECONDS = 10.0  # how often the Service selectors are verified outside transitions
 RECHECK_SECONDS = 0.25  # bound of the probe of a region found unreachable by the probe before
+# The same inside a transition, whose every step re-probes both regions: a vanished old primary
+# would cost RECHECK_SECONDS per step (about 0.5 s per failover); one that is back on the same
+# network answers well within this, and one that answers late is fenced by the epoch afterwards.
+STEP_RECHECK_SECONDS = 0.05
 RedisErrors = (TimeoutError, RedisError, OSError)
 
 
@@ -93,10 +97,10 @@ class PairReconciler:
         await self._ensure_clients(spec)
         probes = await self.probe_all(spec)
         self.status = decide.observe(spec, self.status, probes)
-        self._observe(probes, leader)
+        self._observe(spec, probes, leader)
         if not leader:
             return False
-        action = decide.decide(spec, self.status, probes)
+        action = decide.decide(spec, self.status, probes, now())
         if not isinstance(action, decide.Nothing | decide.Blocked):
             log.info("%s: %s", self.pair, action)
         acted = await self.execute(spec, action, probes, generation)
@@ -134,8 +138,9 @@ class PairReconciler:
                     self._event("Promoted", f"{region} (active, was a replica with no primary) promoted")
                 case decide.Acknowledge(region=region):
                     self.status = self.status.model_copy(update={"requested_region": region})
-                case decide.StartSwitchover(to=to):
-                    await self.start_transition(spec, "Switchover", to, f"spec.activeRegion set to {to}", 0, generation)
+                case decide.StartSwitchover(to=to, attempt=attempt):
+                    why = f"spec.activeRegion set to {to}" + (f" (attempt {attempt})" if attempt > 1 else "")
+                    await self.start_transition(spec, "Switchover", to, why, 0, generation, attempt)
                 case decide.StartFailover(to=to, lost_bytes=lost, reason=reason):
                     await self.start_transition(spec, "Failover", to, reason, lost, generation)
                 case decide.Resume():
@@ -166,9 +171,16 @@ class PairReconciler:
     # -- transitions ----------------------------------------------------------------------------
 
     async def start_transition(
-        self, spec: rp.RegionPairSpec, kind: rp.TransitionType, to: str, reason: str, lost: int, generation: int
+        self,
+        spec: rp.RegionPairSpec,
+        kind: rp.TransitionType,
+        to: str,
+        reason: str,
+        lost: int,
+        generation: int,
+        attempt: int = 1,
     ) -> None:
-        started = transition.begin(spec, self.status, kind, to, reason, lost, now())
+        started = transition.begin(spec, self.status, kind, to, reason, lost, now(), attempt)
         if not await self.write_status_cas(self.status.epoch, started):
             return
         t = started.transition
@@ -189,13 +201,12 @@ class PairReconciler:
             if not self.elector.is_leader():
                 log.warning("%s: lost the Lease mid-transition; the new holder resumes it", self.pair)
                 return
-            # A region unreachable at the previous step is re-probed within RECHECK_SECONDS: a vanished
-            # address costs the client's whole timeout per step (0.8 s at a 1 s interval, twice per
-            # failover), while a Redis that is back answers well within it.
+            # A region unreachable at the previous step is re-probed within STEP_RECHECK_SECONDS: a
+            # vanished address costs the client's whole timeout per step (0.8 s at a 1 s interval).
             pf, pt = await asyncio.gather(
                 *(
                     self.clients[r.name].probe(
-                        None, self._session(), full=False, bound=RECHECK_SECONDS if r.name in gone else None
+                        None, self._session(), full=False, bound=STEP_RECHECK_SECONDS if r.name in gone else None
                     )
                     for r in (src, dst)
                 )
@@ -361,9 +372,20 @@ class PairReconciler:
         except (ApiError, *TransportErrors) as e:
             log.warning("%s: event not posted: %s", self.pair, e)
 
-    def _observe(self, probes: dict[str, Probe], leader: bool) -> None:
+    def _observe(self, spec: rp.RegionPairSpec, probes: dict[str, Probe], leader: bool) -> None:
+        threshold = spec.failover.failure_threshold
         for p in probes.values():
             metrics.observe_region(self.pair, p.region, p.healthy, p.role)
+            r = self.status.region(p.region)
+            if not p.reachable and r is not None and leader:
+                log.info(
+                    "%s: probe of %s failed (%d of %d): %s",
+                    self.pair,
+                    p.region,
+                    r.consecutive_failures,
+                    threshold,
+                    p.error,
+                )
         for r in self.status.regions:
             metrics.observe_pipeline(self.pair, r.name, r.pipeline.state if r.pipeline else None)
         metrics.LAG_BYTES.labels(self.pair).set(self.status.lag_bytes)

@@ -84,6 +84,7 @@ def begin(
     reason: str,
     lost_bytes: int,
     at: datetime,
+    attempt: int = 1,
 ) -> rp.RegionPairStatus:
     """The status that starts a transition (written with a compare-and-set on the old epoch). A
     switchover acts on spec.activeRegion; a failover does not (status.requestedRegion stays)."""
@@ -96,6 +97,7 @@ def begin(
         epoch=status.epoch + 1,
         started_at=at,
         lost_bytes=lost_bytes,
+        attempt=attempt,
     )
     return status.model_copy(
         update={
@@ -225,7 +227,9 @@ def last_transition(
         completed_at=completed,
         duration_seconds=round(duration, 4),
         lost_bytes=t.lost_bytes,
-        summary=f"{t.type} {t.from_region}->{t.to_region}{verb} ({duration:.2f}s)",
+        attempt=t.attempt,
+        summary=f"{t.type} {t.from_region}->{t.to_region}{verb} ({duration:.2f}s)"
+        + (f", attempt {t.attempt}" if t.attempt > 1 else ""),
     )
 
 

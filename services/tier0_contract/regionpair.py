@@ -192,6 +192,8 @@ class TransitionStatus(_Model):
     started_at: datetime
     lost_bytes: int = 0
     """Last known replication lag when it started: what a failover may have lost."""
+    attempt: int = 1
+    """1 for a new request; n for the (n-1)th retry of a switchover that was rolled back."""
 
 
 class LastTransition(_Model):
@@ -207,6 +209,7 @@ class LastTransition(_Model):
     completed_at: datetime
     duration_seconds: float
     lost_bytes: int = 0
+    attempt: int = 1
     summary: str = ""
     """One line for `kubectl get rp`, e.g. `Switchover region1->region2 (0.06s)`."""
 

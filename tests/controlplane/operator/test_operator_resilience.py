@@ -268,7 +268,9 @@ async def test_switchover_past_its_timeout_rolls_back_cleanly(
     kubectl: list[str], namespace: str, kube: Kube, redis_factory: RedisFactory, operator: OperatorFactory
 ) -> None:
     """The operator dies right after pausing writes; its successor finds the switchover past
-    switchoverTimeoutSeconds and rolls back: writes resume on the old primary, nothing lost."""
+    switchoverTimeoutSeconds and rolls back: writes resume on the old primary, nothing lost. As
+    spec.activeRegion still asks for region2, the switchover is tried again after its backoff
+    (5 s here) and succeeds, still losing nothing."""
     (_, p1), (_, p2) = redis_factory(), redis_factory()
     ports = {"region1": p1, "region2": p2}
     first, _ = operator(identity="doomed", env={"TIER0_OPERATOR_FAILPOINT": "pause"})
@@ -288,12 +290,18 @@ async def test_switchover_past_its_timeout_rolls_back_cleanly(
     assert isinstance(last, dict) and last["outcome"] == "RolledBack" and last["to"] == "region2"
     conds = {c["type"]: c for c in st["conditions"]}  # type: ignore[attr-defined]
     assert conds["ActiveRegionMatchesSpec"]["reason"] == "SwitchoverRolledBack"
+    assert "(attempt 2)" in conds["ActiveRegionMatchesSpec"]["message"]
     await testing.wait_for("writes to resume", lambda: _more(writer, acked_while_paused), timeout=5)
-    writer.stop()
-    await task
     assert await testing.service_region(kube, namespace, "region-api") == "region1"
     assert (await role(p2)) == ("slave", p1)
     assert await testing.missing_writes(p1, writer.acked) == 0
+    st = await phase_is(kube, namespace, "Healthy", "region2", timeout=30)
+    last = st["lastTransition"]
+    assert isinstance(last, dict) and (last["outcome"], last["attempt"]) == ("Succeeded", 2), last
+    writer.stop()
+    await task
+    assert await testing.service_region(kube, namespace, "region-api") == "region2"
+    assert await testing.missing_writes(p2, writer.acked) == 0
     assert await count_events(kube, namespace, "SwitchoverRolledBack") == 1
 
 

@@ -71,6 +71,57 @@ class TestSwitchoverRequests:
         assert d.decide(wanted, st, probes(replica("region1", 7002), primary("region2"))) == d.Acknowledge("region2")
 
 
+class TestRolledBackSwitchoverRetry:
+    """spec.activeRegion still names the region a rolled-back switchover went for: it is tried
+    again, after a backoff that doubles per attempt."""
+
+    WANTED = SPEC.model_copy(update={"active_region": "region2"})
+
+    @staticmethod
+    def rolled_back(attempt: int) -> rp.RegionPairStatus:
+        last = rp.LastTransition(
+            type="Switchover",
+            from_region="region1",
+            to_region="region2",
+            reason="replica lagging",
+            outcome="RolledBack",
+            epoch=2,
+            started_at=T0,
+            completed_at=T0,
+            duration_seconds=5.0,
+            attempt=attempt,
+        )
+        return status(requested="region2", epoch=2, last_transition=last)
+
+    def test_retried_after_the_backoff_only(self) -> None:
+        st = self.rolled_back(attempt=1)
+        base = 2 * SPEC.failover.switchover_timeout_seconds  # 10 s at the default 5 s timeout
+        assert d.decide(self.WANTED, st, HEALTHY, T0 + timedelta(seconds=base - 0.1)) == d.Nothing()
+        assert d.decide(self.WANTED, st, HEALTHY) == d.Nothing()  # no clock, no retry
+        again = d.decide(self.WANTED, st, HEALTHY, T0 + timedelta(seconds=base))
+        assert again == d.StartSwitchover("region2", attempt=2)
+
+    def test_the_backoff_doubles_and_is_capped(self) -> None:
+        st = self.rolled_back(attempt=3)
+        assert d.switchover_retry_at(self.WANTED, st) == T0 + timedelta(seconds=40)
+        assert d.switchover_retry_at(self.WANTED, self.rolled_back(attempt=30)) == T0 + timedelta(seconds=300)
+
+    def test_not_retried_once_the_spec_names_another_region_or_it_succeeded(self) -> None:
+        st = self.rolled_back(attempt=1)
+        later = T0 + timedelta(hours=1)
+        assert d.switchover_retry_at(SPEC, st) is None
+        assert d.decide(SPEC, st, HEALTHY, later) == d.Acknowledge("region1")
+        done = st.model_copy(update={"active_region": "region2"})
+        assert d.switchover_retry_at(self.WANTED, done) is None
+
+    def test_the_condition_says_when_it_retries(self) -> None:
+        st = self.rolled_back(attempt=1)
+        conds = {c.type: c for c in d.conditions_of(self.WANTED, st, HEALTHY, d.Nothing())}
+        cond = conds[rp.ACTIVE_REGION_MATCHES_SPEC]
+        assert cond.reason == "SwitchoverRolledBack"
+        assert "retrying at 2026-01-01T00:00:10+00:00 (attempt 2)" in cond.message
+
+
 class TestFailover:
     def test_after_threshold_failures_records_the_last_lag_and_why(self) -> None:
         st = status(failures={"region1": 3}, lag_bytes=42)

@@ -106,3 +106,10 @@ class TestStartAndFinish:
         assert last.duration_seconds == 0.25 and last.summary == "Switchover region1->region2 (0.25s)"
         assert tr.last_transition(FO, "RolledBack", T0).summary.endswith("rolled back (0.00s)")
         assert tr.event_of_finish(FO, tr.last_transition(FO, "Succeeded", T0))[0] == "FailoverCompleted"
+
+    def test_a_retry_carries_its_attempt_into_the_record(self) -> None:
+        wanted = SPEC.model_copy(update={"active_region": "region2"})
+        st = tr.begin(wanted, STEADY, "Switchover", "region2", "why", 0, T0, attempt=2)
+        assert st.transition is not None and st.transition.attempt == 2
+        last = tr.last_transition(st.transition, "Succeeded", T0)
+        assert last.attempt == 2 and last.summary.endswith("(0.00s), attempt 2")
