@@ -5,6 +5,7 @@ and returns the `Process`. Tests pass free ports; `make up` passes the fixed por
 """
 
 import os
+import pwd
 import socket
 import subprocess
 from dataclasses import dataclass
@@ -92,6 +93,9 @@ def mosquitto(port: int, state_dir: Path) -> Process:
         # in the chart's broker: a message acknowledged to a device is never only in memory
         # across a broker restart.
         f"persistence true\npersistence_location {state_dir}/\nautosave_interval 5\n"
+        # Started as root, mosquitto would switch to the `mosquitto` user, which cannot write (or
+        # even reach, under pytest's 0700 folders) the state directory: it keeps the caller's user.
+        f"user {pwd.getpwuid(os.geteuid()).pw_name}\n"
         # QoS 1 messages for a paused ingest worker queue here instead of being dropped
         # (EMQX's equivalent is its session message queue).
         "max_queued_messages 1000000\n"

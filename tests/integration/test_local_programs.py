@@ -3,10 +3,12 @@
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import redis
 
-from tier0_dev.procs import find_program
+from tier0_dev import programs
+from tier0_dev.procs import find_program, free_port
 
 
 def test_redis_pair_replicates(redis_factory) -> None:  # type: ignore[no-untyped-def]
@@ -45,6 +47,28 @@ def test_mosquitto_delivers_qos1(mosquitto_port: int) -> None:
     )
     out, _ = sub.communicate(timeout=10)
     assert out.strip() == "og/field/WY-ALPHA/turbine/T1 {}"
+
+
+def test_mosquitto_keeps_a_worker_sessions_messages_across_a_restart(tmp_path: Path) -> None:
+    """A QoS 1 message the broker acknowledged for an ingest worker that was away (its persistent
+    session in the share group) is delivered after a broker restart: the broker saves its sessions
+    (`persistence true`, writable by the user it runs as)."""
+    port = free_port()
+    state = tmp_path / "mosquitto"
+    share = "$share/ingest/og/field/#"
+    sub = [find_program("mosquitto_sub"), "-p", str(port), "-V", "5", "-c", "-i", "worker-1", "-x", "3600", "-q", "1"]
+    broker = programs.mosquitto(port, state)
+    try:
+        # Subscribe, then leave (a worker being restarted), keeping the session.
+        subprocess.run([*sub, "-t", share, "-W", "1"], capture_output=True, timeout=10)
+        pub = [find_program("mosquitto_pub"), "-p", str(port), "-q", "1", "-t", "og/field/WY-ALPHA/turbine/T1"]
+        subprocess.run([*pub, "-m", "acked while the worker was away"], check=True, timeout=10)
+        broker.stop()
+        broker = programs.mosquitto(port, state)
+        out = subprocess.run([*sub, "-t", share, "-C", "1", "-W", "5"], capture_output=True, text=True, timeout=10)
+        assert out.stdout.strip() == "acked while the worker was away", (out.stdout, out.stderr)
+    finally:
+        broker.stop()
 
 
 def test_rabbitmq_speaks_amqp(rabbitmq_port: int) -> None:

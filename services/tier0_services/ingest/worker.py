@@ -41,6 +41,8 @@ Received = tuple[bytes, bytes, int | None, Any]  # topic, payload, packet id (No
 Ack = Literal["replicated", "at_risk", "unchecked"]
 MAX_UNCONFIRMED_BATCHES = 8
 """Written batches awaiting their replica confirmation at once (the broker's window bounds it too)."""
+RECONNECT_FIRST_S = 0.1  # doubled before each retry: 0.2 s, 0.4 s, ... up to RECONNECT_MAX_S
+RECONNECT_MAX_S = 10.0
 
 
 def is_noreplicas(exc: BaseException) -> bool:
@@ -75,7 +77,7 @@ class IngestWorker:
         self.subscribed = asyncio.Event()
         """Set once the broker has acknowledged the shared subscription (cleared on disconnect)."""
         self.client.reconnect_retries = -1  # gmqtt's UNLIMITED_RECONNECTS
-        self.client.reconnect_delay = 0.5
+        self.client.reconnect_delay = RECONNECT_FIRST_S
 
     # --- MQTT side ------------------------------------------------------------------------------
 
@@ -90,7 +92,7 @@ class IngestWorker:
         self._connected = True
         self.metrics.mqtt_connected.set(1)
         self.metrics.mqtt_connects.inc()
-        self.client.reconnect_delay = 0.5
+        self.client.reconnect_delay = RECONNECT_FIRST_S
         if self._want_subscription:
             self._subscribe()
 
@@ -103,8 +105,10 @@ class IngestWorker:
         self.subscribed.clear()
         self.metrics.mqtt_connected.set(0)
         if not self._stopping:
-            # gmqtt retries with a fixed delay; grow it so a long broker outage is not hammered.
-            self.client.reconnect_delay = min(self.client.reconnect_delay * 2, 10)
+            # gmqtt retries with a fixed delay; grow it so a long broker outage is not hammered. The
+            # first retry is quick: until a share-group member subscribes again, a restarted broker
+            # has nobody to give the devices' messages to.
+            self.client.reconnect_delay = min(self.client.reconnect_delay * 2, RECONNECT_MAX_S)
             log.warning("disconnected from the broker; reconnecting in %.1f s", self.client.reconnect_delay)
 
     def _subscribe(self) -> None:

@@ -294,7 +294,7 @@ async def test_switchover_past_its_timeout_rolls_back_cleanly(
     await testing.wait_for("writes to resume", lambda: _more(writer, acked_while_paused), timeout=5)
     assert await testing.service_region(kube, namespace, "region-api") == "region1"
     assert (await role(p2)) == ("slave", p1)
-    assert await testing.missing_writes(p1, writer.acked) == 0
+    # (what was acknowledged meanwhile is checked on region2 at the end: the retry may be running)
     st = await phase_is(kube, namespace, "Healthy", "region2", timeout=30)
     last = st["lastTransition"]
     assert isinstance(last, dict) and (last["outcome"], last["attempt"]) == ("Succeeded", 2), last
