@@ -38,7 +38,7 @@ class Probe:
         return self.reachable and self.http_ok is not False
 
     def replicates_from(self, endpoint: rp.RedisEndpoint) -> bool:
-        return self.role == "replica" and self.master_host == endpoint.host and self.master_port == endpoint.port
+        return self.role == "replica" and (self.master_host, self.master_port) == endpoint.replication_endpoint
 
 
 def now() -> datetime:

@@ -120,9 +120,8 @@ class RegionRedis:
             await self.client.execute_command(  # type: ignore[no-untyped-call]
                 "CONFIG", "SET", "masterauth", master.password
             )
-        await self.client.execute_command(  # type: ignore[no-untyped-call]
-            "REPLICAOF", master.endpoint.host, master.endpoint.port
-        )
+        host, port = master.endpoint.replication_endpoint
+        await self.client.execute_command("REPLICAOF", host, port)  # type: ignore[no-untyped-call]
 
     async def promote(self) -> None:
         await self.client.execute_command(  # type: ignore[no-untyped-call]

@@ -65,10 +65,19 @@ class RedisEndpoint(_Model):
     host: str
     port: int = 6379
     password_secret_ref: SecretRef | None = None
+    replication_host: str | None = None
+    """Where the other region's Redis replicates from, when that is not where the operator reaches
+    this one (a cross-region endpoint, or a fault injector on the replication link alone)."""
+    replication_port: int | None = None
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def replication_endpoint(self) -> tuple[str, int]:
+        """(host, port) a replica of this Redis connects to."""
+        return self.replication_host or self.host, self.replication_port or self.port
 
 
 class Region(_Model):

@@ -1,7 +1,7 @@
 """The short variant of the transitions checker (`make bench BENCH=transitions` is the long one):
 on real programs (kube-apiserver + etcd, the operator, two redis-servers, Mosquitto, RabbitMQ,
-the ingest workers, the activity consumer, the region APIs, toxiproxy), a switchover and a kill -9
-of the active Redis under a steady writer. Every PUBACKed device message and every confirmed
+the ingest workers, the activity consumer, the region APIs, toxiproxy), a switchover, a kill -9
+of the active Redis and a cut of the replication link alone under a steady writer. Every PUBACKed device message and every confirmed
 activity message must be in the active Redis afterwards, none applied twice, never two writable
 primaries that both stored, and the first message published after each transition readable
 through the active region's API within a generous bound."""
@@ -24,11 +24,11 @@ def test_switchover_and_failover_lose_nothing_and_stay_fresh(
     w = world.start(tmp_path, interval=0.5, threshold=3, cp=control_plane, amqp_port=rabbitmq_port)
     try:
         c = checker.Checker(w, rate=50, devices=3000, activity_rate=10, settle=10)
-        result = asyncio.run(c.run(["switchover", "kill-redis"], soak_seconds=3))
+        result = asyncio.run(c.run(["switchover", "kill-redis", "partition-replication"], soak_seconds=3))
     finally:
         w.stop()
     for row in result.rows:
         print(row)
     assert report.problems(result, freshness_target=FRESHNESS_BOUND) == []
-    assert {r.scenario for r in result.rows} >= {"switchover", "kill-redis"}
+    assert {r.scenario for r in result.rows} >= {"switchover", "kill-redis", "partition-replication"}
     assert all(r.acked > 0 for r in result.rows)

@@ -176,6 +176,22 @@ def test_active_redis_pod_force_deleted(tier0: kit.Cluster) -> None:
     assert tier0.selector_region() == now_active
 
 
+def test_ingest_worker_pods_force_deleted_lose_nothing(tier0: kit.Cluster) -> None:
+    """Both regions' ingest worker pods force-deleted while devices publish: each StatefulSet pod
+    comes back under its own name, which is its MQTT client id, and resumes its broker session, so
+    the messages it had received but not acknowledged are redelivered and stored (a Deployment's
+    replacement, with a new name, would leave them in an orphaned session)."""
+    pods = [f"{tier0.rel.name}-ingest-{region}-0" for region in ("region1", "region2")]
+    with tier0.ledger(duration=15) as ledger:
+        time.sleep(4)
+        tier0.kubectl("-n", tier0.ns, "delete", "pod", *pods, "--grace-period=0", "--force")
+    lost = assert_none_lost(tier0, ledger)
+    kit.REPORT.append(
+        f"ingest worker pods force-deleted: {len(ledger.acked)} device messages acknowledged, {len(lost)} lost"
+    )
+    tier0.kubectl("-n", tier0.ns, "wait", *[f"pod/{p}" for p in pods], "--for=condition=Ready", "--timeout=120s")
+
+
 def test_active_region_api_pods_deleted(tier0: kit.Cluster) -> None:
     active = tier0.active()
     with tier0.client(duration=30) as samples:

@@ -28,7 +28,18 @@ from tier0_checker.world import World, other, parse_time
 from tier0_contract import keys
 from tier0_dev.procs import find_program
 
-SCENARIOS = ("switchover", "kill-redis", "kill-worker", "kill-operator", "broker-restart", "partition")
+SCENARIOS = (
+    "switchover",
+    "kill-redis",
+    "kill-worker",
+    "kill-operator",
+    "broker-restart",
+    "partition",
+    "partition-replication",
+)
+REPLICATION_CUT_SECONDS = 6.0
+"""How long the replication-only partition lasts: past min-replicas-max-lag (2 s), after which the
+cut-off primary refuses writes, and past the operator's at-risk decision (threshold x interval)."""
 
 
 @dataclass
@@ -317,6 +328,7 @@ class Checker:
         active, prev = await self._prev()
         t_cut = time.time()
         self.w.toxi.cut(f"redis-{active}")
+        self.w.toxi.cut(f"repl-{active}")
         row.notes.append(f"{active} cut from operator + replica")
         try:
             fresh = asyncio.create_task(self.fresh([t_cut], region=other(active), activity=False))
@@ -326,7 +338,24 @@ class Checker:
             await asyncio.sleep(2.0)  # the isolated old primary stays reachable by its own region
         finally:
             self.w.toxi.heal(f"redis-{active}")
+            self.w.toxi.heal(f"repl-{active}")
         return Outcome([done], recover=other(active), fresh_task=after)
+
+    async def partition_replication(self, row: Row) -> Outcome:
+        """The replication link alone cut (the operator still reaches both regions): no failover;
+        the primary stops acknowledging after min-replicas-max-lag until the operator decides the
+        standby is down (whenStandbyDown), then acknowledges at risk; after the heal the standby
+        catches up. Freshness counts from the heal."""
+        active, _ = await self._prev()
+        self.w.toxi.cut(f"repl-{active}")
+        row.notes.append(f"replication link from {active} cut for {REPLICATION_CUT_SECONDS:g} s")
+        try:
+            await asyncio.sleep(REPLICATION_CUT_SECONDS)
+            st = (await self.pair()).get("status") or {}
+            row.notes.append(f"during the cut: phase {st.get('phase')}, active {st.get('activeRegion')}")
+        finally:
+            self.w.toxi.heal(f"repl-{active}")
+        return Outcome([time.time()], recover=None)
 
     # --- the check --------------------------------------------------------------------------------
 
@@ -383,6 +412,7 @@ class Checker:
             "kill-operator": self.kill_operator,
             "broker-restart": self.broker_restart,
             "partition": self.partition,
+            "partition-replication": self.partition_replication,
         }
         try:
             outcome = await actions[name](row)

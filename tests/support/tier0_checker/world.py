@@ -2,9 +2,10 @@
 
 A real kube-apiserver + etcd with the RegionPair CRD, two redis-servers, the operator, Mosquitto,
 RabbitMQ, one ingest worker and region API per region, the activity consumer, and toxiproxy. The
-RegionPair names each Redis by its toxiproxy address, so the operator's probes and commands and
-the replication link between the regions go through a proxy that a partition cuts; the region's
-own workers and API reach their Redis directly, as pods in the same region would.
+RegionPair names each Redis by two toxiproxy addresses, one for the operator's probes and commands
+(`redis-<region>`) and one for the replication link from the other region (`repl-<region>`,
+`replicationPort`), so a partition can cut either or both; the region's own workers and API reach
+their Redis directly, as pods in the same region would.
 """
 
 import asyncio
@@ -77,12 +78,14 @@ class Kube:
         return str(region) if region else None
 
 
-def pair_manifest(pair_ports: dict[str, int], api_ports: dict[str, int], interval: float, threshold: int) -> Any:
+def pair_manifest(
+    pair_ports: dict[str, int], repl_ports: dict[str, int], api_ports: dict[str, int], interval: float, threshold: int
+) -> Any:
     regions = [
         {
             "name": r,
             "selector": {"app": "region-api", "tier0.dev/region": r},
-            "redis": {"host": "127.0.0.1", "port": pair_ports[r]},
+            "redis": {"host": "127.0.0.1", "port": pair_ports[r], "replicationPort": repl_ports[r]},
             "healthURL": f"http://127.0.0.1:{api_ports[r]}/health",
         }
         for r in REGIONS
@@ -109,6 +112,7 @@ class World:
     threshold: int
     redis_ports: dict[str, int] = field(default_factory=dict)
     pair_ports: dict[str, int] = field(default_factory=dict)
+    repl_ports: dict[str, int] = field(default_factory=dict)
     api_ports: dict[str, int] = field(default_factory=dict)
     mqtt_port: int = 0
     amqp_port: int = 0
@@ -206,6 +210,7 @@ def start(
             world.api_ports[r] = free_port()
             world.start_redis(r)
             world.pair_ports[r] = world.toxi.proxy(f"redis-{r}", world.redis_ports[r])
+            world.repl_ports[r] = world.toxi.proxy(f"repl-{r}", world.redis_ports[r])
         world.mqtt_port = free_port()
         world.start_broker()
         if amqp_port is None:
@@ -216,7 +221,7 @@ def start(
         for r in REGIONS:
             world.apis[r] = launch.region_api(r, world.api_ports[r], world.redis_ports[r], state / f"api-{r}.log")
         world.start_operator()
-        manifest = pair_manifest(world.pair_ports, world.api_ports, interval, threshold)
+        manifest = pair_manifest(world.pair_ports, world.repl_ports, world.api_ports, interval, threshold)
         kube.call("POST", f"{GROUP_PATH}/namespaces/{NS}/regionpairs", manifest)
         wait_healthy_sync(kube, "region1", timeout=60)
         for r in REGIONS:

@@ -290,3 +290,29 @@ def test_spec_parsing_requires_fields(missing: str) -> None:
     del raw[missing]
     with pytest.raises(ValueError):
         rp.RegionPairSpec.model_validate(raw)
+
+
+class TestReplicationEndpoint:
+    """A Redis the operator reaches at one address and the other region replicates from at another
+    (`replicationHost`/`replicationPort`): "replicates from the active region" means the latter."""
+
+    SPLIT = SPEC.model_copy(
+        update={
+            "regions": tuple(
+                r.model_copy(update={"redis": r.redis.model_copy(update={"replication_port": r.redis.port + 100})})
+                for r in SPEC.regions
+            )
+        }
+    )
+
+    def test_the_replication_address_defaults_to_the_operators(self) -> None:
+        r1 = SPEC.region("region1").redis
+        assert r1.replication_endpoint == ("127.0.0.1", 7001)
+        assert self.SPLIT.region("region1").redis.replication_endpoint == ("127.0.0.1", 7101)
+        parsed = rp.RedisEndpoint.model_validate({"host": "a", "replicationHost": "b", "replicationPort": 1})
+        assert parsed.replication_endpoint == ("b", 1)
+
+    def test_a_replica_of_the_operators_address_is_re_pointed(self) -> None:
+        assert d.decide(self.SPLIT, STEADY, HEALTHY) == d.MakeReplica("region2", "region1", fencing=False)
+        split_healthy = probes(primary("region1"), replica("region2", 7101))
+        assert d.decide(self.SPLIT, STEADY, split_healthy) == d.Nothing()
