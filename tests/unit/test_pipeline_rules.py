@@ -7,6 +7,7 @@ import pytest
 
 from tier0_contract import keys, pipeline, timestamps
 from tier0_services import healthz, heartbeat
+from tier0_services.ingest import worker
 from tier0_services.ingest.mqtt import parse_publish
 from tier0_services.primary import Choice, Observation, choose, parse_observation
 
@@ -157,3 +158,9 @@ def test_worker_healthz_verdict_uses_the_shared_rule() -> None:
     assert healthz.verdict(p, 1.0)[0] == "ok"
     p.connected = False
     assert healthz.verdict(p, 1.0)[0] == "stalled"
+
+
+def test_reconnect_delay_is_short_first_then_stretches() -> None:
+    assert worker.reconnect_delay(0.0) == worker.reconnect_delay(2.9) == 0.1
+    assert worker.reconnect_delay(30.0) == 3.0
+    assert worker.reconnect_delay(3600.0) == 10.0

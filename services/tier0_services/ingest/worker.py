@@ -41,8 +41,19 @@ Received = tuple[bytes, bytes, int | None, Any]  # topic, payload, packet id (No
 Ack = Literal["replicated", "at_risk", "unchecked"]
 MAX_UNCONFIRMED_BATCHES = 8
 """Written batches awaiting their replica confirmation at once (the broker's window bounds it too)."""
-RECONNECT_FIRST_S = 0.1  # doubled before each retry: 0.2 s, 0.4 s, ... up to RECONNECT_MAX_S
+RECONNECT_FAST_S = 0.1
+RECONNECT_FAST_FOR_S = 3.0
 RECONNECT_MAX_S = 10.0
+
+
+def reconnect_delay(outage_s: float) -> float:
+    """gmqtt's delay between reconnect attempts, `outage_s` into a broker outage: every 0.1 s for the
+    first 3 s (a restarted broker has nobody to give the devices' messages to until a share-group
+    member subscribes again), then a tenth of the outage so far, at most 10 s (a long outage is not
+    hammered)."""
+    if outage_s < RECONNECT_FAST_FOR_S:
+        return RECONNECT_FAST_S
+    return min(RECONNECT_MAX_S, outage_s / 10)
 
 
 def is_noreplicas(exc: BaseException) -> bool:
@@ -63,6 +74,7 @@ class IngestWorker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._connected = False
+        self._disconnected_at: float | None = None
         self._want_subscription = False
         self.progress = heartbeat.Progress("ingest", config.mqtt_client_id, config.region)
         self.client = IngestClient(
@@ -77,7 +89,7 @@ class IngestWorker:
         self.subscribed = asyncio.Event()
         """Set once the broker has acknowledged the shared subscription (cleared on disconnect)."""
         self.client.reconnect_retries = -1  # gmqtt's UNLIMITED_RECONNECTS
-        self.client.reconnect_delay = RECONNECT_FIRST_S
+        self.client.reconnect_delay = RECONNECT_FAST_S
 
     # --- MQTT side ------------------------------------------------------------------------------
 
@@ -92,7 +104,8 @@ class IngestWorker:
         self._connected = True
         self.metrics.mqtt_connected.set(1)
         self.metrics.mqtt_connects.inc()
-        self.client.reconnect_delay = RECONNECT_FIRST_S
+        self._disconnected_at = None
+        self.client.reconnect_delay = RECONNECT_FAST_S
         if self._want_subscription:
             self._subscribe()
 
@@ -105,10 +118,9 @@ class IngestWorker:
         self.subscribed.clear()
         self.metrics.mqtt_connected.set(0)
         if not self._stopping:
-            # gmqtt retries with a fixed delay; grow it so a long broker outage is not hammered. The
-            # first retry is quick: until a share-group member subscribes again, a restarted broker
-            # has nobody to give the devices' messages to.
-            self.client.reconnect_delay = min(self.client.reconnect_delay * 2, RECONNECT_MAX_S)
+            # gmqtt retries with a fixed delay, which the heartbeat loop stretches as the outage lasts.
+            self._disconnected_at = time.monotonic()
+            self.client.reconnect_delay = RECONNECT_FAST_S
             log.warning("disconnected from the broker; reconnecting in %.1f s", self.client.reconnect_delay)
 
     def _subscribe(self) -> None:
@@ -155,6 +167,8 @@ class IngestWorker:
 
     async def _heartbeat_loop(self) -> None:
         while True:
+            if self._disconnected_at is not None:
+                self.client.reconnect_delay = reconnect_delay(time.monotonic() - self._disconnected_at)
             await self.beat()
             await asyncio.sleep(self.config.heartbeat_interval)
 

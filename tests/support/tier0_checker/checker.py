@@ -245,8 +245,13 @@ class Checker:
             done = last.get("completedAt")
             if done and done != prev and last.get("to") == target and st.get("activeRegion") == target:
                 return parse_time(done)
-            if done and done != prev and last.get("outcome") not in (None, "Succeeded"):
-                raise RuntimeError(f"transition to {target} {last.get('outcome')}: {last.get('reason')}")
+            outcome = last.get("outcome")
+            if done and done != prev and outcome == "RolledBack" and last.get("type") == "Switchover":
+                # spec.activeRegion still asks for `target`: the operator retries after its backoff.
+                if f"rolled back: {last.get('reason')}" not in self.current.notes:
+                    self.current.notes.append(f"rolled back: {last.get('reason')}")
+            elif done and done != prev and outcome not in (None, "Succeeded"):
+                raise RuntimeError(f"transition to {target} {outcome}: {last.get('reason')}")
             await asyncio.sleep(0.02)
         raise TimeoutError(f"no completed transition to {target} within {timeout:.0f} s (last {last})")
 
