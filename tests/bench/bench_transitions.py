@@ -3,8 +3,8 @@
 One run on real programs on free loopback ports (see tests/support/tier0_checker): a device writer
 (MQTT QoS 1, acknowledged = PUBACKed) and an activity writer (AMQP, acknowledged = confirmed) at a
 steady rate, then switchover, kill -9 of the active Redis, of the active ingest worker, of the
-operator mid-switchover, a broker restart and a partition (toxiproxy cuts the active Redis from
-the operator and from the replica). After the first switchover the old active region stays
+operator mid-switchover, a broker restart, a partition (toxiproxy cuts the active Redis from
+the operator and from the replica) and a cut of the replication link alone. After the first switchover the old active region stays
 standby for BENCH_TRANSITIONS_SOAK seconds while its worker's RSS and the broker's store are
 sampled. In the same run, Redis Sentinel (Debian's redis-sentinel, three sentinels,
 down-after-milliseconds = tier0's detection budget) under the same writer rate, kill -9 and
