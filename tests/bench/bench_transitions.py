@@ -4,12 +4,12 @@ One run on real programs on free loopback ports (see tests/support/tier0_checker
 (MQTT QoS 1, acknowledged = PUBACKed) and an activity writer (AMQP, acknowledged = confirmed) at a
 steady rate, then switchover, kill -9 of the active Redis, of the active ingest worker, of the
 operator mid-switchover, a broker restart, a partition (toxiproxy cuts the active Redis from
-the operator and from the replica) and a cut of the replication link alone. After the first switchover the old active region stays
-standby for BENCH_TRANSITIONS_SOAK seconds while its worker's RSS and the broker's store are
-sampled. In the same run, Redis Sentinel (Debian's redis-sentinel, three sentinels,
-down-after-milliseconds = tier0's detection budget) under the same writer rate, kill -9 and
-partition. Prints the tables; exits 1 when an acknowledged message was lost, one was applied
-twice, two primaries both acknowledged, or freshness p99 missed 1 s.
+the operator and from the replica) and a cut of the replication link alone. After the first
+switchover the old active region stays standby for BENCH_TRANSITIONS_SOAK seconds while its
+worker's RSS and the broker's store are sampled. In the same run, Redis Sentinel (Debian's
+redis-sentinel, three sentinels, down-after-milliseconds = tier0's detection budget) under the
+same writer rate, kill -9 and partition. Prints the tables; exits 1 when an acknowledged message
+was lost, one was applied twice, two primaries both acknowledged, or freshness p99 missed 1 s.
 
 Environment: BENCH_TRANSITIONS_SOAK (seconds as standby, default 300), BENCH_TRANSITIONS_RATE
 (device messages/s, default 100), BENCH_TRANSITIONS_RUNS (repetitions of the scenarios, default 1),

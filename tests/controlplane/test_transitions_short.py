@@ -1,10 +1,11 @@
 """The short variant of the transitions checker (`make bench BENCH=transitions` is the long one):
 on real programs (kube-apiserver + etcd, the operator, two redis-servers, Mosquitto, RabbitMQ,
 the ingest workers, the activity consumer, the region APIs, toxiproxy), a switchover, a kill -9
-of the active Redis and a cut of the replication link alone under a steady writer. Every PUBACKed device message and every confirmed
-activity message must be in the active Redis afterwards, none applied twice, never two writable
-primaries that both stored, and the first message published after each transition readable
-through the active region's API within a generous bound."""
+of the active Redis and a cut of the replication link alone under a steady writer. Every
+PUBACKed device message and every confirmed activity message must be in the active Redis
+afterwards, none applied twice, never two writable primaries that both stored, and the first
+message published after each transition readable through the active region's API within a
+generous bound."""
 
 import asyncio
 from pathlib import Path
