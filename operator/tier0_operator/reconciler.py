@@ -33,6 +33,7 @@ RECHECK_SECONDS = 0.25  # bound of the probe of a region found unreachable by th
 # would cost RECHECK_SECONDS per step (about 0.5 s per failover); one that is back on the same
 # network answers well within this, and one that answers late is fenced by the epoch afterwards.
 STEP_RECHECK_SECONDS = 0.05
+FAILURE_LOG_EVERY = 60  # consecutive failed probes between two log lines, past the threshold
 RedisErrors = (TimeoutError, RedisError, OSError)
 
 
@@ -377,7 +378,14 @@ class PairReconciler:
         for p in probes.values():
             metrics.observe_region(self.pair, p.region, p.healthy, p.role)
             r = self.status.region(p.region)
-            if not p.reachable and r is not None and leader:
+            # Each failure up to the threshold, then once a minute at a 1 s interval: a standby that
+            # stays down for hours must not fill the log.
+            if (
+                not p.reachable
+                and r is not None
+                and leader
+                and (r.consecutive_failures <= threshold or r.consecutive_failures % FAILURE_LOG_EVERY == 0)
+            ):
                 log.info(
                     "%s: probe of %s failed (%d of %d): %s",
                     self.pair,
