@@ -155,20 +155,31 @@ def _reason(st: rp.RegionPairStatus, type_: str) -> str | None:
 
 
 async def write_heartbeat(port: int, component: pipeline.Component, region: str, age: float, pending: int = 0) -> None:
-    """A worker's heartbeat as the workers write it: times on the Redis server's clock."""
+    """A worker's heartbeat as the workers write it: times on the Redis server's clock. Like the
+    workers, it holds and retries while the guarded primary answers NOREPLICAS (a replica that has
+    just synced counts as good only after its first acknowledgement)."""
     c = aioredis.Redis(port=port)
     try:
-        seconds, micros = await c.time()
-        now = seconds + micros / 1e6
-        hb = pipeline.Heartbeat(
-            component=component,
-            worker=f"{component}-{region}",
-            region=region,
-            at=now - age,
-            last_stored_at=now - age,
-            pending=pending,
-        )
-        await c.hset(keys.PIPELINE_HEARTBEATS, pipeline.heartbeat_field(component, hb.worker), hb.model_dump_json())  # type: ignore[misc]
+        deadline = time.monotonic() + 10
+        while True:
+            seconds, micros = await c.time()
+            now = seconds + micros / 1e6
+            hb = pipeline.Heartbeat(
+                component=component,
+                worker=f"{component}-{region}",
+                region=region,
+                at=now - age,
+                last_stored_at=now - age,
+                pending=pending,
+            )
+            field = pipeline.heartbeat_field(component, hb.worker)
+            try:
+                await c.hset(keys.PIPELINE_HEARTBEATS, field, hb.model_dump_json())  # type: ignore[misc]
+                return
+            except ResponseError as exc:
+                if not str(exc).startswith("NOREPLICAS") or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.1)
     finally:
         await c.aclose()
 
