@@ -88,6 +88,8 @@ def test_pair_and_peer_decoding() -> None:
         True,
     )
     assert pair.last_transition is not None and pair.last_transition.duration_seconds == 2.5
+    unset = overview.pair_from_object({"spec": {"regions": [{"name": "region1"}, {"name": "region2"}]}})
+    assert unset.desired_region == "region1"
     peer = overview.peer_from_pair("region2", overview.pair_regions(obj)["region2"], pair, "v2", None)
     assert (peer.source, peer.role, peer.status, peer.lag_bytes, peer.version) == (
         "regionpair",

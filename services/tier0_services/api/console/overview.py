@@ -39,7 +39,8 @@ def pair_from_object(obj: Mapping[str, Any]) -> PairView:
     return PairView(
         name=str((obj.get("metadata") or {}).get("name", "")),
         active_region=status.get("activeRegion"),
-        desired_region=spec.get("activeRegion"),
+        # Unset (the chart leaves it to the operator) means the first region, as the operator reads it.
+        desired_region=spec.get("activeRegion") or next((r.get("name") for r in spec.get("regions") or []), None),
         phase=status.get("phase"),
         epoch=status.get("epoch"),
         in_transition=bool(status.get("transition")),
