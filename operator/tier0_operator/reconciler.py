@@ -197,7 +197,7 @@ class PairReconciler:
         limits = transition.deadlines(spec, t)
         paused = False
         # A failover starts because the active region stopped answering: recheck it fast from the start.
-        gone = {r.name for r in self.status.regions if r.consecutive_failures > 0}
+        gone = self._failing()
         while True:
             if not self.elector.is_leader():
                 log.warning("%s: lost the Lease mid-transition; the new holder resumes it", self.pair)
@@ -445,13 +445,17 @@ class PairReconciler:
         self._client_key = key if complete else ()
         self.regions = [r.name for r in spec.regions]
 
+    def _failing(self) -> set[str]:
+        """The regions whose last probe failed (their next probe is bounded by a recheck)."""
+        return {r.name for r in self.status.regions if r.consecutive_failures > 0}
+
     async def probe_all(self, spec: rp.RegionPairSpec) -> dict[str, Probe]:
         """Every region's probe. A region that failed its last probe gets RECHECK_SECONDS: a vanished
         address would cost the client's whole timeout (0.8 s at a 1 s interval) on each of the
         threshold's probes, the last of which delays the failover itself, while a Redis that is
         back answers well within the bound."""
         session = self._session()
-        suspect = {r.name for r in self.status.regions if r.consecutive_failures > 0}
+        suspect = self._failing()
         probes = await asyncio.gather(
             *(
                 self.clients[r.name].probe(r.health_url, session, bound=RECHECK_SECONDS if r.name in suspect else None)

@@ -248,8 +248,9 @@ class Checker:
             outcome = last.get("outcome")
             if done and done != prev and outcome == "RolledBack" and last.get("type") == "Switchover":
                 # spec.activeRegion still asks for `target`: the operator retries after its backoff.
-                if f"rolled back: {last.get('reason')}" not in self.current.notes:
-                    self.current.notes.append(f"rolled back: {last.get('reason')}")
+                note = f"rolled back: {last.get('reason')}"
+                if note not in self.current.notes:
+                    self.current.notes.append(note)
             elif done and done != prev and outcome not in (None, "Succeeded"):
                 raise RuntimeError(f"transition to {target} {outcome}: {last.get('reason')}")
             await asyncio.sleep(0.02)

@@ -8,6 +8,7 @@ import pytest
 from tier0_contract import regionpair as rp
 from tier0_operator import decide as d
 from tier0_operator import patches
+from tier0_operator import transition as tr
 from tier0_operator.model import Probe
 from tier0_operator.redisops import parse_replication, with_extras
 from tier0_testing.operator import pair_manifest
@@ -79,18 +80,8 @@ class TestRolledBackSwitchoverRetry:
 
     @staticmethod
     def rolled_back(attempt: int) -> rp.RegionPairStatus:
-        last = rp.LastTransition(
-            type="Switchover",
-            from_region="region1",
-            to_region="region2",
-            reason="replica lagging",
-            outcome="RolledBack",
-            epoch=2,
-            started_at=T0,
-            completed_at=T0,
-            duration_seconds=5.0,
-            attempt=attempt,
-        )
+        t = transition("Switchover").model_copy(update={"attempt": attempt})
+        last = tr.last_transition(t, "RolledBack", T0, "replica lagging")
         return status(requested="region2", epoch=2, last_transition=last)
 
     def test_retried_after_the_backoff_only(self) -> None:
@@ -182,16 +173,7 @@ class TestReport:
         assert d.phase_of(SPEC, status(transition=transition("Failover")), HEALTHY) == "FailingOver"
 
     def test_conditions_explain_a_failover_to_acknowledge(self) -> None:
-        last = rp.LastTransition(
-            type="Failover",
-            from_region="region1",
-            to_region="region2",
-            outcome="Succeeded",
-            epoch=2,
-            started_at=T0,
-            completed_at=T0,
-            duration_seconds=0,
-        )
+        last = tr.last_transition(transition("Failover"), "Succeeded", T0)
         st = status(active="region2", requested="region1", last_transition=last)
         conds = {c.type: c for c in d.conditions_of(SPEC, st, HEALTHY, d.Nothing())}
         assert conds[rp.ACTIVE_REGION_MATCHES_SPEC].reason == "FailedOver"
