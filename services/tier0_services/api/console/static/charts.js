@@ -38,9 +38,10 @@ function axes(svg, t0, t1, max) {
   return y;
 }
 
-// series: [{name, color, points: [[tMillis, value], ...]}]
+// series: [{name, color, points: [[tMillis, value], ...]}]; bands: [[startMillis, endMillis | null]],
+// shaded behind the lines (a band without an end is still open).
 // The window grows with the data (at least 30 s) up to `maxWindowMs`, so a fresh page is readable.
-function lineChart(svg, series, maxWindowMs) {
+function lineChart(svg, series, maxWindowMs, bands = []) {
   svg.replaceChildren();
   const t1 = Date.now();
   let first = t1;
@@ -52,6 +53,14 @@ function lineChart(svg, series, maxWindowMs) {
   max = niceMax(max);
   const y = axes(svg, t0, t1, max);
   const x = (t) => PAD_L + (W - PAD_L - PAD_R) * ((t - t0) / windowMs);
+  for (const [start, end] of bands) {
+    if ((end || t1) < t0) continue;
+    const xs = x(Math.max(start, t0)), xe = Math.max(x(end || t1), xs + 2);
+    svg.appendChild(el("rect", {
+      x: xs, y: PAD_T, width: xe - xs, height: H - PAD_T - PAD_B, fill: "#f59e0b", "fill-opacity": 0.18,
+      "data-band": end ? "closed" : "open",
+    }));
+  }
   let legendX = PAD_L + 6;
   for (const s of series) {
     const pts = s.points.filter(([t]) => t >= t0);

@@ -15,6 +15,7 @@ const $ = (id) => document.getElementById(id);
 const state = {
   lastOverview: null, // {t, messages}
   mps: [], ok: [], warn: [], alert: [], latency: [], latencyFailed: [],
+  bursts: [], // [startMillis, endMillis | null]: the traffic bursts, shaded on the latency chart
   transitions: new Map(), // key -> {type, from, to, startedAt, completedAt, durationSeconds, outcome}
   lastPhase: null,
 };
@@ -230,7 +231,7 @@ function drawCharts() {
   C.lineChart($("chart-latency"), [
     { name: "poll ms", color: "#a78bfa", points: state.latency },
     { name: "failed", color: "#ef4444", points: state.latencyFailed },
-  ], CHART_WINDOW_MS);
+  ], CHART_WINDOW_MS, state.bursts);
   const list = [...state.transitions.values()].sort((a, b) => a.startedAt - b.startedAt);
   C.timelineChart($("chart-transitions"), list, TIMELINE_WINDOW_MS);
 }
@@ -362,10 +363,16 @@ async function switchRegion(kind) {
 
 async function simulateTraffic() {
   const title = "Simulate High Traffic";
+  const sentAt = Date.now();
   const start = await withToken((token) => api("/api/console/traffic", {
     method: "POST", token, body: { requests: 3000, concurrency: 16 },
   }));
   let run = start.data;
+  // The band runs from the request to the first poll that sees the burst finished (client clock:
+  // the server's may differ).
+  const band = [sentAt, null];
+  state.bursts.push(band);
+  while (state.bursts.length > 20) state.bursts.shift();
   const show = () => result(title, `${run.state} · answered by ${start.region}`, h("div", { id: "traffic-result" }, dl([
     ["sent", `${num(run.sent)} of ${num(run.requests)} (concurrency ${run.concurrency})`],
     ["elapsed", `${run.elapsed_seconds} s (limit ${run.max_seconds} s)`],
@@ -375,10 +382,15 @@ async function simulateTraffic() {
     ["stopped by", run.stopped_by || "—"],
   ]), h("p", { class: "muted" }, "Its effect shows on the API latency chart.")));
   show();
-  while (run.state === "running") {
-    await new Promise((r) => setTimeout(r, 500));
-    run = (await api("/api/console/traffic")).data;
-    show();
+  try {
+    while (run.state === "running") {
+      await new Promise((r) => setTimeout(r, 500));
+      run = (await api("/api/console/traffic")).data;
+      show();
+    }
+  } finally {
+    band[1] = Date.now();
+    drawCharts();
   }
 }
 
