@@ -16,6 +16,7 @@ from tier0_contract import regionpair as rp
 from tier0_operator import reconciler, redisops
 
 CLIENT_TIMEOUT = 0.8  # the operator's at a 1 s probe interval
+SLACK = 0.3  # a loaded 2-core CI machine; still well under the unbounded CLIENT_TIMEOUT
 
 
 @pytest_asyncio.fixture
@@ -48,7 +49,7 @@ async def test_a_hung_redis_costs_the_bound_not_the_timeout(silent_port: int) ->
     reachable, took = await timed_probe(silent_port, None)
     assert not reachable and took >= CLIENT_TIMEOUT * 0.9, took
     reachable, took = await timed_probe(silent_port, reconciler.RECHECK_SECONDS)
-    assert not reachable and took < reconciler.RECHECK_SECONDS + 0.15, took
+    assert not reachable and took < reconciler.RECHECK_SECONDS + SLACK, took
 
 
 @pytest.mark.asyncio
@@ -56,7 +57,7 @@ async def test_a_hung_health_url_costs_the_bound_too(redis_port: int, silent_por
     reachable, took = await timed_probe(
         redis_port, reconciler.RECHECK_SECONDS, f"http://127.0.0.1:{silent_port}/health"
     )
-    assert reachable and took < reconciler.RECHECK_SECONDS + 0.15, took
+    assert reachable and took < reconciler.RECHECK_SECONDS + SLACK, took
 
 
 @pytest.mark.asyncio
