@@ -32,7 +32,7 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from tier0_contract import models, timestamps, topics
-from tier0_services import heartbeat, primary
+from tier0_services import heartbeat, primary, rediserrors
 from tier0_services.activity.metrics import ActivityMetrics
 from tier0_services.activity.settings import Settings
 from tier0_services.activity.store import ActivityStore
@@ -219,12 +219,17 @@ class ActivityConsumer:
                 except redis.exceptions.ReadOnlyError:
                     log.warning("redis answered READONLY: re-resolving the primary (holding %s)", msg.message_id)
                 except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-                    log.warning("redis write failed (%s); retrying in %.1f s", exc, delay)
+                    log.warning("redis write failed (%s); retrying in %.1f s", rediserrors.reason(exc), delay)
                 except RedisError as exc:
                     if _is_noreplicas(exc):
                         log.warning("primary refuses writes (NOREPLICAS): holding %s", msg.message_id)
                     else:
-                        log.error("redis write failed (%r); retrying in %.1f s", exc, delay)
+                        log.error(
+                            "redis write failed (%s: %s); retrying in %.1f s",
+                            type(exc).__name__,
+                            rediserrors.reason(exc),
+                            delay,
+                        )
                 else:
                     # A re-write after a primary change finds our own first write as a duplicate.
                     first = result if first is None or result != "duplicate" else first

@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from tier0_contract import keys
+from tier0_services import rediserrors
 from tier0_services.ai import images as images_mod
 from tier0_services.ai.diagnostics import Diagnostics, Relevance
 from tier0_services.ai.logs import sample as logs_sample
@@ -79,7 +80,7 @@ class AIRuntime:
             await self._load_when_writable()
             await self.warm_caches()
         except (RedisError, OSError, ProviderUnavailableError) as exc:
-            log.warning("AI start-up loading failed (retry with the CLI or the API): %s", exc)
+            log.warning("AI start-up loading failed (retry with the CLI or the API): %s", rediserrors.reason(exc))
         finally:
             self.ready.set()
 

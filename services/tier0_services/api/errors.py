@@ -15,7 +15,7 @@ from redis.exceptions import ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tier0_services import kube
+from tier0_services import kube, rediserrors
 from tier0_services.api import bodyguard
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, ReadOnlyError):
             return JSONResponse(status_code=503, content={"detail": standby_detail(request.app.state.settings.region)})
         what = "unavailable" if isinstance(exc, RedisConnectionError | RedisTimeoutError) else "error"
-        return JSONResponse(status_code=503, content={"detail": f"redis {what}: {redis_reason(exc)}"})
+        return JSONResponse(status_code=503, content={"detail": f"redis {what}: {rediserrors.reason(exc)}"})
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -151,14 +151,6 @@ def standby_detail(region: str) -> str:
         f"{region} is the standby region: its Redis is a read-only replica, so it takes no writes; "
         "send writes to the active region (the global Service follows it)"
     )
-
-
-def redis_reason(exc: RedisError) -> str:
-    """The error's message, never a template: some redis-py errors carry their args unformatted."""
-    text = str(exc)
-    if not text or "{" in text:
-        text = " ".join(str(a) for a in exc.args) or type(exc).__name__
-    return text
 
 
 def allowed_methods(request: Request, fallback: str | None) -> str:

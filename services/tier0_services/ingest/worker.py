@@ -26,7 +26,7 @@ from redis.exceptions import ReadOnlyError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tier0_contract import keys, topics
-from tier0_services import aio, heartbeat, primary
+from tier0_services import aio, heartbeat, primary, rediserrors
 from tier0_services.ingest import batch, store
 from tier0_services.ingest.metrics import IngestMetrics
 from tier0_services.ingest.mqtt import IngestClient
@@ -217,7 +217,7 @@ class IngestWorker:
                 continue
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 self.metrics.write_errors.labels("connection").inc()
-                log.warning("redis write failed (%s); retrying in %.2f s", exc, delay)
+                log.warning("redis write failed (%s); retrying in %.2f s", rediserrors.reason(exc), delay)
             except RedisError as exc:
                 if is_noreplicas(exc):
                     self.metrics.write_errors.labels("noreplicas").inc()

@@ -15,7 +15,7 @@ from typing import Protocol
 from redis.asyncio import Redis
 from redis.exceptions import ReadOnlyError, RedisError
 
-from tier0_services import aio
+from tier0_services import aio, rediserrors
 from tier0_services.ai.logs import aggregates
 from tier0_services.ai.logs.parse import LogEntry
 
@@ -86,7 +86,7 @@ class AccessLogRecorder:
             return 0
         except (RedisError, OSError) as exc:
             if not self._failing:
-                log.warning("access log flush failed, %d entries kept: %s", len(entries), exc)
+                log.warning("access log flush failed, %d entries kept: %s", len(entries), rediserrors.reason(exc))
             self._failing = True
             return 0
         self._failing = False
