@@ -155,6 +155,13 @@ def image_embedding(image_id: str) -> str:
     return f"{IMAGE_EMBEDDING_PREFIX}{image_id}"
 
 
+AI_SAMPLES = "ai:samples"
+"""HASH of the start-up sample loading, replicated with the data it describes: `plan` (the kinds
+the first region API to find this dataset on a primary saw empty, comma-separated: `images`,
+`corpus`, `logs`; empty string for none) and one field per loaded kind (ISO time). Whichever
+region API serves the primary finishes the plan, so a transition in the middle of loading does not
+leave the samples half loaded, and a restart never loads a kind twice."""
+
 IMAGE_IDS = "images:ids"
 """SET of the catalogued image ids (the numpy search path and `/api/images/list` read it)."""
 IMAGE_SITES = "images:sites"

@@ -7,6 +7,7 @@ shutdown, a worker's close) waits forever. `asyncio.timeout` counts cancellation
 """
 
 import asyncio
+from typing import Any
 
 
 async def wait_event(event: asyncio.Event, timeout: float) -> bool:
@@ -17,3 +18,16 @@ async def wait_event(event: asyncio.Event, timeout: float) -> bool:
     except TimeoutError:
         pass
     return event.is_set()
+
+
+async def cancel_and_wait(task: "asyncio.Task[Any]", recancel_every: float = 0.1) -> None:
+    """Cancel `task` and return once it has ended, cancelling it again while it runs on. The
+    swallowed cancellation is not only ours to avoid: redis-py wraps every socket write in
+    `asyncio.wait_for` (`AbstractConnection.send_packed_command`), so a loop cancelled while a
+    command is being sent can run on as if nothing happened. An exception the task ended with
+    other than the cancellation is raised here."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=recancel_every)
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        raise exc

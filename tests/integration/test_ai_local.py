@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
+from tier0_contract import keys
 from tier0_dev import programs
 from tier0_dev.procs import free_port
 from tier0_services.ai.local_model import MiniLMEmbedder
@@ -205,3 +206,59 @@ async def test_samples_load_once_redis_answers_after_the_api_started(
                 assert app.state.ai.loaded == ["images", "corpus", "logs"]
             finally:
                 proc.stop()
+
+
+async def test_a_promoted_replica_finishes_the_samples_its_old_primary_began(
+    tmp_path: Any, offline_model: MiniLMEmbedder
+) -> None:
+    """Seen on a cold `make up`: the operator adopted the Redis that answered first, its API loaded
+    the images and the corpus, and the switchover to spec.activeRegion made it the standby before
+    the logs were in; the other API had found a replica and loaded nothing. So the active region's
+    logs held only the recorder's entries. The plan in `keys.AI_SAMPLES` replicates with the data:
+    the API of the promoted region finishes it, and a restart loads nothing twice."""
+    old_port, new_port = free_port(), free_port()
+    old_proc = programs.redis(old_port, tmp_path / "old")
+    new_proc = programs.redis(new_port, tmp_path / "new")
+    old, new = Redis(port=old_port), Redis(port=new_port)
+    try:
+        # What the old primary's API left: its plan, images and corpus marked loaded, recorder entries.
+        plan = {"plan": "images,corpus,logs", "images": "2026-12-01T19:30:41", "corpus": "2026-12-01T19:30:44"}
+        await old.hset(keys.AI_SAMPLES, mapping=plan)  # type: ignore[misc]
+        await old.incrby(keys.LOGS_TOTAL, 437)
+        await new.replicaof("127.0.0.1", old_port)
+        for _ in range(100):
+            if await new.exists(keys.AI_SAMPLES):
+                break
+            await asyncio.sleep(0.1)
+        settings = Settings(region="region2", redis_url=f"redis://127.0.0.1:{new_port}/0", api_token=SecretStr(TOKEN))
+        for restart in (False, True):
+            app: FastAPI = create_app(settings)
+            app.state.ai_settings = AISettings(provider="local", load_samples=True, record_access_log=False)
+            app.state.ai_providers = Providers(
+                kind="local", embedder=offline_model, answerer=ExtractiveAnswerer(offline_model)
+            )
+            async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
+                await asyncio.wait_for(app.state.ai.ready.wait(), 60)
+                if not restart:
+                    await asyncio.sleep(0.5)
+                    assert app.state.ai.loaded == [], "a replica loads nothing"
+                    await new.replicaof("no", "one")  # the switchover promotes this region's Redis
+                    for _ in range(150):
+                        if app.state.ai.loaded:
+                            break
+                        await asyncio.sleep(0.1)
+                    assert app.state.ai.loaded == ["logs"], "only what the plan still missed"
+                else:
+                    await asyncio.sleep(0.5)
+                    assert app.state.ai.loaded == [], "a restart finds the plan complete"
+                transport = httpx.ASGITransport(app=manager.app)
+                async with httpx.AsyncClient(transport=transport, base_url="http://region2") as c:
+                    stats = (await c.get("/api/diagnostics/logs/stats")).json()
+                    assert stats["total_entries"] == 12_000 + 437, stats
+            fields = await new.hgetall(keys.AI_SAMPLES)  # type: ignore[misc]
+            assert b"logs" in fields and fields[b"images"] == plan["images"].encode(), fields
+    finally:
+        await old.aclose()
+        await new.aclose()
+        old_proc.stop()
+        new_proc.stop()

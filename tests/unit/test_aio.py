@@ -39,3 +39,38 @@ async def test_answers_whether_the_event_was_set() -> None:
     assert await aio.wait_event(event, 0.01) is False
     event.set()
     assert await aio.wait_event(event, 0.01) is True
+
+
+async def test_cancel_and_wait_ends_a_task_that_swallowed_its_cancellation() -> None:
+    """As a loop does when redis-py's own `wait_for` (around every socket write) eats the cancel:
+    one `cancel()` and an `await` would wait forever."""
+    swallowed = 0
+
+    async def loop_that_swallows_once() -> None:
+        nonlocal swallowed
+        while True:
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                if swallowed:
+                    raise
+                swallowed += 1
+
+    task = asyncio.create_task(loop_that_swallows_once())
+    await asyncio.sleep(0)
+    async with asyncio.timeout(2):
+        await aio.cancel_and_wait(task, recancel_every=0.05)
+    assert task.cancelled() and swallowed == 1
+
+
+async def test_cancel_and_wait_raises_what_the_task_ended_with() -> None:
+    async def fails_on_cancel() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            raise RuntimeError("cleanup failed") from None
+
+    task = asyncio.create_task(fails_on_cancel())
+    await asyncio.sleep(0)
+    with pytest.raises(RuntimeError, match="cleanup failed"):
+        await aio.cancel_and_wait(task)

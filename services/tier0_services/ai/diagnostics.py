@@ -136,7 +136,11 @@ class Diagnostics:
         imported += await aggregates.record(self.redis, batch)
         return ImportResult(imported, rejected, errors)
 
-    async def import_entries(self, entries: list[LogEntry]) -> int:
+    async def import_entries(self, entries: list[LogEntry], atomic_marker: tuple[str, str, str] | None = None) -> int:
+        """Add entries to the aggregates, in batches; with `atomic_marker` (key, field, value) all
+        of them and that hash field in one transaction instead (`aggregates.record`)."""
+        if atomic_marker is not None:
+            return await aggregates.record(self.redis, entries, atomic_marker)
         imported = 0
         for start in range(0, len(entries), IMPORT_BATCH):
             imported += await aggregates.record(self.redis, entries[start : start + IMPORT_BATCH])

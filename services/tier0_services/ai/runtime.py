@@ -4,16 +4,20 @@
 RediSearch probe is repeated on first use and the sample/folder loading runs in a background task
 that waits for Redis (in a cluster the API often starts before its Redis answers) and logs a
 failure. With `load_samples` the labelled samples (images, corpus, a 12,000-line access log) go
-into whichever of those is empty on a primary; the access-log recorder starts after that check, as
-its first entry would make the logs look loaded. The local model is run once before `start()`
-returns, and the caches are warmed after the loading, so the first request costs what the others
-do. `ready` is set when loading and warming have finished.
+into whichever of those was empty when the first region API found the dataset on a primary; that
+plan is kept in Redis (`keys.AI_SAMPLES`) and replicates with the data, so the API of whichever
+region is primary finishes it, across a transition in the middle of the loading. The access-log
+recorder starts after that judgement, as its first entry would make the logs look loaded. The
+local model is run once before `start()` returns, and the caches are warmed after the first
+loading pass, so the first request costs what the others do. `ready` is set then (on a replica,
+after its first answer: the loading goes on in the background until the plan is complete).
 """
 
 import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -21,7 +25,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from tier0_contract import keys
-from tier0_services import rediserrors
+from tier0_services import aio, rediserrors
 from tier0_services.ai import images as images_mod
 from tier0_services.ai.diagnostics import Diagnostics, Relevance
 from tier0_services.ai.logs import sample as logs_sample
@@ -36,6 +40,8 @@ log = logging.getLogger(__name__)
 SAMPLE_LOG_ENTRIES = 12_000
 LOADING_RETRY_FIRST_S = 0.5
 LOADING_RETRY_MAX_S = 5.0
+REPLICA_POLL_S = 2.0
+"""How often a replica region's API checks whether it was promoted before the samples were complete."""
 WARM_UP_QUESTIONS = (
     "warm up",
     "How is the retrieval path warmed up before the first request?",
@@ -60,63 +66,96 @@ class AIRuntime:
     loaded: list[str] = field(default_factory=list)
     """What the start-up loading put into an empty Redis (`images`, `corpus`, `logs`)."""
 
-    async def load_samples(self, empty: "Emptiness | None" = None) -> None:
-        """The labelled samples, each only where its data is empty (all of them when `empty` is None)."""
-        empty = empty or Emptiness(images=True, corpus=True, logs=True)
-        if empty.images:
-            await self.images.ingest_samples()
-            self.loaded.append("images")
-        if empty.corpus:
-            for doc in corpus_mod.sample_documents():
-                await self.corpus.add(doc)
-            self.loaded.append("corpus")
-        if empty.logs:
-            log_sample = logs_sample.generate(SAMPLE_LOG_ENTRIES, seed=7)
-            await self.diagnostics.import_entries(log_sample.entries)
-            self.loaded.append("logs")
-
     async def _startup_loading(self) -> None:
         try:
-            await self._load_when_writable()
-            await self.warm_caches()
+            await self._load_until_complete()
         except (RedisError, OSError, ProviderUnavailableError) as exc:
             log.warning("AI start-up loading failed (retry with the CLI or the API): %s", rediserrors.reason(exc))
         finally:
             self.ready.set()
 
-    async def _load_when_writable(self) -> None:
-        """The samples and the corpus folder, tried again with backoff while Redis does not answer or
-        refuses writes (a primary whose replica has not connected yet answers NOREPLICAS); nothing
-        on a replica, which gets the primary's data by replication. Emptiness is judged once, before
-        the recorder writes its first entry; a retry loads only what is still missing."""
-        empty: Emptiness | None = None
+    async def _load_until_complete(self) -> None:
+        """Carry out the dataset's sample plan (`keys.AI_SAMPLES`) whenever this region's Redis is
+        the primary, until it is complete. Tried again with backoff while Redis does not answer or
+        refuses writes (a primary whose replica has not connected yet answers NOREPLICAS). On a
+        replica it waits: the primary's API finishes the plan and replication brings it, or this
+        Redis is promoted first (a transition in the middle of loading) and this API finishes it.
+        `ready` is set after the first pass that got an answer (loaded, or a replica), warmed."""
         delay = LOADING_RETRY_FIRST_S
+        warned = said_replica = False
+        folder_loaded = self.settings.corpus_dir is None
         while True:
             try:
                 primary = await _is_primary(self.redis)
-                if primary and empty is None:
-                    empty = await _emptiness(self.redis) if self.settings.load_samples else NOTHING_EMPTY
+                plan = await self._plan(primary)
                 if self.recorder is not None:
-                    self.recorder.start()
-                if not primary or empty is None:
-                    return
-                missing = empty.without(self.loaded)
-                if missing.any:
-                    await self.load_samples(missing)
-                    log.info("AI samples loaded into the empty Redis: %s", ", ".join(self.loaded))
-                if self.settings.corpus_dir is not None:
+                    self.recorder.start()  # after the plan: its first entry would make the logs look loaded
+                if primary and plan is not None and plan.missing:
+                    for kind in plan.missing:
+                        await self._load(kind)
+                        self.loaded.append(kind)
+                    log.info("AI samples loaded into this region's Redis: %s", ", ".join(plan.missing))
+                    plan = await self._plan(primary)
+                if primary and not folder_loaded and self.settings.corpus_dir is not None:
                     for doc in corpus_mod.folder_documents(self.settings.corpus_dir):
                         await self.corpus.add(doc)
-                return
+                    folder_loaded = True
+                if not self.ready.is_set():
+                    await self._warm_once()
+                if plan is not None and plan.complete and folder_loaded:
+                    return
+                if not primary and not said_replica:
+                    log.info("AI start-up loading: this region's Redis is a replica; the samples come from the primary")
+                    said_replica = True
+                delay = REPLICA_POLL_S
             except (RedisError, OSError) as exc:
-                if delay == LOADING_RETRY_FIRST_S:
+                if not warned:
                     log.warning(
                         "AI start-up loading waits for a writable Redis (%s); retrying every %g s at most",
-                        exc,
+                        rediserrors.reason(exc),
                         LOADING_RETRY_MAX_S,
                     )
+                    warned = True
             await asyncio.sleep(delay)
             delay = min(delay * 2, LOADING_RETRY_MAX_S)
+
+    async def _warm_once(self) -> None:
+        """Warm the caches, then `ready`; a failure is logged, not retried (the first request pays)."""
+        try:
+            await self.warm_caches()
+        except (RedisError, OSError, ProviderUnavailableError) as exc:
+            log.warning("AI warm-up failed (the first request loads what it needs): %s", rediserrors.reason(exc))
+        self.ready.set()
+
+    async def _plan(self, primary: bool) -> "SamplePlan | None":
+        """The dataset's plan: judged once per dataset, by the first API to find it on a primary
+        without one (what is empty then gets the samples); None on a replica whose primary has made
+        none yet."""
+        if not self.settings.load_samples:
+            return NOTHING_PLANNED
+        fields = await self.redis.hgetall(keys.AI_SAMPLES)  # type: ignore[misc]
+        if b"plan" not in fields:
+            if not primary:
+                return None
+            empty = await _empty_kinds(self.redis)
+            await self.redis.hsetnx(keys.AI_SAMPLES, "plan", ",".join(empty))  # type: ignore[misc]
+            fields = await self.redis.hgetall(keys.AI_SAMPLES)  # type: ignore[misc]
+        return SamplePlan.from_fields(fields)
+
+    async def _load(self, kind: str) -> None:
+        """One kind of sample, then its mark. Images and documents are keyed by id, so loading them
+        again after a cut is harmless; the log sample and its mark are one transaction."""
+        mark = (keys.AI_SAMPLES, kind, datetime.now(UTC).isoformat())
+        if kind == "images":
+            await self.images.ingest_samples()
+        elif kind == "corpus":
+            for doc in corpus_mod.sample_documents():
+                await self.corpus.add(doc)
+        else:
+            log_sample = logs_sample.generate(SAMPLE_LOG_ENTRIES, seed=7)
+            await self.diagnostics.import_entries(log_sample.entries, atomic_marker=mark)
+            return
+        await self.redis.hset(*mark)  # type: ignore[misc]
 
     async def warm_caches(self) -> None:
         """Load what the first question and search would otherwise load (BM25 statistics, the
@@ -135,33 +174,37 @@ class AIRuntime:
 
     async def stop(self) -> None:
         for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await aio.cancel_and_wait(task)
         if self.recorder is not None:
             with contextlib.suppress(RedisError, OSError):
                 await self.recorder.stop()
 
 
+SAMPLE_KINDS = ("images", "corpus", "logs")
+
+
 @dataclass(frozen=True)
-class Emptiness:
-    images: bool
-    corpus: bool
-    logs: bool
+class SamplePlan:
+    """`keys.AI_SAMPLES` read back: the kinds planned and those already loaded."""
+
+    wanted: tuple[str, ...]
+    done: frozenset[str]
+
+    @classmethod
+    def from_fields(cls, fields: dict[bytes, bytes]) -> "SamplePlan":
+        wanted = tuple(k for k in fields.get(b"plan", b"").decode().split(",") if k in SAMPLE_KINDS)
+        return cls(wanted=wanted, done=frozenset(k.decode() for k in fields if k.decode() in SAMPLE_KINDS))
 
     @property
-    def any(self) -> bool:
-        return self.images or self.corpus or self.logs
+    def missing(self) -> list[str]:
+        return [k for k in self.wanted if k not in self.done]
 
-    def without(self, loaded: list[str]) -> "Emptiness":
-        return Emptiness(
-            images=self.images and "images" not in loaded,
-            corpus=self.corpus and "corpus" not in loaded,
-            logs=self.logs and "logs" not in loaded,
-        )
+    @property
+    def complete(self) -> bool:
+        return not self.missing
 
 
-NOTHING_EMPTY = Emptiness(images=False, corpus=False, logs=False)
+NOTHING_PLANNED = SamplePlan(wanted=(), done=frozenset())
 
 
 async def _is_primary(redis: Redis) -> bool:
@@ -169,14 +212,14 @@ async def _is_primary(redis: Redis) -> bool:
     return bool(info.get("role") == "master")
 
 
-async def _emptiness(redis: Redis) -> Emptiness:
+async def _empty_kinds(redis: Redis) -> list[str]:
     """Which of images, corpus and logs hold nothing yet."""
     async with redis.pipeline(transaction=False) as pipe:
         pipe.scard(keys.IMAGE_IDS)
         pipe.scard(keys.DOCUMENT_IDS)
         pipe.exists(keys.LOGS_TOTAL)
-        images, docs, logs = await pipe.execute()
-    return Emptiness(images=images == 0, corpus=docs == 0, logs=logs == 0)
+        counts = await pipe.execute()
+    return [kind for kind, n in zip(SAMPLE_KINDS, counts, strict=True) if n == 0]
 
 
 def _warm_model(providers: Providers) -> None:

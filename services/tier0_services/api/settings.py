@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     JSON in the environment: `TIER0_REGIONS='["region1","region2"]'`."""
     redis_url: str = "redis://127.0.0.1:6379/0"
     version: str = "v0.1.0"
+    log_level: str = "INFO"
+    """Level of tier0's own log lines (start-up loading, the recorder, peer and watch errors);
+    uvicorn's access log stays off (the metrics and the recorded access log cover requests)."""
     # Redis calls fail fast so that a dead Redis answers 503 quickly instead of hanging a worker.
     redis_timeout_seconds: float = 0.5
     cors_origins: list[str] = Field(default_factory=list)

@@ -88,12 +88,14 @@ def fold(entries: Iterable[LogEntry]) -> Folded:
     return f
 
 
-async def record(redis: Redis, entries: Iterable[LogEntry]) -> int:
-    """Add entries to the aggregates in one pipeline round trip; returns how many."""
+async def record(redis: Redis, entries: Iterable[LogEntry], marker: tuple[str, str, str] | None = None) -> int:
+    """Add entries to the aggregates in one pipeline round trip; returns how many. With `marker`
+    (key, field, value) the write is one MULTI/EXEC that also sets that hash field: the entries and
+    the marker land together or not at all, so a retried import never counts an entry twice."""
     f = fold(entries)
     if f.total == 0:
         return 0
-    async with redis.pipeline(transaction=False) as pipe:
+    async with redis.pipeline(transaction=marker is not None) as pipe:
         pipe.incrby(keys.LOGS_TOTAL, f.total)
         for status, n in f.by_status.items():
             pipe.hincrby(keys.LOGS_BY_STATUS, str(status), n)
@@ -126,6 +128,8 @@ async def record(redis: Redis, entries: Iterable[LogEntry]) -> int:
         if f.recent_errors:
             pipe.lpush(keys.LOGS_RECENT_ERRORS, *(json.dumps(e.to_json()) for e in f.recent_errors))
             pipe.ltrim(keys.LOGS_RECENT_ERRORS, 0, RECENT_ERRORS - 1)
+        if marker is not None:
+            pipe.hset(marker[0], marker[1], marker[2])
         await pipe.execute()
     return f.total
 

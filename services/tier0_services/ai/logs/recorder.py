@@ -7,7 +7,6 @@ are dropped and counted) and go out with the next successful flush.
 """
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from typing import Protocol
@@ -107,8 +106,6 @@ class AccessLogRecorder:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await aio.cancel_and_wait(self._task)
             self._task = None
         await self.flush()

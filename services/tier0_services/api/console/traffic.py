@@ -8,7 +8,6 @@ stops sending after `TIER0_TRAFFIC_MAX_SECONDS`. One burst at a time per process
 """
 
 import asyncio
-import contextlib
 import itertools
 import math
 import time
@@ -20,6 +19,7 @@ from datetime import UTC, datetime
 import httpx
 from starlette.types import ASGIApp
 
+from tier0_services import aio
 from tier0_services.api import errors
 from tier0_services.api.console.models import TrafficRun
 
@@ -139,6 +139,4 @@ class TrafficGenerator:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await aio.cancel_and_wait(self._task)
