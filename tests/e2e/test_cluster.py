@@ -100,7 +100,8 @@ def test_ai_and_console_answer_out_of_the_box(tier0: kit.Cluster) -> None:
     while (listed := tier0.via_service("/api/images/list"))["count"] < 16 and time.monotonic() < deadline:
         time.sleep(2)
     assert listed["count"] >= 16, listed
-    while tier0.via_service("/api/diagnostics/logs/stats")["total_entries"] < 12_000 and time.monotonic() < deadline:
+    while (stats := tier0.via_service("/api/diagnostics/logs/stats"))["total_entries"] < 12_000:
+        assert time.monotonic() < deadline, f"the 12,000-line sample log was not loaded: {stats}"
         time.sleep(2)
     assert {i["site_id"] for i in listed["images"]} <= sites, listed
     found = tier0.via_service("/api/images/search", {"query": "wind turbine with a hard hat", "top_k": 3})
