@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 from tier0_contract import keys
+from tier0_services import rediserrors
 from tier0_services.ingest.batch import Prepared
 
 _SITE_PREFIX, _SITE_SUFFIX = keys.site_metrics("\0").split("\0")
@@ -143,16 +144,6 @@ return {stored, stale, dup}
 """ % {"state_fields": _STATE_FIELDS}  # noqa: UP031 (Lua braces make str.format awkward)
 
 
-def raise_first_error(results: list[Any]) -> list[Any]:
-    """Raise the first error of a pipeline run with `raise_on_error=False`. redis.asyncio's own
-    raising replaces the server's message with an unformatted template (redis-py 6.4), which hides
-    `NOREPLICAS`; the exception instances in the results keep it."""
-    for result in results:
-        if isinstance(result, Exception):
-            raise result
-    return results
-
-
 MAX_BATCH = 2000
 """Messages per script call: Lua's unpack() takes at most ~8000 values (two per message here)."""
 
@@ -212,7 +203,7 @@ class Store:
                 pipe.hincrby(keys.INGEST_STATS, "future_clamped", batch.future_clamped)
             if wait_replicas:
                 pipe.wait(wait_replicas, timeout_ms)
-            results = raise_first_error(await pipe.execute(raise_on_error=False))
+            results = rediserrors.raise_first(await pipe.execute(raise_on_error=False))
         replicas = int(results[-1]) if wait_replicas else None
         return (list(results[0]) if batch.accepted else [0, 0, 0]), replicas
 

@@ -259,7 +259,7 @@ class IngestWorker:
                 async with self.primary.clients[i].pipeline(transaction=False) as pipe:
                     pipe.eval(heartbeat.LUA, len(script_keys), *script_keys, *argv)
                     pipe.wait(1, timeout_ms)
-                    _, replicas = store.raise_first_error(await pipe.execute(raise_on_error=False))
+                    _, replicas = rediserrors.raise_first(await pipe.execute(raise_on_error=False))
             except (RedisError, OSError) as exc:
                 if is_noreplicas(exc):  # same primary, still without a replica: keep holding
                     self.metrics.write_errors.labels("noreplicas").inc()
@@ -343,7 +343,7 @@ class IngestWorker:
             async with self.primary.clients[i].pipeline(transaction=False) as pipe:
                 pipe.eval(heartbeat.LUA, len(script_keys), *script_keys, *argv)
                 pipe.wait(1, int(self.config.replica_ack_timeout * 1000))
-                _, replicas = store.raise_first_error(await pipe.execute(raise_on_error=False))
+                _, replicas = rediserrors.raise_first(await pipe.execute(raise_on_error=False))
         except (RedisError, OSError) as exc:
             if not is_noreplicas(exc):
                 self.primary.poke()
