@@ -262,3 +262,45 @@ async def test_a_promoted_replica_finishes_the_samples_its_old_primary_began(
         await new.aclose()
         old_proc.stop()
         new_proc.stop()
+
+
+async def test_a_replica_records_nothing_into_a_dataset_no_api_has_judged_yet(
+    tmp_path: Any, offline_model: MiniLMEmbedder
+) -> None:
+    """Seen on a cold CI run (2026-12-07): this region's API started on a replica whose primary's API
+    had not made the sample plan yet. Its access-log recorder started anyway and kept the requests it
+    saw (a replica refuses them); on promotion those entries reached the new primary before the
+    plan was made, so the logs looked loaded and the 12,000-line sample never came. The recorder
+    starts only once the dataset has a plan, so the promoted region plans the logs and loads them."""
+    old_port, new_port = free_port(), free_port()
+    old_proc = programs.redis(old_port, tmp_path / "old")
+    new_proc = programs.redis(new_port, tmp_path / "new")
+    old, new = Redis(port=old_port), Redis(port=new_port)
+    try:
+        await new.replicaof("127.0.0.1", old_port)  # a primary nobody has planned yet
+        settings = Settings(region="region2", redis_url=f"redis://127.0.0.1:{new_port}/0", api_token=SecretStr(TOKEN))
+        app: FastAPI = create_app(settings)
+        app.state.ai_settings = AISettings(provider="local", load_samples=True, record_access_log=True)
+        app.state.ai_providers = Providers(
+            kind="local", embedder=offline_model, answerer=ExtractiveAnswerer(offline_model)
+        )
+        async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
+            await asyncio.wait_for(app.state.ai.ready.wait(), 60)
+            transport = httpx.ASGITransport(app=manager.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://region2") as c:
+                for _ in range(20):  # the kubelet's and the operator's probes, say
+                    assert (await c.get("/health")).status_code == 200
+                await asyncio.sleep(1.0)  # several recorder flush intervals while a replica
+                await new.replicaof("no", "one")
+                for _ in range(300):
+                    if "logs" in app.state.ai.loaded:
+                        break
+                    await asyncio.sleep(0.1)
+                assert app.state.ai.loaded == ["images", "corpus", "logs"], app.state.ai.loaded
+                stats = (await c.get("/api/diagnostics/logs/stats")).json()
+                assert stats["total_entries"] >= 12_000, stats
+    finally:
+        await old.aclose()
+        await new.aclose()
+        old_proc.stop()
+        new_proc.stop()

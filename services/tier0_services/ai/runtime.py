@@ -88,8 +88,10 @@ class AIRuntime:
             try:
                 primary = await _is_primary(self.redis)
                 plan = await self._plan(primary)
-                if self.recorder is not None:
-                    self.recorder.start()  # after the plan: its first entry would make the logs look loaded
+                if self.recorder is not None and plan is not None:
+                    # Only into a dataset that has a plan: the entries a replica's recorder keeps go to
+                    # the primary on promotion, and before the plan they would make the logs look loaded.
+                    self.recorder.start()
                 if primary and plan is not None and plan.missing:
                     for kind in plan.missing:
                         await self._load(kind)
