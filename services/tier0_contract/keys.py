@@ -194,29 +194,41 @@ CORPUS_VERSION = "rag:version"
 PASSAGE_INDEX = "idx:passages"
 """RediSearch index name over `rag:passage:*` (only when the module is loaded)."""
 
+LOGS_MAX_MEMBERS = 10_000
+"""Most members each access-log ZSET keeps (the least frequent go, `ZREMRANGEBYRANK` after each
+batch): exact figures until a set holds this many distinct IPs or paths. The region API records
+route templates (`/api/images/site/{site_id}`, `<unmatched>` for unknown paths), so its own traffic
+adds a few dozen paths at most; the cap bounds imported logs and many client IPs."""
+LOGS_MEMBER_MAX_CHARS = 256
+"""Longest path or IP kept as a member (longer ones are cut, ending in `…`)."""
+
 LOGS_TOTAL = "logs:total"
 """Count of access-log entries aggregated (region API's own log plus imported files)."""
 LOGS_BY_STATUS = "logs:by_status"
 """HASH status code -> count."""
 LOGS_BY_METHOD = "logs:by_method"
-"""HASH HTTP method -> count."""
+"""HASH HTTP method -> count (`OTHER` for a method HTTP does not define)."""
 LOGS_BY_DAY = "logs:by_day"
 """HASH `YYYY-MM-DD` (UTC) -> count."""
 LOGS_IPS = "logs:ips"
 """ZSET client IP -> number of requests."""
 LOGS_PATHS = "logs:paths"
-"""ZSET path (query string dropped) -> number of requests."""
+"""ZSET path (query string dropped; the region API's own requests by route template) -> number of
+requests."""
 LOGS_ERROR_PATHS = "logs:error_paths"
 """ZSET path -> number of requests answered 4xx/5xx."""
+LOGS_ERROR_IPS = "logs:error_ips"
+"""ZSET client IP -> number of requests answered 4xx/5xx ("which IPs have the most errors")."""
 LOGS_LATENCY = "logs:latency"
 """HASH `sum_ms` (float), `count` (entries that carried a latency)."""
 LOGS_LATENCY_HISTOGRAM = "logs:latency:histogram"
 """HASH latency bucket -> count: each latency rounded to 3 significant digits (`971`, `12.3`,
-`0.512` ms), so percentiles are exact for whole-millisecond logs under 1 s and within 0.5% otherwise."""
+`0.512` ms), so percentiles are exact for whole-millisecond logs under 1 s and within 0.5% otherwise;
+latencies outside 0.001 ms .. 1e7 ms count at the bound (at most 9,000 fields)."""
 LOGS_EXTREMES = "logs:extremes"
 """ZSET of running extremes kept with ZADD GT/LT: `max_latency_ms`, `first_ts`, `last_ts` (epoch s)."""
 LOGS_RECENT_ERRORS = "logs:recent_errors"
-"""LIST (newest first, capped) of JSON access-log entries answered 4xx/5xx."""
+"""LIST (newest first, capped at 200) of JSON access-log entries answered 4xx/5xx."""
 
 
 def logs_ips_for_status(status: int) -> str:
@@ -227,3 +239,14 @@ def logs_ips_for_status(status: int) -> str:
 def logs_paths_for_status(status: int) -> str:
     """ZSET path -> number of requests answered with `status` ("which paths return 404 most")."""
     return f"logs:paths:{status}"
+
+
+def logs_ips_for_class(status_class: int) -> str:
+    """ZSET client IP -> number of requests answered `{status_class}xx` (`logs:ips:4xx`)."""
+    return f"logs:ips:{status_class}xx"
+
+
+def logs_paths_for_class(status_class: int) -> str:
+    """ZSET path -> number of requests answered `{status_class}xx` (`logs:paths:5xx`)."""
+    return f"logs:paths:{status_class}xx"
+
