@@ -11,6 +11,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from tier0_contract import keys
 from tier0_dev.procs import MissingProgramError, Process, find_program, free_port, port_open
 
 SEARCH_REDIS = "redis-stack-server"
@@ -21,6 +22,12 @@ PAIR_WRITE_GUARD = ("--min-replicas-to-write", "1", "--min-replicas-max-lag", "2
 (NOREPLICAS) once its replica has not acknowledged for 2 s, so an isolated old primary cannot keep
 acknowledging; a replica ignores them until it is promoted. The operator lowers
 min-replicas-to-write to 0 when the pair's policy is to keep accepting with the standby down."""
+
+
+REDIS_MAXMEMORY = "768mb"
+"""`maxmemory` of every Redis started here (the stack's, the tests' and the benches'): the chart's
+default, 75% of its 1 GiB container limit. A full Redis evicts only what `keys.MAXMEMORY_POLICY`
+allows (keys with a TTL) and refuses other writes, as in the chart."""
 
 
 def redis_binary(search: bool | None = False) -> str:
@@ -43,6 +50,7 @@ def redis(
     persistent: bool = False,
     extra: tuple[str, ...] = (),
     search: bool | None = False,
+    maxmemory: str = REDIS_MAXMEMORY,
 ) -> Process:
     state_dir.mkdir(parents=True, exist_ok=True)
     argv = [
@@ -68,6 +76,10 @@ def redis(
         "",
         "--appendonly",
         "yes" if persistent else "no",
+        "--maxmemory",
+        maxmemory,
+        "--maxmemory-policy",
+        keys.MAXMEMORY_POLICY,
         *extra,
     ]
     proc = Process(f"redis-{port}", argv, state_dir / "redis.log").start()

@@ -194,29 +194,41 @@ CORPUS_VERSION = "rag:version"
 PASSAGE_INDEX = "idx:passages"
 """RediSearch index name over `rag:passage:*` (only when the module is loaded)."""
 
+LOGS_MAX_MEMBERS = 10_000
+"""Most members each access-log ZSET keeps (the least frequent go, `ZREMRANGEBYRANK` after each
+batch): exact figures until a set holds this many distinct IPs or paths. The region API records
+route templates (`/api/images/site/{site_id}`, `<unmatched>` for unknown paths), so its own traffic
+adds a few dozen paths at most; the cap bounds imported logs and many client IPs."""
+LOGS_MEMBER_MAX_CHARS = 256
+"""Longest path or IP kept as a member (longer ones are cut, ending in `…`)."""
+
 LOGS_TOTAL = "logs:total"
 """Count of access-log entries aggregated (region API's own log plus imported files)."""
 LOGS_BY_STATUS = "logs:by_status"
 """HASH status code -> count."""
 LOGS_BY_METHOD = "logs:by_method"
-"""HASH HTTP method -> count."""
+"""HASH HTTP method -> count (`OTHER` for a method HTTP does not define)."""
 LOGS_BY_DAY = "logs:by_day"
 """HASH `YYYY-MM-DD` (UTC) -> count."""
 LOGS_IPS = "logs:ips"
 """ZSET client IP -> number of requests."""
 LOGS_PATHS = "logs:paths"
-"""ZSET path (query string dropped) -> number of requests."""
+"""ZSET path (query string dropped; the region API's own requests by route template) -> number of
+requests."""
 LOGS_ERROR_PATHS = "logs:error_paths"
 """ZSET path -> number of requests answered 4xx/5xx."""
+LOGS_ERROR_IPS = "logs:error_ips"
+"""ZSET client IP -> number of requests answered 4xx/5xx ("which IPs have the most errors")."""
 LOGS_LATENCY = "logs:latency"
 """HASH `sum_ms` (float), `count` (entries that carried a latency)."""
 LOGS_LATENCY_HISTOGRAM = "logs:latency:histogram"
 """HASH latency bucket -> count: each latency rounded to 3 significant digits (`971`, `12.3`,
-`0.512` ms), so percentiles are exact for whole-millisecond logs under 1 s and within 0.5% otherwise."""
+`0.512` ms), so percentiles are exact for whole-millisecond logs under 1 s and within 0.5% otherwise;
+latencies outside 0.001 ms .. 1e7 ms count at the bound (at most 9,000 fields)."""
 LOGS_EXTREMES = "logs:extremes"
 """ZSET of running extremes kept with ZADD GT/LT: `max_latency_ms`, `first_ts`, `last_ts` (epoch s)."""
 LOGS_RECENT_ERRORS = "logs:recent_errors"
-"""LIST (newest first, capped) of JSON access-log entries answered 4xx/5xx."""
+"""LIST (newest first, capped at 200) of JSON access-log entries answered 4xx/5xx."""
 
 
 def logs_ips_for_status(status: int) -> str:
@@ -227,3 +239,115 @@ def logs_ips_for_status(status: int) -> str:
 def logs_paths_for_status(status: int) -> str:
     """ZSET path -> number of requests answered with `status` ("which paths return 404 most")."""
     return f"logs:paths:{status}"
+
+
+def logs_ips_for_class(status_class: int) -> str:
+    """ZSET client IP -> number of requests answered `{status_class}xx` (`logs:ips:4xx`)."""
+    return f"logs:ips:{status_class}xx"
+
+
+def logs_paths_for_class(status_class: int) -> str:
+    """ZSET path -> number of requests answered `{status_class}xx` (`logs:paths:5xx`)."""
+    return f"logs:paths:{status_class}xx"
+
+
+# --- data classes: what Redis may evict, what has a TTL, what is bounded otherwise ------------------
+#
+# Redis runs with `maxmemory` below its container's limit and MAXMEMORY_POLICY (chart values
+# `redis.maxmemory*`, the process stack and the test fixtures through `tier0_dev.programs.redis`).
+# A `volatile-*` policy evicts only keys that carry a TTL, and only the EPHEMERAL class has one: when
+# nothing volatile is left, Redis refuses writes that need memory (`OOM command not allowed`) and
+# the writer sees it (the ingest worker does not acknowledge the batch, the API answers 503), so
+# acknowledged telemetry is never evicted silently.
+
+TELEMETRY = "telemetry"
+"""Acknowledged device and user data and the counters derived from them as they are stored:
+never evicted, no TTL; bounded by the fleet (one entry per device, site, user) or a cap."""
+CONTROL = "control"
+"""What the pair is steered by (region status and version, epoch, heartbeats, the sample plan):
+never evicted, no TTL, a handful of small keys."""
+CATALOG = "catalog"
+"""Image catalog and document corpus (AI): never evicted, no TTL; grows only through the
+authenticated upload endpoints (bounded bodies)."""
+ACCESS_LOG = "access-log"
+"""Access-log aggregates: never evicted, no TTL (an imported log has no natural expiry), bounded
+instead: route templates, LOGS_MAX_MEMBERS per sorted set, LOGS_MEMBER_MAX_CHARS per member."""
+DEAD_LETTER = "dead-letter"
+"""Rejected device messages: never evicted, no TTL, capped at DEAD_LETTER_MAX."""
+EPHEMERAL = "ephemeral"
+"""Keys with a TTL, the only ones Redis may evict (the nearest to expiry first): losing one early
+costs a redelivery that is applied again, nothing acknowledged."""
+
+MAXMEMORY_POLICY = "volatile-ttl"
+"""Redis `maxmemory-policy`: evict only keys with a TTL (EPHEMERAL), those closest to expiry
+first; never the others (see above). The chart's default `redis.maxmemoryPolicy` is this value."""
+
+DATA_CLASSES: dict[str, str] = {
+    region_status("{region}"): CONTROL,
+    region_version("{region}"): CONTROL,
+    PAIR_EPOCH: CONTROL,
+    PIPELINE_HEARTBEATS: CONTROL,
+    AI_SAMPLES: CONTROL,
+    ACTIVE_DEVICES: TELEMETRY,
+    DEVICES_LATEST: TELEMETRY,
+    DEVICES_STATE: TELEMETRY,
+    DEVICES_LAST_SEEN: TELEMETRY,
+    DEVICES_ALERTS: TELEMETRY,
+    SITES: TELEMETRY,
+    site_metrics("{site_id}"): TELEMETRY,
+    INGEST_STATS: TELEMETRY,
+    ACTIVE_USERS: TELEMETRY,
+    ACTIVE_CONNECTIONS: TELEMETRY,
+    USERS_ACTIVITY_LATEST: TELEMETRY,
+    USERS_ACTIVITY_LATEST_TS: TELEMETRY,
+    USERS_ACTIVE: TELEMETRY,
+    USERS_ACTIVITY_HISTORY: TELEMETRY,
+    ACTIVITY_STATS: TELEMETRY,
+    activity_seen("{message_id}"): EPHEMERAL,
+    DEVICES_DEAD_LETTER: DEAD_LETTER,
+    image_embedding("{image_id}"): CATALOG,
+    IMAGE_IDS: CATALOG,
+    IMAGE_SITES: CATALOG,
+    IMAGE_VERSION: CATALOG,
+    passage("{passage_id}"): CATALOG,
+    document("{doc_id}"): CATALOG,
+    DOCUMENT_IDS: CATALOG,
+    PASSAGE_IDS: CATALOG,
+    CORPUS_VERSION: CATALOG,
+    LOGS_TOTAL: ACCESS_LOG,
+    LOGS_BY_STATUS: ACCESS_LOG,
+    LOGS_BY_METHOD: ACCESS_LOG,
+    LOGS_BY_DAY: ACCESS_LOG,
+    LOGS_IPS: ACCESS_LOG,
+    LOGS_PATHS: ACCESS_LOG,
+    LOGS_ERROR_PATHS: ACCESS_LOG,
+    LOGS_ERROR_IPS: ACCESS_LOG,
+    LOGS_LATENCY: ACCESS_LOG,
+    LOGS_LATENCY_HISTOGRAM: ACCESS_LOG,
+    LOGS_EXTREMES: ACCESS_LOG,
+    LOGS_RECENT_ERRORS: ACCESS_LOG,
+    "logs:ips:{status}": ACCESS_LOG,
+    "logs:paths:{status}": ACCESS_LOG,
+    "logs:ips:{n}xx": ACCESS_LOG,
+    "logs:paths:{n}xx": ACCESS_LOG,
+}
+"""Every key (a `{placeholder}` for the variable part) and its data class; `data_class(key)`."""
+
+WITH_TTL = frozenset(k for k, c in DATA_CLASSES.items() if c == EPHEMERAL)
+"""The keys written with a TTL: the only ones `MAXMEMORY_POLICY` may evict."""
+
+
+def data_class(key: str) -> str | None:
+    """The data class of a concrete key name (None: not a key tier0 writes)."""
+    for pattern, cls in DATA_CLASSES.items():
+        head, brace, rest = pattern.partition("{")
+        if not brace:
+            if key == pattern:
+                return cls
+            continue
+        tail = rest.partition("}")[2]
+        if key.startswith(head) and key.endswith(tail) and len(key) > len(head) + len(tail):
+            middle = key[len(head) : len(key) - len(tail)]
+            if ":" not in middle or head in (IMAGE_EMBEDDING_PREFIX, PASSAGE_PREFIX):
+                return cls
+    return None

@@ -157,7 +157,7 @@ async def bench_evaluation(redis_url: str, model: MiniLMEmbedder, redis: Redis) 
     from tier0_services.ai.providers import Providers
     from tier0_services.ai.rag.extractive import ExtractiveAnswerer
 
-    app = create_app(Settings(redis_url=redis_url, api_token=SecretStr("bench")))
+    app = create_app(Settings(redis_url=redis_url, api_token=SecretStr("bench"), ai_rate_limit=""))
     # record_access_log off: the graded log figures are the sample log's exactly.
     app.state.ai_settings = AISettings(provider="local", load_samples=True, record_access_log=False)
     app.state.ai_providers = Providers(kind="local", embedder=model, answerer=ExtractiveAnswerer(model))
@@ -230,7 +230,7 @@ async def bench_first_request(redis_url: str) -> Table:
     question = "What does HTTP 503 mean?"
     for warm in (True, False):
         model = MiniLMEmbedder(threads=2)
-        app = create_app(Settings(redis_url=redis_url, api_token=SecretStr("bench")))
+        app = create_app(Settings(redis_url=redis_url, api_token=SecretStr("bench"), ai_rate_limit=""))
         app.state.ai_settings = AISettings(provider="local", warm_up=warm, record_access_log=False)
         app.state.ai_providers = Providers(kind="local", embedder=model, answerer=ExtractiveAnswerer(model))
         t = time.perf_counter()

@@ -158,6 +158,9 @@ def start_api(port: int, redis_port: int, log: Path) -> Process:
         "TIER0_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
         # The fleet is written once; a long window keeps all of it "active" for the whole run.
         "TIER0_ACTIVE_WINDOW_SECONDS": "86400",
+        # One load generator is one client: with its rate limit the API would answer 429s at 200/s
+        # (admission's own cost is in the flood bench); in-flight cap kept.
+        "TIER0_RATE_LIMIT": "",
     }
     argv = [sys.executable, "-m", "tier0_services.api", "--port", str(port)]
     proc = Process("region-api", argv, log, env=env).start()

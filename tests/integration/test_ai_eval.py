@@ -42,7 +42,9 @@ async def client(stack_port: int) -> AsyncIterator[httpx.AsyncClient]:
     await ai_eval.load_live(redis)
     await redis.aclose()
     model = local_model.shared()
-    app = create_app(Settings(redis_url=f"redis://127.0.0.1:{stack_port}/0", api_token=SecretStr("t")))
+    app = create_app(
+        Settings(redis_url=f"redis://127.0.0.1:{stack_port}/0", api_token=SecretStr("t"), ai_rate_limit="")
+    )
     app.state.ai_settings = AISettings(provider="local", load_samples=True, record_access_log=False)
     app.state.ai_providers = Providers(kind="local", embedder=model, answerer=ExtractiveAnswerer(model))
     async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:

@@ -56,7 +56,9 @@ async def client(search_redis_port: int, model: MiniLMEmbedder) -> AsyncIterator
     await api_testing.write_devices(redis, FLEET, time.time())
     await api_testing.write_activity(redis, api_testing.activity_message(42, time.time()))
     await redis.aclose()
-    app: FastAPI = create_app(Settings(redis_url=f"redis://127.0.0.1:{search_redis_port}/0", api_token=SecretStr("t")))
+    app: FastAPI = create_app(
+        Settings(redis_url=f"redis://127.0.0.1:{search_redis_port}/0", api_token=SecretStr("t"), ai_rate_limit="")
+    )
     app.state.ai_settings = AISettings(provider="local", load_samples=True, record_access_log=False)
     app.state.ai_providers = Providers(kind="local", embedder=model, answerer=ExtractiveAnswerer(model))
     async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:

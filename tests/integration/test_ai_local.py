@@ -67,8 +67,13 @@ def module_redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def client(module_redis_port: int, offline_model: MiniLMEmbedder) -> AsyncIterator[httpx.AsyncClient]:
+    # No AI rate limit: the module asks dozens of questions a second from one client (admission
+    # has its own tests, tests/integration/api/test_api_admission.py).
     settings = Settings(
-        region="region1", redis_url=f"redis://127.0.0.1:{module_redis_port}/0", api_token=SecretStr(TOKEN)
+        region="region1",
+        redis_url=f"redis://127.0.0.1:{module_redis_port}/0",
+        api_token=SecretStr(TOKEN),
+        ai_rate_limit="",
     )
     app: FastAPI = create_app(settings)
     app.state.ai_settings = AISettings(provider="local", load_samples=True)
@@ -180,7 +185,9 @@ async def test_samples_load_once_redis_answers_after_the_api_started(
     its replica connects: the sample loading waits for both instead of giving up, and the access-log
     entries recorded meanwhile do not count as loaded logs."""
     port = free_port()
-    settings = Settings(region="region1", redis_url=f"redis://127.0.0.1:{port}/0", api_token=SecretStr(TOKEN))
+    settings = Settings(
+        region="region1", redis_url=f"redis://127.0.0.1:{port}/0", api_token=SecretStr(TOKEN), ai_rate_limit=""
+    )
     app: FastAPI = create_app(settings)
     app.state.ai_settings = AISettings(provider="local", load_samples=True)
     app.state.ai_providers = Providers(kind="local", embedder=offline_model, answerer=ExtractiveAnswerer(offline_model))
@@ -230,7 +237,9 @@ async def test_a_promoted_replica_finishes_the_samples_its_old_primary_began(
             if await new.exists(keys.AI_SAMPLES):
                 break
             await asyncio.sleep(0.1)
-        settings = Settings(region="region2", redis_url=f"redis://127.0.0.1:{new_port}/0", api_token=SecretStr(TOKEN))
+        settings = Settings(
+            region="region2", redis_url=f"redis://127.0.0.1:{new_port}/0", api_token=SecretStr(TOKEN), ai_rate_limit=""
+        )
         for restart in (False, True):
             app: FastAPI = create_app(settings)
             app.state.ai_settings = AISettings(provider="local", load_samples=True, record_access_log=False)

@@ -17,7 +17,9 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from pydantic import SecretStr
+from redis.asyncio import Redis
 
+from tier0_contract import keys
 from tier0_services.ai.logs import sample
 from tier0_services.ai.settings import AISettings
 from tier0_services.api.app import create_app
@@ -109,6 +111,51 @@ async def test_most_frequent_ip_for_error_400(client: httpx.AsyncClient) -> None
 
     count = (await client.post("/api/diagnostics/query", json={"question": "How many requests got a 404?"})).json()
     assert count["mode"] == "aggregation" and count["data"]["count"] == LOG.count(404).total()
+
+
+@pytest.mark.parametrize(
+    ("question", "statuses", "kind"),
+    [
+        ("Which clients got the most 5xx responses?", range(500, 600), "ip"),
+        ("which IPs have the most errors", range(400, 600), "ip"),
+        ("top ten endpoints with errors", range(400, 600), "path"),
+        ("top 7 IPs", range(100, 600), "ip"),
+    ],
+)
+async def test_questions_over_several_codes_equal_independent_counts(
+    client: httpx.AsyncClient, question: str, statuses: range, kind: str
+) -> None:
+    await import_sample(client)
+    body = (await client.post("/api/diagnostics/query", json={"question": question})).json()
+    assert body["mode"] == "aggregation", body
+    rows = body["data"]["top_ips" if kind == "ip" else "top_paths"]
+    counts = Counter(e.ip if kind == "ip" else e.path for e in LOG.entries if e.status in statuses)
+    expected = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[: len(rows)]
+    assert len(rows) in (5, 7, 10) and [(r[kind], r["count"]) for r in rows] == expected
+
+
+async def test_sorted_sets_keep_their_most_frequent_members(client: httpx.AsyncClient, redis_port: int) -> None:
+    """An import of more distinct IPs than a set keeps: the set stops at the cap, the heavy hitters
+    stay with exact counts."""
+    many = keys.LOGS_MAX_MEMBERS + 500
+    lines = [
+        json.dumps({"ip": f"10.{i >> 16}.{(i >> 8) & 255}.{i & 255}", "status": 404, "ts": 1.0}) for i in range(many)
+    ]
+    lines += [json.dumps({"ip": "192.0.2.1", "status": 404, "ts": 2.0, "path": "/" + "p" * 8000})] * 30
+    resp = await client.post("/api/diagnostics/logs/import", content="\n".join(lines), headers=AUTH)
+    assert resp.json()["imported"] == many + 30
+    redis = Redis(port=redis_port)
+    try:
+        assert await redis.zcard(keys.logs_ips_for_status(404)) == keys.LOGS_MAX_MEMBERS
+        assert await redis.zcard(keys.LOGS_IPS) == keys.LOGS_MAX_MEMBERS
+        longest = max(len(m) for m in await redis.zrange(keys.logs_paths_for_status(404), 0, -1))
+        assert longest <= keys.LOGS_MEMBER_MAX_CHARS * 3  # UTF-8 bytes of the cut path
+    finally:
+        await redis.aclose()
+    found = (await client.get("/api/diagnostics/logs/errors/404", params={"limit": 1})).json()
+    assert found["total"] == many + 30 and found["top_ips"] == [{"ip": "192.0.2.1", "count": 30}]
+    stats = (await client.get("/api/diagnostics/logs/stats")).json()
+    assert stats["unique_ips"] == keys.LOGS_MAX_MEMBERS
 
 
 async def test_json_lines_and_empty_logs(client: httpx.AsyncClient) -> None:

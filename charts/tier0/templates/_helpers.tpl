@@ -66,6 +66,26 @@ app.kubernetes.io/part-of: tier0
 {{- include "tier0.name.of" (list .ctx (printf "redis-%s" .region)) }}
 {{- end }}
 
+{{/*
+Redis memory options: `--maxmemory` (redis.maxmemory, else redis.maxmemoryPercent of
+redis.resources.limits.memory, in bytes) and `--maxmemory-policy`. Which keys a policy may evict:
+the data classes in services/tier0_contract/keys.py.
+*/}}
+{{- define "tier0.redisMemoryArgs" -}}
+{{- $v := .Values.redis }}
+{{- $bytes := $v.maxmemory }}
+{{- if not $bytes }}
+{{- $limit := toString (dig "limits" "memory" "" $v.resources) }}
+{{- if not $limit }}{{ fail "redis.maxmemory, or redis.resources.limits.memory to derive it from, must be set" }}{{ end }}
+{{- $number := regexFind "^[0-9]+(\\.[0-9]+)?" $limit }}
+{{- $units := dict "" 1 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 }}
+{{- $unit := trimPrefix $number $limit }}
+{{- if or (not $number) (not (hasKey $units $unit)) }}{{ fail (printf "redis.resources.limits.memory %q: a number with an optional k/M/G/T or Ki/Mi/Gi/Ti suffix is needed to derive maxmemory" $limit) }}{{ end }}
+{{- $bytes = mulf $number (get $units $unit) $v.maxmemoryPercent 0.01 | floor | int64 | toString }}
+{{- end }}
+{{- printf "--maxmemory %s --maxmemory-policy %s" $bytes $v.maxmemoryPolicy }}
+{{- end }}
+
 {{- define "tier0.emqxHost" -}}{{ include "tier0.name.of" (list . "emqx") }}{{- end }}
 {{- define "tier0.rabbitmqHost" -}}{{ include "tier0.name.of" (list . "rabbitmq") }}{{- end }}
 

@@ -224,7 +224,7 @@ class Diagnostics:
         label = self._label(q)
         data: dict[str, Any]
         if q.kind == "top_ips":
-            rows, query = await self._top_ips(statuses, q.limit)
+            rows, query = await self._top_ips(q, statuses)
             matching = sum(s.by_status.get(code, 0) for code in statuses) if statuses else s.total
             if not rows:
                 answer = f"No request in the logs was answered {label}."
@@ -278,6 +278,7 @@ class Diagnostics:
     async def _count_for(self, q: intents.LogQuery, statuses: list[int], label: str) -> tuple[str, dict[str, Any], str]:
         """Requests from one IP or to one path, optionally with a status (exact ZSCOREs)."""
         member, name = (q.ip, "ip") if q.ip is not None else (q.path or "", "path")
+        member = aggregates.member(member)
         if statuses:
             zkeys = [keys.logs_ips_for_status(c) if name == "ip" else keys.logs_paths_for_status(c) for c in statuses]
         else:
@@ -335,29 +336,13 @@ class Diagnostics:
             return f"HTTP {q.status_class}xx"
         return "with an error (4xx/5xx)" if q.errors_only else "any status"
 
-    async def _top_ips(self, statuses: list[int], limit: int) -> tuple[list[dict[str, Any]], str]:
-        if not statuses:
-            return await aggregates.top(self.redis, keys.LOGS_IPS, limit, "ip"), f"ZRANGE {keys.LOGS_IPS} (by score)"
-        query = " + ".join(f"ZRANGE {keys.logs_ips_for_status(c)}" for c in statuses) + " (summed, by score)"
-        if len(statuses) == 1:
-            return (await aggregates.top_ips_for_status(self.redis, statuses[0], limit))[1], query
-        merged: dict[str, int] = {}
-        for code in statuses:
-            for row in (await aggregates.top_ips_for_status(self.redis, code, 10**9))[1]:
-                merged[row["ip"]] = merged.get(row["ip"], 0) + row["count"]
-        ranked = sorted(merged.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
-        return [{"ip": ip, "count": n} for ip, n in ranked], query
+    async def _top_ips(self, q: intents.LogQuery, statuses: list[int]) -> tuple[list[dict[str, Any]], str]:
+        key = keys.LOGS_IPS if not statuses else _status_key(q, statuses, "ips")
+        return await aggregates.top(self.redis, key, q.limit, "ip"), f"ZRANGE {key} 0 {q.limit - 1} REV (by score)"
 
     async def _top_paths(self, q: intents.LogQuery, statuses: list[int]) -> tuple[list[dict[str, Any]], str]:
-        if not statuses:
-            return await aggregates.top(self.redis, keys.LOGS_PATHS, q.limit, "path"), f"ZRANGE {keys.LOGS_PATHS}"
-        merged: dict[str, int] = {}
-        for code in statuses:
-            for row in await aggregates.top(self.redis, keys.logs_paths_for_status(code), 10**9, "path"):
-                merged[row["path"]] = merged.get(row["path"], 0) + row["count"]
-        ranked = sorted(merged.items(), key=lambda kv: (-kv[1], kv[0]))[: q.limit]
-        query = " + ".join(f"ZRANGE {keys.logs_paths_for_status(c)}" for c in statuses) + " (summed, by score)"
-        return [{"path": p, "count": n} for p, n in ranked], query
+        key = keys.LOGS_PATHS if not statuses else _status_key(q, statuses, "paths")
+        return await aggregates.top(self.redis, key, q.limit, "path"), f"ZRANGE {key} 0 {q.limit - 1} REV (by score)"
 
     async def _retrieve(self, question: str, top_k: int) -> QueryResult:
         candidates = await self.corpus.retrieve(question, k=max(8, top_k * 2))
@@ -526,6 +511,16 @@ def enumerate_items(terms: tuple[str, ...], sentences: list[tuple[Any, tuple[str
     if splitting:
         items = [(x, st) for x, st in items if any(t in st for t in splitting)]
     return [(p, sentence) for (p, (_, sentence)), _ in items if not sentence.upper().startswith(text.SAMPLE_LABEL)]
+
+
+def _status_key(q: intents.LogQuery, statuses: list[int], kind: Literal["ips", "paths"]) -> str:
+    """The sorted set counting exactly `statuses` (one code, a class, or every error), kept at
+    write time so that the top of several codes is one bounded read, not a merge of whole sets."""
+    if len(statuses) == 1:
+        return keys.logs_ips_for_status(statuses[0]) if kind == "ips" else keys.logs_paths_for_status(statuses[0])
+    if q.status_class is not None:
+        return keys.logs_ips_for_class(q.status_class) if kind == "ips" else keys.logs_paths_for_class(q.status_class)
+    return keys.LOGS_ERROR_IPS if kind == "ips" else keys.LOGS_ERROR_PATHS
 
 
 def _log_covers(s: aggregates.Stats) -> dict[str, Any]:

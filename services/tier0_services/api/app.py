@@ -22,7 +22,7 @@ from redis.backoff import ExponentialBackoff
 from tier0_services import kube
 from tier0_services.ai import runtime as ai_runtime
 from tier0_services.ai.settings import get_ai_settings
-from tier0_services.api import bodyguard, docs, errors
+from tier0_services.api import admission, bodyguard, docs, errors
 from tier0_services.api.bodyguard import BodyGuardMiddleware
 from tier0_services.api.console import router as console
 from tier0_services.api.instrument import InstrumentMiddleware, RequestObserver
@@ -37,8 +37,9 @@ DESCRIPTION = """
 The region API of tier0: the seeds' endpoints over this region's Redis (a replica region reads its
 replica). Failover endpoints act through the `RegionPair` resource; the operator moves the regions.
 Errors are JSON `{"detail": "..."}`: 400 a body that is not UTF-8/JSON, 404 unknown name,
-413 body too large, 415 wrong media type, 422 invalid values, 503 a dependency is down or (writes)
-this region is the standby. The web console is at `/console`.
+413 body too large, 415 wrong media type, 422 invalid values, 429 too many requests from this client
+or in flight (with `Retry-After` and a `reason`), 503 a dependency is down or (writes) this region
+is the standby. The web console is at `/console`.
 """
 
 UPLOAD_PATHS = ("/api/images/ingest", "/api/diagnostics/logs/import", "/api/diagnostics/documents")
@@ -117,11 +118,19 @@ def create_app(settings: Settings | None = None, observers: Sequence[RequestObse
             allow_headers=["Authorization", "Content-Type"],
             expose_headers=["X-Tier0-Region"],
         )
-    # Added last, so outermost: it times everything, CORS preflights included.
+    # Outside CORS: it times everything, CORS preflights included.
     app.add_middleware(
         InstrumentMiddleware,
         metrics=app.state.metrics,
         observers=app.state.request_observers,
+        region=settings.region,
+    )
+    # Added last, so outermost: a refused request costs nothing further (no metrics series, no
+    # access-log entry, no route).
+    app.add_middleware(
+        admission.AdmissionMiddleware,
+        policy=settings.admission_policy(),
+        metrics=app.state.metrics,
         region=settings.region,
     )
     errors.install(app)
@@ -136,14 +145,23 @@ def create_app(settings: Settings | None = None, observers: Sequence[RequestObse
 
 def document_body_errors(app: FastAPI) -> None:
     """Every operation that reads a body documents what `BodyGuardMiddleware` refuses (400, 413,
-    415) beside FastAPI's 422, added to the schema FastAPI generates (and caches)."""
+    415) beside FastAPI's 422, and every operation admission may refuse its 429, added to the
+    schema FastAPI generates (and caches)."""
     generate = app.openapi
     problem = {"$ref": "#/components/schemas/Problem"}
+    exempt = set(app.state.settings.admission_exempt_paths)
+    too_many = {
+        "description": errors.responses(429)[429]["description"],
+        "headers": {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+        "content": {"application/json": {"schema": problem}},
+    }
 
     def openapi() -> dict[str, Any]:
         schema = generate()
-        for operations in schema.get("paths", {}).values():
+        for path, operations in schema.get("paths", {}).items():
             for operation in operations.values():
+                if path not in exempt:
+                    operation["responses"].setdefault("429", too_many)
                 if "requestBody" in operation:
                     for code, spec in errors.responses(400, 413, 415).items():
                         operation["responses"].setdefault(

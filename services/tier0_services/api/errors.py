@@ -81,6 +81,7 @@ def responses(*codes: int) -> dict[int | str, dict[str, object]]:
         409: "Conflicts with the current state (the RegionPair's, or a run already under way)",
         413: "The request body is larger than this endpoint accepts",
         415: "The request body is not of the media type this endpoint reads",
+        429: "Too many requests from this client, or in flight here: retry after `Retry-After` seconds",
         501: "Not implemented yet",
         502: "The operator reported the transition failed",
         503: "Redis or the Kubernetes API is unavailable, or (writes) this region is the standby",

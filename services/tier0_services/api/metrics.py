@@ -50,6 +50,12 @@ class ApiMetrics:
             buckets=FAILOVER_BUCKETS,
             registry=r,
         )
+        self.rejected = Counter(
+            "tier0_api_requests_rejected",
+            "Requests answered 429 by admission before any work, by the limit that refused them",
+            ("reason",),
+            registry=r,
+        )
         self.observer_errors = Counter(
             "tier0_api_request_observer_errors",
             "Request observers that raised (the request was unaffected)",

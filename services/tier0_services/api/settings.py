@@ -3,10 +3,14 @@
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tier0_contract import keys, pipeline
+from tier0_services.api import admission
+
+AI_PREFIXES = ("/api/images", "/api/diagnostics")
+"""Paths of the AI endpoints (embeddings, retrieval): the tighter admission limits apply."""
 
 
 class Settings(BaseSettings):
@@ -45,6 +49,38 @@ class Settings(BaseSettings):
     pipeline_stall_seconds: float = Field(default=pipeline.DEFAULT_STALL_AFTER_SECONDS, gt=0)
     """`/api/status` `pipeline`: a worker holding messages that stored nothing for this long, or
     whose heartbeat is this old, is stalled / dead (`tier0_contract.pipeline.assess`)."""
+
+    # --- admission at the edge (`tier0_services.api.admission`): 429 + Retry-After beyond these ---
+    rate_limit: str = "200/second"
+    """Requests per client address (all paths but `admission_exempt_paths`, unknown ones included),
+    in `limits` notation, several with `;` (`200/second;6000/minute`); empty: no rate limit. Per
+    API process: N replicas admit N times this."""
+    ai_rate_limit: str = "10/second"
+    """Image search and diagnostics requests per client address, on top of `rate_limit`."""
+    max_concurrent_requests: int = Field(default=128, gt=0)
+    """Requests (not exempt) served at once by this process; one more is answered 429 at once."""
+    max_concurrent_ai_requests: int = Field(default=4, gt=0)
+    """Image search and diagnostics requests served at once (embeddings and retrieval share the
+    process's CPU and thread pool)."""
+    admission_exempt_paths: list[str] = Field(default_factory=lambda: ["/health", "/ready", "/metrics"])
+    """Never limited or counted: the liveness/readiness probes, the operator's healthURL (`/health`)
+    and Prometheus; JSON list in the environment."""
+
+    @field_validator("rate_limit", "ai_rate_limit")
+    @classmethod
+    def _rates(cls, value: str) -> str:
+        admission.parse_rates(value)  # a ValueError names the part it cannot read
+        return value
+
+    def admission_policy(self) -> admission.Policy:
+        return admission.Policy(
+            rates=admission.parse_rates(self.rate_limit),
+            ai_rates=admission.parse_rates(self.ai_rate_limit),
+            max_in_flight=self.max_concurrent_requests,
+            max_ai_in_flight=self.max_concurrent_ai_requests,
+            exempt_paths=frozenset(self.admission_exempt_paths),
+            ai_prefixes=AI_PREFIXES,
+        )
 
     # --- failover endpoints (they act through the RegionPair custom resource) ---
     api_token: SecretStr | None = None

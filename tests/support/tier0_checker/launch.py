@@ -65,8 +65,8 @@ def activity_consumers(redis_ports: dict[str, int], amqp_port: int, state: Path)
     return procs
 
 
-def region_api(region: str, port: int, redis_port: int, log: Path) -> Process:
-    env = {"TIER0_REGION": region, "TIER0_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0"}
+def region_api(region: str, port: int, redis_port: int, log: Path, extra_env: dict[str, str] | None = None) -> Process:
+    env = {"TIER0_REGION": region, "TIER0_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", **(extra_env or {})}
     proc = Process(f"api-{region}", [PY, "-m", "tier0_services.api", "--port", str(port)], log, env=env).start()
     return proc.wait_ready(procs.http_ok(f"http://127.0.0.1:{port}/health"), timeout=60)
 

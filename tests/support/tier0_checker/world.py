@@ -168,7 +168,8 @@ class World:
                 proc.stop(timeout=5)
 
 
-def _apply_crd(kube: Kube) -> None:
+def apply_crd(kube: Kube) -> None:
+    """The RegionPair CRD from crds/, applied and Established."""
     import yaml
 
     crd = yaml.safe_load((ROOT / "crds" / "regionpairs.tier0.dev.yaml").read_text())
@@ -195,7 +196,7 @@ def start(
     kube = Kube(cp)
     world = World(state, kube, toxiproxy.start(state), interval, threshold, others=own)
     try:
-        _apply_crd(kube)
+        apply_crd(kube)
         kube.call("POST", "/api/v1/namespaces", {"metadata": {"name": NS}})
         kube.call(
             "POST",

@@ -5,13 +5,20 @@ non-transactional pipeline of HINCRBY/ZINCRBY (a few dozen commands for thousand
 so recording the API's own traffic and importing 10,000-line files stay cheap. Every figure the
 endpoints answer is a sum of these counters, hence exact; `max` and first/last timestamps use
 `ZADD GT/LT`, so concurrent writers cannot lose an extreme.
+
+Bounded both ways, whatever the traffic: a member (path, IP) is cut to `keys.LOGS_MEMBER_MAX_CHARS`,
+a method outside HTTP's is `OTHER`, and each sorted set keeps its `keys.LOGS_MAX_MEMBERS` most
+frequent members (the rarest are trimmed after each batch), so the figures stay exact until a set
+holds that many distinct members. Reads fetch at most twice the rows asked for (`top`: Redis
+ranks, ties by name as before), never a whole set; "by class" and "errors" questions read sets
+kept for them at write time instead of merging per-status sets in the event loop.
 """
 
 import json
 import math
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +28,19 @@ from tier0_contract import keys
 from tier0_services.ai.logs.parse import LogEntry
 
 RECENT_ERRORS = 200
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE", "-"})
+"""Methods counted as themselves (`-`: a log line whose request had none); others are `OTHER`."""
+
+
+def member(text: str) -> str:
+    """A path or IP as a sorted-set member: at most `keys.LOGS_MEMBER_MAX_CHARS` characters (an 8 KB
+    path is one bounded member, and a question about it finds the same one)."""
+    limit = keys.LOGS_MEMBER_MAX_CHARS
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def method_of(method: str) -> str:
+    return method if method in METHODS else "OTHER"
 
 
 @dataclass
@@ -32,6 +52,9 @@ class Folded:
     ips: Counter[str] = field(default_factory=Counter)
     ips_by_status: dict[int, Counter[str]] = field(default_factory=dict)
     paths_by_status: dict[int, Counter[str]] = field(default_factory=dict)
+    ips_by_class: dict[int, Counter[str]] = field(default_factory=dict)
+    paths_by_class: dict[int, Counter[str]] = field(default_factory=dict)
+    error_ips: Counter[str] = field(default_factory=Counter)
     latency_histogram: Counter[str] = field(default_factory=Counter)
     paths: Counter[str] = field(default_factory=Counter)
     error_paths: Counter[str] = field(default_factory=Counter)
@@ -43,9 +66,17 @@ class Folded:
     recent_errors: list[LogEntry] = field(default_factory=list)
 
 
+LATENCY_RANGE_MS = (1e-3, 1e7)
+"""Latencies are bucketed within 1 us .. 2.8 h (beyond: the bound), so the histogram holds at
+most 900 fields per decade, 9,000 in all, whatever an imported log claims."""
+
+
 def latency_bucket(ms: float) -> str:
     """The histogram field of a latency: the value at 3 significant digits (`g` format)."""
-    return f"{ms:.3g}" if ms > 0 else "0"
+    if ms <= 0:
+        return "0"
+    low, high = LATENCY_RANGE_MS
+    return f"{min(max(ms, low), high):.3g}"
 
 
 def percentile(histogram: dict[float, int], q: float) -> float | None:
@@ -63,9 +94,18 @@ def percentile(histogram: dict[float, int], q: float) -> float | None:
     return max(histogram)
 
 
+def bounded(entry: LogEntry) -> LogEntry:
+    """The entry as the aggregates keep it: members cut (`member`), the method bounded (`method_of`)."""
+    ip, path, method = member(entry.ip), member(entry.path), method_of(entry.method)
+    if (ip, path, method) == (entry.ip, entry.path, entry.method):
+        return entry
+    return replace(entry, ip=ip, path=path, method=method)
+
+
 def fold(entries: Iterable[LogEntry]) -> Folded:
     f = Folded()
-    for e in entries:
+    for raw in entries:
+        e = bounded(raw)
         f.total += 1
         f.by_status[e.status] += 1
         f.by_method[e.method] += 1
@@ -73,9 +113,12 @@ def fold(entries: Iterable[LogEntry]) -> Folded:
         f.ips[e.ip] += 1
         f.ips_by_status.setdefault(e.status, Counter())[e.ip] += 1
         f.paths_by_status.setdefault(e.status, Counter())[e.path] += 1
+        f.ips_by_class.setdefault(e.status // 100, Counter())[e.ip] += 1
+        f.paths_by_class.setdefault(e.status // 100, Counter())[e.path] += 1
         f.paths[e.path] += 1
         if e.status >= 400:
             f.error_paths[e.path] += 1
+            f.error_ips[e.ip] += 1
             f.recent_errors.append(e)
         if e.latency_ms is not None:
             f.latency_sum += e.latency_ms
@@ -86,6 +129,25 @@ def fold(entries: Iterable[LogEntry]) -> Folded:
         f.last_ts = e.ts if f.last_ts is None else max(f.last_ts, e.ts)
     f.recent_errors = sorted(f.recent_errors, key=lambda x: x.ts)[-RECENT_ERRORS:]
     return f
+
+
+def sorted_sets(f: Folded) -> dict[str, Counter[str]]:
+    """Every sorted set a folded batch adds to (key -> member -> count)."""
+    out: dict[str, Counter[str]] = {
+        keys.LOGS_IPS: f.ips,
+        keys.LOGS_PATHS: f.paths,
+        keys.LOGS_ERROR_PATHS: f.error_paths,
+        keys.LOGS_ERROR_IPS: f.error_ips,
+    }
+    for status, counter in f.ips_by_status.items():
+        out[keys.logs_ips_for_status(status)] = counter
+    for status, counter in f.paths_by_status.items():
+        out[keys.logs_paths_for_status(status)] = counter
+    for status_class, counter in f.ips_by_class.items():
+        out[keys.logs_ips_for_class(status_class)] = counter
+    for status_class, counter in f.paths_by_class.items():
+        out[keys.logs_paths_for_class(status_class)] = counter
+    return {key: counter for key, counter in out.items() if counter}
 
 
 async def record(redis: Redis, entries: Iterable[LogEntry], marker: tuple[str, str, str] | None = None) -> int:
@@ -103,20 +165,13 @@ async def record(redis: Redis, entries: Iterable[LogEntry], marker: tuple[str, s
             pipe.hincrby(keys.LOGS_BY_METHOD, method, n)
         for day, n in f.by_day.items():
             pipe.hincrby(keys.LOGS_BY_DAY, day, n)
-        for ip, n in f.ips.items():
-            pipe.zincrby(keys.LOGS_IPS, n, ip)
-        for status, counter in f.ips_by_status.items():
-            for ip, n in counter.items():
-                pipe.zincrby(keys.logs_ips_for_status(status), n, ip)
-        for status, counter in f.paths_by_status.items():
-            for path, n in counter.items():
-                pipe.zincrby(keys.logs_paths_for_status(status), n, path)
+        for key, counter in sorted_sets(f).items():
+            for name, n in counter.items():
+                pipe.zincrby(key, n, name)
+            # The rarest members beyond the cap go: each set stays at most LOGS_MAX_MEMBERS long.
+            pipe.zremrangebyrank(key, 0, -(keys.LOGS_MAX_MEMBERS + 1))
         for bucket, n in f.latency_histogram.items():
             pipe.hincrby(keys.LOGS_LATENCY_HISTOGRAM, bucket, n)
-        for path, n in f.paths.items():
-            pipe.zincrby(keys.LOGS_PATHS, n, path)
-        for path, n in f.error_paths.items():
-            pipe.zincrby(keys.LOGS_ERROR_PATHS, n, path)
         if f.latency_count:
             pipe.hincrbyfloat(keys.LOGS_LATENCY, "sum_ms", f.latency_sum)
             pipe.hincrby(keys.LOGS_LATENCY, "count", f.latency_count)
@@ -135,22 +190,40 @@ async def record(redis: Redis, entries: Iterable[LogEntry], marker: tuple[str, s
 
 
 def _ranked(pairs: list[tuple[bytes, float]], name: str) -> list[dict[str, Any]]:
-    return [{name: member.decode(), "count": int(score)} for member, score in pairs]
+    return [{name: m.decode(), "count": int(score)} for m, score in pairs]
+
+
+def ranked_top(
+    highest: list[tuple[bytes, float]], ties: list[tuple[bytes, float]], limit: int
+) -> list[tuple[bytes, float]]:
+    """The top `limit` by count, ties by name, from Redis's `limit` highest (`ZRANGE REV`, whose
+    ties at the edge come in reverse name order) and, when those fill the limit, the members that
+    share the lowest count among them in name order (`ZRANGE BYSCORE` at that count)."""
+    if len(highest) < limit:
+        return sorted(highest, key=lambda p: (-p[1], p[0]))
+    edge = highest[-1][1]
+    above = [p for p in highest if p[1] > edge]
+    return sorted(above, key=lambda p: (-p[1], p[0])) + ties[: limit - len(above)]
+
+
+async def top(redis: Redis, key: str, limit: int, name: str) -> list[dict[str, Any]]:
+    """The `limit` most frequent members of a sorted set, ties by name: at most 2 x `limit` rows
+    read, ranked by Redis (two round trips when the set is longer than `limit`)."""
+    highest = await redis.zrange(key, 0, limit - 1, desc=True, withscores=True)
+    ties: list[tuple[bytes, float]] = []
+    if len(highest) == limit:
+        edge = highest[-1][1]
+        ties = await redis.zrange(key, edge, edge, byscore=True, offset=0, num=limit, withscores=True)
+    return _ranked(ranked_top(highest, ties, limit), name)
 
 
 async def top_ips_for_status(redis: Redis, status: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
     """(requests answered `status`, top `limit` client IPs with their counts; ties by IP)."""
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.hget(keys.LOGS_BY_STATUS, str(status))
-        pipe.zrange(keys.logs_ips_for_status(status), 0, -1, withscores=True)
-        total, pairs = await pipe.execute()
-    ranked = sorted(pairs, key=lambda p: (-p[1], p[0]))[:limit]
-    return int(total or 0), _ranked(ranked, "ip")
+    total = await redis.hget(keys.LOGS_BY_STATUS, str(status))  # type: ignore[misc]
+    return int(total or 0), await top(redis, keys.logs_ips_for_status(status), limit, "ip")
 
 
-async def top(redis: Redis, key: str, limit: int, name: str) -> list[dict[str, Any]]:
-    pairs = await redis.zrange(key, 0, -1, withscores=True)
-    return _ranked(sorted(pairs, key=lambda p: (-p[1], p[0]))[:limit], name)
+EXTREMES = ("max_latency_ms", "first_ts", "last_ts")
 
 
 @dataclass(frozen=True)
@@ -189,9 +262,9 @@ async def stats(redis: Redis) -> Stats:
         pipe.hgetall(keys.LOGS_BY_DAY)
         pipe.zcard(keys.LOGS_IPS)
         pipe.hgetall(keys.LOGS_LATENCY)
-        pipe.zrange(keys.LOGS_EXTREMES, 0, -1, withscores=True)
+        pipe.zmscore(keys.LOGS_EXTREMES, list(EXTREMES))
         total, status, method, day, ips, latency, extremes = await pipe.execute()
-    ext = {member.decode(): score for member, score in extremes}
+    ext = dict(zip(EXTREMES, extremes, strict=True))
     return Stats(
         total=int(total or 0),
         by_status={int(k): v for k, v in sorted(_int_map(status).items())},
@@ -219,7 +292,9 @@ async def recent_errors(redis: Redis, limit: int) -> list[dict[str, Any]]:
 async def clear(redis: Redis) -> None:
     """Drop every aggregate (tests and `logs import --replace`)."""
     codes = [int(s) for s in await redis.hkeys(keys.LOGS_BY_STATUS)]  # type: ignore[misc]
+    classes = sorted({c // 100 for c in codes})
     status_keys = [keys.logs_ips_for_status(c) for c in codes] + [keys.logs_paths_for_status(c) for c in codes]
+    status_keys += [keys.logs_ips_for_class(c) for c in classes] + [keys.logs_paths_for_class(c) for c in classes]
     await redis.delete(
         keys.LOGS_TOTAL,
         keys.LOGS_BY_STATUS,
@@ -228,6 +303,7 @@ async def clear(redis: Redis) -> None:
         keys.LOGS_IPS,
         keys.LOGS_PATHS,
         keys.LOGS_ERROR_PATHS,
+        keys.LOGS_ERROR_IPS,
         keys.LOGS_LATENCY,
         keys.LOGS_LATENCY_HISTOGRAM,
         keys.LOGS_EXTREMES,

@@ -4,6 +4,10 @@
 background task flushes the buffer with one pipelined `aggregates.record` every `interval` seconds
 or as soon as `batch` entries wait. If Redis is down the entries stay buffered (bounded: the oldest
 are dropped and counted) and go out with the next successful flush.
+
+An entry's path is the request's route template (`/api/images/site/{site_id}`, or
+`instrument.UNMATCHED_ROUTE` for a path no route serves), never the raw path: a flood of random
+8 KB paths adds to one counter instead of one member per path, in the buffer and in Redis.
 """
 
 import asyncio
@@ -31,7 +35,7 @@ class RequestRecordLike(Protocol):
     @property
     def method(self) -> str: ...
     @property
-    def path(self) -> str: ...
+    def route(self) -> str: ...
     @property
     def status(self) -> int: ...
     @property
@@ -57,7 +61,7 @@ class AccessLogRecorder:
                 ip=record.client_ip or "-",
                 ts=record.started_at,
                 method=record.method,
-                path=record.path.split("?", 1)[0],
+                path=record.route,
                 status=record.status,
                 latency_ms=record.duration_seconds * 1000.0,
             )

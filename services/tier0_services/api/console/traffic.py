@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import httpx
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tier0_services import aio
-from tier0_services.api import errors
+from tier0_services.api import admission, errors
 from tier0_services.api.console.models import TrafficRun
 
 TARGETS = ("/api/status", "/api/devices/active", "/api/users/active?limit=10", "/api/devices/alerts?limit=10")
@@ -79,6 +79,16 @@ class Burst:
         )
 
 
+def _internal(app: ASGIApp) -> ASGIApp:
+    """The app as the burst calls it: marked internal, so admission neither counts nor refuses
+    the burst (it is bounded on its own), and the console's own polls keep their share."""
+
+    async def call(scope: Scope, receive: Receive, send: Send) -> None:
+        await app({**scope, admission.INTERNAL: True}, receive, send)
+
+    return call
+
+
 class TrafficGenerator:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -114,7 +124,7 @@ class TrafficGenerator:
     async def _run(self, burst: Burst) -> None:
         deadline = burst.started + burst.max_seconds
         paths = itertools.cycle(TARGETS)
-        transport = httpx.ASGITransport(app=self.app)
+        transport = httpx.ASGITransport(app=_internal(self.app))
         async with httpx.AsyncClient(transport=transport, base_url="http://traffic.local") as client:
 
             async def worker() -> None:
