@@ -7,9 +7,10 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tier0_contract import keys, pipeline
+from tier0_services import connect
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, connect.RedisAccess):
     model_config = SettingsConfigDict(env_prefix="TIER0_")
 
     region: str = "region1"
@@ -18,6 +19,7 @@ class Settings(BaseSettings):
     """Every region name of the pair (`/fastapi/{region}/getappversion` answers 404 for others);
     JSON in the environment: `TIER0_REGIONS='["region1","region2"]'`."""
     redis_url: str = "redis://127.0.0.1:6379/0"
+    """This region's Redis, without credentials (`TIER0_REDIS_USERNAME`, `TIER0_REDIS_PASSWORD_FILE`)."""
     version: str = "v0.1.0"
     log_level: str = "INFO"
     """Level of tier0's own log lines (start-up loading, the recorder, peer and watch errors);
