@@ -51,12 +51,3 @@ def redact_url(url: str) -> str:
     if port is not None:
         netloc += f":{port}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
-def redact(text: str, secrets: list[str]) -> str:
-    """`text` with every one of `secrets` replaced (for messages built from third-party errors that
-    might quote what they were given)."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, REDACTED)
-    return text
