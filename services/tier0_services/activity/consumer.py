@@ -24,6 +24,7 @@ import logging
 import ssl
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Literal
 
 import pika
@@ -63,7 +64,9 @@ def declare(channel: "pika.adapters.blocking_connection.BlockingChannel") -> int
     return int(ok.method.message_count)
 
 
-def amqp_parameters(url: str, username: str | None, password: str | None, ca_file: object = None) -> pika.URLParameters:
+def amqp_parameters(
+    url: str, username: str | None, password: str | None, ca_file: Path | None = None
+) -> pika.URLParameters:
     """Connection parameters from a URL without credentials plus the user and the password read from
     its file (a password in the URL still works, for a hand-run consumer). `amqps://` with
     `ca_file`: TLS verified against that CA."""
