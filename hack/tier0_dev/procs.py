@@ -29,6 +29,7 @@ INSTALL_HINTS = {
     "rabbitmq-server": "apt-get install rabbitmq-server (or: make tools)",
     "prometheus": "apt-get install prometheus (or: make tools)",
     "promtool": "apt-get install prometheus (or: make tools)",
+    "prometheus-redis-exporter": "apt-get install prometheus-redis-exporter (or: make tools)",
     "wrk": "apt-get install wrk (or: make tools)",
     "etcd": "make tools (builds etcd from the Go module proxy into .tools/bin)",
     "kube-apiserver": "make tools (builds kube-apiserver from the Go module proxy into .tools/bin)",

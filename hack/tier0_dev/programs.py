@@ -4,15 +4,22 @@ Every function takes the port(s) and a state directory, starts the program, wait
 and returns the `Process`. Tests pass free ports; `make up` passes the fixed ports of DESIGN.md.
 """
 
+import importlib.util
 import os
 import pwd
+import secrets
 import socket
 import subprocess
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from types import ModuleType
 
-from tier0_contract import keys
-from tier0_dev.procs import MissingProgramError, Process, find_program, free_port, port_open
+from tier0_contract import keys, topics
+from tier0_dev.procs import ROOT, MissingProgramError, Process, find_program, free_port, port_open
+from tier0_services.access import mqtt as mqtt_access
+from tier0_services.access import rabbitmq as rabbitmq_access
+from tier0_services.access import redis as redis_access
 
 SEARCH_REDIS = "redis-stack-server"
 """Redis with the query engine (RediSearch), from `hack/install-tools.sh --redis-stack`."""
@@ -28,6 +35,110 @@ REDIS_MAXMEMORY = "768mb"
 """`maxmemory` of every Redis started here (the stack's, the tests' and the benches'): the chart's
 default, 75% of its 1 GiB container limit. A full Redis evicts only what `keys.MAXMEMORY_POLICY`
 allows (keys with a TTL) and refuses other writes, as in the chart."""
+
+MOSQUITTO_STANDIN = ROOT / "images" / "standins" / "mosquitto" / "entrypoint.py"
+EMQX_ACL = ROOT / "charts" / "tier0" / "files" / "emqx" / "acl.conf"
+"""The chart's MQTT topic rules: the local Mosquitto enforces them through the node stand-in's
+translation, so what the tests prove is what EMQX is configured with."""
+RABBITMQ_ADMIN = "tier0-admin"
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Generated credentials of a local run, laid out as the chart mounts its Secrets: one directory
+    per Secret (`redis`, `mqtt`, `rabbitmq`, `api`), one file per key, each readable by its owner only.
+    Missing keys are filled once with random values (as the operator fills the chart's)."""
+
+    root: Path
+
+    LAYOUT = {
+        "redis": tuple(redis_access.SECRET_KEYS.values()),
+        "mqtt": tuple(mqtt_access.SECRET_KEYS.values()),
+        "rabbitmq": (rabbitmq_access.ADMIN_PASSWORD_KEY, rabbitmq_access.APP_PASSWORD_KEY),
+        "api": ("token",),
+    }
+
+    @classmethod
+    def generate(cls, root: Path) -> "Secrets":
+        for name, names in cls.LAYOUT.items():
+            folder = root / name
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            for key in names:
+                _write_once(folder / key, secrets.token_urlsafe(24))
+        _write_once(root / "rabbitmq" / rabbitmq_access.ADMIN_USERNAME_KEY, RABBITMQ_ADMIN)
+        return cls(root)
+
+    def dir(self, name: str) -> Path:
+        return self.root / name
+
+    def values(self) -> list[str]:
+        """Every generated secret (what no log line, argv or environment may contain)."""
+        return [(self.root / name / key).read_text() for name, names in self.LAYOUT.items() for key in names]
+
+    def redis_env(self, user: str = redis_access.APP) -> dict[str, str]:
+        key = redis_access.SECRET_KEYS[user]
+        return {"TIER0_REDIS_USERNAME": user, "TIER0_REDIS_PASSWORD_FILE": str(self.root / "redis" / key)}
+
+    def mqtt_env(self, user: str) -> dict[str, str]:
+        key = mqtt_access.SECRET_KEYS[user]
+        return {"TIER0_MQTT_USERNAME": user, "TIER0_MQTT_PASSWORD_FILE": str(self.root / "mqtt" / key)}
+
+    def mqtt_args(self, user: str) -> list[str]:
+        """Command-line flags of a component (`--mqtt-username`, `--mqtt-password-file`)."""
+        key = mqtt_access.SECRET_KEYS[user]
+        return ["--mqtt-username", user, "--mqtt-password-file", str(self.root / "mqtt" / key)]
+
+    def mqtt_settings(self, user: str) -> dict[str, object]:
+        """The same as settings fields (`Settings(**secrets.mqtt_settings(user))`)."""
+        return {"mqtt_username": user, "mqtt_password_file": self.root / "mqtt" / mqtt_access.SECRET_KEYS[user]}
+
+    def mosquitto_clients_env(self, user: str) -> dict[str, str]:
+        """Environment for `mosquitto_pub`/`mosquitto_sub` to connect as `user`: they read default
+        options from $XDG_CONFIG_HOME/mosquitto_pub (and _sub), so the password is not in argv."""
+        folder = self.root / "mosquitto-clients" / user
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for tool in ("mosquitto_pub", "mosquitto_sub"):
+            (folder / tool).unlink(missing_ok=True)
+            _write_once(folder / tool, f"-u {user}\n-P {self.mqtt_password(user)}\n")
+        return {"XDG_CONFIG_HOME": str(folder)}
+
+    def mqtt_password(self, user: str) -> str:
+        return (self.root / "mqtt" / mqtt_access.SECRET_KEYS[user]).read_text()
+
+    def amqp_env(self, port: int) -> dict[str, str]:
+        return {
+            "TIER0_AMQP_URL": amqp_url(port),
+            "TIER0_AMQP_USERNAME": rabbitmq_access.APP,
+            "TIER0_AMQP_PASSWORD_FILE": str(self.root / "rabbitmq" / rabbitmq_access.APP_PASSWORD_KEY),
+        }
+
+    def amqp_password(self, admin: bool = False) -> str:
+        key = rabbitmq_access.ADMIN_PASSWORD_KEY if admin else rabbitmq_access.APP_PASSWORD_KEY
+        return (self.root / "rabbitmq" / key).read_text()
+
+
+def _write_once(path: Path, value: str) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "w") as f:
+        f.write(value)
+
+
+def amqp_url(port: int) -> str:
+    """The activity vhost on a local RabbitMQ (credentials go separately)."""
+    return f"amqp://127.0.0.1:{port}/{topics.ACTIVITY_VHOST}"
+
+
+@cache
+def mosquitto_standin() -> ModuleType:
+    """The node's EMQX stand-in entrypoint, imported from its file (it is not a package)."""
+    spec = importlib.util.spec_from_file_location("tier0_mosquitto_standin", MOSQUITTO_STANDIN)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def redis_binary(search: bool | None = False) -> str:
@@ -51,10 +162,17 @@ def redis(
     extra: tuple[str, ...] = (),
     search: bool | None = False,
     maxmemory: str = REDIS_MAXMEMORY,
+    secrets: Secrets | None = None,
 ) -> Process:
+    """A redis-server; with `secrets`, the chart's ACL users (tier0_services.access.redis) from them."""
     state_dir.mkdir(parents=True, exist_ok=True)
+    auth: list[str] = []
+    if secrets is not None:
+        redis_access.write(secrets.dir("redis"), state_dir / "access")
+        auth = ["--include", str(state_dir / "access" / redis_access.AUTH_CONF)]
     argv = [
         redis_binary(search),
+        *auth,
         "--port",
         str(port),
         "--bind",
@@ -95,12 +213,17 @@ def _redis_ping(port: int) -> bool:
         return False
 
 
-def mosquitto(port: int, state_dir: Path) -> Process:
+def mosquitto(port: int, state_dir: Path, secrets: Secrets | None = None) -> Process:
+    """A mosquitto; with `secrets`, the chart's MQTT users and topic rules (charts/tier0/files/emqx/
+    acl.conf) as the node's EMQX stand-in translates them, anonymous clients refused."""
     state_dir.mkdir(parents=True, exist_ok=True)
     conf = state_dir / "mosquitto.conf"
+    auth = ["allow_anonymous true"]
+    if secrets is not None:
+        (bootstrap,) = mqtt_access.write(secrets.dir("mqtt"), state_dir / "access")
+        auth = mosquitto_standin().auth_config(bootstrap, EMQX_ACL, state_dir / "access")
     conf.write_text(
-        f"listener {port} 127.0.0.1\n"
-        "allow_anonymous true\n"
+        f"listener {port} 127.0.0.1\n" + "".join(f"{line}\n" for line in auth) +
         # Sessions and their queued messages survive a restart (saved at exit and every 5 s), as
         # in the chart's broker: a message acknowledged to a device is never only in memory
         # across a broker restart.
@@ -126,8 +249,9 @@ class RabbitPorts:
     prometheus: int | None = None
 
 
-def rabbitmq(ports: RabbitPorts, state_dir: Path) -> Process:
-    """A RabbitMQ node of its own (own node name, data dir and ports) beside any other."""
+def rabbitmq(ports: RabbitPorts, state_dir: Path, secrets: Secrets | None = None) -> Process:
+    """A RabbitMQ node of its own (own node name, data dir and ports) beside any other; with
+    `secrets`, the chart's users and vhost (tier0_services.access.rabbitmq): no guest user."""
     state_dir.mkdir(parents=True, exist_ok=True)
     plugins = state_dir / "enabled_plugins"
     conf = state_dir / "rabbitmq.conf"
@@ -141,6 +265,9 @@ def rabbitmq(ports: RabbitPorts, state_dir: Path) -> Process:
         enabled.append("rabbitmq_prometheus")
         lines.append(f"prometheus.tcp.port = {ports.prometheus}")
         lines.append("prometheus.tcp.ip = 127.0.0.1")
+    if secrets is not None:
+        (definitions,) = rabbitmq_access.write(secrets.dir("rabbitmq"), state_dir / "access")
+        lines.append(f"load_definitions = {definitions}")
     plugins.write_text(f"[{','.join(enabled)}].\n")
     conf.write_text("\n".join(lines) + "\n")
     env = {

@@ -21,10 +21,21 @@ from pathlib import Path
 
 from tier0_dev import controlplane, procs, programs, supervise
 from tier0_dev.procs import ROOT, MissingProgramError, Process, find_program, group_alive, port_open, stop_group
+from tier0_services.access import mqtt as mqtt_access
+from tier0_services.access import redis as redis_access
 
 RUN = Path(os.environ.get("TIER0_RUN_DIR", ROOT / ".run"))
 PIDS = RUN / "pids"
 LOGS = RUN / "logs"
+SECRETS = RUN / "secrets"
+"""Generated once per checkout (programs.Secrets): Redis, MQTT and RabbitMQ users, the API token;
+every component reads its credential from a file here, none from argv or an environment value."""
+
+
+def secrets() -> programs.Secrets:
+    return programs.Secrets.generate(SECRETS)
+
+
 SUPERVISOR_STATE = RUN / "supervisor" / "state.json"
 PYTHON = sys.executable
 PAIR_NAME, PAIR_NAMESPACE = "og-field", "default"
@@ -48,7 +59,9 @@ def _redis(region: str, port: int, replica_of: int | None) -> Callable[[], list[
         replicaof = ("--replicaof", "127.0.0.1", str(replica_of)) if replica_of else ()
         extra = (*replicaof, *programs.PAIR_WRITE_GUARD)
         # search=True: redis-stack-server (RediSearch), so the AI vector index runs its KNN path.
-        return [programs.redis(port, RUN / f"redis-{region}", persistent=True, extra=extra, search=True)]
+        return [
+            programs.redis(port, RUN / f"redis-{region}", persistent=True, extra=extra, search=True, secrets=secrets())
+        ]
 
     return start
 
@@ -58,10 +71,11 @@ def _region_api(region: str, port: int, redis_port: int, peer_port: int) -> Call
         env = {
             "TIER0_REGION": region,
             "TIER0_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-            # Failover endpoints act on the RegionPair in the local control plane; the token is a
-            # local-only default (export TIER0_API_TOKEN to choose another).
+            **secrets().redis_env(),
+            # Failover endpoints act on the RegionPair in the local control plane; the token is
+            # generated into .run/secrets/api/token (`make stack-up` prints where).
             "TIER0_KUBECONFIG": str(RUN / "controlplane" / "kubeconfig"),
-            "TIER0_API_TOKEN": os.environ.get("TIER0_API_TOKEN", "tier0-local-dev-token"),
+            "TIER0_API_TOKEN_FILE": str(SECRETS / "api" / "token"),
             # The console's overview asks the other region's API for its status.
             "TIER0_PEER_API_URL": f"http://127.0.0.1:{peer_port}",
             # AI: the labelled samples go into an empty primary at first start (images, corpus, log).
@@ -89,10 +103,21 @@ def _operator() -> list[Process]:
     )
     # Create, never apply: re-applying would reset spec.activeRegion and the Service selector of a
     # live pair, i.e. an unrequested switchover.
+    create_redis_secret(kubectl, PAIR_NAMESPACE, secrets())
     create_if_absent(kubectl, ROOT / "operator" / "examples" / "regionpair-local.yaml")
     env = {"KUBECONFIG": str(kubeconfig), "TIER0_OPERATOR_METRICS_PORT": "8080"}
     proc = python_module("operator", "tier0_operator", [], env)
     return [proc.wait_ready(procs.http_ok("http://127.0.0.1:8080/metrics"), timeout=30)]
+
+
+def create_redis_secret(kubectl: list[str], namespace: str, local: programs.Secrets) -> None:
+    """The Secret the local RegionPair's passwordSecretRef names (tier0-redis, key operator-password),
+    from the generated file (kubectl reads the file: the value is in no argv)."""
+    password = local.dir("redis") / redis_access.SECRET_KEYS[redis_access.OPERATOR]
+    argv = [*kubectl, "-n", namespace, "create", "secret", "generic", "tier0-redis"]
+    res = subprocess.run([*argv, f"--from-file=operator-password={password}"], capture_output=True, text=True)
+    if res.returncode != 0 and "AlreadyExists" not in res.stderr:
+        raise subprocess.CalledProcessError(res.returncode, res.args, res.stdout, res.stderr)
 
 
 def create_if_absent(kubectl: list[str], manifest: Path) -> list[str]:
@@ -133,7 +158,9 @@ def _ingest(region: str, redis_port: int, metrics_port: int) -> Callable[[], lis
             "TIER0_REGION": region,
             "TIER0_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
             "TIER0_PEER_REDIS_URLS": _peer_redis(redis_port),
+            **secrets().redis_env(),
             "TIER0_MQTT_PORT": "1883",
+            **secrets().mqtt_env(mqtt_access.INGEST),
             "TIER0_METRICS_PORT": str(metrics_port),
         }
         proc = python_module(f"ingest-{region}", "tier0_services.ingest", [], env)
@@ -149,9 +176,10 @@ def _activity(region: str, redis_port: int, metrics_port: int) -> Callable[[], l
     def start() -> list[Process]:
         env = {
             "TIER0_REGION": region,
-            "TIER0_AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/%2F",
+            **secrets().amqp_env(5672),
             "TIER0_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
             "TIER0_PEER_REDIS_URLS": _peer_redis(redis_port),
+            **secrets().redis_env(),
             "TIER0_METRICS_PORT": str(metrics_port),
         }
         name = "activity-consumer" if region == "region1" else f"activity-consumer-{region}"
@@ -174,6 +202,7 @@ def _device_simulator() -> list[Process]:
             "TIER0_SHARD_COUNT": str(shards),
             "TIER0_SHARD_INDEX": str(k),
             "TIER0_MQTT_PORT": "1883",
+            **secrets().mqtt_env(mqtt_access.GATEWAY),
             "TIER0_METRICS_PORT": str(port),
         }
         proc = python_module(f"device-simulator-{k}" if k else "device-simulator", "tier0_simulators.devices", [], env)
@@ -182,7 +211,7 @@ def _device_simulator() -> list[Process]:
 
 
 def _user_simulator() -> list[Process]:
-    env = {"TIER0_AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/%2F", "TIER0_METRICS_PORT": "9104"}
+    env = {**secrets().amqp_env(5672), "TIER0_METRICS_PORT": "9104"}
     proc = python_module("user-simulator", "tier0_simulators.users", [], env)
     return [proc.wait_ready(_metric_ready(9104, "tier0_user_simulator_messages_published_total"), timeout=30)]
 
@@ -195,13 +224,13 @@ COMPONENTS: list[Component] = [
         "mosquitto",
         "mqtt://127.0.0.1:1883 (stand-in for EMQX)",
         1883,
-        lambda: [programs.mosquitto(1883, RUN / "mosquitto")],
+        lambda: [programs.mosquitto(1883, RUN / "mosquitto", secrets())],
     ),
     Component(
         "rabbitmq",
         "amqp://127.0.0.1:5672, management http://127.0.0.1:15672",
         5672,
-        lambda: [programs.rabbitmq(programs.RabbitPorts(5672, 25672, 15672, 15692), RUN / "rabbitmq")],
+        lambda: [programs.rabbitmq(programs.RabbitPorts(5672, 25672, 15672, 15692), RUN / "rabbitmq", secrets())],
     ),
     Component(
         "controlplane", f"https://127.0.0.1:6443 (KUBECONFIG={RUN}/controlplane/kubeconfig)", 6443, _controlplane
@@ -303,6 +332,10 @@ def up(only: set[str] | None = None) -> int:
         print(f"  {comp.name:<22} up in {time.monotonic() - started:4.1f} s  {comp.where}", flush=True)
     _ensure_supervisor()
     print(f"\nlogs: {LOGS} and {RUN}/*/  ·  status: python -m tier0_dev status  ·  stop: python -m tier0_dev down")
+    print(
+        f"credentials: {SECRETS}/ (one file per key; the API token: {SECRETS}/api/token, e.g.\n"
+        f'  curl -X POST -H "Authorization: Bearer $(cat {SECRETS}/api/token)" localhost:8000/api/failover/simulate)'
+    )
     return 0
 
 
@@ -322,11 +355,26 @@ def down() -> int:
     return 0
 
 
+def _resp(*args: str) -> bytes:
+    """One command in Redis's protocol (arguments length-prefixed: any bytes are safe)."""
+    out = f"*{len(args)}\r\n"
+    for arg in args:
+        out += f"${len(arg.encode())}\r\n{arg}\r\n"
+    return out.encode()
+
+
 def redis_info(port: int, section: str = "replication") -> dict[str, str]:
-    """`INFO <section>` of the Redis on `port` as a dict (empty when it does not answer)."""
+    """`INFO <section>` of the Redis on `port` as a dict (empty when it does not answer), as the
+    applications' ACL user when the stack's secrets exist."""
+    auth = b""
+    password = SECRETS / "redis" / redis_access.SECRET_KEYS[redis_access.APP]
+    if password.exists():
+        auth = _resp("AUTH", redis_access.APP, password.read_text())
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s, s.makefile("rb") as f:
-            s.sendall(f"INFO {section}\r\n".encode())
+            s.sendall(auth + _resp("INFO", section))
+            if auth and not f.readline().startswith(b"+OK"):
+                return {}
             header = f.readline()
             if not header.startswith(b"$"):
                 return {}

@@ -441,7 +441,18 @@ class PairReconciler:
                     if (ref.name, ref.key) not in self._missing_secrets:
                         self._missing_secrets.add((ref.name, ref.key))
                         self._event("SecretMissing", f"{ref.name}/{ref.key} for {r.name}'s Redis not found", True)
-            self.clients[r.name] = RegionRedis(r.name, r.redis, password, timeout)
+            ca_pem = None
+            if r.redis.tls is not None:
+                ca = r.redis.tls.ca_secret_ref
+                ca_pem = await self.kube.secret_value(self.namespace, ca.name, ca.key)
+                if ca_pem is None:
+                    complete = False
+                    if (ca.name, ca.key) not in self._missing_secrets:
+                        self._missing_secrets.add((ca.name, ca.key))
+                        self._event(
+                            "SecretMissing", f"{ca.name}/{ca.key} (TLS CA) for {r.name}'s Redis not found", True
+                        )
+            self.clients[r.name] = RegionRedis(r.name, r.redis, password, timeout, ca_pem)
         self._client_key = key if complete else ()
         self.regions = [r.name for r in spec.regions]
 

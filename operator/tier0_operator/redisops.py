@@ -27,14 +27,28 @@ from tier0_operator.model import Probe, now
 
 
 class RegionRedis:
-    def __init__(self, region: str, endpoint: rp.RedisEndpoint, password: str | None, timeout: float) -> None:
+    def __init__(
+        self,
+        region: str,
+        endpoint: rp.RedisEndpoint,
+        password: str | None,
+        timeout: float,
+        ca_pem: str | None = None,
+    ) -> None:
         self.region = region
         self.endpoint = endpoint
         self.password = password
+        # TLS (spec.regions[].redis.tls): the server's certificate checked against the pair's CA (with
+        # the CA not read yet, against the system's: the probe fails, it never falls back to plain text).
+        tls: dict[str, Any] = {}
+        if endpoint.tls is not None:
+            tls = {"ssl": True, "ssl_ca_data": ca_pem, "ssl_cert_reqs": "required"}
         self.client = aioredis.Redis(
             host=endpoint.host,
             port=endpoint.port,
+            username=endpoint.username,
             password=password,
+            **tls,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),  # one attempt: a failed probe must count, not be retried away
@@ -115,8 +129,10 @@ class RegionRedis:
         )
 
     async def replicaof(self, master: "RegionRedis") -> None:
-        """Replicate from `master`, authenticating with its password (masterauth) when it has one."""
-        if master.password:
+        """Replicate from `master`. Without ACL users (no `username`), authenticating with the
+        master's password (masterauth); with them, the server replicates as its configured
+        `masteruser` (tier0_services.access.redis), and the operator's own password stays with it."""
+        if master.password and not master.endpoint.username:
             await self.client.execute_command(  # type: ignore[no-untyped-call]
                 "CONFIG", "SET", "masterauth", master.password
             )

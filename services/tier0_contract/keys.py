@@ -82,7 +82,8 @@ INGEST_STATS = "stats:ingest"
 `stored` (applied), `stale` / `duplicate` (older than / as old as the stored state, e.g. a
 redelivery; not applied), `invalid` (dead-lettered), `too_old` (dead-lettered by
 `timestamps.clamp_or_reject`), `future_clamped` (stored with the receive time instead of a
-timestamp beyond the skew allowance)."""
+timestamp beyond the skew allowance), `failed` (dead-lettered: the store refused them for good, e.g.
+a script error or a key of the wrong type)."""
 
 
 PAIR_EPOCH = "pair:epoch"
@@ -139,7 +140,8 @@ ACTIVITY_STATS = "stats:activity"
 `stale` (older than the newest; recorded in history, latest left alone), `too_old` (rejected by
 `timestamps.clamp_or_reject`, dead-lettered), `future_clamped` (applied with the receive time
 instead of a timestamp beyond the skew allowance), `invalid` (sent to the
-RabbitMQ dead-letter queue `topics.ACTIVITY_DEAD_LETTER_QUEUE`)."""
+RabbitMQ dead-letter queue `topics.ACTIVITY_DEAD_LETTER_QUEUE`), `failed` (dead-lettered too: Redis
+refused the write for a reason retrying does not cure)."""
 
 
 # --- AI features (issue 4): image catalog, document corpus, access-log aggregates -------------------

@@ -61,10 +61,27 @@ class SecretRef(_Model):
     key: str = "password"
 
 
+class CASecretRef(_Model):
+    name: str
+    key: str = "ca.crt"
+
+
+class RedisTLS(_Model):
+    """Connect to this Redis with TLS, verifying its certificate (which must name `host`) against
+    the CA bundle in this Secret."""
+
+    ca_secret_ref: CASecretRef
+
+
 class RedisEndpoint(_Model):
     host: str
     port: int = 6379
+    username: str | None = None
+    """Redis ACL user the operator authenticates as (the chart: tier0-operator); unset: the password
+    alone (Redis's default user). With a user, both Redis carry their replication credentials in
+    their own config (masteruser/masterauth), so REPLICAOF is sent without setting masterauth."""
     password_secret_ref: SecretRef | None = None
+    tls: RedisTLS | None = None
     replication_host: str | None = None
     """Where the other region's Redis replicates from, when that is not where the operator reaches
     this one (a cross-region endpoint, or a fault injector on the replication link alone)."""

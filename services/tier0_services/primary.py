@@ -26,8 +26,8 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from tier0_contract import keys
-from tier0_services import aio
+from tier0_contract import credentials, keys
+from tier0_services import aio, connect
 
 log = logging.getLogger("tier0.primary")
 
@@ -92,6 +92,11 @@ def parse_observation(endpoint: int, role: Any, epoch: Any, config: Any) -> Obse
     return Observation(endpoint, True, name, ep, replicas, min_replicas)
 
 
+def shown(urls: Sequence[str], endpoint: int | None) -> str:
+    """An endpoint as a log line shows it (never with a password)."""
+    return credentials.redact_url(urls[endpoint]) if endpoint is not None else "none"
+
+
 def _observe_commands(pipe: Any) -> None:
     pipe.execute_command("ROLE")
     pipe.get(keys.PAIR_EPOCH)
@@ -103,20 +108,32 @@ class AsyncPrimary:
     after `poke()` (a READONLY/NOREPLICAS/connection error)."""
 
     def __init__(
-        self, urls: Sequence[str], *, interval: float = 0.5, timeout: float = 0.5, write_timeout: float = 2.0
+        self,
+        urls: Sequence[str],
+        *,
+        interval: float = 0.5,
+        timeout: float = 0.5,
+        write_timeout: float = 2.0,
+        auth: connect.RedisAuth | None = None,
     ) -> None:
         self.urls = list(urls)
         self.interval = interval
+        auth = auth or connect.RedisAuth()
         # A write to a primary cut off by a partition fails after write_timeout, then re-resolves.
         self.clients = [
             redis.asyncio.Redis.from_url(
-                u, socket_timeout=write_timeout, socket_connect_timeout=timeout, health_check_interval=10
+                u,
+                socket_timeout=write_timeout,
+                socket_connect_timeout=timeout,
+                health_check_interval=10,
+                **auth.kwargs(u),
             )
             for u in self.urls
         ]
         """Write clients, one per endpoint."""
         self._probes = [
-            redis.asyncio.Redis.from_url(u, socket_timeout=timeout, socket_connect_timeout=timeout) for u in self.urls
+            redis.asyncio.Redis.from_url(u, socket_timeout=timeout, socket_connect_timeout=timeout, **auth.kwargs(u))
+            for u in self.urls
         ]
         self.choice = Choice(None, "not resolved yet")
         self.resolved_at = 0.0
@@ -136,7 +153,7 @@ class AsyncPrimary:
         observations = await asyncio.gather(*(self._observe(i) for i in range(len(self.urls))))
         choice = choose(observations)
         if choice.endpoint != self.choice.endpoint:
-            where = self.urls[choice.endpoint] if choice.endpoint is not None else "none"
+            where = shown(self.urls, choice.endpoint)
             log.info("primary: %s (%s)", where, choice.reason)
             self._changed.set()
             self._changed = asyncio.Event()
@@ -171,15 +188,24 @@ class SyncPrimary:
     the last resolution is older than `interval` or after `poke()`."""
 
     def __init__(
-        self, urls: Sequence[str], *, interval: float = 0.5, timeout: float = 0.5, write_timeout: float = 2.0
+        self,
+        urls: Sequence[str],
+        *,
+        interval: float = 0.5,
+        timeout: float = 0.5,
+        write_timeout: float = 2.0,
+        auth: connect.RedisAuth | None = None,
     ) -> None:
         self.urls = list(urls)
         self.interval = interval
+        auth = auth or connect.RedisAuth()
         self.clients = [
-            redis.Redis.from_url(u, socket_timeout=write_timeout, socket_connect_timeout=timeout) for u in self.urls
+            redis.Redis.from_url(u, socket_timeout=write_timeout, socket_connect_timeout=timeout, **auth.kwargs(u))
+            for u in self.urls
         ]
         self._probes = [
-            redis.Redis.from_url(u, socket_timeout=timeout, socket_connect_timeout=timeout) for u in self.urls
+            redis.Redis.from_url(u, socket_timeout=timeout, socket_connect_timeout=timeout, **auth.kwargs(u))
+            for u in self.urls
         ]
         self.choice = Choice(None, "not resolved yet")
         self.resolved_at = float("-inf")
@@ -196,7 +222,7 @@ class SyncPrimary:
     def resolve(self) -> Choice:
         choice = choose([self._observe(i) for i in range(len(self.urls))])
         if choice.endpoint != self.choice.endpoint:
-            where = self.urls[choice.endpoint] if choice.endpoint is not None else "none"
+            where = shown(self.urls, choice.endpoint)
             log.info("primary: %s (%s)", where, choice.reason)
         self.choice = choice
         self.resolved_at = time.monotonic()

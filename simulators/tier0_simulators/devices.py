@@ -15,18 +15,22 @@ import logging
 import os
 import random
 import signal
+import ssl
 import sys
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import gmqtt
 import orjson
+from gmqtt.mqtt.handler import MQTTConnectError
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, start_http_server
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tier0_contract import credentials
 from tier0_simulators import fleet
 
 log = logging.getLogger("tier0.simulator.devices")
@@ -44,6 +48,10 @@ class Config:
     """Publishing slots per interval."""
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
+    mqtt_username: str | None = None
+    mqtt_password: str | None = field(default=None, repr=False)
+    """Read from the password file at start; never printed."""
+    mqtt_tls_ca_file: str | None = None
     duration: float = 0.0
     """Stop after this many seconds (0: run until SIGTERM)."""
     report_every: float = 10.0
@@ -110,6 +118,9 @@ class DeviceSimulator:
         self.client = gmqtt.Client(f"tier0-sim-{config.shard_index}-{os.getpid()}")
         self.client.reconnect_retries = -1
         self.client.reconnect_delay = 1
+        if config.mqtt_username:
+            self.client.set_auth_credentials(config.mqtt_username, config.mqtt_password)
+        self._tls = ssl.create_default_context(cafile=config.mqtt_tls_ca_file) if config.mqtt_tls_ca_file else False
         self.summary = Summary()
         self._behind = False
         self._lag = 0.0
@@ -123,12 +134,14 @@ class DeviceSimulator:
         delay = 0.5
         while True:
             try:
-                await self.client.connect(self.config.mqtt_host, self.config.mqtt_port, keepalive=30)
+                await self.client.connect(self.config.mqtt_host, self.config.mqtt_port, ssl=self._tls, keepalive=30)
                 return
+            except MQTTConnectError as exc:  # refused (credentials): each attempt says so; retried
+                log.error("mqtt connect refused by the broker (%s); retrying in %.1f s", exc, delay)
             except OSError as exc:
                 log.warning("mqtt connect failed (%s); retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10)
 
     async def _publish(self, topic: str, body: bytes) -> None:
         while True:
@@ -258,6 +271,9 @@ class Settings(BaseSettings):
     interval: float = Field(1.0, gt=0, description="seconds between two messages of a device")
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
+    mqtt_username: str | None = Field(None, description="MQTT user (the chart: tier0-gateway); unset: anonymous")
+    mqtt_password_file: Path | None = Field(None, description="file holding that user's password (a mounted Secret)")
+    mqtt_tls_ca_file: Path | None = Field(None, description="CA bundle of the broker's certificate: connect with TLS")
     duration: float = Field(0.0, ge=0, description="stop after N seconds (0: never)")
     report_every: float = Field(10.0, gt=0, description="seconds between rate reports")
     seed: int | None = Field(None, description="random seed (states and readings)")
@@ -279,6 +295,9 @@ class Settings(BaseSettings):
             interval=self.interval,
             mqtt_host=self.mqtt_host,
             mqtt_port=self.mqtt_port,
+            mqtt_username=self.mqtt_username,
+            mqtt_password=credentials.read_optional(self.mqtt_password_file),
+            mqtt_tls_ca_file=str(self.mqtt_tls_ca_file) if self.mqtt_tls_ca_file else None,
             duration=self.duration,
             report_every=self.report_every,
             seed=self.seed,

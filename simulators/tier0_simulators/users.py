@@ -10,10 +10,12 @@ simulator counts as sent is one RabbitMQ has taken responsibility for.
 import logging
 import random
 import signal
+import ssl
 import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pika
 import pika.exceptions
@@ -21,7 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, start_http_server
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tier0_contract import topics
+from tier0_contract import credentials, topics
 from tier0_contract.models import UserActivityMessage
 
 log = logging.getLogger("tier0_simulators.users")
@@ -117,8 +119,22 @@ class Population:
         )
 
 
-def open_channel(amqp_url: str) -> tuple[pika.BlockingConnection, "pika.adapters.blocking_connection.BlockingChannel"]:
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+def amqp_parameters(url: str, username: str | None, password: str | None, ca_file: Path | None) -> pika.URLParameters:
+    """The URL (no credentials in it) plus the user and the password read from its file; `amqps://`
+    with `ca_file` verifies the server against that CA. (tier0_services.activity.consumer has the
+    same few lines: the simulators' image does not carry the services package.)"""
+    params = pika.URLParameters(url)
+    if username:
+        params.credentials = pika.PlainCredentials(username, password or "")
+    if url.startswith("amqps://") and ca_file:
+        params.ssl_options = pika.SSLOptions(ssl.create_default_context(cafile=str(ca_file)), params.host)
+    return params
+
+
+def open_channel(
+    params: pika.URLParameters,
+) -> tuple[pika.BlockingConnection, "pika.adapters.blocking_connection.BlockingChannel"]:
+    connection = pika.BlockingConnection(params)
     channel = connection.channel()
     channel.queue_declare(topics.ACTIVITY_QUEUE, durable=True, arguments=topics.activity_queue_arguments())
     channel.confirm_delivery()
@@ -145,6 +161,9 @@ def run(args: "Settings") -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    params = amqp_parameters(
+        args.amqp_url, args.amqp_username, credentials.read_optional(args.amqp_password_file), args.amqp_tls_ca_file
+    )
     connection = channel = None
     sent = 0
     next_at = time.monotonic()
@@ -154,7 +173,7 @@ def run(args: "Settings") -> int:
         while not stop:
             try:
                 if channel is None:
-                    connection, channel = open_channel(args.amqp_url)
+                    connection, channel = open_channel(params)
                 channel.basic_publish("", topics.ACTIVITY_QUEUE, body, PERSISTENT, mandatory=True)
                 break  # confirmed: basic_publish raises on nack or an unroutable message
             except (pika.exceptions.AMQPError, pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
@@ -188,7 +207,13 @@ class Settings(BaseSettings):
         env_prefix="TIER0_", frozen=True, cli_prog_name="python -m tier0_simulators.users", cli_kebab_case=True
     )
 
-    amqp_url: str = Field("amqp://guest:guest@127.0.0.1:5672/%2F", description="RabbitMQ URL")
+    amqp_url: str = Field(
+        "amqp://127.0.0.1:5672/tier0",
+        description="RabbitMQ URL without credentials (amqps:// for TLS; the vhost is its path)",
+    )
+    amqp_username: str | None = Field(None, description="RabbitMQ user (the chart: tier0-app)")
+    amqp_password_file: Path | None = Field(None, description="file holding that user's password (a mounted Secret)")
+    amqp_tls_ca_file: Path | None = Field(None, description="CA bundle that signed RabbitMQ's certificate (amqps://)")
     interval: float = Field(5.0, gt=0, description="seconds between messages")
     min_users: int = Field(200, gt=0, description="fewest signed-in users")
     max_users: int = Field(500, gt=0, description="most signed-in users")

@@ -10,7 +10,11 @@ What is tested:
   operator owns: the Service selector, the RegionPair's spec.activeRegion, the generated passwords
   (which the operator, not the chart, fills);
 - the PrometheusRule's alert expressions are valid Prometheus rules (`promtool check rules`);
-- every module the chart runs with `python -m` exists.
+- every module the chart runs with `python -m` exists;
+- no credential is in an argument or an environment value (one documented exception: EMQX's
+  dashboard password), redis_exporter's /scrape is off and its port open to the scrapers only,
+  the brokers refuse anonymous clients and their administration ports are closed by default, and
+  the users the chart names are the ones tier0_services.access defines.
 """
 
 import json
@@ -24,9 +28,15 @@ import pytest
 import yaml
 
 from tier0_contract import regionpair as rp
+from tier0_contract import topics
+from tier0_dev import programs
 from tier0_dev.controlplane import ControlPlane
+from tier0_dev.node import deploy
 from tier0_dev.procs import ROOT, find_program
 from tier0_operator import patches, secrets
+from tier0_services.access import mqtt as mqtt_access
+from tier0_services.access import rabbitmq as rabbitmq_access
+from tier0_services.access import redis as redis_access
 from tier0_testing import operator as operator_testing
 
 CHARTS = ROOT / "charts"
@@ -171,7 +181,9 @@ def test_every_rendered_object_is_accepted_by_the_apiserver(
     [
         (TIER0_CHART, ["--set", "regions[0].name=Region_1"], "/regions/0/name"),
         (TIER0_CHART, ["--set-json", 'regions=[{"name":"region1"}]'], "minItems"),
-        (TIER0_CHART, ["--set", "redis.auth.password=p@ss/word"], "/redis/auth/password"),
+        (TIER0_CHART, ["--set", "rabbitmq.auth.password=p@ss/word"], "/rabbitmq/auth/password"),
+        (TIER0_CHART, ["--set", "redis.auth.password=x"], "additional properties 'password' not allowed"),
+        (TIER0_CHART, ["--set", "redis.tls.enabled=true"], "redis.tls.enabled needs redis.tls.existingSecret"),
         (TIER0_CHART, ["--set", "simulators.devices.shards=0"], "/simulators/devices/shards"),
         (TIER0_CHART, ["--set", "regionPair.failover.mode=Sometimes"], "/regionPair/failover/mode"),
         (TIER0_CHART, ["--set", "redis.flavor=valkey"], "/redis/flavor"),
@@ -310,3 +322,103 @@ def test_every_tier0_container_runs_a_module_that_exists() -> None:
         path = module.replace(".", "/")
         found = [*ROOT.glob(f"*/{path}/__main__.py"), *ROOT.glob(f"*/{path}.py")]
         assert found, f"the chart runs `python -m {module}`, which does not exist"
+
+
+def containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    pod = doc.get("spec", {}).get("template", {}).get("spec", {})
+    return [*pod.get("initContainers", []), *pod.get("containers", [])]
+
+
+@pytest.mark.parametrize("values", ["default", "all-on"])
+def test_no_credential_is_an_argument_or_an_environment_value(values: str) -> None:
+    """Reproduction of issue 17 ("secrets stay secret"): `--requirepass $(REDIS_PASSWORD)` in
+    redis-server's argv, passwords in TIER0_REDIS_URL / TIER0_AMQP_URL and in variables."""
+    extra = ["-f", str(TIER0_CHART / "ci" / "all-on-values.yaml")] if values == "all-on" else []
+    for doc in objects(render(TIER0_CHART, "tier0", APP_NS, *extra)):
+        for c in containers(doc):
+            where = f"{doc['metadata']['name']}/{c['name']}"
+            words = " ".join([*c.get("command", []), *c.get("args", [])])
+            assert "requirepass" not in words and "masterauth" not in words and "$(" not in words, where
+            for env in c.get("env", []):
+                if "valueFrom" in env and "secretKeyRef" in env["valueFrom"]:
+                    # EMQX takes its dashboard's first password from its configuration only.
+                    assert env["name"] == "EMQX_DASHBOARD__DEFAULT_PASSWORD", (where, env["name"])
+                value = str(env.get("value", ""))
+                assert "$(" not in value and not re.search(r"://[^/@]*:[^/@]*@", value), (where, env)
+
+
+def test_redis_exporter_serves_no_scrape_endpoint_and_only_to_the_scrapers() -> None:
+    """Reproduction of issue 17 ("redis_exporter's /scrape?target=", v1.81, port 9121 open to all)."""
+    docs = objects(render(TIER0_CHART, "tier0", APP_NS))
+    exporters = [c for d in docs for c in containers(d) if c["name"] == "exporter"]
+    assert len(exporters) == 2
+    for c in exporters:
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        assert env["REDIS_EXPORTER_DISABLE_SCRAPE_ENDPOINT"] == "true"
+        assert env["REDIS_USER"] == redis_access.EXPORTER and "REDIS_PASSWORD" not in env
+        major, minor = (int(x) for x in c["image"].rsplit(":v", 1)[1].split(".")[:2])
+        assert (major, minor) >= (1, 83), c["image"]  # --disable-scrape-endpoint arrived in v1.83.0
+    (policy,) = [d for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "tier0-redis"]
+    (rule,) = [r for r in policy["spec"]["ingress"] if r["ports"][0]["port"] == 9121]
+    assert rule["from"] == [
+        {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
+    ]
+    closed = objects(render(TIER0_CHART, "tier0", APP_NS, "--set-json", "networkPolicy.metricsFrom=[]"))
+    (policy,) = [d for d in closed if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "tier0-redis"]
+    assert [r["ports"][0]["port"] for r in policy["spec"]["ingress"]] == [6379]
+
+
+def test_the_brokers_refuse_anonymous_clients_and_close_their_administration() -> None:
+    docs = objects(render(TIER0_CHART, "tier0", APP_NS))
+    by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    (emqx,) = [c for c in containers(by_name[("StatefulSet", "tier0-emqx")]) if c["name"] == "emqx"]
+    env = {e["name"]: e.get("value") for e in emqx["env"]}
+    assert "built_in_database" in env["EMQX_AUTHENTICATION"] and "bootstrap_file" in env["EMQX_AUTHENTICATION"]
+    assert env["EMQX_AUTHORIZATION__NO_MATCH"] == "deny" and "type = file" in env["EMQX_AUTHORIZATION__SOURCES"]
+    acl = by_name[("ConfigMap", "tier0-emqx-acl")]["data"]["acl.conf"]
+    assert acl.strip() == (CHARTS / "tier0" / "files" / "emqx" / "acl.conf").read_text().strip()
+    # The stand-in on the node reads exactly these settings.
+    assert programs.mosquitto_standin().emqx_access(env) is not None
+    rabbit = by_name[("ConfigMap", "tier0-rabbitmq-config")]["data"]["10-tier0.conf"]
+    assert "load_definitions = /etc/rabbitmq/definitions/definitions.json" in rabbit
+    (server,) = [c for c in containers(by_name[("StatefulSet", "tier0-rabbitmq")]) if c["name"] == "rabbitmq"]
+    assert not any(e["name"].startswith("RABBITMQ_DEFAULT_") for e in server.get("env", []))
+    rabbit_policy = by_name[("NetworkPolicy", "tier0-rabbitmq")]
+    assert 15672 not in [r["ports"][0]["port"] for r in rabbit_policy["spec"]["ingress"]]  # adminFrom: []
+    generated = {
+        d["metadata"]["name"]: d["metadata"]["annotations"][GENERATE]
+        for d in docs
+        if d["kind"] == "Secret" and GENERATE in (d["metadata"].get("annotations") or {})
+    }
+    assert set(generated["tier0-mqtt"].split(",")) == set(mqtt_access.SECRET_KEYS.values())
+    assert set(generated["tier0-redis"].split(",")) == set(redis_access.SECRET_KEYS.values())
+    assert "app-password" in generated["tier0-rabbitmq"].split(",")
+
+
+def test_the_users_the_chart_names_are_the_access_modules_users() -> None:
+    docs = objects(render(TIER0_CHART, "tier0", APP_NS))
+    env: dict[str, set[str]] = {}
+    for doc in docs:
+        for c in containers(doc):
+            for e in c.get("env", []):
+                env.setdefault(e["name"], set()).add(str(e.get("value")))
+    assert env["TIER0_REDIS_USERNAME"] == {redis_access.APP}
+    assert env["TIER0_AMQP_USERNAME"] == {rabbitmq_access.APP}
+    assert env["TIER0_MQTT_USERNAME"] == {mqtt_access.INGEST, mqtt_access.GATEWAY}
+    assert all(v.endswith(f"/{topics.ACTIVITY_VHOST}") for v in env["TIER0_AMQP_URL"])
+    (pair,) = [d for d in docs if d["kind"] == "RegionPair"]
+    for region in pair["spec"]["regions"]:
+        assert region["redis"]["username"] == redis_access.OPERATOR
+        assert region["redis"]["passwordSecretRef"]["key"] == redis_access.SECRET_KEYS[redis_access.OPERATOR]
+    rules = programs.mosquitto_standin().rules_by_user(
+        programs.mosquitto_standin().parse_terms((CHARTS / "tier0" / "files" / "emqx" / "acl.conf").read_text())
+    )
+    assert set(rules) == set(mqtt_access.SECRET_KEYS)
+
+
+def test_make_up_prints_how_to_read_the_charts_api_token() -> None:
+    rel = deploy.Release(Path("/nonexistent"))
+    secrets_rendered = [
+        d["metadata"]["name"] for d in objects(render(TIER0_CHART, rel.name, rel.namespace)) if d["kind"] == "Secret"
+    ]
+    assert rel.api_secret in secrets_rendered

@@ -34,6 +34,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tier0_dev import programs
 from tier0_dev.controlplane import ControlPlane
 from tier0_dev.procs import ROOT, Process, find_program, free_port, port_open
+from tier0_services.access import mqtt as mqtt_access
 from tier0_testing import operator as testing
 
 DASHBOARDS = sorted((ROOT / "dashboards").glob("*.json"))
@@ -133,7 +134,11 @@ def prometheus_config(stack: Stack) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def stack(
-    control_plane: ControlPlane, kubectl: list[str], mosquitto_port: int, tmp_path_factory: pytest.TempPathFactory
+    control_plane: ControlPlane,
+    kubectl: list[str],
+    mosquitto_port: int,
+    local_secrets: programs.Secrets,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
     """Two regions, an operator, the ingest workers and a simulator, scraped by a real Prometheus."""
     logs = tmp_path_factory.mktemp("dashboards-stack")
@@ -186,20 +191,21 @@ def stack(
                 "TIER0_MQTT_HOST": "127.0.0.1",
                 "TIER0_MQTT_PORT": str(mosquitto_port),
                 "TIER0_METRICS_PORT": str(metrics_port),
+                **local_secrets.mqtt_env(mqtt_access.INGEST),
             }
             start(s, f"ingest-{region}", [py, "-m", "tier0_services.ingest"], logs, env)
             s.jobs.setdefault("ingest", []).append((metrics_port, {"region": region}))
 
         # RabbitMQ with its Prometheus plugin: the broker panels' rabbitmq_* metrics are checked for real.
         rabbit = programs.RabbitPorts(amqp=free_port(), dist=free_port(), prometheus=free_port())
-        s.processes.append(programs.rabbitmq(rabbit, logs / "rabbitmq"))
+        s.processes.append(programs.rabbitmq(rabbit, logs / "rabbitmq", local_secrets))
         assert rabbit.prometheus is not None
         s.jobs["rabbitmq"] = [(rabbit.prometheus, {})]
-        amqp_url = f"amqp://guest:guest@127.0.0.1:{rabbit.amqp}/%2F"
+        amqp = local_secrets.amqp_env(rabbit.amqp)
         for region, port in redis_ports.items():
             metrics_port = free_port()
             env = {
-                "TIER0_AMQP_URL": amqp_url,
+                **amqp,
                 "TIER0_REDIS_URL": f"redis://127.0.0.1:{port}/0",
                 "TIER0_METRICS_PORT": str(metrics_port),
                 "TIER0_REGION": region,
@@ -208,9 +214,7 @@ def stack(
             s.jobs.setdefault("activity", []).append((metrics_port, {"region": region}))
         users_port = free_port()
         users_argv = [py, "-m", "tier0_simulators.users", "--interval", "1", "--min-users", "20", "--max-users", "40"]
-        start(
-            s, "user-simulator", users_argv, logs, {"TIER0_AMQP_URL": amqp_url, "TIER0_METRICS_PORT": str(users_port)}
-        )
+        start(s, "user-simulator", users_argv, logs, {**amqp, "TIER0_METRICS_PORT": str(users_port)})
         s.jobs["user-simulator"] = [(users_port, {})]
 
         sim_port = free_port()
@@ -229,7 +233,7 @@ def stack(
             "--report-every",
             "2",
         ]
-        start(s, "device-simulator", sim_argv, logs, {})
+        start(s, "device-simulator", sim_argv, logs, local_secrets.mqtt_env(mqtt_access.GATEWAY))
         s.jobs["simulator"] = [(sim_port, {})]
         for url in s.metrics_urls():
             wait_http(url)

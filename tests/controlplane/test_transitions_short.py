@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tier0_checker import checker, report, world
+from tier0_dev import programs
 from tier0_dev.controlplane import ControlPlane
 
 FRESHNESS_BOUND = 5.0  # seconds; the benchmark's target is 1 s, this only catches a pipeline that does not follow
@@ -20,9 +21,11 @@ FRESHNESS_BOUND = 5.0  # seconds; the benchmark's target is 1 s, this only catch
 
 @pytest.mark.timeout(180)
 def test_switchover_and_failover_lose_nothing_and_stay_fresh(
-    control_plane: ControlPlane, rabbitmq_port: int, tmp_path: Path
+    control_plane: ControlPlane, rabbitmq_port: int, local_secrets: programs.Secrets, tmp_path: Path
 ) -> None:
-    w = world.start(tmp_path, interval=0.5, threshold=3, cp=control_plane, amqp_port=rabbitmq_port)
+    w = world.start(
+        tmp_path, interval=0.5, threshold=3, cp=control_plane, amqp_port=rabbitmq_port, secrets=local_secrets
+    )
     try:
         c = checker.Checker(w, rate=50, devices=3000, activity_rate=10, settle=10)
         result = asyncio.run(c.run(["switchover", "kill-redis", "partition-replication"], soak_seconds=3))

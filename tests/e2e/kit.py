@@ -179,7 +179,11 @@ class Cluster:
     def _prober_pod(self, name: str, args: list[str]) -> str:
         return self._client_pod(name, PROBER.read_text(), args, "e2e-client")
 
-    def _client_pod(self, name: str, script: str, args: list[str], component: str) -> str:
+    def _client_pod(
+        self, name: str, script: str, args: list[str], component: str, secret: tuple[str, str] | None = None
+    ) -> str:
+        """A pod running `script`; with `secret` (Secret name, key), that key mounted at
+        /var/run/secrets/tier0/client/<key> (credentials are files, never arguments)."""
         image = self.kubectl(
             "-n",
             self.ns,
@@ -214,8 +218,23 @@ class Cluster:
                         "command": ["python", "-c", script, *args],
                         "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
                         "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}},
+                        "volumeMounts": (
+                            [{"name": "client", "mountPath": "/var/run/secrets/tier0/client", "readOnly": True}]
+                            if secret
+                            else []
+                        ),
                     }
                 ],
+                "volumes": (
+                    [
+                        {
+                            "name": "client",
+                            "secret": {"secretName": secret[0], "items": [{"key": secret[1], "path": secret[1]}]},
+                        }
+                    ]
+                    if secret
+                    else []
+                ),
             },
         }
         self.kubectl("apply", "-f", "-", stdin=json.dumps(pod))
@@ -271,8 +290,10 @@ class Cluster:
         broker = f"{self.rel.name}-emqx"
         port = self.kubectl("-n", self.ns, "get", "service", broker, "-o", "jsonpath={.spec.ports[0].port}")
         script = MQTT_PUB.read_text() + "\n" + LEDGER.read_text()
-        args = ["publish", broker, port, tag, str(LEDGER_RATE), str(duration)]
-        self._client_pod(name, script, args, "device-simulator")
+        # As the chart's gateway user (it publishes for many devices over one connection).
+        password = "/var/run/secrets/tier0/client/gateway-password"
+        args = ["publish", broker, port, tag, str(LEDGER_RATE), str(duration), "tier0-gateway", password]
+        self._client_pod(name, script, args, "device-simulator", (f"{self.rel.name}-mqtt", "gateway-password"))
         self.wait_pod_log(name, "ready")
         out = Ledger()
         yield out
@@ -286,13 +307,21 @@ class Cluster:
         if not ledger.acked:
             return []
         deadline = time.monotonic() + timeout
+        # Read from a region API pod as the applications' Redis user (its password is a mounted
+        # file there; the Redis container's default user may only PING).
+        script = (
+            "import sys, redis\n"
+            "password = open('/var/run/secrets/tier0/redis/app-password').read()\n"
+            "r = redis.Redis(host=sys.argv[1], port=6379, username='tier0-app', password=password)\n"
+            "print('\\n'.join('-' if s is None else repr(s) for s in r.zmscore(sys.argv[2], sys.argv[3:])))\n"
+        )
         while True:
             region = self.active()
-            pod = f"{self.rel.name}-redis-{region}-0"
-            command = ["redis-cli", "ZMSCORE", keys.DEVICES_LAST_SEEN, *ledger.acked]
-            out = self.kubectl("-n", self.ns, "exec", pod, "-c", "redis", "--", *command)
+            host = f"{self.rel.name}-redis-{region}"
+            command = ["python", "-c", script, host, keys.DEVICES_LAST_SEEN, *ledger.acked]
+            out = self.kubectl("-n", self.ns, "exec", f"deploy/{self.rel.name}-region-api-region1", "--", *command)
             scores = out.splitlines()
-            gone = [d for d, score in zip(ledger.acked, scores, strict=True) if not score.strip()]
+            gone = [d for d, score in zip(ledger.acked, scores, strict=True) if score.strip() in ("", "-")]
             if not gone or time.monotonic() > deadline:
                 return gone
             time.sleep(1.0)

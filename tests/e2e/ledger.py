@@ -2,8 +2,9 @@
 appended to the checker's minimal publisher (tests/support/tier0_checker/mqtt_pub.py, standard
 library only), which reports exactly which PUBLISHes the broker PUBACKed.
 
-  publish HOST PORT TAG RATE DURATION
-      QoS 1 device messages at RATE per second for DURATION s, each from a new device
+  publish HOST PORT TAG RATE DURATION [USERNAME PASSWORD_FILE]
+      QoS 1 device messages at RATE per second for DURATION s (as USERNAME, the gateway user of the
+      chart's MQTT users, with the password read from PASSWORD_FILE), each from a new device
       `E2E-<TAG>-<n>` of site E2E-LEDGER (the store keeps each device's newest message, so one
       message per device makes every acknowledged message checkable afterwards). A broken
       connection is reopened; a message whose PUBACK never came is not acknowledged and never
@@ -50,7 +51,9 @@ def payload(device_id: str) -> bytes:
     return orjson.dumps(body)
 
 
-async def publish(host: str, port: int, tag: str, rate: float, duration: float) -> None:
+async def publish(
+    host: str, port: int, tag: str, rate: float, duration: float, username: str | None, password: str | None
+) -> None:
     models.DEVICE_PAYLOAD.validate_json(payload(f"E2E-{tag}-0"))
     in_flight: dict[int, str] = {}
     acked = 0
@@ -62,7 +65,7 @@ async def publish(host: str, port: int, tag: str, rate: float, duration: float) 
             acked += 1
             print(f"acked {device}", flush=True)
 
-    pub = Publisher(host, port, f"e2e-ledger-{tag}", on_ack)
+    pub = Publisher(host, port, f"e2e-ledger-{tag}", on_ack, username, password)
     await pub.connect()
     print("ready", flush=True)
     start, sent = time.monotonic(), 0
@@ -90,4 +93,6 @@ async def publish(host: str, port: int, tag: str, rate: float, duration: float) 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["publish"]:
     host, port, tag, rate, duration = sys.argv[2:7]
-    asyncio.run(publish(host, int(port), tag, float(rate), float(duration)))
+    user, password_file = (sys.argv[7:9] + [None, None])[:2]
+    password = open(password_file).read().strip() if password_file else None
+    asyncio.run(publish(host, int(port), tag, float(rate), float(duration), user, password))

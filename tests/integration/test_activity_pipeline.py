@@ -23,7 +23,8 @@ from redis import Redis
 from tier0_contract import keys, topics
 from tier0_dev import programs
 from tier0_dev.procs import free_port
-from tier0_services.activity.consumer import ActivityConsumer, declare
+from tier0_services.access import rabbitmq as rabbitmq_access
+from tier0_services.activity.consumer import ActivityConsumer, amqp_parameters, declare
 from tier0_services.activity.metrics import ActivityMetrics
 from tier0_services.activity.settings import Settings
 from tier0_simulators.users import PERSISTENT, Population
@@ -31,14 +32,16 @@ from tier0_simulators.users import PERSISTENT, Population
 Channel = Any  # pika is untyped (mypy: ignore_missing_imports)
 
 
-def amqp_url(port: int) -> str:
-    return f"amqp://guest:guest@127.0.0.1:{port}/%2F"
+def connect(port: int, secrets: programs.Secrets) -> pika.BlockingConnection:
+    """A connection as the application user (tier0-app) to the activity vhost."""
+    params = amqp_parameters(programs.amqp_url(port), rabbitmq_access.APP, secrets.amqp_password())
+    return pika.BlockingConnection(params)
 
 
 @pytest.fixture
-def queue(rabbitmq_port: int) -> Iterator[Channel]:
+def queue(rabbitmq_port: int, local_secrets: programs.Secrets) -> Iterator[Channel]:
     """A clean queue set on the session broker, with a confirming channel for publishing."""
-    conn = pika.BlockingConnection(pika.URLParameters(amqp_url(rabbitmq_port)))
+    conn = connect(rabbitmq_port, local_secrets)
     ch = conn.channel()
     for q in (topics.ACTIVITY_QUEUE, topics.ACTIVITY_DEAD_LETTER_QUEUE):
         ch.queue_delete(q)
@@ -83,9 +86,13 @@ def wait_for(cond: Callable[[], bool], timeout: float = 30.0) -> None:
     raise AssertionError("condition not met in time")
 
 
-def consumer_thread(url: str, redis: Redis, *peers: Redis, **cfg: Any) -> tuple[ActivityConsumer, threading.Thread]:
+def consumer_thread(
+    port: int, secrets: programs.Secrets, redis: Redis, *peers: Redis, **cfg: Any
+) -> tuple[ActivityConsumer, threading.Thread]:
     config = Settings(
-        amqp_url=url,
+        amqp_url=programs.amqp_url(port),
+        amqp_username=rabbitmq_access.APP,
+        amqp_password_file=secrets.dir("rabbitmq") / rabbitmq_access.APP_PASSWORD_KEY,
         redis_url=redis_url(redis),
         peer_redis_urls=[redis_url(p) for p in peers],
         prefetch=10,
@@ -98,13 +105,15 @@ def consumer_thread(url: str, redis: Redis, *peers: Redis, **cfg: Any) -> tuple[
     return consumer, thread
 
 
-def test_every_message_once_and_poison_dead_lettered(queue: Channel, rabbitmq_port: int, redis_port: int) -> None:
+def test_every_message_once_and_poison_dead_lettered(
+    queue: Channel, rabbitmq_port: int, redis_port: int, local_secrets: programs.Secrets
+) -> None:
     redis = Redis(port=redis_port)
     ids = publish(queue, 30)
     queue.basic_publish("", topics.ACTIVITY_QUEUE, b"{not json", PERSISTENT)
     queue.basic_publish("", topics.ACTIVITY_QUEUE, b'{"message_id": "MSG-1"}', PERSISTENT)
     publish(queue, 5, seed=99)  # timestamps older than the newest above: recorded, not made latest
-    consumer, thread = consumer_thread(amqp_url(rabbitmq_port), redis)
+    consumer, thread = consumer_thread(rabbitmq_port, local_secrets, redis)
     try:
         wait_for(lambda: sum(stats(redis).values()) >= 37)
     finally:
@@ -119,12 +128,14 @@ def test_every_message_once_and_poison_dead_lettered(queue: Channel, rabbitmq_po
     assert isinstance(active, bytes) and int(active) == redis.hlen(keys.USERS_ACTIVE)
 
 
-def test_consumer_killed_mid_stream_loses_nothing(queue: Channel, rabbitmq_port: int, redis_port: int) -> None:
+def test_consumer_killed_mid_stream_loses_nothing(
+    queue: Channel, rabbitmq_port: int, redis_port: int, local_secrets: programs.Secrets
+) -> None:
     redis = Redis(port=redis_port)
     ids = publish(queue, 300)
     env = {
         **os.environ,
-        "TIER0_AMQP_URL": amqp_url(rabbitmq_port),
+        **local_secrets.amqp_env(rabbitmq_port),
         "TIER0_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
         "TIER0_METRICS_PORT": "0",
         "TIER0_PREFETCH": "20",
@@ -149,7 +160,10 @@ def test_consumer_killed_mid_stream_loses_nothing(queue: Channel, rabbitmq_port:
 
 
 def test_replica_holds_messages_until_promoted(
-    queue: Channel, rabbitmq_port: int, redis_factory: Callable[..., tuple[object, int]]
+    queue: Channel,
+    rabbitmq_port: int,
+    redis_factory: Callable[..., tuple[object, int]],
+    local_secrets: programs.Secrets,
 ) -> None:
     _, primary_port = redis_factory()
     _, own_port = redis_factory("--replicaof", "127.0.0.1", "0")
@@ -157,7 +171,7 @@ def test_replica_holds_messages_until_promoted(
     own.replicaof("127.0.0.1", primary_port)
     wait_for(lambda: own.info("replication").get("master_link_status") == "up")  # type: ignore[union-attr]
     publish(queue, 5)
-    consumer, thread = consumer_thread(amqp_url(rabbitmq_port), own)
+    consumer, thread = consumer_thread(rabbitmq_port, local_secrets, own)
     try:
         time.sleep(1.5)
         assert stats(own) == {} and stats(Redis(port=primary_port)) == {}
@@ -168,13 +182,15 @@ def test_replica_holds_messages_until_promoted(
         thread.join(10)
 
 
-def test_consumer_reconnects_after_broker_restart(tmp_path: Path, redis_port: int) -> None:
+def test_consumer_reconnects_after_broker_restart(
+    tmp_path: Path, redis_port: int, local_secrets: programs.Secrets
+) -> None:
     ports = programs.RabbitPorts(amqp=free_port(), dist=free_port())
-    broker = programs.rabbitmq(ports, tmp_path / "rmq")
+    broker = programs.rabbitmq(ports, tmp_path / "rmq", local_secrets)
     redis = Redis(port=redis_port)
-    consumer, thread = consumer_thread(amqp_url(ports.amqp), redis)
+    consumer, thread = consumer_thread(ports.amqp, local_secrets, redis)
     try:
-        conn = pika.BlockingConnection(pika.URLParameters(amqp_url(ports.amqp)))
+        conn = connect(ports.amqp, local_secrets)
         ch = conn.channel()
         declare(ch)
         ch.confirm_delivery()
@@ -182,9 +198,9 @@ def test_consumer_reconnects_after_broker_restart(tmp_path: Path, redis_port: in
         wait_for(lambda: stats(redis).get("stored", 0) == 5)
         conn.close()
         broker.stop()
-        broker = programs.rabbitmq(ports, tmp_path / "rmq")
+        broker = programs.rabbitmq(ports, tmp_path / "rmq", local_secrets)
         wait_for(lambda: consumer.metrics.reconnects._value.get() >= 1, timeout=60)
-        conn = pika.BlockingConnection(pika.URLParameters(amqp_url(ports.amqp)))
+        conn = connect(ports.amqp, local_secrets)
         ch = conn.channel()
         ch.confirm_delivery()
         publish(ch, 5, seed=2, start=START + timedelta(minutes=1))
@@ -196,7 +212,9 @@ def test_consumer_reconnects_after_broker_restart(tmp_path: Path, redis_port: in
         broker.stop()
 
 
-def test_a_far_future_message_does_not_freeze_activity(queue: Channel, rabbitmq_port: int, redis_port: int) -> None:
+def test_a_far_future_message_does_not_freeze_activity(
+    queue: Channel, rabbitmq_port: int, redis_port: int, local_secrets: programs.Secrets
+) -> None:
     """Reproduction of issue 9: one valid message dated a year ahead made every later one `stale`."""
     redis = Redis(port=redis_port)
     pop = Population(20, 40, seed=8)
@@ -204,7 +222,7 @@ def test_a_far_future_message_does_not_freeze_activity(queue: Channel, rabbitmq_
     def send(msg: Any) -> None:
         queue.basic_publish("", topics.ACTIVITY_QUEUE, msg.model_dump_json().encode(), PERSISTENT, mandatory=True)
 
-    consumer, thread = consumer_thread(amqp_url(rabbitmq_port), redis)
+    consumer, thread = consumer_thread(rabbitmq_port, local_secrets, redis)
     try:
         send(pop.tick(datetime.now(UTC) + timedelta(days=365)))
         send(pop.tick(datetime.now(UTC) - timedelta(days=3)))  # beyond the max age: dead-lettered as too_old
@@ -228,7 +246,7 @@ def test_a_far_future_message_does_not_freeze_activity(queue: Channel, rabbitmq_
 
 
 def test_consumers_of_both_regions_follow_the_current_primary(
-    queue: Channel, rabbitmq_port: int, redis_factory: Callable[..., tuple[Any, int]]
+    queue: Channel, rabbitmq_port: int, redis_factory: Callable[..., tuple[Any, int]], local_secrets: programs.Secrets
 ) -> None:
     _, p_port = redis_factory()
     r_proc, r_port = redis_factory()
@@ -239,9 +257,8 @@ def test_consumers_of_both_regions_follow_the_current_primary(
     for node in (p, r):  # the pair's write guard (programs.PAIR_WRITE_GUARD): ack only what is on both
         node.config_set("min-replicas-to-write", 1)
         node.config_set("min-replicas-max-lag", 2)
-    url = amqp_url(rabbitmq_port)
-    one, t1 = consumer_thread(url, p, r, region="region1", replica_ack_timeout=0.2)
-    two, t2 = consumer_thread(url, r, p, region="region2", replica_ack_timeout=0.2)
+    one, t1 = consumer_thread(rabbitmq_port, local_secrets, p, r, region="region1", replica_ack_timeout=0.2)
+    two, t2 = consumer_thread(rabbitmq_port, local_secrets, r, p, region="region2", replica_ack_timeout=0.2)
     try:
         publish(queue, 10, seed=1)
         # Competing consumers may apply two messages out of order: the older one is `stale`.

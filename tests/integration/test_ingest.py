@@ -28,6 +28,7 @@ from redis.asyncio import Redis
 from tier0_contract import keys
 from tier0_dev import programs
 from tier0_dev.procs import free_port
+from tier0_services.access import mqtt as mqtt_access
 from tier0_services.ingest.metrics import IngestMetrics
 from tier0_services.ingest.worker import Config, IngestWorker
 from tier0_simulators import fleet
@@ -47,9 +48,11 @@ def messages(devices: Iterable[int], round_: int, rng: random.Random, states: di
     return out
 
 
-async def publish(port: int, batch: list[Message]) -> None:
-    """Publish at QoS 1 and return once the broker has acknowledged every message."""
+async def publish(port: int, batch: list[Message], secrets: programs.Secrets) -> None:
+    """Publish at QoS 1 (as the gateway user, like the device simulator) and return once the broker
+    has acknowledged every message."""
     client = gmqtt.Client(f"test-pub-{uuid.uuid4().hex[:8]}")
+    client.set_auth_credentials(mqtt_access.GATEWAY, secrets.mqtt_password(mqtt_access.GATEWAY))
     await client.connect("127.0.0.1", port)
     for topic, body in batch:
         while True:
@@ -97,7 +100,7 @@ class RunningWorker:
 
 
 @pytest.fixture
-async def start_worker() -> AsyncIterator[Callable[..., Awaitable[IngestWorker]]]:
+async def start_worker(local_secrets: programs.Secrets) -> AsyncIterator[Callable[..., Awaitable[IngestWorker]]]:
     running: list[RunningWorker] = []
 
     async def start(mqtt_port: int, redis_port: int, *, wait_subscribed: bool = True, **cfg: Any) -> IngestWorker:
@@ -107,6 +110,7 @@ async def start_worker() -> AsyncIterator[Callable[..., Awaitable[IngestWorker]]
             "share_group": f"test-{tag}",
             "resolve_interval": 0.2,
             "session_expiry": 30,
+            **local_secrets.mqtt_settings(mqtt_access.INGEST),
         }
         config = Config(mqtt_port=mqtt_port, redis_url=f"redis://127.0.0.1:{redis_port}/0", **{**defaults, **cfg})
         rw = RunningWorker(IngestWorker(config, IngestMetrics(CollectorRegistry())))
@@ -121,14 +125,17 @@ async def start_worker() -> AsyncIterator[Callable[..., Awaitable[IngestWorker]]
 
 
 async def test_every_message_stored_once_with_exact_site_counts(
-    mosquitto_port: int, redis_port: int, start_worker: Callable[..., Awaitable[IngestWorker]]
+    mosquitto_port: int,
+    redis_port: int,
+    start_worker: Callable[..., Awaitable[IngestWorker]],
+    local_secrets: programs.Secrets,
 ) -> None:
     r = client(redis_port)
     worker = await start_worker(mosquitto_port, redis_port, active_window=3600)
     rng, states = random.Random(11), dict[int, int]()
     devices = range(2000)
     first, second = messages(devices, 1, rng, states), messages(range(0, 2000, 2), 2, rng, states)
-    await publish(mosquitto_port, first + second)
+    await publish(mosquitto_port, first + second, local_secrets)
     await wait_for(lambda: _handled(r, len(first) + len(second)))
     assert await stats(r) == {"stored": 3000}
     # The worker counts a batch when it acknowledges it, a moment after the store has it.
@@ -158,7 +165,10 @@ async def test_every_message_stored_once_with_exact_site_counts(
 
 
 async def test_malformed_messages_are_dead_lettered_and_the_worker_goes_on(
-    mosquitto_port: int, redis_port: int, start_worker: Callable[..., Awaitable[IngestWorker]]
+    mosquitto_port: int,
+    redis_port: int,
+    start_worker: Callable[..., Awaitable[IngestWorker]],
+    local_secrets: programs.Secrets,
 ) -> None:
     r = client(redis_port)
     await start_worker(mosquitto_port, redis_port)
@@ -171,7 +181,7 @@ async def test_malformed_messages_are_dead_lettered_and_the_worker_goes_on(
         ("og/field/WY-ALPHA/turbine/SOMEONE-ELSE", body),
         (topic, b"[]"),
     ]
-    await publish(mosquitto_port, good[:50] + bad + good[50:])
+    await publish(mosquitto_port, good[:50] + bad + good[50:], local_secrets)
     await wait_for(lambda: _handled(r, 105))
     assert await stats(r) == {"stored": 100, "invalid": 5}
     dead = [orjson.loads(d) for d in await r.lrange(keys.DEVICES_DEAD_LETTER, 0, -1)]
@@ -180,7 +190,9 @@ async def test_malformed_messages_are_dead_lettered_and_the_worker_goes_on(
     assert all(d["error"] for d in dead)
 
 
-async def test_killed_worker_loses_nothing_and_counts_nothing_twice(mosquitto_port: int, redis_port: int) -> None:
+async def test_killed_worker_loses_nothing_and_counts_nothing_twice(
+    mosquitto_port: int, redis_port: int, local_secrets: programs.Secrets
+) -> None:
     r = client(redis_port)
     tag = uuid.uuid4().hex[:8]
     argv = [
@@ -199,6 +211,7 @@ async def test_killed_worker_loses_nothing_and_counts_nothing_twice(mosquitto_po
         "0",
         "--batch-size",
         "200",
+        *local_secrets.mqtt_args(mqtt_access.INGEST),
     ]
     log = Path(os.environ.get("TMPDIR", "/tmp")) / f"ingest-kill-{tag}.log"
 
@@ -210,7 +223,7 @@ async def test_killed_worker_loses_nothing_and_counts_nothing_twice(mosquitto_po
         await wait_for(lambda: _log_has(log, "subscription acknowledged"), timeout=30)
         rng, states = random.Random(3), dict[int, int]()
         batch = [m for rnd in range(1, 11) for m in messages(range(2000), rnd, rng, states)]
-        pub = asyncio.create_task(publish(mosquitto_port, batch))
+        pub = asyncio.create_task(publish(mosquitto_port, batch, local_secrets))
         await wait_for(lambda: _stored_at_least(r, 3000))
         first.kill()  # SIGKILL mid-stream: unacknowledged messages stay in the broker session
         first.wait()
@@ -237,13 +250,14 @@ async def test_replica_pauses_without_writing_or_losing(
     mosquitto_port: int,
     redis_factory: Callable[..., tuple[object, int]],
     start_worker: Callable[..., Awaitable[IngestWorker]],
+    local_secrets: programs.Secrets,
 ) -> None:
     _, own_port = redis_factory()
     _, other_port = redis_factory()
     own, other = client(own_port), client(other_port)
     worker = await start_worker(mosquitto_port, own_port)
     rng, states = random.Random(5), dict[int, int]()
-    await publish(mosquitto_port, messages(range(500), 1, rng, states))
+    await publish(mosquitto_port, messages(range(500), 1, rng, states), local_secrets)
     await wait_for(lambda: _stored_at_least(own, 500))
 
     # Switchover: `other` becomes the primary with the same data, this worker's Redis its replica.
@@ -254,7 +268,7 @@ async def test_replica_pauses_without_writing_or_losing(
     await wait_for(lambda: _synced(own))
     await wait_for(lambda: _gauge_is(worker.metrics.writable, 0), timeout=10)
 
-    await publish(mosquitto_port, messages(range(500), 2, rng, states))
+    await publish(mosquitto_port, messages(range(500), 2, rng, states), local_secrets)
     await asyncio.sleep(1.5)
     assert await stats(other) == {"stored": 500}  # nothing written anywhere while paused
     assert worker.metrics.messages.labels("stored")._value.get() == 500
@@ -273,21 +287,24 @@ async def test_replica_pauses_without_writing_or_losing(
 
 
 async def test_worker_reconnects_after_broker_restart(
-    tmp_path: Path, redis_port: int, start_worker: Callable[..., Awaitable[IngestWorker]]
+    tmp_path: Path,
+    redis_port: int,
+    start_worker: Callable[..., Awaitable[IngestWorker]],
+    local_secrets: programs.Secrets,
 ) -> None:
     port = free_port()
-    broker = programs.mosquitto(port, tmp_path / "mosquitto")
+    broker = programs.mosquitto(port, tmp_path / "mosquitto", local_secrets)
     try:
         r = client(redis_port)
         worker = await start_worker(port, redis_port)
         rng, states = random.Random(7), dict[int, int]()
-        await publish(port, messages(range(300), 1, rng, states))
+        await publish(port, messages(range(300), 1, rng, states), local_secrets)
         await wait_for(lambda: _stored_at_least(r, 300))
         broker.stop()
         await wait_for(lambda: _gauge_is(worker.metrics.mqtt_connected, 0), timeout=10)
-        broker = programs.mosquitto(port, tmp_path / "mosquitto")
+        broker = programs.mosquitto(port, tmp_path / "mosquitto", local_secrets)
         await asyncio.wait_for(_resubscribed(worker), 30)
-        await publish(port, messages(range(300), 2, rng, states))
+        await publish(port, messages(range(300), 2, rng, states), local_secrets)
         await wait_for(lambda: _stored_at_least(r, 600))
         assert worker.metrics.mqtt_connects._value.get() >= 2
     finally:
@@ -295,7 +312,10 @@ async def test_worker_reconnects_after_broker_restart(
 
 
 async def test_worker_survives_a_redis_restart(
-    tmp_path: Path, mosquitto_port: int, start_worker: Callable[..., Awaitable[IngestWorker]]
+    tmp_path: Path,
+    mosquitto_port: int,
+    start_worker: Callable[..., Awaitable[IngestWorker]],
+    local_secrets: programs.Secrets,
 ) -> None:
     port = free_port()
     store = programs.redis(port, tmp_path / "redis", persistent=True)
@@ -303,10 +323,10 @@ async def test_worker_survives_a_redis_restart(
         r = client(port)
         await start_worker(mosquitto_port, port)
         rng, states = random.Random(9), dict[int, int]()
-        await publish(mosquitto_port, messages(range(200), 1, rng, states))
+        await publish(mosquitto_port, messages(range(200), 1, rng, states), local_secrets)
         await wait_for(lambda: _stored_at_least(r, 200))
         store.stop()
-        await publish(mosquitto_port, messages(range(200), 2, rng, states))  # held by the worker/broker
+        await publish(mosquitto_port, messages(range(200), 2, rng, states), local_secrets)  # held by the worker/broker
         store = programs.redis(port, tmp_path / "redis", persistent=True)
         await wait_for(lambda: _stored_at_least(r, 400), timeout=30)
         assert (await stats(r))["stored"] == 400

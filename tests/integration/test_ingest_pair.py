@@ -15,6 +15,7 @@ from typing import Any
 
 from tests.integration.test_ingest import client, messages, publish, stats, wait_for
 from tier0_contract import keys, pipeline
+from tier0_dev import programs
 from tier0_dev.procs import Process
 from tier0_services.ingest.worker import IngestWorker
 
@@ -51,13 +52,13 @@ def counter(c: Any) -> float:
 
 
 async def test_acknowledged_only_once_the_replica_has_it(
-    mosquitto_port: int, redis_factory: RedisFactory, start_worker: StartWorker
+    mosquitto_port: int, redis_factory: RedisFactory, start_worker: StartWorker, local_secrets: programs.Secrets
 ) -> None:
     _, p_port, r_proc, r_port = await pair(redis_factory, guarded=True)
     p, r = client(p_port), client(r_port)
     worker = await start_worker(mosquitto_port, p_port, **urls(r_port), replica_ack_timeout=0.2)
     rng, states = random.Random(1), dict[int, int]()
-    await publish(mosquitto_port, messages(range(300), 1, rng, states))
+    await publish(mosquitto_port, messages(range(300), 1, rng, states), local_secrets)
     await wait_for(lambda: _acked(worker, 300))
     assert (await stats(r))["stored"] == 300  # on the replica by the time the broker had the PUBACKs
     assert counter(worker.metrics.at_risk) == 0
@@ -65,7 +66,7 @@ async def test_acknowledged_only_once_the_replica_has_it(
     # The replica stops acknowledging (SIGSTOP): the worker writes but holds every PUBACK.
     os.kill(r_proc.pid, signal.SIGSTOP)
     try:
-        await publish(mosquitto_port, messages(range(100), 2, rng, states))
+        await publish(mosquitto_port, messages(range(100), 2, rng, states), local_secrets)
         await asyncio.sleep(3)  # > min-replicas-max-lag: the primary now refuses writes (NOREPLICAS)
         assert counter(worker.metrics.acks) == 300
         assert worker.metrics.pending._value.get() == 100
@@ -79,14 +80,14 @@ async def test_acknowledged_only_once_the_replica_has_it(
 
 
 async def test_standby_down_and_policy_accept_acks_at_risk(
-    mosquitto_port: int, redis_factory: RedisFactory, start_worker: StartWorker
+    mosquitto_port: int, redis_factory: RedisFactory, start_worker: StartWorker, local_secrets: programs.Secrets
 ) -> None:
     _, p_port, r_proc, r_port = await pair(redis_factory, guarded=True)
     p = client(p_port)
     worker = await start_worker(mosquitto_port, p_port, **urls(r_port), replica_ack_timeout=0.2)
     r_proc.kill()  # the standby is gone
     rng, states = random.Random(2), dict[int, int]()
-    await publish(mosquitto_port, messages(range(50), 1, rng, states))
+    await publish(mosquitto_port, messages(range(50), 1, rng, states), local_secrets)
     await asyncio.sleep(1.5)
     assert counter(worker.metrics.acks) == 0  # min-replicas-to-write 1: hold
     # The operator applies the pair's "keep accepting" policy: the primary no longer needs a replica.
@@ -97,13 +98,13 @@ async def test_standby_down_and_policy_accept_acks_at_risk(
 
 
 async def test_writes_follow_a_switchover_within_a_second(
-    mosquitto_port: int, redis_factory: RedisFactory, start_worker: StartWorker
+    mosquitto_port: int, redis_factory: RedisFactory, start_worker: StartWorker, local_secrets: programs.Secrets
 ) -> None:
     _, p_port, _, r_port = await pair(redis_factory)
     p, r = client(p_port), client(r_port)
     worker = await start_worker(mosquitto_port, p_port, **urls(r_port), resolve_interval=0.25)
     rng, states = random.Random(3), dict[int, int]()
-    await publish(mosquitto_port, messages(range(200), 1, rng, states))
+    await publish(mosquitto_port, messages(range(200), 1, rng, states), local_secrets)
     await wait_for(lambda: _stored_on(p, 200))
     await wait_for(lambda: _stored_on(r, 200))  # the operator promotes a caught-up replica only
 
@@ -113,7 +114,7 @@ async def test_writes_follow_a_switchover_within_a_second(
     await p.replicaof("127.0.0.1", r_port)
     await wait_for(lambda: _synced(p))
     switched = time.monotonic()
-    await publish(mosquitto_port, messages(range(200), 2, rng, states))
+    await publish(mosquitto_port, messages(range(200), 2, rng, states), local_secrets)
     await wait_for(lambda: _stored_on(r, 400), timeout=10)
     assert time.monotonic() - switched < 2.0
     await asyncio.sleep(0.3)
@@ -122,13 +123,13 @@ async def test_writes_follow_a_switchover_within_a_second(
 
 
 async def test_a_stale_master_with_a_lower_epoch_gets_no_writes(
-    mosquitto_port: int, redis_factory: RedisFactory, start_worker: StartWorker
+    mosquitto_port: int, redis_factory: RedisFactory, start_worker: StartWorker, local_secrets: programs.Secrets
 ) -> None:
     _, p_port, _, r_port = await pair(redis_factory)
     p, r = client(p_port), client(r_port)
     worker = await start_worker(mosquitto_port, p_port, **urls(r_port), resolve_interval=0.25)
     rng, states = random.Random(4), dict[int, int]()
-    await publish(mosquitto_port, messages(range(100), 1, rng, states))
+    await publish(mosquitto_port, messages(range(100), 1, rng, states), local_secrets)
     await wait_for(lambda: _stored_on(p, 100))
     # Promoting before the replica has it all would lose the tail (the unguarded primary acks it
     # at risk when its replica leaves mid-WAIT): not what this test is about.
@@ -137,14 +138,14 @@ async def test_a_stale_master_with_a_lower_epoch_gets_no_writes(
     await r.replicaof("NO", "ONE")
     await r.set(keys.PAIR_EPOCH, 2)
     await wait_for(lambda: _writes_to(worker, 1), timeout=5)
-    await publish(mosquitto_port, messages(range(100), 2, rng, states))
+    await publish(mosquitto_port, messages(range(100), 2, rng, states), local_secrets)
     await wait_for(lambda: _stored_on(r, 200))
     await asyncio.sleep(0.5)
     assert await stats(p) == {"stored": 100}  # nothing more on the stale one
     # Two masters at the same epoch are ambiguous: writers hold rather than pick one.
     await p.set(keys.PAIR_EPOCH, 2)
     await wait_for(lambda: _writes_to(worker, None), timeout=5)
-    await publish(mosquitto_port, messages(range(10), 3, rng, states))
+    await publish(mosquitto_port, messages(range(10), 3, rng, states), local_secrets)
     await asyncio.sleep(1.0)
     assert (await stats(r))["stored"] == 200 and await stats(p) == {"stored": 100}
     await p.set(keys.PAIR_EPOCH, 1)
@@ -152,7 +153,7 @@ async def test_a_stale_master_with_a_lower_epoch_gets_no_writes(
 
 
 async def test_one_share_group_across_regions_writes_once_into_the_primary(
-    mosquitto_port: int, redis_factory: RedisFactory, start_worker: StartWorker
+    mosquitto_port: int, redis_factory: RedisFactory, start_worker: StartWorker, local_secrets: programs.Secrets
 ) -> None:
     _, p_port, _, r_port = await pair(redis_factory)
     p = client(p_port)
@@ -160,7 +161,7 @@ async def test_one_share_group_across_regions_writes_once_into_the_primary(
     w1 = await start_worker(mosquitto_port, p_port, **urls(r_port), region="region1", share_group=group)
     w2 = await start_worker(mosquitto_port, r_port, **urls(p_port), region="region2", share_group=group)
     rng, states = random.Random(5), dict[int, int]()
-    await publish(mosquitto_port, messages(range(2000), 1, rng, states))
+    await publish(mosquitto_port, messages(range(2000), 1, rng, states), local_secrets)
     await wait_for(lambda: _stored_on(p, 2000))
     # Acknowledged once on the replica: a moment after the primary has it (WAIT's round trip).
     await wait_for(lambda: _acked_by((w1, w2), 2000), timeout=10)

@@ -7,6 +7,7 @@ property-carrying QoS 1 messages than the worker's Receive Maximum keep flowing 
 the broker's in-flight window and stop ingest for good).
 """
 
+import os
 import random
 import shutil
 import subprocess
@@ -16,6 +17,8 @@ import orjson
 import pytest
 
 from tests.integration.test_ingest import BASE_TS, client, stats, wait_for
+from tier0_dev import programs
+from tier0_services.access import mqtt as mqtt_access
 from tier0_services.ingest.worker import IngestWorker
 from tier0_simulators import fleet
 
@@ -72,13 +75,17 @@ CASES: list[tuple[str, list[str]]] = [
 ]
 
 
-def mosquitto_pub(port: int, topic: str, lines: list[bytes], args: list[str]) -> None:
+def mosquitto_pub(port: int, topic: str, lines: list[bytes], args: list[str], secrets: programs.Secrets) -> None:
+    """`mosquitto_pub -l` as the gateway user: one message per stdin line, over one connection."""
     binary = shutil.which("mosquitto_pub")
     if binary is None:
         pytest.fail("mosquitto_pub is not installed: apt-get install mosquitto-clients")
-    # -l: one message per stdin line, over one connection.
     subprocess.run(
-        [binary, "-p", str(port), "-t", topic, "-l", *args], input=b"\n".join(lines) + b"\n", check=True, timeout=60
+        [binary, "-p", str(port), "-t", topic, "-l", *args],
+        input=b"\n".join(lines) + b"\n",
+        check=True,
+        timeout=60,
+        env={**os.environ, **secrets.mosquitto_clients_env(mqtt_access.GATEWAY)},
     )
 
 
@@ -89,14 +96,17 @@ def device_lines(i: int, n: int, rng: random.Random) -> tuple[str, list[bytes]]:
 
 
 async def test_every_protocol_variant_is_stored_and_acknowledged(
-    mosquitto_port: int, redis_port: int, start_worker: Callable[..., Awaitable[IngestWorker]]
+    mosquitto_port: int,
+    redis_port: int,
+    start_worker: Callable[..., Awaitable[IngestWorker]],
+    local_secrets: programs.Secrets,
 ) -> None:
     r = client(redis_port)
     worker = await start_worker(mosquitto_port, redis_port)
     rng, per_case = random.Random(1), 20
     for i, (_, args) in enumerate(CASES):
         topic, lines = device_lines(i, per_case, rng)
-        mosquitto_pub(mosquitto_port, topic, lines, args)
+        mosquitto_pub(mosquitto_port, topic, lines, args, local_secrets)
     total = per_case * len(CASES)
     await wait_for(lambda: _stored(r, total), timeout=30)
     assert await stats(r) == {"stored": total}
@@ -104,7 +114,9 @@ async def test_every_protocol_variant_is_stored_and_acknowledged(
     for i, (_, args) in enumerate(CASES):
         if "-r" in args:
             subprocess.run(
-                ["mosquitto_pub", "-p", str(mosquitto_port), "-t", fleet.device(i).topic, "-r", "-n"], check=True
+                ["mosquitto_pub", "-p", str(mosquitto_port), "-t", fleet.device(i).topic, "-r", "-n"],
+                check=True,
+                env={**os.environ, **local_secrets.mosquitto_clients_env(mqtt_access.GATEWAY)},
             )
     await wait_for(lambda: _handled(r, total + 2), timeout=30)
     assert await stats(r) == {"stored": total, "invalid": 2}
@@ -117,23 +129,33 @@ async def test_every_protocol_variant_is_stored_and_acknowledged(
 
 
 async def test_invalid_qos0_and_property_messages_are_dead_lettered(
-    mosquitto_port: int, redis_port: int, start_worker: Callable[..., Awaitable[IngestWorker]]
+    mosquitto_port: int,
+    redis_port: int,
+    start_worker: Callable[..., Awaitable[IngestWorker]],
+    local_secrets: programs.Secrets,
 ) -> None:
     r = client(redis_port)
     await start_worker(mosquitto_port, redis_port)
     topic = fleet.device(0).topic
-    mosquitto_pub(mosquitto_port, topic, [b"{not json"], ["-V", "mqttv5", "-q", "0"])
+    mosquitto_pub(mosquitto_port, topic, [b"{not json"], ["-V", "mqttv5", "-q", "0"], local_secrets)
     mosquitto_pub(
-        mosquitto_port, topic, [b"[]"], ["-V", "mqttv5", "-q", "1", "-D", "publish", "user-property", "k", "v"]
+        mosquitto_port,
+        topic,
+        [b"[]"],
+        ["-V", "mqttv5", "-q", "1", "-D", "publish", "user-property", "k", "v"],
+        local_secrets,
     )
-    mosquitto_pub(mosquitto_port, topic, [b"{}"], ["-V", "mqttv311", "-q", "1"])
+    mosquitto_pub(mosquitto_port, topic, [b"{}"], ["-V", "mqttv311", "-q", "1"], local_secrets)
     await wait_for(lambda: _handled(r, 3))
     assert await stats(r) == {"invalid": 3}
     assert await r.llen("deadletter:devices") == 3
 
 
 async def test_more_property_messages_than_receive_maximum_keep_flowing(
-    mosquitto_port: int, redis_port: int, start_worker: Callable[..., Awaitable[IngestWorker]]
+    mosquitto_port: int,
+    redis_port: int,
+    start_worker: Callable[..., Awaitable[IngestWorker]],
+    local_secrets: programs.Secrets,
 ) -> None:
     r = client(redis_port)
     worker = await start_worker(mosquitto_port, redis_port, receive_maximum=10, batch_size=4)
@@ -154,9 +176,9 @@ async def test_more_property_messages_than_receive_maximum_keep_flowing(
     ]
     rng = random.Random(2)
     topic, lines = device_lines(0, 300, rng)
-    mosquitto_pub(mosquitto_port, topic, lines[:200], args)
+    mosquitto_pub(mosquitto_port, topic, lines[:200], args, local_secrets)
     await wait_for(lambda: _stored(r, 200), timeout=30)
-    mosquitto_pub(mosquitto_port, topic, lines[200:], args)  # still flowing after 20 x Receive Maximum
+    mosquitto_pub(mosquitto_port, topic, lines[200:], args, local_secrets)  # still flowing after 20 x Receive Maximum
     await wait_for(lambda: _stored(r, 300), timeout=30)
     assert await stats(r) == {"stored": 300}
     assert worker.metrics.acks._value.get() == 300

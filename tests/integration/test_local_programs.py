@@ -1,5 +1,6 @@
 """The real programs start on free ports and do real work: Redis replication, MQTT, AMQP."""
 
+import os
 import socket
 import subprocess
 import time
@@ -9,6 +10,7 @@ import redis
 
 from tier0_dev import programs
 from tier0_dev.procs import find_program, free_port
+from tier0_services.access import mqtt as mqtt_access
 
 
 def test_redis_pair_replicates(redis_factory) -> None:  # type: ignore[no-untyped-def]
@@ -24,11 +26,12 @@ def test_redis_pair_replicates(redis_factory) -> None:  # type: ignore[no-untype
     assert isinstance(info, dict) and info["role"] == "slave"
 
 
-def test_mosquitto_delivers_qos1(mosquitto_port: int) -> None:
+def test_mosquitto_delivers_qos1(mosquitto_port: int, local_secrets: programs.Secrets) -> None:
     sub = subprocess.Popen(
         [find_program("mosquitto_sub"), "-p", str(mosquitto_port), "-t", "og/field/#", "-q", "1", "-C", "1", "-v"],
         stdout=subprocess.PIPE,
         text=True,
+        env={**os.environ, **local_secrets.mosquitto_clients_env(mqtt_access.INGEST)},
     )
     time.sleep(0.3)
     subprocess.run(
@@ -44,12 +47,15 @@ def test_mosquitto_delivers_qos1(mosquitto_port: int) -> None:
             "{}",
         ],
         check=True,
+        env={**os.environ, **local_secrets.mosquitto_clients_env(mqtt_access.GATEWAY)},
     )
     out, _ = sub.communicate(timeout=10)
     assert out.strip() == "og/field/WY-ALPHA/turbine/T1 {}"
 
 
-def test_mosquitto_keeps_a_worker_sessions_messages_across_a_restart(tmp_path: Path) -> None:
+def test_mosquitto_keeps_a_worker_sessions_messages_across_a_restart(
+    tmp_path: Path, local_secrets: programs.Secrets
+) -> None:
     """A QoS 1 message the broker acknowledged for an ingest worker that was away (its persistent
     session in the share group) is delivered after a broker restart: the broker saves its sessions
     (`persistence true`, writable by the user it runs as)."""
@@ -57,15 +63,19 @@ def test_mosquitto_keeps_a_worker_sessions_messages_across_a_restart(tmp_path: P
     state = tmp_path / "mosquitto"
     share = "$share/ingest/og/field/#"
     sub = [find_program("mosquitto_sub"), "-p", str(port), "-V", "5", "-c", "-i", "worker-1", "-x", "3600", "-q", "1"]
-    broker = programs.mosquitto(port, state)
+    ingest = {**os.environ, **local_secrets.mosquitto_clients_env(mqtt_access.INGEST)}
+    gateway = {**os.environ, **local_secrets.mosquitto_clients_env(mqtt_access.GATEWAY)}
+    broker = programs.mosquitto(port, state, local_secrets)
     try:
         # Subscribe, then leave (a worker being restarted), keeping the session.
-        subprocess.run([*sub, "-t", share, "-W", "1"], capture_output=True, timeout=10)
+        subprocess.run([*sub, "-t", share, "-W", "1"], capture_output=True, timeout=10, env=ingest)
         pub = [find_program("mosquitto_pub"), "-p", str(port), "-q", "1", "-t", "og/field/WY-ALPHA/turbine/T1"]
-        subprocess.run([*pub, "-m", "acked while the worker was away"], check=True, timeout=10)
+        subprocess.run([*pub, "-m", "acked while the worker was away"], check=True, timeout=10, env=gateway)
         broker.stop()
-        broker = programs.mosquitto(port, state)
-        out = subprocess.run([*sub, "-t", share, "-C", "1", "-W", "5"], capture_output=True, text=True, timeout=10)
+        broker = programs.mosquitto(port, state, local_secrets)
+        out = subprocess.run(
+            [*sub, "-t", share, "-C", "1", "-W", "5"], capture_output=True, text=True, timeout=10, env=ingest
+        )
         assert out.stdout.strip() == "acked while the worker was away", (out.stdout, out.stderr)
     finally:
         broker.stop()

@@ -19,7 +19,9 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from tests.integration.test_ingest import messages, publish, wait_for
+from tier0_dev import programs
 from tier0_dev.procs import free_port
+from tier0_services.access import mqtt as mqtt_access
 from tier0_services.api.app import create_app
 from tier0_services.api.settings import Settings
 
@@ -57,7 +59,7 @@ def healthz(port: int) -> tuple[int, dict[str, Any]]:
 
 
 async def test_a_killed_ingest_worker_shows_as_dead_in_api_status(
-    tmp_path: Path, mosquitto_port: int, redis_port: int, api: httpx.AsyncClient
+    tmp_path: Path, mosquitto_port: int, redis_port: int, api: httpx.AsyncClient, local_secrets: programs.Secrets
 ) -> None:
     assert await pipeline_state(api, "ingest") == "absent"
     tag, metrics_port = uuid.uuid4().hex[:8], free_port()
@@ -74,12 +76,13 @@ async def test_a_killed_ingest_worker_shows_as_dead_in_api_status(
         str(metrics_port),
         "--heartbeat-interval",
         "0.5",
+        *local_secrets.mqtt_args(mqtt_access.INGEST),
     ]
     worker = spawn("tier0_services.ingest", args, tmp_path / "ingest.log")
     try:
         await wait_for(lambda: _state_in(api, "ingest", {"idle", "ok"}), timeout=30)
         await wait_for(lambda: _log_has(tmp_path / "ingest.log", "subscription acknowledged"), timeout=30)
-        await publish(mosquitto_port, messages(range(50), 1, random.Random(1), {}))
+        await publish(mosquitto_port, messages(range(50), 1, random.Random(1), {}), local_secrets)
         await wait_for(lambda: _state_in(api, "ingest", {"ok"}), timeout=10)
         status, body = await asyncio.to_thread(healthz, metrics_port)
         assert status == 200 and body["state"] == "ok"
@@ -98,10 +101,10 @@ async def test_a_killed_ingest_worker_shows_as_dead_in_api_status(
 
 
 async def test_activity_consumer_heartbeats_and_dies_visibly(
-    tmp_path: Path, rabbitmq_port: int, redis_port: int, api: httpx.AsyncClient
+    tmp_path: Path, rabbitmq_port: int, redis_port: int, api: httpx.AsyncClient, local_secrets: programs.Secrets
 ) -> None:
     env = {
-        "TIER0_AMQP_URL": f"amqp://guest:guest@127.0.0.1:{rabbitmq_port}/%2F",
+        **local_secrets.amqp_env(rabbitmq_port),
         "TIER0_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
         "TIER0_METRICS_PORT": "0",
         "TIER0_HEARTBEAT_INTERVAL": "0.5",

@@ -70,3 +70,20 @@ def test_invalid_messages_are_dead_lettered_with_a_reason() -> None:
 def test_empty_batch() -> None:
     out = batch.prepare([], NOW)
     assert out.records == [] and out.dead_letters == [] and out.accepted == 0
+
+
+def test_a_refused_batch_splits_into_pieces_and_dead_letters_that_name_their_message() -> None:
+    """What worker._salvage writes: accepted messages in pieces without the batch's dead letters, the
+    dead letters (and counts) on their own, and a message the store refused as a dead letter that
+    carries its topic and payload again."""
+    good = [message(i) for i in range(4)]
+    prepared = batch.prepare([*good, (fleet.device(9).topic.encode(), b"{")], NOW)
+    half = batch.records_only(prepared, 0, 2)
+    assert (half.records, half.accepted, half.dead_letters) == (prepared.records[:2], 2, [])
+    letter = batch.failed_record(prepared.records[1], "WRONGTYPE devices:latest", NOW)
+    entry = orjson.loads(letter)
+    assert entry["topic"] == fleet.device(1).topic and entry["error"] == "store: WRONGTYPE devices:latest"
+    assert orjson.loads(entry["payload"]) == orjson.loads(good[1][1])
+    letters = batch.dead_letters_only(prepared, [letter])
+    assert (letters.records, letters.invalid, letters.failed) == ([], 1, 1)
+    assert letters.dead_letters == [*prepared.dead_letters, letter]

@@ -94,41 +94,173 @@ the data classes in services/tier0_contract/keys.py.
 {{- define "tier0.apiSecret" -}}{{ .Values.regionApi.auth.existingSecret | default (include "tier0.name.of" (list . "api")) }}{{- end }}
 {{- define "tier0.rabbitmqSecret" -}}{{ .Values.rabbitmq.auth.existingSecret | default (include "tier0.name.of" (list . "rabbitmq")) }}{{- end }}
 {{- define "tier0.emqxSecret" -}}{{ .Values.emqx.auth.existingSecret | default (include "tier0.name.of" (list . "emqx")) }}{{- end }}
+{{- define "tier0.mqttSecret" -}}{{ .Values.emqx.clientAuth.existingSecret | default (include "tier0.name.of" (list . "mqtt")) }}{{- end }}
 
+{{/*
+Users, as services/tier0_services/access/{redis,mqtt,rabbitmq}.py name them (a unit test holds the two
+spellings together), and where a container finds its password: a Secret volume holding only its key.
+*/}}
+{{- define "tier0.redisAppUser" -}}tier0-app{{- end }}
+{{- define "tier0.redisOperatorUser" -}}tier0-operator{{- end }}
+{{- define "tier0.redisExporterUser" -}}tier0-exporter{{- end }}
+{{- define "tier0.amqpAppUser" -}}tier0-app{{- end }}
+{{- define "tier0.amqpVhost" -}}tier0{{- end }}
+{{- define "tier0.secretsDir" -}}/var/run/secrets/tier0{{- end }}
 
-{{/* Environment shared by tier0 containers that talk to a region's Redis (REDIS_PASSWORD first: later values expand it). */}}
+{{/* Fail rendering when a TLS option is on without its Secret. Usage: include "tier0.tlsCheck" (list "redis" .Values.redis.tls) */}}
+{{- define "tier0.tlsCheck" -}}
+{{- $tls := index . 1 }}
+{{- if and $tls.enabled (not $tls.existingSecret) }}
+{{- fail (printf "%s.tls.enabled needs %s.tls.existingSecret (a Secret with tls.crt, tls.key, ca.crt)" (index . 0) (index . 0)) }}
+{{- end }}
+{{- end }}
+
+{{/* A volume with one key of a Secret. Usage: include "tier0.keyVolume" (dict "name" "redis-password" "secret" $name "key" "app-password") */}}
+{{- define "tier0.keyVolume" -}}
+- name: {{ .name }}
+  secret:
+    secretName: {{ .secret }}
+    defaultMode: 0440
+    items:
+      - key: {{ .key }}
+        path: {{ .key }}
+{{- end }}
+
+{{/* A user-provided TLS Secret's CA bundle (ca.crt) as a volume. Usage: include "tier0.caVolume" (dict "name" "redis-ca" "secret" $s) */}}
+{{- define "tier0.caVolume" -}}
+- name: {{ .name }}
+  secret:
+    secretName: {{ .secret }}
+    defaultMode: 0444
+    items:
+      - key: ca.crt
+        path: ca.crt
+{{- end }}
+
+{{- define "tier0.redisScheme" -}}{{ if .Values.redis.tls.enabled }}rediss{{ else }}redis{{ end }}{{- end }}
+
+{{/* Environment of tier0 containers that talk to a region's Redis: the URL carries no password, the
+password is a mounted file (tier0.redisVolumes / tier0.redisMounts). */}}
 {{- define "tier0.redisEnv" -}}
-- name: REDIS_PASSWORD
-  valueFrom:
-    secretKeyRef:
-      name: {{ include "tier0.redisSecret" .ctx }}
-      key: password
 - name: TIER0_REGION
   value: {{ .region | quote }}
 - name: TIER0_REDIS_URL
-  value: "redis://:$(REDIS_PASSWORD)@{{ include "tier0.redisHost" . }}:{{ .ctx.Values.redis.port }}/0"
+  value: "{{ include "tier0.redisScheme" .ctx }}://{{ include "tier0.redisHost" . }}:{{ .ctx.Values.redis.port }}/0"
+- name: TIER0_REDIS_USERNAME
+  value: {{ include "tier0.redisAppUser" .ctx }}
+- name: TIER0_REDIS_PASSWORD_FILE
+  value: {{ include "tier0.secretsDir" .ctx }}/redis/app-password
+{{- if .ctx.Values.redis.tls.enabled }}
+- name: TIER0_REDIS_TLS_CA_FILE
+  value: {{ include "tier0.secretsDir" .ctx }}/redis-tls/ca.crt
+{{- end }}
 {{- end }}
 
+{{- define "tier0.redisVolumes" -}}
+{{- include "tier0.keyVolume" (dict "name" "redis-password" "secret" (include "tier0.redisSecret" .) "key" "app-password") }}
+{{- if .Values.redis.tls.enabled }}
+{{ include "tier0.caVolume" (dict "name" "redis-tls" "secret" .Values.redis.tls.existingSecret) }}
+{{- end }}
+{{- end }}
+
+{{- define "tier0.redisMounts" -}}
+- name: redis-password
+  mountPath: {{ include "tier0.secretsDir" . }}/redis
+  readOnly: true
+{{- if .Values.redis.tls.enabled }}
+- name: redis-tls
+  mountPath: {{ include "tier0.secretsDir" . }}/redis-tls
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/* AMQP: the activity vhost as the application user. */}}
 {{- define "tier0.rabbitmqEnv" -}}
-- name: RABBITMQ_USERNAME
-  valueFrom:
-    secretKeyRef:
-      name: {{ include "tier0.rabbitmqSecret" . }}
-      key: username
-- name: RABBITMQ_PASSWORD
-  valueFrom:
-    secretKeyRef:
-      name: {{ include "tier0.rabbitmqSecret" . }}
-      key: password
 - name: TIER0_AMQP_URL
-  value: "amqp://$(RABBITMQ_USERNAME):$(RABBITMQ_PASSWORD)@{{ include "tier0.rabbitmqHost" . }}:{{ .Values.rabbitmq.amqpPort }}/%2F"
+  value: "{{ if .Values.rabbitmq.tls.enabled }}amqps{{ else }}amqp{{ end }}://{{ include "tier0.rabbitmqHost" . }}:{{ .Values.rabbitmq.amqpPort }}/{{ include "tier0.amqpVhost" . }}"
+- name: TIER0_AMQP_USERNAME
+  value: {{ include "tier0.amqpAppUser" . }}
+- name: TIER0_AMQP_PASSWORD_FILE
+  value: {{ include "tier0.secretsDir" . }}/amqp/app-password
+{{- if .Values.rabbitmq.tls.enabled }}
+- name: TIER0_AMQP_TLS_CA_FILE
+  value: {{ include "tier0.secretsDir" . }}/amqp-tls/ca.crt
+{{- end }}
 {{- end }}
 
+{{- define "tier0.rabbitmqVolumes" -}}
+{{- include "tier0.keyVolume" (dict "name" "amqp-password" "secret" (include "tier0.rabbitmqSecret" .) "key" "app-password") }}
+{{- if .Values.rabbitmq.tls.enabled }}
+{{ include "tier0.caVolume" (dict "name" "amqp-tls" "secret" .Values.rabbitmq.tls.existingSecret) }}
+{{- end }}
+{{- end }}
+
+{{- define "tier0.rabbitmqMounts" -}}
+- name: amqp-password
+  mountPath: {{ include "tier0.secretsDir" . }}/amqp
+  readOnly: true
+{{- if .Values.rabbitmq.tls.enabled }}
+- name: amqp-tls
+  mountPath: {{ include "tier0.secretsDir" . }}/amqp-tls
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/* MQTT as one of the users of files/emqx/acl.conf. Usage: include "tier0.mqttEnv" (dict "ctx" $ "user" "tier0-ingest" "key" "ingest-password") */}}
 {{- define "tier0.mqttEnv" -}}
 - name: TIER0_MQTT_HOST
-  value: {{ include "tier0.emqxHost" . | quote }}
+  value: {{ include "tier0.emqxHost" .ctx | quote }}
 - name: TIER0_MQTT_PORT
-  value: {{ .Values.emqx.mqttPort | quote }}
+  value: {{ .ctx.Values.emqx.mqttPort | quote }}
+- name: TIER0_MQTT_USERNAME
+  value: {{ .user }}
+- name: TIER0_MQTT_PASSWORD_FILE
+  value: {{ include "tier0.secretsDir" .ctx }}/mqtt/{{ .key }}
+{{- if .ctx.Values.emqx.tls.enabled }}
+- name: TIER0_MQTT_TLS_CA_FILE
+  value: {{ include "tier0.secretsDir" .ctx }}/mqtt-tls/ca.crt
+{{- end }}
+{{- end }}
+
+{{- define "tier0.mqttVolumes" -}}
+{{- include "tier0.keyVolume" (dict "name" "mqtt-password" "secret" (include "tier0.mqttSecret" .ctx) "key" .key) }}
+{{- if .ctx.Values.emqx.tls.enabled }}
+{{ include "tier0.caVolume" (dict "name" "mqtt-tls" "secret" .ctx.Values.emqx.tls.existingSecret) }}
+{{- end }}
+{{- end }}
+
+{{- define "tier0.mqttMounts" -}}
+- name: mqtt-password
+  mountPath: {{ include "tier0.secretsDir" . }}/mqtt
+  readOnly: true
+{{- if .Values.emqx.tls.enabled }}
+- name: mqtt-tls
+  mountPath: {{ include "tier0.secretsDir" . }}/mqtt-tls
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/*
+An init container that renders a server's users and permissions from its mounted Secret into a
+memory-backed volume (python -m tier0_services.access, from tier0's services image: the servers'
+own images only read files). Usage: include "tier0.accessInit" (dict "ctx" $ "server" "redis"
+"secrets" "/path" "out" "/path" "mounts" (list ...) "extra" (list ...) "securityContext" ...)
+*/}}
+{{- define "tier0.accessInit" -}}
+- name: access
+  image: {{ include "tier0.image" (list .ctx .ctx.Values.images.services) }}
+  imagePullPolicy: {{ .ctx.Values.images.services.pullPolicy }}
+  args: [tier0_services.access, {{ .server }}, --secrets, {{ .secrets }}, --out, {{ .out }}{{ range .extra }}, {{ . | quote }}{{ end }}]
+  securityContext:
+    {{- toYaml .securityContext | nindent 4 }}
+  resources:
+    requests:
+      cpu: 10m
+      memory: 32Mi
+    limits:
+      memory: 128Mi
+  volumeMounts:
+    {{- toYaml .mounts | nindent 4 }}
 {{- end }}
 
 {{/* The pod-level pieces every tier0-image pod shares. */}}
@@ -160,7 +292,20 @@ imagePullSecrets:
 enabled_plugins: |
   [rabbitmq_management,rabbitmq_prometheus].
 10-tier0.conf: |
+  {{- if .Values.rabbitmq.tls.enabled }}
+  listeners.tcp = none
+  listeners.ssl.default = {{ .Values.rabbitmq.amqpPort }}
+  ssl_options.cacertfile = /etc/rabbitmq/tls/ca.crt
+  ssl_options.certfile = /etc/rabbitmq/tls/tls.crt
+  ssl_options.keyfile = /etc/rabbitmq/tls/tls.key
+  ssl_options.verify = verify_none
+  ssl_options.fail_if_no_peer_cert = false
+  {{- else }}
   listeners.tcp.default = {{ .Values.rabbitmq.amqpPort }}
+  {{- end }}
+  # Users, vhost and permissions (tier0_services.access.rabbitmq), rendered from the Secret at each
+  # start by the init container; with definitions to import, RabbitMQ creates no default (guest) user.
+  load_definitions = /etc/rabbitmq/definitions/definitions.json
   management.tcp.port = {{ .Values.rabbitmq.managementPort }}
   prometheus.tcp.port = {{ .Values.rabbitmq.prometheusPort }}
   # Aggregated metrics on /metrics; per-queue ones on /metrics/per-object.
@@ -175,13 +320,15 @@ enabled_plugins: |
       app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
-{{/* NetworkPolicy rule for a metrics port: networkPolicy.metricsFrom, or anyone when empty. */}}
+{{/* NetworkPolicy rule for a metrics port: networkPolicy.metricsFrom (and `also`); none when both are
+empty, so the port is open to no one. Usage: include "tier0.metricsRule" (dict "ctx" $ "port" 9121 "also" (list ...)) */}}
 {{- define "tier0.metricsRule" -}}
+{{- $from := concat .ctx.Values.networkPolicy.metricsFrom (.also | default list) }}
+{{- if $from -}}
 - ports:
     - port: {{ .port }}
       protocol: TCP
-  {{- with .ctx.Values.networkPolicy.metricsFrom }}
   from:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
+    {{- toYaml $from | nindent 4 }}
+{{- end }}
 {{- end }}

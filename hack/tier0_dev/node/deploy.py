@@ -28,6 +28,11 @@ class Release:
     def global_service(self) -> str:
         return f"{self.name}-region-api"
 
+    @property
+    def api_secret(self) -> str:
+        """The chart's API token Secret (charts/tier0 NOTES.txt names it too)."""
+        return f"{self.name}-api"
+
 
 def _run(argv: list[str], timeout: float = 600) -> str:
     out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
@@ -116,6 +121,8 @@ tier0 is up on the built-in node (RegionPair {rel.namespace}/{rel.pair} Healthy)
                    then http://127.0.0.1:8000/
   switchover:      kubectl -n {rel.namespace} patch regionpair {rel.pair} --type merge \\
                      -p '{{"spec":{{"activeRegion":"region2"}}}}'
+  API token (Simulate Failover in the console, POST /api/failover/*; kept in the Secret {rel.api_secret}):
+                   kubectl -n {rel.namespace} get secret {rel.api_secret} -o jsonpath='{{.data.token}}' | base64 -d
   stop it all:     make down
 """
 

@@ -1,11 +1,41 @@
-"""EMQX stand-in: runs mosquitto with the chart's EMQX_* settings and serves /status for the probes."""
+"""EMQX stand-in: runs mosquitto with the chart's EMQX_* settings and serves /status for the probes.
 
+Access is EMQX's, translated (the chart configures EMQX; this reads the same inputs):
+
+- users: EMQX's built-in-database bootstrap file (`bootstrap_file` in EMQX_AUTHENTICATION, JSON
+  `[{"user_id", "password", "is_superuser"}]`) become clients of Mosquitto's dynamic-security plugin
+  (PBKDF2-SHA512 hashes, as `mosquitto_ctrl` writes them); anonymous clients are refused;
+- topic rules: the acl.conf EMQX reads (`path` in EMQX_AUTHORIZATION__SOURCES, with
+  `EMQX_AUTHORIZATION__NO_MATCH=deny`). Mosquitto's plain acl_file cannot refuse a subscription (it
+  only filters deliveries, so a member of `$share/ingest` without read access would silently eat its
+  share), so each user's rules become a dynamic-security role that allows or denies every subscribe
+  and publish itself, except publishes on a topic with `${clientid}`/`${username}`: the plugin has no
+  placeholders, so those become `pattern` lines (`%c`, `%u`) of an acl_file, consulted only for the
+  users whose role leaves publishing to it.
+
+Only the forms the chart's acl.conf uses are translated (`{allow, {username, "u"}, publish|subscribe,
+[topics]}`, topics plain or `{eq, "..."}`, and a final `{deny, all}`); anything else stops the
+stand-in with the rule named, so it never runs more open than EMQX would. One difference: EMQX
+authorizes a shared subscription by its real filter only, Mosquitto by the full `$share/<group>/...`,
+so a subscribe rule T is granted as `$share/+/T` too (any group, as in EMQX).
+
+Run as a program (the image's entrypoint) or imported (`auth_config`): the process stack and the
+tests start the real mosquitto with the same translation.
+"""
+
+import base64
+import glob
+import hashlib
 import http.server
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import threading
+from pathlib import Path
+from typing import Any
 
 
 def port_of(bind: str, default: int) -> int:
@@ -16,6 +46,216 @@ MQTT_PORT = port_of(os.environ.get("EMQX_LISTENERS__TCP__DEFAULT__BIND", ""), 18
 STATUS_PORT = port_of(os.environ.get("EMQX_DASHBOARD__LISTENERS__HTTP__BIND", ""), 18083)
 QUEUE = int(os.environ.get("EMQX_MQTT__MAX_MQUEUE_LEN", "1000000"))
 CONF = "/opt/emqx/etc/mosquitto.conf"
+AUTH_DIR = Path("/opt/emqx/etc/tier0-standin")
+ITERATIONS = 101  # mosquitto_ctrl's and mosquitto_passwd's default
+
+
+class TranslationError(ValueError):
+    """An EMQX access setting the stand-in cannot reproduce with Mosquitto."""
+
+
+# --- acl.conf: the subset of Erlang terms it is written in ----------------------------------------
+
+_TOKEN = re.compile(r'\s*(?:(%%[^\n]*)|("(?:[^"\\]|\\.)*")|([a-z_]+)|([{}\[\],.]))', re.S)
+
+
+class Atom(str):
+    """An Erlang atom (`allow`, `publish`, ...), told apart from a string."""
+
+
+def parse_terms(text: str) -> list[Any]:
+    """The terms of an acl.conf: tuples as tuples, lists as lists, "strings" as str, atoms as Atom."""
+    tokens: list[str | Atom] = []
+    pos = 0
+    text = text.rstrip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if m is None or m.end() == pos:
+            raise TranslationError(f"acl.conf: cannot read {text[pos : pos + 40]!r}")
+        pos = m.end()
+        comment, string, atom, punct = m.groups()
+        if comment is not None:
+            continue
+        if string is not None:
+            tokens.append(json.loads(string))
+        elif atom is not None:
+            tokens.append(Atom(atom))
+        else:
+            tokens.append(Atom("\0" + punct))
+    terms: list[Any] = []
+    i = 0
+
+    def value() -> Any:
+        nonlocal i
+        tok = tokens[i]
+        i += 1
+        if tok in ("\0{", "\0["):
+            close = "\0}" if tok == "\0{" else "\0]"
+            items: list[Any] = []
+            while tokens[i] != close:
+                items.append(value())
+                if tokens[i] == "\0,":
+                    i += 1
+            i += 1
+            return tuple(items) if tok == "\0{" else items
+        if isinstance(tok, Atom) and tok.startswith("\0"):
+            raise TranslationError(f"acl.conf: unexpected {tok[1:]!r}")
+        return tok
+
+    while i < len(tokens):
+        terms.append(value())
+        if i >= len(tokens) or tokens[i] != "\0.":
+            raise TranslationError("acl.conf: every rule ends with a period")
+        i += 1
+    return terms
+
+
+def _topic(t: Any) -> tuple[str, bool]:
+    """(filter, exact) of one topic match: "f" or {eq, "f"}."""
+    if isinstance(t, str) and not isinstance(t, Atom):
+        return t, False
+    if isinstance(t, tuple) and len(t) == 2 and t[0] == "eq" and isinstance(t[1], str):
+        return t[1], True
+    raise TranslationError(f'acl.conf: topic {t!r} is not a string or {{eq, "..."}}')
+
+
+def rules_by_user(terms: list[Any]) -> dict[str, dict[str, list[tuple[str, bool]]]]:
+    """`{user: {"publish": [...], "subscribe": [...]}}` of allow rules followed by `{deny, all}`."""
+    if not terms or terms[-1] != ("deny", "all"):
+        raise TranslationError("acl.conf: the last rule must be {deny, all}")
+    users: dict[str, dict[str, list[tuple[str, bool]]]] = {}
+    for rule in terms[:-1]:
+        if not (isinstance(rule, tuple) and len(rule) == 4 and rule[0] == "allow"):
+            raise TranslationError(f"acl.conf: only allow rules before {{deny, all}} are translated: {rule!r}")
+        _, who, action, topics = rule
+        named = isinstance(who, tuple) and len(who) == 2 and who[0] in ("username", "user")
+        if not (named and isinstance(who[1], str)):
+            raise TranslationError(f'acl.conf: only {{username, "..."}} subjects are translated: {who!r}')
+        if action not in ("publish", "subscribe") or not isinstance(topics, list):
+            raise TranslationError(f"acl.conf: only publish/subscribe with a topic list are translated: {rule!r}")
+        users.setdefault(who[1], {"publish": [], "subscribe": []})[action] += [_topic(t) for t in topics]
+    return users
+
+
+# --- Mosquitto's files --------------------------------------------------------------------------
+
+PLACEHOLDERS = {"${clientid}": "%c", "${username}": "%u"}
+
+
+def _pattern(topic: str) -> str | None:
+    """The acl_file pattern of a topic with placeholders, None for a plain topic."""
+    rendered = topic
+    for placeholder, mosq in PLACEHOLDERS.items():
+        rendered = rendered.replace(placeholder, mosq)
+    if "${" in rendered:
+        raise TranslationError(f"acl.conf: unsupported placeholder in {topic!r}")
+    return None if rendered == topic else rendered
+
+
+def dynsec_client(username: str, password: str, salt: bytes | None = None) -> dict[str, Any]:
+    salt = os.urandom(12) if salt is None else salt
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, ITERATIONS, 64)
+    return {
+        "username": username,
+        "textname": "",
+        "salt": base64.b64encode(salt).decode(),
+        "password": base64.b64encode(digest).decode(),
+        "iterations": ITERATIONS,
+        "roles": [{"rolename": f"acl-{username}", "priority": 0}],
+    }
+
+
+def translate(acl_conf: str, users: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
+    """(dynamic-security config, acl_file text) for the bootstrap `users` under `acl_conf`."""
+    rules = rules_by_user(parse_terms(acl_conf))
+    clients, roles, patterns = [], [], []
+    for user in users:
+        name, password = user.get("user_id"), user.get("password")
+        if not isinstance(name, str) or not isinstance(password, str) or not name or not password:
+            raise TranslationError("bootstrap file: every user needs a user_id and a password")
+        if user.get("is_superuser") in (True, "true"):
+            raise TranslationError(f"bootstrap file: {name} is a superuser, which the stand-in does not translate")
+        mine = rules.get(name, {"publish": [], "subscribe": []})
+        acls: list[dict[str, Any]] = []
+        for topic, exact in mine["subscribe"]:
+            if "${" in topic:
+                raise TranslationError(f"acl.conf: placeholders in subscribe rules are not translated: {topic!r}")
+            acls.append({"acltype": "subscribeLiteral" if exact else "subscribePattern", "topic": topic})
+            acls.append({"acltype": "subscribePattern", "topic": f"$share/+/{topic}"})
+            acls.append({"acltype": "publishClientReceive", "topic": topic})
+        deferred = False
+        for topic, _exact in mine["publish"]:  # a publish names one topic: {eq, t} is t
+            pattern = _pattern(topic)
+            if pattern is not None:
+                patterns.append(f"pattern write {pattern}")
+                deferred = True
+            else:
+                acls.append({"acltype": "publishClientSend", "topic": topic})
+        for acl in acls:
+            acl.update(allow=True, priority=10)
+        denies = [("subscribePattern", "#"), ("subscribePattern", "$share/#"), ("publishClientReceive", "#")]
+        if not deferred:
+            denies.append(("publishClientSend", "#"))
+        acls += [{"acltype": t, "topic": topic, "allow": False, "priority": 0} for t, topic in denies]
+        clients.append(dynsec_client(name, password))
+        roles.append({"rolename": f"acl-{name}", "textname": "", "acls": acls})
+    config = {
+        "defaultACLAccess": {
+            "publishClientSend": False,
+            "publishClientReceive": False,
+            "subscribe": False,
+            "unsubscribe": True,
+        },
+        "clients": clients,
+        "groups": [],
+        "roles": roles,
+    }
+    return config, "".join(f"{line}\n" for line in dict.fromkeys(patterns))
+
+
+def dynsec_plugin() -> str:
+    found = sorted(glob.glob("/usr/lib/*/mosquitto_dynamic_security.so") + glob.glob("/usr/lib/mosquitto_dyn*.so"))
+    if not found:
+        raise TranslationError("mosquitto_dynamic_security.so not found (Debian's mosquitto package ships it)")
+    return found[0]
+
+
+def auth_config(bootstrap: Path, acl_conf: Path, out: Path) -> list[str]:
+    """Write the dynamic-security config and the acl_file into `out`; the mosquitto.conf lines that
+    use them."""
+    config, patterns = translate(acl_conf.read_text(), json.loads(bootstrap.read_text()))
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in (("dynamic-security.json", json.dumps(config, indent=1)), ("acl", patterns)):
+        fd = os.open(out / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+    return [
+        "allow_anonymous false",
+        f"plugin {dynsec_plugin()}",
+        f"plugin_opt_config_file {out / 'dynamic-security.json'}",
+        f"acl_file {out / 'acl'}",
+    ]
+
+
+def emqx_access(env: dict[str, str]) -> tuple[Path, Path] | None:
+    """(bootstrap file, acl.conf) the chart configured EMQX with; None when EMQX would run without
+    authentication (no EMQX_AUTHENTICATION)."""
+    authn = env.get("EMQX_AUTHENTICATION", "")
+    if not authn:
+        return None
+    bootstrap = re.search(r'bootstrap_file\s*=\s*"([^"]+)"', authn)
+    if not bootstrap or "built_in_database" not in authn:
+        raise TranslationError("EMQX_AUTHENTICATION: only the built-in database with a bootstrap_file is translated")
+    sources = env.get("EMQX_AUTHORIZATION__SOURCES", "")
+    acl = re.search(r'path\s*=\s*"([^"]+)"', sources)
+    if not acl or "type = file" not in sources.replace("type=file", "type = file"):
+        raise TranslationError("EMQX_AUTHORIZATION__SOURCES: only one file source (path = ...) is translated")
+    if env.get("EMQX_AUTHORIZATION__NO_MATCH") != "deny":
+        raise TranslationError("EMQX_AUTHORIZATION__NO_MATCH must be deny")
+    return Path(bootstrap.group(1)), Path(acl.group(1))
+
+
+# --- the program --------------------------------------------------------------------------------
 
 
 def broker_up() -> bool:
@@ -40,10 +280,17 @@ class Status(http.server.BaseHTTPRequestHandler):
 
 
 def main() -> int:
+    try:
+        access = emqx_access(dict(os.environ))
+        auth = auth_config(*access, AUTH_DIR) if access else ["allow_anonymous true"]
+    except (TranslationError, OSError, ValueError) as exc:
+        print(f"tier0 EMQX stand-in: {exc}", file=sys.stderr)
+        return 1
     with open(CONF, "w") as f:
         f.write(
-            f"listener {MQTT_PORT} 0.0.0.0\nallow_anonymous true\n"
-            "persistence true\npersistence_location /opt/emqx/data/\nautosave_interval 5\n"
+            f"listener {MQTT_PORT} 0.0.0.0\n"
+            + "".join(f"{line}\n" for line in auth)
+            + "persistence true\npersistence_location /opt/emqx/data/\nautosave_interval 5\n"
             f"max_queued_messages {QUEUE}\nmax_inflight_messages 1000\n"
             "log_dest stdout\nlog_type error\nlog_type warning\nlog_type notice\n"
         )

@@ -21,8 +21,10 @@ pika's BlockingConnection fits: one message every few seconds, no concurrency ne
 """
 
 import logging
+import ssl
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Literal
 
 import pika
@@ -41,16 +43,42 @@ log = logging.getLogger("tier0.activity")
 
 Sleep = Callable[[float], None]
 Ack = Literal["replicated", "at_risk", "unchecked"]
+REFUSED_ATTEMPTS = 3
+"""Writes of one message refused for a non-transient reason (`rediserrors.is_transient`) before
+it is dead-lettered (`failed`) instead of retried forever."""
+
+
+class Refused(Exception):
+    """Redis refused a message REFUSED_ATTEMPTS times for a reason retrying does not cure."""
 
 
 def declare(channel: "pika.adapters.blocking_connection.BlockingChannel") -> int:
     """Declare the dead-letter exchange and queue and the activity queue (idempotent); returns the
     number of messages ready in the activity queue."""
     channel.exchange_declare(topics.ACTIVITY_DLX, exchange_type="fanout", durable=True)
-    channel.queue_declare(topics.ACTIVITY_DEAD_LETTER_QUEUE, durable=True)
+    channel.queue_declare(
+        topics.ACTIVITY_DEAD_LETTER_QUEUE, durable=True, arguments=topics.dead_letter_queue_arguments()
+    )
     channel.queue_bind(topics.ACTIVITY_DEAD_LETTER_QUEUE, topics.ACTIVITY_DLX)
     ok = channel.queue_declare(topics.ACTIVITY_QUEUE, durable=True, arguments=topics.activity_queue_arguments())
     return int(ok.method.message_count)
+
+
+def amqp_parameters(
+    url: str, username: str | None, password: str | None, ca_file: Path | None = None
+) -> pika.URLParameters:
+    """Connection parameters from a URL without credentials plus the user and the password read from
+    its file (a password in the URL still works, for a hand-run consumer). `amqps://` with
+    `ca_file`: TLS verified against that CA."""
+    params = pika.URLParameters(url)
+    if username:
+        params.credentials = pika.PlainCredentials(username, password or "")
+    if url.startswith("amqps://") and ca_file:
+        context = ssl.create_default_context(cafile=str(ca_file))
+        params.ssl_options = pika.SSLOptions(context, params.host)
+    params.heartbeat = 30
+    params.blocked_connection_timeout = 60
+    return params
 
 
 def _is_noreplicas(exc: BaseException) -> bool:
@@ -62,7 +90,13 @@ class ActivityConsumer:
         self.config = config
         self.metrics = metrics
         self.primary = primary.SyncPrimary(
-            config.redis_urls, interval=config.resolve_interval, write_timeout=config.replica_ack_timeout + 1.0
+            config.redis_urls,
+            interval=config.resolve_interval,
+            write_timeout=config.replica_ack_timeout + 1.0,
+            auth=config.redis_auth(),
+        )
+        self._amqp = amqp_parameters(
+            config.amqp_url, config.amqp_username, config.amqp_password(), config.amqp_tls_ca_file
         )
         self.stores = [ActivityStore(c) for c in self.primary.clients]
         self.progress = heartbeat.Progress("activity", config.worker_id, config.region)
@@ -91,10 +125,7 @@ class ActivityConsumer:
                 delay = min(delay * 2, 10)
 
     def _consume(self) -> None:
-        params = pika.URLParameters(self.config.amqp_url)
-        params.heartbeat = 30
-        params.blocked_connection_timeout = 60
-        connection = pika.BlockingConnection(params)
+        connection = pika.BlockingConnection(self._amqp)
         try:
             channel = connection.channel()
             declare(channel)
@@ -176,7 +207,13 @@ class ActivityConsumer:
             return
         started = time.perf_counter()
         self.progress.pending = 1
-        result, ack = self._write(msg, body, verdict, sleep)
+        try:
+            result, ack = self._write(msg, body, verdict, sleep)
+        except Refused as exc:
+            log.error("message %s dead-lettered: redis refused it %d times (%s)", msg.message_id, REFUSED_ATTEMPTS, exc)
+            self.progress.pending = 0
+            self._reject(channel, tag, "failed")
+            return
         self.metrics.apply_seconds.observe(time.perf_counter() - started)
         channel.basic_ack(tag)
         self.progress.pending = 0
@@ -201,6 +238,7 @@ class ActivityConsumer:
         """Write until the message may be acknowledged. `sleep` is the connection's, so heartbeats
         go on meanwhile."""
         delay = 0.1
+        refused = 0
         first: str | None = None
         timeout_ms = int(self.config.replica_ack_timeout * 1000)
         while True:
@@ -223,13 +261,18 @@ class ActivityConsumer:
                 except RedisError as exc:
                     if _is_noreplicas(exc):
                         log.warning("primary refuses writes (NOREPLICAS): holding %s", msg.message_id)
-                    else:
+                    elif rediserrors.is_transient(exc):
                         log.error(
                             "redis write failed (%s: %s); retrying in %.1f s",
                             type(exc).__name__,
                             rediserrors.reason(exc),
                             delay,
                         )
+                    else:
+                        refused += 1
+                        if refused >= REFUSED_ATTEMPTS:
+                            raise Refused(rediserrors.reason(exc)) from None
+                        log.error("redis refused %s (%s): attempt %d", msg.message_id, rediserrors.reason(exc), refused)
                 else:
                     # A re-write after a primary change finds our own first write as a duplicate.
                     first = result if first is None or result != "duplicate" else first

@@ -9,8 +9,9 @@ class ActivityMetrics:
         self.messages = Counter(
             "tier0_activity_messages",
             "User-activity messages handled, by result: stored, duplicate (redelivery), stale (older than "
-            "the newest), invalid / too_old (dead-lettered), requeued (write retried: no primary, Redis "
-            "down, NOREPLICAS)",
+            "the newest), invalid / too_old (dead-lettered), failed (dead-lettered: Redis refused the "
+            "write for a reason retrying does not cure, 3 times), requeued (write retried: no primary, "
+            "Redis down, NOREPLICAS)",
             ["result"],
             registry=self.registry,
         )

@@ -1,12 +1,15 @@
 """Settings of the activity consumer: `TIER0_<NAME>` variables or `--<name>` flags (flags win)."""
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tier0_contract import timestamps
+from tier0_contract import credentials, timestamps
+from tier0_services import connect
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, connect.RedisAccess):
     """RabbitMQ user-activity consumer: competing consumers on webapp_active_users from both regions,
     each writing to the pair's current primary Redis; acks each message only after its write reached
     the standby too (WAIT), or per the at-risk policy; invalid and too-old messages go to the
@@ -21,7 +24,13 @@ class Settings(BaseSettings):
     )
 
     region: str = Field("region1", description="region this consumer runs in (reported in its heartbeat)")
-    amqp_url: str = Field("amqp://guest:guest@127.0.0.1:5672/%2F", description="RabbitMQ URL")
+    amqp_url: str = Field(
+        "amqp://127.0.0.1:5672/tier0",
+        description="RabbitMQ URL without credentials (amqps:// for TLS; the vhost is its path)",
+    )
+    amqp_username: str | None = Field(None, description="RabbitMQ user (the chart: tier0-app)")
+    amqp_password_file: Path | None = Field(None, description="file holding that user's password (a mounted Secret)")
+    amqp_tls_ca_file: Path | None = Field(None, description="CA bundle that signed RabbitMQ's certificate (amqps://)")
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="this region's Redis")
     peer_redis_urls: list[str] = Field(
         default_factory=list, description="the other region(s)' Redis; writes go to the current primary"
@@ -48,6 +57,9 @@ class Settings(BaseSettings):
     @property
     def worker_id(self) -> str:
         return self.client_id or f"tier0-activity-{self.region}"
+
+    def amqp_password(self) -> str | None:
+        return credentials.read_optional(self.amqp_password_file)
 
     @property
     def redis_urls(self) -> list[str]:

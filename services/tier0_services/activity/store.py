@@ -12,10 +12,13 @@ import redis
 
 from tier0_contract import keys, models
 
+# The message id is marked applied last: a script that fails half-way (Redis keeps the writes made
+# before the error) leaves it unmarked, so the retry applies it again instead of calling it a duplicate
+# and acknowledging a message that was never stored.
 LUA = """
 local seen, latest, latest_ts, users, history, n_users, n_conns, stats = unpack(KEYS)
 local msg, ts, entry, active_users, active_conns, ttl, history_max = unpack(ARGV, 1, 7)
-if not redis.call('SET', seen, '1', 'NX', 'EX', ttl) then
+if redis.call('EXISTS', seen) == 1 then
   redis.call('HINCRBY', stats, 'duplicate', 1)
   return 'duplicate'
 end
@@ -24,6 +27,7 @@ redis.call('LTRIM', history, 0, tonumber(history_max) - 1)
 local cur = tonumber(redis.call('GET', latest_ts))
 if cur and tonumber(ts) < cur then
   redis.call('HINCRBY', stats, 'stale', 1)
+  redis.call('SET', seen, '1', 'EX', ttl)
   return 'stale'
 end
 redis.call('SET', latest, msg)
@@ -33,6 +37,7 @@ redis.call('SET', n_conns, active_conns)
 redis.call('DEL', users)
 if #ARGV > 7 then redis.call('HSET', users, unpack(ARGV, 8)) end
 redis.call('HINCRBY', stats, 'stored', 1)
+redis.call('SET', seen, '1', 'EX', ttl)
 return 'stored'
 """
 
@@ -97,5 +102,5 @@ class ActivityStore:
         return (result.decode() if isinstance(result, bytes) else str(result)), replicas
 
     def count(self, field: str) -> None:
-        """Bump a counter of keys.ACTIVITY_STATS (`invalid`, `too_old`)."""
+        """Bump a counter of keys.ACTIVITY_STATS (`invalid`, `too_old`, `failed`)."""
         self.redis.hincrby(keys.ACTIVITY_STATS, field, 1)

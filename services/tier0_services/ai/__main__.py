@@ -7,7 +7,9 @@
     docs samples                                                add the labelled sample corpus
     ask "QUESTION"                                              answer as POST /api/diagnostics/query
 
-Redis comes from `--redis-url` or `TIER0_REDIS_URL`; providers from `COHERE_API_KEY`/`TIER0_AI_*`.
+Redis comes from `--redis-url` or `TIER0_REDIS_URL` (user and password file: `--redis-username`,
+`--redis-password-file` or `TIER0_REDIS_USERNAME`, `TIER0_REDIS_PASSWORD_FILE`); providers from
+`COHERE_API_KEY`/`TIER0_AI_*`.
 """
 
 import argparse
@@ -20,6 +22,8 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
+from tier0_contract import credentials
+from tier0_services import connect
 from tier0_services.ai import runtime
 from tier0_services.ai.logs import sample
 from tier0_services.ai.rag import corpus
@@ -29,6 +33,8 @@ from tier0_services.ai.settings import AISettings
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tier0_services.ai", description=__doc__.split("\n\n")[0])
     p.add_argument("--redis-url", default=os.environ.get("TIER0_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    p.add_argument("--redis-username", default=os.environ.get("TIER0_REDIS_USERNAME") or None)
+    p.add_argument("--redis-password-file", default=os.environ.get("TIER0_REDIS_PASSWORD_FILE") or None)
     sub = p.add_subparsers(dest="group", required=True)
     logs = sub.add_parser("logs").add_subparsers(dest="command", required=True)
     gen = logs.add_parser("generate", help="write the seeded sample access log (combined format)")
@@ -53,7 +59,8 @@ async def run(args: argparse.Namespace) -> int:
         log = sample.write(str(args.out), args.entries, args.seed)
         print(json.dumps({"out": str(args.out), "entries": len(log.entries), "top_400_ip": log.expected_top_ip(400)}))
         return 0
-    redis = Redis.from_url(args.redis_url)
+    auth = connect.RedisAuth(args.redis_username, credentials.read_optional(args.redis_password_file))
+    redis = Redis.from_url(args.redis_url, **auth.kwargs(args.redis_url))
     ai = await runtime.start(redis, AISettings(record_access_log=False))
     try:
         if args.group == "logs":

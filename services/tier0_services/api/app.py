@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None, observers: Sequence[RequestObse
             # One quick retry (a pooled connection may be stale after a Redis restart), then 503:
             # redis-py's default backs off for seconds, and a client would rather hear "down" now.
             retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1),
+            **settings.redis_auth().kwargs(settings.redis_url),
         )
         app.state.kube, app.state.kube_error = None, None
         try:

@@ -7,13 +7,14 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tier0_contract import keys, pipeline
+from tier0_services import connect
 from tier0_services.api import admission
 
 AI_PREFIXES = ("/api/images", "/api/diagnostics")
 """Paths of the AI endpoints (embeddings, retrieval): the tighter admission limits apply."""
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, connect.RedisAccess):
     model_config = SettingsConfigDict(env_prefix="TIER0_")
 
     region: str = "region1"
@@ -22,6 +23,7 @@ class Settings(BaseSettings):
     """Every region name of the pair (`/fastapi/{region}/getappversion` answers 404 for others);
     JSON in the environment: `TIER0_REGIONS='["region1","region2"]'`."""
     redis_url: str = "redis://127.0.0.1:6379/0"
+    """This region's Redis, without credentials (`TIER0_REDIS_USERNAME`, `TIER0_REDIS_PASSWORD_FILE`)."""
     version: str = "v0.1.0"
     log_level: str = "INFO"
     """Level of tier0's own log lines (start-up loading, the recorder, peer and watch errors);

@@ -35,6 +35,8 @@ class Prepared:
     """Dead letters rejected by `timestamps.clamp_or_reject` as too old (the rest are invalid)."""
     future_clamped: int = 0
     """Accepted messages dated beyond the skew allowance, stored with the receive time."""
+    failed: int = 0
+    """Dead letters of accepted messages the store refused for good (`failed_record`)."""
 
     @property
     def rejected(self) -> int:
@@ -42,7 +44,7 @@ class Prepared:
 
     @property
     def invalid(self) -> int:
-        return len(self.dead_letters) - self.too_old
+        return len(self.dead_letters) - self.too_old - self.failed
 
 
 def prepare(
@@ -124,3 +126,29 @@ def dead_letter(topic: bytes, payload: bytes, error: str, now: float) -> bytes:
             "payload": payload[:DEAD_LETTER_PAYLOAD_BYTES].decode(errors="replace"),
         }
     )
+
+
+def records_only(prepared: Prepared, start: int = 0, stop: int | None = None) -> Prepared:
+    """The accepted messages `start:stop` of a batch, without its dead letters and counts: a piece
+    of a batch the primary refused, written on its own (`worker.IngestWorker._salvage`)."""
+    records = prepared.records[start:stop]
+    return Prepared(records=records, accepted=len(records), newest_ts=prepared.newest_ts)
+
+
+def dead_letters_only(prepared: Prepared, failed: list[bytes] | None = None) -> Prepared:
+    """The batch's own dead letters (and counts) plus the `failed` ones (`failed_record`), without
+    its accepted messages."""
+    failed = failed or []
+    return Prepared(
+        dead_letters=[*prepared.dead_letters, *failed],
+        too_old=prepared.too_old,
+        future_clamped=prepared.future_clamped,
+        failed=len(failed),
+    )
+
+
+def failed_record(record: bytes, error: str, now: float) -> bytes:
+    """The dead letter of an accepted message the store refused (`error`): topic and payload again."""
+    where, _, rest = record.partition(b"\x1f")
+    payload = rest.split(b"\x1f", 2)[-1]
+    return dead_letter(f"{topics.TOPIC_PREFIX}/".encode() + where, payload, f"store: {error}", now)

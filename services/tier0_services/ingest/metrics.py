@@ -5,7 +5,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 # Batch write latency: the target is a few milliseconds per batch of hundreds of messages.
 BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 SIZE_BUCKETS = (1, 10, 50, 100, 250, 500, 1000, 2000)
-RESULTS = ("stored", "stale", "duplicate", "invalid", "too_old")
+RESULTS = ("stored", "stale", "duplicate", "invalid", "too_old", "failed", "lost")
 
 
 class IngestMetrics:
@@ -14,7 +14,8 @@ class IngestMetrics:
             "tier0_ingest_messages",
             "Device messages handled, by result: stored (applied), stale/duplicate (not newer than "
             "the stored state, e.g. redeliveries), invalid (dead-lettered), too_old (dead-lettered: "
-            "older than the timestamp rule's max age)",
+            "older than the timestamp rule's max age), failed (dead-lettered: the store refused them for good), "
+            "lost (the store refused their dead letters too; logged)",
             ["result"],
             registry=registry,
         )
@@ -49,12 +50,13 @@ class IngestMetrics:
         )
         self.write_errors = Counter(
             "tier0_ingest_write_errors",
-            "Failed batch writes, retried: readonly (Redis is a replica), noreplicas (the primary refuses "
-            "writes: min-replicas-to-write not met), connection, other",
+            "Failed batch writes: readonly (Redis is a replica), noreplicas (the primary refuses writes: "
+            "min-replicas-to-write not met), connection, other (transient: retried), refused (a reason "
+            "retrying does not cure: after 3 the batch is salvaged and what fails is dead-lettered)",
             ["error"],
             registry=registry,
         )
-        for error in ("readonly", "noreplicas", "connection", "other"):
+        for error in ("readonly", "noreplicas", "connection", "other", "refused"):
             self.write_errors.labels(error)
         self.mqtt_connected = Gauge(
             "tier0_ingest_mqtt_connected", "1 while connected to the MQTT broker", registry=registry

@@ -1,12 +1,15 @@
 """Settings of the ingest worker: `TIER0_<NAME>` variables or `--<name>` flags (flags win)."""
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tier0_contract import keys, timestamps, topics
+from tier0_contract import credentials, keys, timestamps, topics
+from tier0_services import connect
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, connect.RedisAccess):
     """MQTT ingest worker: subscribes $share/<group>/og/field/# (QoS 1) on the one broker, validates
     each device message, writes batches to the pair's current primary Redis (the role:master
     endpoint with the highest pair:epoch among --redis-url and --peer-redis-urls), and acknowledges
@@ -28,6 +31,11 @@ class Settings(BaseSettings):
     )
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
+    mqtt_username: str | None = Field(None, description="MQTT user (the chart: tier0-ingest); unset: anonymous")
+    mqtt_password_file: Path | None = Field(None, description="file holding that user's password (a mounted Secret)")
+    mqtt_tls_ca_file: Path | None = Field(
+        None, description="CA bundle that signed the broker's certificate: connect with TLS (MQTTS)"
+    )
     client_id: str = Field(
         "", description="MQTT client id, stable across restarts, e.g. the pod name (default: tier0-ingest-<region>)"
     )
@@ -74,6 +82,9 @@ class Settings(BaseSettings):
     @property
     def mqtt_client_id(self) -> str:
         return self.client_id or f"tier0-ingest-{self.region}"
+
+    def mqtt_password(self) -> str | None:
+        return credentials.read_optional(self.mqtt_password_file)
 
     @property
     def redis_urls(self) -> list[str]:

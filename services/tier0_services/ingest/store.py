@@ -28,14 +28,21 @@ SCRIPT_KEYS = (
     keys.DEVICES_ALERTS,
     keys.SITES,
     keys.INGEST_STATS,
+    keys.DEVICES_DEAD_LETTER,
 )
 
 # KEYS: SCRIPT_KEYS. ARGV: site key prefix, site key suffix, type field suffix, then the batch as one
-# string: records (batch.Prepared.records, oldest first) joined by 0x1e. Returns {stored, stale, duplicate}.
+# string: records (batch.Prepared.records, oldest first) joined by 0x1e; its dead letters joined by
+# 0x1e (JSON, which escapes control characters); the counts invalid, too_old, failed, future_clamped;
+# the dead-letter list's bound. Returns {stored, stale, duplicate}. Everything the batch writes is
+# written here, after every key's type was checked, so a batch that fails wrote nothing (Redis keeps
+# a failing script's earlier writes): retrying or salvaging it counts and dead-letters nothing twice.
 # Raw string: '\30' and '\31' below are Lua's decimal escapes (0x1e, 0x1f), not Python's octal ones.
 LUA = r"""
-local latest_key, state_key, seen_key, alerts_key, sites_key, stats_key = unpack(KEYS)
-local site_prefix, site_suffix, type_suffix, blob = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local latest_key, state_key, seen_key, alerts_key, sites_key, stats_key, dead_key = unpack(KEYS)
+local site_prefix, site_suffix, type_suffix, blob, dead_blob = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local invalid, too_old, failed, clamped = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local dead_max = tonumber(ARGV[10])
 local FIELD = %(state_fields)s
 local find, sub = string.find, string.sub
 
@@ -57,6 +64,34 @@ while pos <= len do
   payloads[n] = sub(blob, c + 1, stop - 1)
   pos = stop + 1
 end
+
+local want = {[stats_key] = 'hash', [dead_key] = 'list'}
+if n > 0 then
+  want[latest_key], want[state_key], want[seen_key] = 'hash', 'hash', 'zset'
+  want[alerts_key], want[sites_key] = 'zset', 'set'
+  for i = 1, n do want[site_prefix .. sites[i] .. site_suffix] = 'hash' end
+end
+for key, kind in pairs(want) do
+  local got = redis.call('TYPE', key)['ok']
+  if got ~= 'none' and got ~= kind then
+    return redis.error_reply('WRONGTYPE ' .. key .. ' holds a ' .. got .. ', not a ' .. kind)
+  end
+end
+
+if #dead_blob > 0 then
+  local letters, p, dlen = {}, 1, #dead_blob
+  while p <= dlen do
+    local stop = find(dead_blob, '\30', p, true) or (dlen + 1)
+    letters[#letters + 1] = sub(dead_blob, p, stop - 1)
+    p = stop + 1
+  end
+  redis.call('LPUSH', dead_key, unpack(letters))
+  redis.call('LTRIM', dead_key, 0, dead_max - 1)
+end
+if invalid > 0 then redis.call('HINCRBY', stats_key, 'invalid', invalid) end
+if too_old > 0 then redis.call('HINCRBY', stats_key, 'too_old', too_old) end
+if failed > 0 then redis.call('HINCRBY', stats_key, 'failed', failed) end
+if clamped > 0 then redis.call('HINCRBY', stats_key, 'future_clamped', clamped) end
 if n < 1 then return {0, 0, 0} end
 
 local old_ts = redis.call('ZMSCORE', seen_key, unpack(ids))
@@ -157,6 +192,8 @@ class Applied:
     too_old: int = 0
     future_clamped: int = 0
     replicas: int | None = None
+    failed: int = 0
+    """Messages dead-lettered because the store refused them for good (non-transient errors)."""
     """Replicas that acknowledged the write (`WAIT`), None when not asked."""
 
 
@@ -188,24 +225,25 @@ class Store:
         self, batch: Prepared, sha: str, wait_replicas: int, timeout_ms: int
     ) -> tuple[list[Any], int | None]:
         async with self.redis.pipeline(transaction=False) as pipe:
-            if batch.accepted:
-                blob = b"\x1e".join(batch.records)
-                args = (*SCRIPT_KEYS, _SITE_PREFIX, _SITE_SUFFIX, _TYPE_SUFFIX, blob)
-                pipe.evalsha(sha, len(SCRIPT_KEYS), *args)  # type: ignore[arg-type]
-            if batch.dead_letters:
-                pipe.lpush(keys.DEVICES_DEAD_LETTER, *batch.dead_letters)
-                pipe.ltrim(keys.DEVICES_DEAD_LETTER, 0, keys.DEAD_LETTER_MAX - 1)
-                if batch.invalid:
-                    pipe.hincrby(keys.INGEST_STATS, "invalid", batch.invalid)
-                if batch.too_old:
-                    pipe.hincrby(keys.INGEST_STATS, "too_old", batch.too_old)
-            if batch.future_clamped:
-                pipe.hincrby(keys.INGEST_STATS, "future_clamped", batch.future_clamped)
+            args = (
+                *SCRIPT_KEYS,
+                _SITE_PREFIX,
+                _SITE_SUFFIX,
+                _TYPE_SUFFIX,
+                b"\x1e".join(batch.records),
+                b"\x1e".join(batch.dead_letters),
+                batch.invalid,
+                batch.too_old,
+                batch.failed,
+                batch.future_clamped,
+                keys.DEAD_LETTER_MAX,
+            )
+            pipe.evalsha(sha, len(SCRIPT_KEYS), *args)  # type: ignore[arg-type]
             if wait_replicas:
                 pipe.wait(wait_replicas, timeout_ms)
             results = rediserrors.raise_first(await pipe.execute(raise_on_error=False))
         replicas = int(results[-1]) if wait_replicas else None
-        return (list(results[0]) if batch.accepted else [0, 0, 0]), replicas
+        return list(results[0]), replicas
 
     async def refresh_active_devices(self, now: float, window: float) -> int:
         """Recount devices seen in the last `window` seconds into keys.ACTIVE_DEVICES."""

@@ -17,15 +17,17 @@ Receive Maximum and keeps the rest for the seconds the transition lasts.
 
 import asyncio
 import logging
+import ssl
 import time
 from collections import deque
 from typing import Any, Literal
 
+from gmqtt.mqtt.handler import MQTTConnectError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from tier0_contract import keys, topics
+from tier0_contract import credentials, keys, topics
 from tier0_services import aio, heartbeat, primary, rediserrors
 from tier0_services.ingest import batch, store
 from tier0_services.ingest.metrics import IngestMetrics
@@ -41,6 +43,9 @@ Received = tuple[bytes, bytes, int | None, Any]  # topic, payload, packet id (No
 Ack = Literal["replicated", "at_risk", "unchecked"]
 MAX_UNCONFIRMED_BATCHES = 8
 """Written batches awaiting their replica confirmation at once (the broker's window bounds it too)."""
+REFUSED_ATTEMPTS = 3
+"""Writes of one batch refused for a non-transient reason (`rediserrors.is_transient`) before the
+batch is salvaged piece by piece and what still fails is dead-lettered."""
 RECONNECT_FAST_S = 0.1
 RECONNECT_FAST_FOR_S = 3.0
 RECONNECT_MAX_S = 10.0
@@ -66,7 +71,10 @@ class IngestWorker:
         self.config = config
         self.metrics = metrics
         self.primary = primary.AsyncPrimary(
-            config.redis_urls, interval=config.resolve_interval, write_timeout=config.replica_ack_timeout + 1.0
+            config.redis_urls,
+            interval=config.resolve_interval,
+            write_timeout=config.replica_ack_timeout + 1.0,
+            auth=config.redis_auth(),
         )
         self.stores = [store.Store(c) for c in self.primary.clients]
         self._pending: list[Received] = []
@@ -82,6 +90,11 @@ class IngestWorker:
             self._receive,
             receive_maximum=config.receive_maximum,
             session_expiry_interval=config.session_expiry,
+        )
+        if config.mqtt_username:
+            self.client.set_auth_credentials(config.mqtt_username, config.mqtt_password())
+        self._mqtt_tls = (
+            ssl.create_default_context(cafile=str(config.mqtt_tls_ca_file)) if config.mqtt_tls_ca_file else False
         )
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -136,12 +149,16 @@ class IngestWorker:
         delay = 0.5
         while True:
             try:
-                await self.client.connect(self.config.mqtt_host, self.config.mqtt_port, keepalive=30)
+                await self.client.connect(
+                    self.config.mqtt_host, self.config.mqtt_port, ssl=self._mqtt_tls, keepalive=30
+                )
                 return
+            except MQTTConnectError as exc:  # refused (credentials): each attempt says so; retried
+                log.error("mqtt connect refused by the broker (%s); retrying in %.1f s", exc, delay)
             except (TimeoutError, OSError) as exc:
                 log.warning("mqtt connect failed (%s); retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10)
 
     # --- Redis side -----------------------------------------------------------------------------
 
@@ -202,6 +219,7 @@ class IngestWorker:
         """Write until the batch may be acknowledged: a batch is never dropped, only delayed (it
         stays unacknowledged). Re-written after a primary change (the script makes that harmless)."""
         delay = 0.05
+        refused = 0
         timeout_ms = int(self.config.replica_ack_timeout * 1000)
         while True:
             i = await self.primary.primary()
@@ -222,9 +240,23 @@ class IngestWorker:
                 if is_noreplicas(exc):
                     self.metrics.write_errors.labels("noreplicas").inc()
                     log.warning("primary refuses writes (NOREPLICAS): holding; retrying in %.2f s", delay)
-                else:
+                elif rediserrors.is_transient(exc):
                     self.metrics.write_errors.labels("other").inc()
-                    log.error("redis write failed (%r); retrying in %.2f s", exc, delay)
+                    log.error("redis write failed (%s); retrying in %.2f s", rediserrors.reason(exc), delay)
+                else:
+                    self.metrics.write_errors.labels("refused").inc()
+                    refused += 1
+                    log.error(
+                        "redis refused the batch (%s), attempt %d of %d",
+                        rediserrors.reason(exc),
+                        refused,
+                        REFUSED_ATTEMPTS,
+                    )
+                    if refused >= REFUSED_ATTEMPTS:
+                        salvaged = await self._salvage_and_confirm(i, prepared)
+                        if salvaged is not None:
+                            return salvaged
+                        refused = 0  # the primary moved meanwhile: the whole batch again
             else:
                 if not self.config.replicated_ack:
                     return applied, "unchecked"
@@ -239,6 +271,75 @@ class IngestWorker:
             self.primary.poke()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+    async def _salvage_and_confirm(self, i: int, prepared: batch.Prepared) -> tuple[store.Applied, Ack] | None:
+        """The batch was refused REFUSED_ATTEMPTS times for a reason retrying does not cure: write
+        what can be written, dead-letter what cannot (`_salvage`), then confirm it on a replica as
+        any write. None: a transient error or a primary change on the way (write the batch again)."""
+        try:
+            applied = await self._salvage(self.stores[i], prepared)
+        except (RedisError, OSError) as exc:  # transient only: _salvage handles the rest itself
+            log.warning("salvaging a refused batch: %s; writing it again", rediserrors.reason(exc))
+            self.primary.poke()
+            return None
+        outcome = await self._confirm(i)
+        return None if outcome is None else (applied, outcome)
+
+    async def _salvage(self, target: store.Store, prepared: batch.Prepared) -> store.Applied:
+        """Halves of a refused batch are written on their own, down to single messages; a message
+        the store still refuses becomes a dead letter (`store: <reason>`), counted as `failed`. So
+        one message that breaks the script costs only itself, and a key of the wrong type costs
+        every message (each one dead-lettered and counted), never an endless retry. Bounded: at
+        most 2n-1 writes for n messages. Transient errors propagate (the caller holds)."""
+        now = time.time()
+        failed: list[bytes] = []
+        totals = [0, 0, 0]
+
+        async def write(start: int, stop: int) -> None:
+            try:
+                part = await target.apply(batch.records_only(prepared, start, stop))
+            except RedisError as exc:
+                if rediserrors.is_transient(exc):
+                    raise
+                if stop - start == 1:
+                    failed.append(batch.failed_record(prepared.records[start], rediserrors.reason(exc), now))
+                    return
+                middle = (start + stop) // 2
+                await write(start, middle)
+                await write(middle, stop)
+                return
+            totals[0] += part.stored
+            totals[1] += part.stale
+            totals[2] += part.duplicate
+
+        if prepared.records:
+            await write(0, len(prepared.records))
+        letters = batch.dead_letters_only(prepared, failed)
+        if letters.dead_letters or letters.future_clamped:
+            try:
+                await target.apply(letters)
+            except RedisError as exc:
+                if rediserrors.is_transient(exc):
+                    raise
+                log.error(
+                    "the dead letters of a refused batch were refused too (%s): %d message(s) acknowledged "
+                    "without a trace in Redis",
+                    rediserrors.reason(exc),
+                    letters.rejected,
+                )
+                self.metrics.messages.labels("lost").inc(letters.rejected)
+                letters, failed = batch.dead_letters_only(batch.Prepared()), []
+        if failed:
+            log.error("%d message(s) refused by the store dead-lettered to %s", len(failed), keys.DEVICES_DEAD_LETTER)
+        return store.Applied(
+            totals[0],
+            totals[1],
+            totals[2],
+            letters.invalid,
+            letters.too_old,
+            prepared.future_clamped,
+            failed=len(failed),
+        )
 
     async def _hold_until_replicated(self, i: int) -> Ack | None:
         """After a write no replica confirmed: the policy of services/README.md. None: write again."""
@@ -325,7 +426,7 @@ class IngestWorker:
         elif is_noreplicas(exc):
             self.metrics.write_errors.labels("noreplicas").inc()
         else:
-            self.metrics.write_errors.labels("other").inc()
+            self.metrics.write_errors.labels("other" if rediserrors.is_transient(exc) else "refused").inc()
 
     async def _confirm(self, i: int) -> Ack | None:
         """Whether everything written to endpoint `i` so far may be acknowledged: a write (this
@@ -417,6 +518,7 @@ class IngestWorker:
         m.labels("duplicate").inc(applied.duplicate)
         m.labels("invalid").inc(applied.invalid)
         m.labels("too_old").inc(applied.too_old)
+        m.labels("failed").inc(applied.failed)
         self.metrics.future_clamped.inc(applied.future_clamped)
         self.metrics.batch_size.observe(len(take))
         self.progress.stored += len(take)
@@ -432,7 +534,7 @@ class IngestWorker:
             "ingest worker %s: region %s, redis %s, mqtt %s:%s, group %s, replicated ack %s",
             cfg.mqtt_client_id,
             cfg.region,
-            " ".join(_redact(u) for u in cfg.redis_urls),
+            " ".join(credentials.redact_url(u) for u in cfg.redis_urls),
             cfg.mqtt_host,
             cfg.mqtt_port,
             cfg.group,
@@ -484,11 +586,3 @@ class IngestWorker:
         if self._connected:
             await self.client.disconnect()
         await self.primary.aclose()
-
-
-def _redact(url: str) -> str:
-    """The URL without its password (for logs)."""
-    if "@" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.rpartition('@')[2]}"

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tier0_dev import stack
+from tier0_dev import programs, stack
 from tier0_dev.procs import ROOT, Process
 
 RedisFactory = Callable[..., tuple[Process, int]]
@@ -40,8 +40,8 @@ def _local_example(tmp_path: Path, ns: str, ports: dict[str, int]) -> Path:
     (no region APIs run here, so no health URLs)."""
     text = (ROOT / "operator" / "examples" / "regionpair-local.yaml").read_text()
     text = text.replace("namespace: default", f"namespace: {ns}")
-    text = text.replace("port: 6379}", f"port: {ports['region1']}}}").replace(
-        "port: 6380}", f"port: {ports['region2']}}}"
+    text = text.replace("port: 6379,", f"port: {ports['region1']},").replace(
+        "port: 6380,", f"port: {ports['region2']},"
     )
     text = "\n".join(line for line in text.splitlines() if "healthURL" not in line)
     path = tmp_path / "regionpair-local.yaml"
@@ -50,9 +50,16 @@ def _local_example(tmp_path: Path, ns: str, ports: dict[str, int]) -> Path:
 
 
 def test_second_bringup_after_a_switchover_changes_nothing(
-    kubectl: list[str], namespace: str, redis_factory: RedisFactory, operator: OperatorFactory, tmp_path: Path
+    kubectl: list[str],
+    namespace: str,
+    redis_factory: RedisFactory,
+    operator: OperatorFactory,
+    local_secrets: programs.Secrets,
+    tmp_path: Path,
 ) -> None:
-    (_, p1), (_, p2) = redis_factory(), redis_factory()
+    """With the stack's credentials: Redis with the ACL users, the operator's password in a Secret."""
+    (_, p1), (_, p2) = redis_factory(secrets=local_secrets), redis_factory(secrets=local_secrets)
+    stack.create_redis_secret(kubectl, namespace, local_secrets)
     manifest = _local_example(tmp_path, namespace, {"region1": p1, "region2": p2})
     created = stack.create_if_absent(kubectl, manifest)
     assert created == ["regionpair.tier0.dev/og-field"]  # the namespace fixture made the Service

@@ -146,7 +146,8 @@ class Checker:
         self.w = w
         self.settle = settle
         self.dev = writer.DeviceWriter(w.mqtt_port, devices, rate)
-        self.act = writer.ActivityWriter(w.amqp_port, activity_rate)
+        assert w.secrets is not None
+        self.act = writer.ActivityWriter(w.amqp_port, activity_rate, w.secrets)
         self.clients = {
             r: aioredis.Redis(port=p, socket_timeout=1, socket_connect_timeout=0.5) for r, p in w.redis_ports.items()
         }

@@ -8,7 +8,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from tier0_dev import procs
+from tier0_dev import procs, programs
 from tier0_dev.procs import Process, free_port
 
 PY = sys.executable
@@ -46,14 +46,16 @@ def ingest_worker(region: str, redis_ports: dict[str, int], mqtt_port: int, log:
     return proc.wait_ready(_metric_line(metrics, "tier0_ingest_mqtt_connected 1"), timeout=30)
 
 
-def activity_consumers(redis_ports: dict[str, int], amqp_port: int, state: Path) -> list[Process]:
+def activity_consumers(
+    redis_ports: dict[str, int], amqp_port: int, state: Path, secrets: programs.Secrets
+) -> list[Process]:
     """One activity consumer per region, competing on the queue, each writing to the current primary."""
     procs = []
     for region, port in redis_ports.items():
         metrics = free_port()
         env = {
             "TIER0_REGION": region,
-            "TIER0_AMQP_URL": f"amqp://guest:guest@127.0.0.1:{amqp_port}/%2F",
+            **secrets.amqp_env(amqp_port),
             "TIER0_REDIS_URL": f"redis://127.0.0.1:{port}/0",
             "TIER0_PEER_REDIS_URLS": _peers(region, redis_ports),
             "TIER0_METRICS_PORT": str(metrics),

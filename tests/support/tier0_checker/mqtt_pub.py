@@ -21,8 +21,16 @@ def _string(s: bytes) -> bytes:
     return struct.pack("!H", len(s)) + s
 
 
-def connect_packet(client_id: str, keepalive: int = 60) -> bytes:
-    body = _string(b"MQTT") + bytes([4, 0x02]) + struct.pack("!H", keepalive) + _string(client_id.encode())
+def connect_packet(
+    client_id: str, keepalive: int = 60, username: str | None = None, password: str | None = None
+) -> bytes:
+    """CONNECT (MQTT 3.1.1, clean session), with a user name and password when given."""
+    flags = 0x02 | (0x80 if username is not None else 0) | (0x40 if password is not None else 0)
+    body = _string(b"MQTT") + bytes([4, flags]) + struct.pack("!H", keepalive) + _string(client_id.encode())
+    if username is not None:
+        body += _string(username.encode())
+    if password is not None:
+        body += _string(password.encode())
     return b"\x10" + _remaining_length(len(body)) + body
 
 
@@ -34,8 +42,17 @@ def publish_packet(topic: bytes, payload: bytes, packet_id: int) -> bytes:
 class Publisher:
     """One connection; `publish()` sends, `on_ack(packet_id)` is called for every PUBACK."""
 
-    def __init__(self, host: str, port: int, client_id: str, on_ack: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        client_id: str,
+        on_ack: Callable[[int], None],
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
         self.host, self.port, self.client_id, self.on_ack = host, port, client_id, on_ack
+        self.username, self.password = username, password
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._next_id = 0
@@ -43,7 +60,7 @@ class Publisher:
 
     async def connect(self, timeout: float = 2.0) -> None:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), timeout)
-        writer.write(connect_packet(self.client_id))
+        writer.write(connect_packet(self.client_id, username=self.username, password=self.password))
         await writer.drain()
         connack = await asyncio.wait_for(reader.readexactly(4), timeout)
         if connack[0] != 0x20 or connack[3] != 0:

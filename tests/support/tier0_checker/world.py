@@ -116,6 +116,9 @@ class World:
     api_ports: dict[str, int] = field(default_factory=dict)
     mqtt_port: int = 0
     amqp_port: int = 0
+    secrets: programs.Secrets | None = None
+    """Credentials of RabbitMQ (the chart's users and vhost). The checker's MQTT broker is the open
+    one (no secrets): it measures transitions, and reads the broker's $SYS store count in the soak."""
     redis: dict[str, Process] = field(default_factory=dict)
     workers: dict[str, Process] = field(default_factory=dict)
     apis: dict[str, Process] = field(default_factory=dict)
@@ -185,16 +188,23 @@ def apply_crd(kube: Kube) -> None:
 
 
 def start(
-    state: Path, interval: float, threshold: int, cp: ControlPlane | None = None, amqp_port: int | None = None
+    state: Path,
+    interval: float,
+    threshold: int,
+    cp: ControlPlane | None = None,
+    amqp_port: int | None = None,
+    secrets: programs.Secrets | None = None,
 ) -> World:
-    """Start everything; `cp` / `amqp_port` reuse a running control plane / RabbitMQ (tests)."""
+    """Start everything; `cp` / `amqp_port` (with the `secrets` it was started with) reuse a running
+    control plane / RabbitMQ (tests)."""
     state.mkdir(parents=True, exist_ok=True)
+    secrets = secrets or programs.Secrets.generate(state / "secrets")
     own: list[Process] = []
     if cp is None:
         cp = controlplane.start(state / "controlplane")
         own += cp.processes
     kube = Kube(cp)
-    world = World(state, kube, toxiproxy.start(state), interval, threshold, others=own)
+    world = World(state, kube, toxiproxy.start(state), interval, threshold, others=own, secrets=secrets)
     try:
         apply_crd(kube)
         kube.call("POST", "/api/v1/namespaces", {"metadata": {"name": NS}})
@@ -216,7 +226,7 @@ def start(
         world.start_broker()
         if amqp_port is None:
             ports = programs.RabbitPorts(free_port(), free_port())
-            world.others.append(programs.rabbitmq(ports, state / "rabbitmq"))
+            world.others.append(programs.rabbitmq(ports, state / "rabbitmq", secrets))
             amqp_port = ports.amqp
         world.amqp_port = amqp_port
         for r in REGIONS:
@@ -227,7 +237,7 @@ def start(
         wait_healthy_sync(kube, "region1", timeout=60)
         for r in REGIONS:
             world.start_worker(r)
-        world.activity = launch.activity_consumers(world.redis_ports, amqp_port, state)
+        world.activity = launch.activity_consumers(world.redis_ports, amqp_port, state, secrets)
     except BaseException:
         world.stop()
         raise

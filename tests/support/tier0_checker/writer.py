@@ -20,6 +20,8 @@ from pika.exceptions import AMQPError
 from tier0_checker.ledger import Ack, Ledger
 from tier0_checker.mqtt_pub import Publisher
 from tier0_contract import keys, topics
+from tier0_dev import programs
+from tier0_services.access import rabbitmq as rabbitmq_access
 from tier0_services.activity import consumer
 
 SITE = "CHK"
@@ -126,6 +128,7 @@ class ActivityWriter:
 
     amqp_port: int
     rate: float
+    secrets: programs.Secrets
     confirmed: list[tuple[str, float]] = field(default_factory=list)
     sent: int = 0
     unconfirmed: int = 0
@@ -157,7 +160,10 @@ class ActivityWriter:
 
     def run(self) -> None:
         n = 0
-        params = pika.ConnectionParameters("127.0.0.1", self.amqp_port, heartbeat=10, blocked_connection_timeout=5)
+        params = consumer.amqp_parameters(
+            programs.amqp_url(self.amqp_port), rabbitmq_access.APP, self.secrets.amqp_password()
+        )
+        params.heartbeat, params.blocked_connection_timeout = 10, 5
         while not self._stop.is_set():
             try:
                 conn = pika.BlockingConnection(params)
