@@ -317,12 +317,21 @@ class OnCluster(Target):
         self.host, self.port = str(spec["clusterIP"]), int(spec["ports"][0]["port"])
 
     def memory(self) -> dict[str, RedisMemory]:
+        # As the applications' Redis user, from a region API pod (its password is a mounted file
+        # there; the Redis container's default user may only PING).
+        script = (
+            "import sys, redis\n"
+            "password = open('/var/run/secrets/tier0/redis/app-password').read()\n"
+            "r = redis.Redis(host=sys.argv[1], port=6379, username='tier0-app', password=password)\n"
+            "m = r.info('memory')\n"
+            "print(m['used_memory'], m['maxmemory'])\n"
+        )
         out = {}
         for region in ("region1", "region2"):
-            pod = f"{self.c.rel.name}-redis-{region}-0"
-            text = self.c.kubectl("-n", self.c.ns, "exec", pod, "-c", "redis", "--", "redis-cli", "INFO", "memory")
-            info = parse_info(text.replace("\r", ""))
-            out[region] = RedisMemory(int(info["used_memory"]), int(info["maxmemory"]))
+            host = f"{self.c.rel.name}-redis-{region}"
+            pod = f"deploy/{self.c.rel.name}-region-api-{region}"
+            used, limit = self.c.kubectl("-n", self.c.ns, "exec", pod, "--", "python", "-c", script, host).split()
+            out[region] = RedisMemory(int(used), int(limit))
         return out
 
     def pair(self) -> Pair:
