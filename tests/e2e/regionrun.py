@@ -357,7 +357,11 @@ class RoleWatch:
             t.join(timeout=10)
         for region in ("region1", "region2"):
             # Best effort: a pod that is gone took its loop with it, and the loop is bounded anyway.
-            subprocess.run(self._exec(region, ["python", "-c", ROLE_STOP, self.token]), capture_output=True, timeout=30)
+            stop = self._exec(region, ["python", "-c", ROLE_STOP, self.token])
+            try:
+                subprocess.run(stop, capture_output=True, timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
 
     def _exec(self, region: str, command: list[str]) -> list[str]:
         pod = f"deploy/{self.c.rel.name}-region-api-{region}"
