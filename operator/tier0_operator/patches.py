@@ -10,19 +10,29 @@ from typing import Any
 from tier0_contract import regionpair as rp
 
 
-def build_service_patch(spec: rp.RegionPairSpec, active: str) -> dict[str, Any]:
+def wanted_selector(spec: rp.RegionPairSpec, region: str, route: rp.ServiceRoute) -> dict[str, str]:
+    """The selector of `route`'s Service while `region` is active: the region's labels, with the
+    route's own (its component, say) winning on a shared key."""
+    return {**spec.region(region).selector, **route.selector}
+
+
+def build_service_patch(spec: rp.RegionPairSpec, active: str, route: rp.ServiceRoute) -> dict[str, Any]:
     """Merge patch moving a Service selector to `active`: its labels set, the other's removed."""
-    want = spec.region(active).selector
-    other = spec.other(active).selector
+    want = wanted_selector(spec, active, route)
+    other = wanted_selector(spec, spec.other(active).name, route)
     selector: dict[str, str | None] = {k: None for k in other if k not in want}
     selector.update(want)
     return {"spec": {"selector": selector}}
 
 
-def selector_region(spec: rp.RegionPairSpec, selector: dict[str, str] | None) -> str | None:
+def selector_region(spec: rp.RegionPairSpec, selector: dict[str, str] | None, route: rp.ServiceRoute) -> str | None:
     """Which region a Service selector routes to (None: neither or both)."""
     selector = selector or {}
-    hits = [r.name for r in spec.regions if all(selector.get(k) == v for k, v in r.selector.items())]
+    hits = [
+        r.name
+        for r in spec.regions
+        if all(selector.get(k) == v for k, v in wanted_selector(spec, r.name, route).items())
+    ]
     return hits[0] if len(hits) == 1 else None
 
 

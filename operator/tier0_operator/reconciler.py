@@ -62,6 +62,7 @@ class PairReconciler:
         self._missing_secrets: set[tuple[str, str]] = set()
         self._deferred: list[dict[str, Any]] = []
         self.regions: list[str] = []
+        self._routes: tuple[rp.ServiceRoute, ...] = ()
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -71,6 +72,7 @@ class PairReconciler:
         try:
             while not stopped:
                 spec = rp.RegionPairSpec.model_validate(dict(body["spec"]))
+                self._routes = spec.routes
                 generation = int(body["metadata"].get("generation", 0))
                 leader = self.elector.is_leader()
                 if leader and not was_leader:
@@ -283,25 +285,54 @@ class PairReconciler:
     # -- Services -------------------------------------------------------------------------------
 
     async def route(self, spec: rp.RegionPairSpec, active: str) -> None:
-        patch = patches.build_service_patch(spec, active)
-        results = await asyncio.gather(
-            *(self.kube.patch_service(self.namespace, svc, patch) for svc in spec.services), return_exceptions=True
-        )
-        for svc, res in zip(spec.services, results, strict=True):
-            if isinstance(res, ApiError) and res.status == 404:
-                self._event("ServiceMissing", f"Service {svc} not found; its selector cannot follow {active}", True)
-            elif isinstance(res, BaseException):
-                raise res
+        """Point every Service of spec.services at `active`, one after the other in the spec's order
+        (a transition's defined order: the API first, say, then the brokers), and record each."""
+        started = time.monotonic()
+        moved = []
+        for route in spec.routes:
+            try:
+                await self.kube.patch_service(
+                    self.namespace, route.name, patches.build_service_patch(spec, active, route)
+                )
+            except ApiError as e:
+                if e.status != 404:
+                    raise
+                self._routed(route.name, None, f"Service {route.name} not found")
+                self._event(
+                    "ServiceMissing", f"Service {route.name} not found; its selector cannot follow {active}", True
+                )
+                continue
+            self._routed(route.name, active, routed=True)
+            moved.append(route.name)
         self._last_route_check = time.monotonic()
+        if moved:
+            took = time.monotonic() - started
+            self._event("Routed", f"{', '.join(moved)} routed to {active}, in this order, in {took:.3f} s")
 
     async def ensure_routing(self, spec: rp.RegionPairSpec, active: str) -> None:
         self._last_route_check = time.monotonic()
-        for svc in spec.services:
-            selector = await self.kube.service_selector(self.namespace, svc)
-            if selector is not None and patches.selector_region(spec, selector) != active:
-                log.info("%s: Service %s does not route to %s; patching", self.pair, svc, active)
-                await self.kube.patch_service(self.namespace, svc, patches.build_service_patch(spec, active))
-                self._event("Routed", f"Service {svc} selector set to {active}")
+        for route in spec.routes:
+            selector = await self.kube.service_selector(self.namespace, route.name)
+            if selector is None:
+                self._routed(route.name, None, f"Service {route.name} not found")
+                continue
+            now_at = patches.selector_region(spec, selector, route)
+            if now_at == active:
+                self._routed(route.name, active)
+                continue
+            log.info("%s: Service %s does not route to %s; patching", self.pair, route.name, active)
+            await self.kube.patch_service(self.namespace, route.name, patches.build_service_patch(spec, active, route))
+            self._routed(route.name, active, routed=True)
+            self._event("Routed", f"Service {route.name} selector set to {active}")
+
+    def _routed(self, name: str, region: str | None, message: str = "", routed: bool = False) -> None:
+        """Record where one Service points (status.services keeps spec.services' order)."""
+        before = {s.name: s for s in self.status.services}
+        old = before.get(name)
+        at = now() if routed else (old.routed_at if old is not None else None)
+        before[name] = rp.ServiceStatus(name=name, region=region, routed_at=at, message=message)
+        order = [r.name for r in self._routes] or list(before)
+        self.status = self.status.model_copy(update={"services": tuple(before[n] for n in order if n in before)})
 
     # -- status: the one place it is written -----------------------------------------------------
 

@@ -133,11 +133,25 @@ class PipelinePolicy(_Model):
     on_stall: Literal["Report", "Failover"] = "Report"
 
 
+class ServiceRoute(_Model):
+    """A Service whose selector follows the active region (`spec.services[]`)."""
+
+    name: str
+    selector: dict[str, str] = Field(default_factory=dict)
+    """Labels the Service selects besides the active region's `selector`, winning over it on a shared
+    key: `{app.kubernetes.io/component: emqx}` makes the global MQTT Service select the active
+    region's broker pods where the region's selector names its API pods."""
+
+
 class RegionPairSpec(_Model):
     """spec of a RegionPair (the apiserver has validated and defaulted it already)."""
 
-    service: str
+    services: tuple[ServiceRoute, ...] = ()
+    """The Services that follow the active region, flipped one after the other in this order."""
+    service: str | None = None
+    """Deprecated (use `services`): one Service that selects exactly the region's `selector`."""
     additional_services: tuple[str, ...] = ()
+    """Deprecated with `service`: more Services like it, flipped after it."""
     active_region: str
     """The region the user wants active; when the resource leaves it out (a GitOps-managed pair, whose
     manifest must not own it), the first of `regions`."""
@@ -156,9 +170,20 @@ class RegionPairSpec(_Model):
                 return {**raw, "activeRegion": regions[0]["name"]}
         return raw
 
+    @model_validator(mode="after")
+    def _some_service(self) -> "RegionPairSpec":
+        if not self.routes:
+            raise ValueError("spec.services must name at least one Service (or the deprecated spec.service)")
+        return self
+
     @property
-    def services(self) -> tuple[str, ...]:
-        return (self.service, *self.additional_services)
+    def routes(self) -> tuple[ServiceRoute, ...]:
+        """The Services to flip, in order: `services`, or the deprecated `service` and
+        `additionalServices` (which select exactly the region's `selector`)."""
+        if self.services:
+            return self.services
+        legacy = (self.service, *self.additional_services) if self.service else self.additional_services
+        return tuple(ServiceRoute(name=name) for name in legacy)
 
     @property
     def region_names(self) -> tuple[str, str]:
@@ -205,6 +230,17 @@ class RegionStatus(_Model):
     last_probe_time: datetime | None = None
     message: str = ""
     pipeline: PipelineStatus | None = None
+
+
+class ServiceStatus(_Model):
+    """Where one of `spec.services` points, as the operator last set or verified it."""
+
+    name: str
+    region: str | None = None
+    """The region its selector selects (None: neither, e.g. not bootstrapped, or the Service is missing)."""
+    routed_at: datetime | None = None
+    """When the operator last moved it (None: found as wanted)."""
+    message: str = ""
 
 
 class TransitionStatus(_Model):
@@ -278,6 +314,8 @@ class RegionPairStatus(_Model):
     transition: TransitionStatus | None = None
     last_transition: LastTransition | None = None
     replication: ReplicationStatus | None = None
+    services: tuple[ServiceStatus, ...] = ()
+    """Each of spec.services in flip order, and the region it routes to."""
     conditions: tuple[Condition, ...] = ()
 
     def region(self, name: str) -> RegionStatus | None:

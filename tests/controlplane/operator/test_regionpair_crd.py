@@ -61,7 +61,10 @@ CASES = [
     ("spec.failover.probeIntervalSeconds", 0.05, "should be greater than or equal to 0.1"),
     ("spec.failover.switchoverTimeoutSeconds", 0, "switchoverTimeoutSeconds must be at least 0.1 seconds"),
     ("spec.failover.failureThreshold", 0, "should be greater than or equal to 1"),
-    ("spec.service", DELETE, "spec.service: Required value"),
+    ("spec.service", DELETE, "spec.services must name at least one Service"),
+    ("spec.services", [{"name": "x"}], "spec.service is deprecated: list every Service in spec.services"),
+    ("spec.services", [{"name": "Bad_Name"}], "spec.services[0].name: Invalid value"),
+    ("spec.services", [{"name": "a"}, {"name": "a"}], "Duplicate value"),
     ("spec.regions.0.name", "Region_1", "spec.regions[0].name: Invalid value"),
     ("spec.regions.0.selector", {}, "spec.regions[0].selector: Invalid value"),
     ("spec.regions.0.redis.port", 70000, "should be less than or equal to 65535"),
@@ -99,6 +102,15 @@ def test_invalid_pairs_are_rejected_with_a_readable_message(
     ok, out = dry_run(kubectl, mutate(path, value))
     assert not ok, f"accepted: {out[:200]}"
     assert message in out, out
+
+
+def test_services_in_their_order_replace_the_deprecated_service(kubectl: list[str], regionpair_crd: Path) -> None:
+    m = copy.deepcopy(GOOD)
+    del m["spec"]["service"]
+    m["spec"]["services"] = [{"name": "api"}, {"name": "mqtt", "selector": {"app.kubernetes.io/component": "emqx"}}]
+    ok, out = dry_run(kubectl, m)
+    assert ok, out
+    assert [s["name"] for s in json.loads(out)["spec"]["services"]] == ["api", "mqtt"]
 
 
 def test_printer_columns_and_short_name(kubectl: list[str], regionpair_crd: Path) -> None:

@@ -62,8 +62,10 @@ def pair_manifest(
     switchover_timeout: float = 5.0,
     replication: dict[str, Any] | None = None,
     pipeline: dict[str, Any] | None = None,
+    services: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """A RegionPair for local Redis servers on `ports`, built from the contract's model."""
+    """A RegionPair for local Redis servers on `ports`, built from the contract's model (`services`:
+    spec.services instead of the deprecated spec.service)."""
     regions = [
         {
             "name": region,
@@ -75,7 +77,7 @@ def pair_manifest(
     ]
     spec = rp.RegionPairSpec.model_validate(
         {
-            "service": service,
+            **({"services": services} if services else {"service": service}),
             "activeRegion": active,
             "regions": regions,
             "failover": {
@@ -92,12 +94,12 @@ def pair_manifest(
     return rp.manifest(name, spec)
 
 
-def service_manifest(name: str, region: str = "region1") -> dict[str, Any]:
+def service_manifest(name: str, region: str = "region1", app: str = "region-api") -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": name},
-        "spec": {"selector": {"app": "region-api", "tier0.dev/region": region}, "ports": [{"port": 80}]},
+        "spec": {"selector": {"app": app, "tier0.dev/region": region}, "ports": [{"port": 80}]},
     }
 
 
