@@ -307,7 +307,7 @@ def up(lay: Layout) -> Engine:
     if why is not None:
         # Only here: a runc that drops the capabilities the machine cannot grant (hack/kind/tier0-runc).
         adaptations.append(f"runc wrapper {RUNC_WRAPPER.name}: `docker run --privileged` failed: {why}")
-        log(f"docker run --privileged fails here ({why.splitlines()[-1]}); restarting with {RUNC_WRAPPER.name}")
+        log(f"docker run --privileged fails here ({why.splitlines()[0]}); restarting with {RUNC_WRAPPER.name}")
         _stop(lay)
         wrapper = lay.bin / RUNC_WRAPPER.name
         shutil.copy2(RUNC_WRAPPER, wrapper)
