@@ -11,6 +11,7 @@ label, so no fault here touches it).
 
 import atexit
 import json
+import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -29,6 +30,10 @@ HOOKS = ("FORWARD", "INPUT", "OUTPUT")
 """FORWARD sees pod-to-pod traffic on the node's bridge (bridge-nf-call-iptables is 1); INPUT and
 OUTPUT carry what passes between the pods and the node itself (the kubelet's probes from the
 node's bridge address, 10.244.0.1)."""
+IPTABLES_ENV = "TIER0_E2E_IPTABLES"
+"""A JSON list: the command that runs iptables where the pods' traffic passes (default: this
+machine's `iptables`, the built-in node's netns; on kind, `docker exec <node container> iptables`,
+set by `make kind-e2e`)."""
 EVICTION_RETRY_S = 5.0
 """How long `kubectl drain` waits before retrying an eviction refused with 429."""
 
@@ -143,15 +148,25 @@ def region_kill(c: kit.Cluster, region: str) -> Iterator[Fault]:
         yield fault
 
 
+def iptables_command() -> list[str]:
+    """argv of iptables where the cluster's pod traffic passes (`IPTABLES_ENV`)."""
+    given = os.environ.get(IPTABLES_ENV)
+    if given:
+        argv = json.loads(given)
+        assert isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv), given
+        return argv
+    return [find_program("iptables")]
+
+
 def remove_partition(chain: str = CHAIN) -> None:
     """Every jump into `chain` and the chain itself, whatever state a run left them in."""
-    iptables = find_program("iptables")
+    iptables = iptables_command()
     for hook in HOOKS:
         for _ in range(10):
-            if _run([iptables, "-w", "5", "-D", hook, "-j", chain]).returncode != 0:
+            if _run([*iptables, "-w", "5", "-D", hook, "-j", chain]).returncode != 0:
                 break
-    _run([iptables, "-w", "5", "-F", chain])
-    _run([iptables, "-w", "5", "-X", chain])
+    _run([*iptables, "-w", "5", "-F", chain])
+    _run([*iptables, "-w", "5", "-X", chain])
 
 
 @contextmanager
@@ -165,7 +180,7 @@ def region_partition(c: kit.Cluster, region: str) -> Iterator[Fault]:
     assert ips, f"no running pod of {region}"
     fault.pods = [p["metadata"]["name"] for p in pods]
     fault.notes.append(f"cut off: {', '.join(ips)}")
-    iptables = find_program("iptables")
+    iptables = iptables_command()
     remove_partition()  # a chain left by a run that was killed
 
     def heal() -> None:
@@ -173,11 +188,11 @@ def region_partition(c: kit.Cluster, region: str) -> Iterator[Fault]:
         fault.returned = time.time()
 
     with _undo_at_exit(heal):
-        subprocess.run([iptables, "-w", "5", "-N", CHAIN], check=True, capture_output=True)
+        subprocess.run([*iptables, "-w", "5", "-N", CHAIN], check=True, capture_output=True)
         for rule in partition_rules(ips):
-            subprocess.run([iptables, "-w", "5", *rule], check=True, capture_output=True)
+            subprocess.run([*iptables, "-w", "5", *rule], check=True, capture_output=True)
         for rule in hook_rules():
-            subprocess.run([iptables, "-w", "5", *rule], check=True, capture_output=True)
+            subprocess.run([*iptables, "-w", "5", *rule], check=True, capture_output=True)
         fault.applied = time.time()
         yield fault
 

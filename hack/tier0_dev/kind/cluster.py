@@ -8,6 +8,7 @@ GitHub workflow's run test the same thing). `down` deletes the cluster and stops
 engine, leaving nothing behind. The kubeconfig is the checkout's (.run/kind/), never ~/.kube/config.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -151,7 +152,16 @@ def e2e(pytest_args: list[str]) -> int:
         raise StartupError(f"no kind cluster {NAME}: make kind-up")
     STATE.mkdir(parents=True, exist_ok=True)
     kubeconfig().write_text(_kind(eng, "get", "kubeconfig", "--name", NAME, capture=True))
-    env = {**os.environ, "TIER0_E2E_KUBECONFIG": str(kubeconfig())}
+    # The pods' traffic passes inside the node container: the region partition's iptables rules go
+    # there (tests/e2e/regionfaults.py), through the same engine.
+    iptables = [
+        eng.client,
+        *(["-H", eng.docker_host] if eng.docker_host else []),
+        "exec",
+        f"{NAME}-control-plane",
+        "iptables",
+    ]
+    env = {**os.environ, "TIER0_E2E_KUBECONFIG": str(kubeconfig()), "TIER0_E2E_IPTABLES": json.dumps(iptables)}
     argv = [sys.executable, "-m", "pytest", str(ROOT / "tests" / "e2e"), *pytest_args]
     return subprocess.run(argv, env=env, cwd=ROOT).returncode
 
