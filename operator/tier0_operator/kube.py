@@ -11,7 +11,7 @@ the answer, and parsing a whole Service costs milliseconds of CPU on the critica
 import base64
 import json
 import os
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import aiohttp
@@ -78,6 +78,7 @@ class Kube:
         self.core: Any = client.CoreV1Api(self.api)
         self.custom: Any = client.CustomObjectsApi(self.api)
         self.coordination: Any = client.CoordinationV1Api(self.api)
+        self.discovery: Any = client.DiscoveryV1Api(self.api)
         self.timeout = timeout
 
     @classmethod
@@ -114,6 +115,56 @@ class Kube:
             raise ApiError(resp.status, await resp.text(), f"GET service {namespace}/{name}")
         body = json.loads(await resp.read())
         return dict((body.get("spec") or {}).get("selector") or {})
+
+    # -- EndpointSlices (the Kubernetes witness, endpoints.py) -----------------------------------
+
+    async def list_endpoint_slices(self, namespace: str, selector: str) -> tuple[list[dict[str, Any]], str]:
+        """The EndpointSlices matching `selector`, as JSON, and the list's resourceVersion."""
+        what = f"LIST endpointslices in {namespace}"
+        try:
+            resp = await self.discovery.list_namespaced_endpoint_slice(
+                namespace, label_selector=selector, _preload_content=False, _request_timeout=self.timeout
+            )
+        except ApiException as e:
+            raise _error(e, what) from e
+        if resp.status >= 300:
+            raise ApiError(resp.status, await resp.text(), what)
+        body = json.loads(await resp.read())
+        return list(body.get("items") or []), str((body.get("metadata") or {}).get("resourceVersion", ""))
+
+    async def watch_endpoint_slices(
+        self, namespace: str, selector: str, version: str, seconds: int
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """(ADDED | MODIFIED | DELETED, slice) from `version` on, until the server ends the watch
+        after `seconds`; read raw, one JSON event per line (no model deserialisation)."""
+        what = f"WATCH endpointslices in {namespace}"
+        try:
+            resp = await self.discovery.list_namespaced_endpoint_slice(
+                namespace,
+                label_selector=selector,
+                watch=True,
+                resource_version=version,
+                timeout_seconds=seconds,
+                allow_watch_bookmarks=True,
+                _preload_content=False,
+                _request_timeout=seconds + 30,
+            )
+        except ApiException as e:
+            raise _error(e, what) from e
+        try:
+            if resp.status >= 300:
+                raise ApiError(resp.status, await resp.text(), what)
+            async for line in resp.content:
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                kind, obj = event.get("type"), event.get("object") or {}
+                if kind == "ERROR":
+                    raise ApiError(int(obj.get("code") or 500), str(obj.get("message")), what)
+                if kind in ("ADDED", "MODIFIED", "DELETED"):
+                    yield kind, obj
+        finally:
+            resp.release()
 
     # -- RegionPairs ----------------------------------------------------------------------------
 

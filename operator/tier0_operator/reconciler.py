@@ -18,10 +18,10 @@ import aiohttp
 from redis.exceptions import RedisError
 
 from tier0_contract import regionpair as rp
-from tier0_operator import decide, metrics, patches, transition
+from tier0_operator import decide, endpoints, metrics, patches, transition
 from tier0_operator.kube import ApiError, Kube, TransportErrors
 from tier0_operator.lease import Elector
-from tier0_operator.model import Probe, now
+from tier0_operator.model import Probe, RegionSeen, now
 from tier0_operator.redisops import RegionRedis
 from tier0_operator.settings import Settings
 
@@ -63,16 +63,19 @@ class PairReconciler:
         self._deferred: list[dict[str, Any]] = []
         self.regions: list[str] = []
         self._routes: tuple[rp.ServiceRoute, ...] = ()
+        self.witness: endpoints.Witness | None = None
 
     # -- the loop -------------------------------------------------------------------------------
 
     async def run(self, body: Mapping[str, Any], stopped: Any, wake: asyncio.Event) -> None:
         self._load(body.get("status"))
+        self.witness = endpoints.Witness(self.kube, self.namespace, wake)
         was_leader = False
         try:
             while not stopped:
                 spec = rp.RegionPairSpec.model_validate(dict(body["spec"]))
                 self._routes = spec.routes
+                self.witness.track(spec)
                 generation = int(body["metadata"].get("generation", 0))
                 leader = self.elector.is_leader()
                 if leader and not was_leader:
@@ -99,11 +102,12 @@ class PairReconciler:
         """One probe-decide-act round; True when something changed and the next round is due now."""
         await self._ensure_clients(spec)
         probes = await self.probe_all(spec)
-        self.status = decide.observe(spec, self.status, probes)
+        seen = self.seen()
+        self.status = decide.observe(spec, self.status, probes, seen)
         self._observe(spec, probes, leader)
         if not leader:
             return False
-        action = decide.decide(spec, self.status, probes, now())
+        action = decide.decide(spec, self.status, probes, now(), seen)
         if not isinstance(action, decide.Nothing | decide.Blocked):
             log.info("%s: %s", self.pair, action)
         acted = await self.execute(spec, action, probes, generation)
@@ -141,11 +145,11 @@ class PairReconciler:
                     self._event("Promoted", f"{region} (active, was a replica with no primary) promoted")
                 case decide.Acknowledge(region=region):
                     self.status = self.status.model_copy(update={"requested_region": region})
-                case decide.StartSwitchover(to=to, attempt=attempt):
-                    why = f"spec.activeRegion set to {to}" + (f" (attempt {attempt})" if attempt > 1 else "")
-                    await self.start_transition(spec, "Switchover", to, why, 0, generation, attempt)
-                case decide.StartFailover(to=to, lost_bytes=lost, reason=reason):
-                    await self.start_transition(spec, "Failover", to, reason, lost, generation)
+                case decide.StartSwitchover(to=to, attempt=attempt, reason=reason, trigger=trigger):
+                    why = reason or f"spec.activeRegion set to {to}" + (f" (attempt {attempt})" if attempt > 1 else "")
+                    await self.start_transition(spec, "Switchover", to, why, 0, generation, attempt, trigger)
+                case decide.StartFailover(to=to, lost_bytes=lost, reason=reason, trigger=trigger):
+                    await self.start_transition(spec, "Failover", to, reason, lost, generation, trigger=trigger)
                 case decide.Resume():
                     await self.run_transition(spec, generation)
                 case _:
@@ -182,8 +186,9 @@ class PairReconciler:
         lost: int,
         generation: int,
         attempt: int = 1,
+        trigger: rp.Trigger | None = None,
     ) -> None:
-        started = transition.begin(spec, self.status, kind, to, reason, lost, now(), attempt)
+        started = transition.begin(spec, self.status, kind, to, reason, lost, now(), attempt, trigger)
         if not await self.write_status_cas(self.status.epoch, started):
             return
         t = started.transition
@@ -279,7 +284,7 @@ class PairReconciler:
         self._event(*transition.event_of_finish(t, last))
         # The phase after a transition is what fresh probes say, like in any other round.
         probes = await self.probe_all(spec)
-        self.status = decide.observe(spec, self.status, probes)
+        self.status = decide.observe(spec, self.status, probes, self.seen())
         await self.write_status(spec, probes, decide.Nothing(), generation, force=True)
 
     # -- Services -------------------------------------------------------------------------------
@@ -506,10 +511,16 @@ class PairReconciler:
         )
         return {p.region: p for p in probes}
 
+    def seen(self) -> dict[str, RegionSeen]:
+        """Each region as Kubernetes shows it now (its Services' EndpointSlices)."""
+        return self.witness.seen() if self.witness is not None else {}
+
     async def close(self) -> None:
         # Runs while kopf cancels the daemon at exit: release the HTTP session first.
         if self._http is not None:
             await asyncio.shield(self._http.close())
+        if self.witness is not None:
+            await self.witness.close()
         for c in self.clients.values():
             await c.close()
         for e in self._deferred:

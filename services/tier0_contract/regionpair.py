@@ -27,6 +27,10 @@ Role = Literal["primary", "replica", "unknown"]
 Phase = Literal["Pending", "Healthy", "Degraded", "SwitchingOver", "FailingOver", "Failed"]
 TransitionType = Literal["Switchover", "Failover"]
 Outcome = Literal["Succeeded", "RolledBack", "Failed"]
+Trigger = Literal["Requested", "Disruption", "Failure", "PipelineStall"]
+"""What started a transition: spec.activeRegion (Requested), the active region being taken down on
+purpose (Disruption: a drain, an eviction, a deletion), failed probes (Failure), a stalled pipeline."""
+EndpointState = Literal["serving", "terminating", "notready", "absent", "unknown"]
 ConditionStatus = Literal["True", "False", "Unknown"]
 PipelineState = Literal["ok", "idle", "stalled", "dead", "absent", "unknown"]
 
@@ -110,6 +114,10 @@ class FailoverPolicy(_Model):
     probe_interval_seconds: float = 1.0
     failure_threshold: int = 3
     switchover_timeout_seconds: float = 5.0
+    on_disruption: Literal["Switchover", "Ignore"] = "Switchover"
+    """When Kubernetes takes the active region down on purpose (its Redis pod, or its last serving API
+    pod, is terminating: a drain, an eviction, a deletion), switch over to the standby first, without
+    loss, instead of failing over once it is gone."""
 
 
 class ReplicationPolicy(_Model):
@@ -230,6 +238,10 @@ class RegionStatus(_Model):
     last_probe_time: datetime | None = None
     message: str = ""
     pipeline: PipelineStatus | None = None
+    redis_endpoints: EndpointState = "unknown"
+    """The region's Redis Service as its EndpointSlices show it (the Kubernetes witness)."""
+    api_endpoints: EndpointState = "unknown"
+    """The same for the Service of its healthURL."""
 
 
 class ServiceStatus(_Model):
@@ -256,6 +268,7 @@ class TransitionStatus(_Model):
     """Last known replication lag when it started: what a failover may have lost."""
     attempt: int = 1
     """1 for a new request; n for the (n-1)th retry of a switchover that was rolled back."""
+    trigger: Trigger = "Requested"
 
 
 class LastTransition(_Model):
@@ -272,6 +285,7 @@ class LastTransition(_Model):
     duration_seconds: float
     lost_bytes: int = 0
     attempt: int = 1
+    trigger: Trigger = "Requested"
     summary: str = ""
     """One line for `kubectl get rp`, e.g. `Switchover region1->region2 (0.06s)`."""
 

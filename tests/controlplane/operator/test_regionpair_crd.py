@@ -88,6 +88,7 @@ def test_a_valid_pair_is_accepted_with_defaults(kubectl: list[str], regionpair_c
         "probeIntervalSeconds": 1,
         "failureThreshold": 3,
         "switchoverTimeoutSeconds": 5,
+        "onDisruption": "Switchover",
     }
     assert spec["paused"] is False
     assert spec["replication"] == {"whenStandbyDown": "Accept", "minReplicasMaxLagSeconds": 2}
