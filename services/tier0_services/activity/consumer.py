@@ -284,13 +284,15 @@ class ActivityConsumer:
                     if outcome is not None:
                         return first, outcome
                 self.primary.poke()
+                pause, delay = delay, min(delay * 2, 1.0)
             else:
+                # A transition: the promoted primary is looked for every HOLDING_INTERVAL, not later.
                 log.warning("no primary (%s): holding message %s", choice.reason, msg.message_id)
+                pause = primary.HOLDING_INTERVAL
             self.metrics.messages.labels("requeued").inc()
             if self.stopping:
                 raise pika.exceptions.ConnectionClosedByClient(0, "stopping with a message unwritten")
-            sleep(delay)
-            delay = min(delay * 2, 5.0)
+            sleep(pause)
 
     def _hold(self, i: int, sleep: Sleep) -> Ack | None:
         """A write no replica confirmed: ack at risk if the primary's policy accepts writes without
