@@ -55,7 +55,10 @@ def services_of(spec: rp.RegionPairSpec, namespace: str) -> dict[str, tuple[str 
 
 
 def state_of(slices: Iterable[Mapping[str, Any]]) -> rp.EndpointState:
-    """One Service's state from its EndpointSlices (`discovery.k8s.io/v1`, as JSON)."""
+    """One Service's state from its EndpointSlices (`discovery.k8s.io/v1`, as JSON). `terminating`
+    means a pod that was serving is being deleted (still serving: there is time to move away from
+    it); a terminating pod that no longer serves, or never did (a replacement deleted while it
+    starts), is just `notready`: the probes judge that."""
     endpoints = [e for s in slices for e in (s.get("endpoints") or [])]
     if not endpoints:
         return "absent"
@@ -63,7 +66,7 @@ def state_of(slices: Iterable[Mapping[str, Any]]) -> rp.EndpointState:
     # `ready` is nil-means-true in the API; a terminating endpoint is never ready.
     if any(c.get("ready", True) is not False and not c.get("terminating") for c in conditions):
         return "serving"
-    if any(c.get("terminating") for c in conditions):
+    if any(c.get("terminating") and c.get("serving") is True for c in conditions):
         return "terminating"
     return "notready"
 

@@ -240,16 +240,19 @@ class Cluster:
                 return str(status["activeRegion"])
             conds = status.get("conditions") or []
             assert isinstance(conds, list)
-            if any(c.get("reason") == "FailedOver" and c.get("status") == "False" for c in conds):
+            moved = ("FailedOver", "SwitchedOverForDisruption")  # the operator's move, not the user's wish
+            if any(c.get("reason") in moved and c.get("status") == "False" for c in conds):
                 self.patch_active(str(status["activeRegion"]))  # acknowledge a failover: spec follows status
             time.sleep(0.5)
         raise AssertionError(f"RegionPair not Healthy: {self.pair().get('status')}")
 
     def lose_redis(self, region: str) -> None:
-        """The region's Redis killed and kept down: StatefulSet scaled to 0, its pod force-deleted."""
+        """The region's Redis killed and kept down: its pod force-deleted, then its StatefulSet scaled
+        to 0 (in this order: a graceful deletion of a serving Redis is a drain, which the operator
+        answers with a switchover, not the loss this simulates)."""
         sts = f"{self.rel.name}-redis-{region}"
-        self.kubectl("-n", self.ns, "scale", "statefulset", sts, "--replicas=0")
         self.kubectl("-n", self.ns, "delete", "pod", f"{sts}-0", "--grace-period=0", "--force", "--ignore-not-found")
+        self.kubectl("-n", self.ns, "scale", "statefulset", sts, "--replicas=0")
 
     def restore_redis(self, region: str) -> None:
         self.kubectl("-n", self.ns, "scale", "statefulset", f"{self.rel.name}-redis-{region}", "--replicas=1")

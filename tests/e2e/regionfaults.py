@@ -141,9 +141,11 @@ def region_kill(c: kit.Cluster, region: str) -> Iterator[Fault]:
         assert not failed, f"could not scale {region} back: {failed}"
 
     with _undo_at_exit(restore):
+        # Killed first, then kept down: scaling first would delete the pods gracefully, which is a
+        # drain (the operator switches over, without loss) rather than the loss of a region.
+        c.kubectl("-n", c.ns, "delete", "pod", "-l", selector, "--grace-period=0", "--force", "--wait=false")
         for kind, name, _ in workloads:
             c.kubectl("-n", c.ns, "scale", f"{kind}/{name}", "--replicas=0")
-        c.kubectl("-n", c.ns, "delete", "pod", "-l", selector, "--grace-period=0", "--force", "--wait=false")
         fault.applied = time.time()
         yield fault
 

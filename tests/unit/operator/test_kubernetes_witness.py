@@ -65,8 +65,11 @@ def test_each_region_names_its_redis_and_its_api_service() -> None:
         ([{"endpoints": [ep(ready=None)]}], "serving"),  # ready unset means ready
         ([{"endpoints": [ep(ready=False)]}], "notready"),
         ([{"endpoints": [ep(ready=False, terminating=True, serving=True)]}], "terminating"),
+        # Deleted once it no longer served (or while it started): nothing to move away from.
+        ([{"endpoints": [ep(ready=False, terminating=True, serving=False)]}], "notready"),
+        ([{"endpoints": [ep(ready=False, terminating=True)]}], "notready"),
         # A rollout: the new pod ready beside the old one going: still serving, no disruption.
-        ([{"endpoints": [ep(ready=False, terminating=True)]}, {"endpoints": [ep()]}], "serving"),
+        ([{"endpoints": [ep(ready=False, terminating=True, serving=True)]}, {"endpoints": [ep()]}], "serving"),
     ],
 )
 def test_a_service_reads_from_its_endpoint_slices(slices: list[dict[str, object]], state: str) -> None:
