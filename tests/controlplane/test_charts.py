@@ -276,6 +276,8 @@ OWNED_BY_OTHERS = [("service", "tier0-region-api"), ("regionpair", "tier0"), ("s
 def test_alert_rules_are_valid_prometheus_rules(tmp_path: Path) -> None:
     docs = objects(render(TIER0_CHART, "tier0", APP_NS, "--set", "metrics.prometheusRule.enabled=true"))
     (rule,) = [d for d in docs if d["kind"] == "PrometheusRule"]
+    names = [r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]]
+    assert len(names) == len(set(names)), f"an alert defined twice fires twice: {names}"
     alerts = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
     assert set(alerts) == {
         "Tier0RegionDown",
