@@ -23,6 +23,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import gmqtt
 from gmqtt.mqtt.handler import MQTTConnectError
@@ -38,20 +39,21 @@ class LinkClosedError(Exception):
 
 
 class _Ledger(PersistentStorage):  # type: ignore[misc]  # gmqtt has no type hints
-    """gmqtt's store of a client's unacknowledged QoS 1 publishes, telling the link each packet id as
-    it is stored and as its PUBACK removes it."""
+    """gmqtt's store of one client's unacknowledged QoS 1 publishes, which also keeps the packet id
+    last stored and tells the link each one a PUBACK removes."""
 
-    def __init__(self, on_push: Callable[[int], None], on_ack: Callable[[int], None]) -> None:
+    def __init__(self, on_ack: Callable[["_Ledger", int], None]) -> None:
         super().__init__()
-        self._on_push, self._on_ack = on_push, on_ack
+        self.last_mid = 0
+        self._on_ack = on_ack
 
     def push_message(self, mid: int, raw_package: bytes) -> None:
         super().push_message(mid, raw_package)
-        self._on_push(mid)
+        self.last_mid = mid
 
     def remove_message_by_mid(self, mid: int) -> None:
         super().remove_message_by_mid(mid)
-        self._on_ack(mid)
+        self._on_ack(self, mid)
 
 
 class _Client(gmqtt.Client):  # type: ignore[misc]
@@ -68,8 +70,7 @@ class _Client(gmqtt.Client):  # type: ignore[misc]
             transport.abort()
 
 
-@dataclass
-class _Pending:
+class _Pending(NamedTuple):
     topic: str
     body: bytes
     sent_at: float
@@ -106,9 +107,9 @@ class Link:
         self.stats = Stats()
         self._on_drop, self._on_flow_wait = on_drop, on_flow_wait
         self._client: _Client | None = None
+        self._ledger: _Ledger | None = None  # the current client's
         self._pending: dict[int, _Pending] = {}  # the current client's, by packet id
         self._carried: list[_Pending] = []  # unacknowledged on a dropped connection, to publish again
-        self._pushed: int | None = None
         self._up = asyncio.Event()
         self._progress = 0.0  # when the connection opened or the broker last acknowledged
         self._closing = False
@@ -131,7 +132,9 @@ class Link:
     async def publish(self, topic: str, body: bytes) -> None:
         """Hand one QoS 1 message to the broker, waiting while the link reconnects (and while every
         packet id is in flight); its PUBACK arrives later (`inflight`, `stats.acknowledged`)."""
-        await self._send(_Pending(topic, body, time.monotonic()))
+        message = _Pending(topic, body, time.monotonic())
+        if not self._try_send(message):  # the common case costs no await
+            await self._send(message)
 
     async def close(self, drain_timeout: float = 30.0) -> None:
         """Wait up to `drain_timeout` for everything to be acknowledged (reconnecting as needed),
@@ -154,38 +157,39 @@ class Link:
 
     # --- internals -------------------------------------------------------------------------------
 
+    def _try_send(self, message: _Pending) -> bool:
+        """Publish on the current connection; False when there is none or every packet id is in
+        flight (then `_send` waits)."""
+        client, ledger = self._client, self._ledger
+        if not self._up.is_set() or self._closing or client is None or ledger is None:
+            return False
+        try:
+            client.publish(message.topic, message.body, qos=1)
+        except OverflowError:  # every packet id in flight: wait for PUBACKs
+            if self._on_flow_wait is not None:
+                self._on_flow_wait()
+            return False
+        self._pending[ledger.last_mid] = message
+        return True
+
     async def _send(self, message: _Pending) -> None:
-        while True:
-            await self._up.wait()
+        while not self._try_send(message):
             if self._closing:
                 raise LinkClosedError("the MQTT link is closing")
-            client = self._client
-            assert client is not None
-            try:
-                client.publish(message.topic, message.body, qos=1)
-            except OverflowError:  # every packet id in flight: wait for PUBACKs
-                if self._on_flow_wait is not None:
-                    self._on_flow_wait()
-                await asyncio.sleep(0.001)
-                continue
-            assert self._pushed is not None
-            self._pending[self._pushed] = message
-            return
+            if self._up.is_set():
+                await asyncio.sleep(0.001)  # flow control: PUBACKs free packet ids
+            else:
+                await self._up.wait()
 
-    def _new_client(self) -> _Client:
-        client: _Client
-        ledger = _Ledger(lambda mid: self._pushed_by(client, mid), lambda mid: self._acked_by(client, mid))
+    def _new_client(self) -> tuple[_Client, _Ledger]:
+        ledger = _Ledger(self._acked)
         client = _Client(self.client_id, persistent_storage=ledger)
         if self._username:
             client.set_auth_credentials(self._username, self._password)
-        return client
+        return client, ledger
 
-    def _pushed_by(self, client: _Client, mid: int) -> None:
-        if client is self._client:
-            self._pushed = mid
-
-    def _acked_by(self, client: _Client, mid: int) -> None:
-        if client is self._client and self._pending.pop(mid, None) is not None:
+    def _acked(self, ledger: _Ledger, mid: int) -> None:
+        if ledger is self._ledger and self._pending.pop(mid, None) is not None:
             self.stats.acknowledged += 1
             self._progress = time.monotonic()
 
@@ -193,7 +197,7 @@ class Link:
         failures = 0
         while not self._closing:
             await asyncio.sleep(self.policy.delay(failures))
-            client = self._new_client()
+            client, self._ledger = self._new_client()
             self._client = client
             try:
                 await asyncio.wait_for(
@@ -202,7 +206,7 @@ class Link:
                 )
             except (TimeoutError, OSError, MQTTConnectError) as exc:
                 client.abort()
-                self._client = None
+                self._client = self._ledger = None
                 failures += 1
                 self._count("connect")
                 level = logging.ERROR if isinstance(exc, MQTTConnectError) else logging.WARNING
@@ -221,7 +225,9 @@ class Link:
             client = self._client
             if client is None or self._closing:
                 continue
-            oldest = min((p.sent_at for p in self._pending.values()), default=None)
+            # Insertion order is send order (carried messages go first on a new connection).
+            first = next(iter(self._pending.values()), None)
+            oldest = first.sent_at if first is not None else None
             if not client.is_connected:
                 reason = "lost"
             elif reconnect.stalled(time.monotonic(), oldest, self._progress, self.policy.ack_timeout):
@@ -236,7 +242,7 @@ class Link:
             self._up.clear()
             self._carried = [*sorted(self._pending.values(), key=lambda p: p.sent_at), *self._carried]
             self._pending.clear()
-            self._client = None
+            self._client = self._ledger = None
             client.abort()
             await self._connect()
 
