@@ -156,6 +156,7 @@ def test_a_region_is_a_failure_domain_by_default() -> None:
     assert values["redis"]["antiAffinity"] == "required" and values["redis"]["switchoverWaitSeconds"] > 0
     assert values["podDisruptionBudget"] == {"enabled": True}
     assert values["regionApi"]["preStopSleepSeconds"] > 0 and values["regionApi"]["replicas"] >= 2
+    assert values["regionApi"]["antiAffinity"] in ("preferred", "required")
 
 
 def test_the_single_node_clusters_relax_the_anti_affinity_and_say_why() -> None:
