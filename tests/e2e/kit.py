@@ -32,11 +32,12 @@ LEDGER_RATE = 50.0
 """Device messages per second the ledger publishes during a transition (one new device each)."""
 ACTIVITY_RATE = 10.0
 """User-activity messages per second the activity ledger publishes (each waits for its confirm)."""
-MQTT_SERVICE = "{release}-emqx"
-"""The Service devices publish through. Today the chart's single broker; with a broker per region it
-becomes the global MQTT Service that follows the active region (the one place to change)."""
-AMQP_SERVICE = "{release}-rabbitmq"
-"""The Service users publish through; the global AMQP Service once brokers run per region."""
+MQTT_SERVICE = "{release}-mqtt"
+"""The Service devices publish through: the chart's global MQTT Service, which the operator points at
+the active region's EMQX (brokers.perRegion; `{release}-emqx` is the shared broker without it)."""
+AMQP_SERVICE = "{release}-amqp"
+"""The Service users publish through: the global AMQP Service, following the active region's RabbitMQ
+(`{release}-rabbitmq` with one shared broker)."""
 REDIS_APP = (
     "import os, sys, redis\n"
     "from tier0_contract import credentials\n"
