@@ -1,4 +1,5 @@
-"""kopf registrations: operator settings, the Lease, one daemon per RegionPair, a wake-up on edits.
+"""kopf registrations: operator settings, the Lease, the loop's liveness stamp, one daemon per
+RegionPair, a wake-up on edits.
 
 Handlers only orchestrate; the loop is reconciler.PairReconciler. No create/update handlers
 are used: they would make every replica write kopf's progress annotations, while the daemon
@@ -10,8 +11,8 @@ import logging
 from typing import Any
 
 import kopf
-from prometheus_client import start_http_server
 
+from tier0_contract import liveness
 from tier0_contract import regionpair as rp
 from tier0_operator import metrics, secrets
 from tier0_operator.kube import ApiError, Kube
@@ -40,7 +41,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.persistence.finalizer = rp.FINALIZER
 
     conf = get_settings()
-    start_http_server(conf.metrics_port, conf.metrics_host)
+    # /livez reports this loop's own stamp: the HTTP thread would answer while the loop is wedged.
+    clock = liveness.LoopClock()
+    memo.liveness_task = asyncio.create_task(liveness.tick_forever(clock), name="liveness")
+    metrics.serve(conf.metrics_port, conf.metrics_host, clock, conf.liveness_max_age_seconds)
     kube = await Kube.connect(conf.kubeconfig)
     elector = Elector(kube, conf.lease_name, conf.lease_namespace, conf.identity, conf.lease_duration_seconds)
     memo.kube, memo.elector = kube, elector
@@ -51,6 +55,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    memo.liveness_task.cancel()
     memo.elector_task.cancel()
     try:
         await memo.elector.release()

@@ -77,13 +77,14 @@ def operator(operator_kubeconfig: Path, namespace: str, tmp_path: Path) -> Itera
     """Start operator replicas on demand: `proc, metrics_port = operator(identity="a")`."""
     started: list[Process] = []
 
-    def start(identity: str = "op", env: dict[str, str] | None = None) -> tuple[Process, int]:
+    def start(identity: str = "op", env: dict[str, str] | None = None, wedgeable: bool = False) -> tuple[Process, int]:
         proc, port = testing.start_operator(
             operator_kubeconfig,
             namespace,
             tmp_path / f"operator-{identity}-{len(started)}.log",
             identity=identity,
             env=env,
+            wedgeable=wedgeable,
         )
         started.append(proc)
         return proc, port

@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 from tier0_contract import regionpair as rp
 from tier0_dev.procs import Process, free_port
 from tier0_operator.kube import Kube
+from tier0_testing import wedge
 
 
 def start_operator(
@@ -31,8 +32,10 @@ def start_operator(
     *,
     identity: str = "op",
     env: dict[str, str] | None = None,
+    wedgeable: bool = False,
 ) -> tuple[Process, int]:
-    """The operator as a subprocess watching `namespace`; returns it and its metrics port."""
+    """The operator as a subprocess watching `namespace`; returns it and its metrics port.
+    `wedgeable`: under `tier0_testing.wedge`, so SIGUSR1 blocks its event loop for real."""
     port = free_port()
     full_env = {
         "KUBECONFIG": str(kubeconfig),
@@ -43,7 +46,8 @@ def start_operator(
         "TIER0_OPERATOR_IDENTITY": identity,
         **(env or {}),
     }
-    argv = [sys.executable, "-m", "tier0_operator", "--namespace", namespace]
+    args = ["--namespace", namespace]
+    argv = wedge.argv("tier0_operator", *args) if wedgeable else [sys.executable, "-m", "tier0_operator", *args]
     proc = Process(f"operator-{identity}", argv, log_path, env=full_env).start()
     return proc, port
 
