@@ -183,7 +183,7 @@ export KIND_CLUSTER ?= tier0
 .PHONY: charts-sync
 charts-sync: ## Copy crds/ and operator/rbac/ into the operator chart; regenerate dashboards/ (+ the chart's copy)
 	cp crds/*.yaml charts/tier0-operator/files/crds/
-	cp operator/rbac/clusterrole.yaml operator/rbac/leader-election.yaml charts/tier0-operator/files/rbac/
+	cp operator/rbac/role.yaml operator/rbac/leader-election.yaml charts/tier0-operator/files/rbac/
 	$(PY) -m tier0_dev.dashboards
 
 .PHONY: dashboards

@@ -2,6 +2,9 @@
 
 One round of the daemon (reconciler.py) is:
 
+0. `read_spec()` and `unknown_regions()`: can this round act at all? A spec the model rejects, or a
+   status naming a region the spec no longer has (a rename), is a `Problem`: reported as
+   `Ready=False` with its reason (`problem_status()`) and an Event, and nothing is done;
 1. `observe()`: fold the probes into the status (per-region health, failures, lag, pipeline);
 2. `decide()`: the one action of this round (bootstrap, fence, promote, start a transition, ...);
 3. `guard()`: what the active primary's Redis must hold besides its role (the pair's epoch,
@@ -16,6 +19,9 @@ the write guard, pipeline health) means each is unit-tested without Redis or an 
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
 
 from tier0_contract import pipeline
 from tier0_contract import regionpair as rp
@@ -110,7 +116,64 @@ class Event:
     warning: bool = False
 
 
+@dataclass(frozen=True)
+class Problem:
+    """Why a round cannot act: reported (condition Ready=False with this reason, an Event), never raised."""
+
+    reason: str  # InvalidSpec | RegionsChanged | RoundFailed
+    message: str
+
+
 UNHEALTHY_PIPELINE: frozenset[rp.PipelineState] = frozenset({"stalled", "dead"})
+CHANGING_REGIONS = 'see operator/README.md, "Changing a pair\'s regions"'
+
+
+# --- 0. check --------------------------------------------------------------------------------------
+
+
+def read_spec(raw: Any) -> rp.RegionPairSpec | Problem:
+    """The spec as the model reads it, or why it cannot (the CRD admits what an older or newer
+    operator's model may not: reported, so the daemon neither crashes nor guesses)."""
+    try:
+        return rp.RegionPairSpec.model_validate(dict(raw or {}))
+    except ValidationError as e:
+        errors = e.errors(include_url=False)
+        parts = [
+            f"spec.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" if err["loc"] else f"spec: {err['msg']}"
+            for err in errors[:3]
+        ]
+        more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+        return Problem("InvalidSpec", "the operator cannot read spec: " + "; ".join(parts) + more)
+
+
+def unknown_regions(spec: rp.RegionPairSpec, status: rp.RegionPairStatus) -> Problem | None:
+    """A region the status acts on (the active one, a transition's ends) that spec.regions lacks, e.g.
+    after a rename under a CRD without the immutability rules, or a status edited by hand. Acting on
+    it would guess which Redis is which, so the pair is left as it is and this is reported."""
+    names = spec.region_names
+    t = status.transition
+    named = {
+        "status.activeRegion": status.active_region,
+        "status.transition.from": t.from_region if t else None,
+        "status.transition.to": t.to_region if t else None,
+    }
+    bad = [f"{where} {value!r}" for where, value in named.items() if value is not None and value not in names]
+    if not bad:
+        return None
+    return Problem(
+        "RegionsChanged",
+        f"{', '.join(bad)} not in spec.regions ({', '.join(names)}): the operator changes nothing until "
+        f"they agree; region names are immutable, to rename {CHANGING_REGIONS}",
+    )
+
+
+def problem_status(status: rp.RegionPairStatus, problem: Problem, generation: int, at: datetime) -> rp.RegionPairStatus:
+    """The status reporting `problem`: Ready=False with its reason and message; the rest as it was
+    (the last measurements stay, the operator has not acted since)."""
+    ready = rp.Condition(type=rp.READY, status="False", reason=problem.reason, message=problem.message)
+    (ready,) = merge_conditions(status.conditions, [ready], at, generation)
+    others = tuple(c for c in status.conditions if c.type != rp.READY)
+    return status.model_copy(update={"observed_generation": generation, "conditions": (ready, *others)})
 
 
 # --- 1. observe ------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ RegionPair, a wake-up on edits.
 Handlers only orchestrate; the loop is reconciler.PairReconciler. No create/update handlers
 are used: they would make every replica write kopf's progress annotations, while the daemon
 loop (the only actor, gated by the Lease) derives everything from spec, status and probes.
+Nothing here watches Secrets or Services: the daemon reads the ones its pair names, by name.
 """
 
 import asyncio
@@ -14,8 +15,8 @@ import kopf
 
 from tier0_contract import liveness
 from tier0_contract import regionpair as rp
-from tier0_operator import metrics, secrets
-from tier0_operator.kube import ApiError, Kube
+from tier0_operator import metrics
+from tier0_operator.kube import Kube
 from tier0_operator.lease import Elector
 from tier0_operator.reconciler import PairReconciler
 from tier0_operator.settings import get_settings
@@ -36,7 +37,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.peering.standalone = True  # leader election is our Lease, not kopf peering
     settings.posting.enabled = False  # our Events are posted directly (reconciler._event)
     # The CRD is installed before the operator (chart, make up, tests): no CRD/namespace
-    # watching, which keeps the RBAC to operator/rbac/clusterrole.yaml.
+    # watching, which keeps the RBAC to operator/rbac/role.yaml.
     settings.scanning.disabled = True
     settings.persistence.finalizer = rp.FINALIZER
 
@@ -83,22 +84,3 @@ async def pair_loop(
         await rec.run(body, stopped, memo.wake)
     finally:
         metrics.forget_pair(rec.pair, rec.regions)
-
-
-@kopf.on.event("v1", "secrets", annotations={secrets.GENERATE_ANNOTATION: kopf.PRESENT})  # type: ignore[arg-type]
-async def generate_secret(
-    memo: kopf.Memo, name: str, namespace: str, meta: Any, body: Any, type: str, **_: Any
-) -> None:
-    """Fill the keys a chart asked for (`tier0.dev/generate`) once; only the Lease holder writes."""
-    if type == "DELETED" or not await memo.elector.wait_leader(memo.elector.duration * 2):
-        return  # a peer that becomes leader sees the Secret again at its next watch event or resync
-    keys = secrets.keys_to_generate(dict(meta.get("annotations") or {}), dict(body.get("data") or {}))
-    if not keys:
-        return
-    try:
-        await memo.kube.patch_secret(namespace, name, secrets.build_patch(keys, meta["resourceVersion"]))
-    except ApiError as e:
-        if e.status != 409:
-            raise
-        return  # changed meanwhile: the next event carries the new version
-    log.info("secret %s/%s: generated %s", namespace, name, ", ".join(keys))

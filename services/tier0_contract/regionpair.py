@@ -22,6 +22,9 @@ API_VERSION = f"{GROUP}/{VERSION}"
 PLURAL = "regionpairs"
 KIND = "RegionPair"
 FINALIZER = f"{GROUP}/operator"
+SELECTOR_OWNER_ANNOTATION = f"{GROUP}/selector-owner"
+"""On a Service: the name of the RegionPair (same namespace) whose operator may set its selector. A
+Service named in spec.service / spec.additionalServices without it is reported, never patched."""
 
 Role = Literal["primary", "replica", "unknown"]
 Phase = Literal["Pending", "Healthy", "Degraded", "SwitchingOver", "FailingOver", "Failed"]
@@ -168,6 +171,9 @@ class RegionPairSpec(_Model):
     replication: ReplicationPolicy = ReplicationPolicy()
     pipeline: PipelinePolicy = PipelinePolicy()
     paused: bool = False
+    generated_secrets: tuple[str, ...] = ()
+    """Secrets (this namespace) the operator fills once: each key listed in a Secret's
+    `tier0.dev/generate` annotation that it lacks gets a random value. Read by name, never listed."""
 
     @model_validator(mode="before")
     @classmethod

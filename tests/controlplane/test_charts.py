@@ -66,8 +66,8 @@ KUBE_VERSION = next(
 )
 OPERATOR_NS = "tier0-system"
 APP_NS = "tier0-charts"
-# Namespaces the all-on values files refer to (watched namespaces, the dashboards' namespace).
-EXTRA_NS = ("tier0-a", "tier0-b", "monitoring")
+# Namespaces the values files refer to (the operator's default watched namespace, the dashboards').
+EXTRA_NS = ("tier0", "monitoring")
 MONITORING_KINDS = {
     "ServiceMonitor": "servicemonitors",
     "PodMonitor": "podmonitors",
@@ -230,6 +230,7 @@ def test_every_rendered_object_is_accepted_by_the_apiserver(
         (OPERATOR_CHART, ["--set", "replicaCount=0"], "/replicaCount"),
         (OPERATOR_CHART, ["--set", "image.pullPolicy=Sometimes"], "/image/pullPolicy"),
         (OPERATOR_CHART, ["--set", "watchNamespaces[0]=Not_A_Namespace"], "/watchNamespaces/0"),
+        (OPERATOR_CHART, ["--set-json", "watchNamespaces=[]"], "watchNamespaces is empty"),
     ],
     ids=lambda v: v if isinstance(v, str) else None,
 )
@@ -287,7 +288,7 @@ async def test_a_gitops_sync_after_a_failover_changes_nothing(
         assert [route.name for route in pair.spec.routes] == list(GLOBAL_SERVICES)
         for route in pair.spec.routes:
             assert "selector" not in live("service", route.name)["spec"]
-            await kube.patch_service(ns, route.name, patches.build_service_patch(pair.spec, "region2", route))
+            await kube.patch_service(ns, route.name, patches.build_service_patch(pair.spec, "region2", route, "tier0"))
         await kube.patch_pair(ns, "tier0", {"spec": {"activeRegion": "region2"}})
     finally:
         await kube.close()

@@ -37,7 +37,7 @@ IMAGES = {
     ("source", "copy"),
     [
         (ROOT / "crds" / "regionpairs.tier0.dev.yaml", "files/crds/regionpairs.tier0.dev.yaml"),
-        (ROOT / "operator" / "rbac" / "clusterrole.yaml", "files/rbac/clusterrole.yaml"),
+        (ROOT / "operator" / "rbac" / "role.yaml", "files/rbac/role.yaml"),
         (ROOT / "operator" / "rbac" / "leader-election.yaml", "files/rbac/leader-election.yaml"),
     ],
     ids=lambda v: v.name if isinstance(v, Path) else None,

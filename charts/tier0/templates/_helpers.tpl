@@ -176,6 +176,25 @@ topologySpreadConstraints:
 {{- end }}
 {{- end }}
 
+{{/*
+The Secrets this chart renders for the operator to fill (annotated tier0.dev/generate), as a JSON
+list: the RegionPair names them in spec.generatedSecrets, and the operator reads exactly those, by
+name (it may not list Secrets). Read from secrets.yaml itself, so a Secret added there is listed
+without another edit.
+*/}}
+{{- define "tier0.generatedSecrets" -}}
+{{- $names := list }}
+{{- range (include (print .Template.BasePath "/secrets.yaml") . | splitList "\n---") }}
+{{- $doc := fromYaml . }}
+{{- if and $doc (eq ($doc.kind | default "") "Secret") }}
+{{- if hasKey ($doc.metadata.annotations | default dict) "tier0.dev/generate" }}
+{{- $names = append $names $doc.metadata.name }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- toJson $names }}
+{{- end }}
+
 {{/* Secret names: the user's existing Secret, or the chart's. */}}
 {{- define "tier0.redisSecret" -}}{{ .Values.redis.auth.existingSecret | default (include "tier0.name.of" (list . "redis")) }}{{- end }}
 {{- define "tier0.apiSecret" -}}{{ .Values.regionApi.auth.existingSecret | default (include "tier0.name.of" (list . "api")) }}{{- end }}

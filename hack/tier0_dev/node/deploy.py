@@ -44,8 +44,8 @@ class Release:
         return f"{self.name}-api"
 
 
-def _run(argv: list[str], timeout: float = 600) -> str:
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+def _run(argv: list[str], timeout: float = 600, stdin: str | None = None) -> str:
+    out = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout)
     if out.returncode != 0:
         raise StartupError(f"{' '.join(argv[:5])} ... failed:\n{out.stderr.strip()[-3000:]}")
     return out.stdout
@@ -62,6 +62,9 @@ def kubectl(rel: Release, *args: str, timeout: float = 120) -> str:
 def install(rel: Release, extra: tuple[str, ...] = (), timeout: str = "300s") -> float:
     """helm upgrade --install of the operator, then of tier0; returns seconds until both are Ready."""
     start = time.monotonic()
+    # The operator is granted tier0's namespace only (a Role there): it must exist first.
+    manifest = kubectl(rel, "create", "namespace", rel.namespace, "--dry-run=client", "-o", "json")
+    _run([find_program("kubectl"), "--kubeconfig", str(rel.kubeconfig), "apply", "-f", "-"], stdin=manifest)
     helm(
         rel,
         "upgrade",
@@ -76,6 +79,8 @@ def install(rel: Release, extra: tuple[str, ...] = (), timeout: str = "300s") ->
         timeout,
         "-f",
         str(rel.operator_values),
+        "--set-json",
+        f'watchNamespaces=["{rel.namespace}"]',
     )
     helm(
         rel,

@@ -98,11 +98,18 @@ def pair_manifest(
     return rp.manifest(name, spec)
 
 
-def service_manifest(name: str, region: str = "region1", app: str = "region-api") -> dict[str, Any]:
+def service_manifest(
+    name: str, region: str = "region1", app: str = "region-api", owner: str | None = "pair"
+) -> dict[str, Any]:
+    """A Service routed to `region`, annotated as the selector of RegionPair `owner` (None: of no
+    pair, so the operator must leave it alone)."""
+    metadata: dict[str, Any] = {"name": name}
+    if owner is not None:
+        metadata["annotations"] = {rp.SELECTOR_OWNER_ANNOTATION: owner}
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": name},
+        "metadata": metadata,
         "spec": {"selector": {"app": app, "tier0.dev/region": region}, "ports": [{"port": 80}]},
     }
 
