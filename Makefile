@@ -213,6 +213,10 @@ charts-lint: tools ## helm lint --strict both charts (default and all-on values)
 	  helm lint --strict $$c --kube-version $(KUBERNETES_VERSION:v%=%) -f $$c/ci/all-on-values.yaml; \
 	done
 
+.PHONY: charts-score
+charts-score: tools venv ## kube-score over both charts (default and all-on values); exceptions in charts/kube-score.yaml
+	$(PY) -m pytest tests/controlplane/test_charts_score.py -q
+
 .PHONY: images
 images: venv ## Build every image with buildah (base, tier0, stand-ins, node add-ons): the built-in node's and kind's
 	IMAGE_TAG=$(IMAGE_TAG) $(PY) -m tier0_dev.node images

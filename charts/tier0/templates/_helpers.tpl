@@ -365,8 +365,10 @@ own images only read files). Usage: include "tier0.accessInit" (dict "ctx" $ "se
     requests:
       cpu: 10m
       memory: 32Mi
+      ephemeral-storage: 16Mi
     limits:
       memory: 128Mi
+      ephemeral-storage: 64Mi
   volumeMounts:
     {{- toYaml .mounts | nindent 4 }}
 {{- end }}
