@@ -5,8 +5,10 @@ What is tested: while its Redis is a primary with a replica attached, the hook w
 tier0-exporter, whose ROLE it asks: a refused ROLE would end the wait at once), and it returns
 within a few polls once that Redis is no longer the primary (the operator switched over); it gives
 up after redis.switchoverWaitSeconds when nobody does; it returns at once for a primary without a
-replica, for a replica and for a Redis that does not answer. The password reaches redis-cli through
-REDISCLI_AUTH read from the mounted file, never as an argument.
+replica, for a replica and for a Redis that does not answer; once it saw a switchover it lingers
+redis.switchoverLingerSeconds (its region's terminating API pods read it until the flip lands).
+The password reaches redis-cli through REDISCLI_AUTH read from the mounted file, never as an
+argument.
 """
 
 import subprocess
@@ -27,10 +29,11 @@ RedisFactory = Callable[..., tuple[Process, int]]
 PROBE_DIR = "/var/run/secrets/tier0/redis-probe"  # where the chart mounts the exporter's password
 
 
-def rendered_hook(wait: int) -> list[str]:
+def rendered_hook(wait: int, linger: int) -> list[str]:
     out = subprocess.run(
         [find_program("helm"), "template", "tier0", str(ROOT / "charts" / "tier0"), "--kube-version", "1.34.4"]
-        + ["--show-only", "templates/redis.yaml", "--set", f"redis.switchoverWaitSeconds={wait}"],
+        + ["--show-only", "templates/redis.yaml", "--set", f"redis.switchoverWaitSeconds={wait}"]
+        + ["--set", f"redis.switchoverLingerSeconds={linger}"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -43,7 +46,7 @@ def rendered_hook(wait: int) -> list[str]:
 
 
 @pytest.fixture
-def hook(tmp_path: Path, local_secrets: programs.Secrets) -> Iterator[Callable[[int, int], subprocess.Popen[str]]]:
+def hook(tmp_path: Path, local_secrets: programs.Secrets) -> Iterator[Callable[..., subprocess.Popen[str]]]:
     """Start the rendered hook against the Redis on `port`, its password file where the chart mounts
     it (a copy in tmp_path), the port the test's Redis listens on."""
     probe = tmp_path / "redis-probe"
@@ -52,8 +55,8 @@ def hook(tmp_path: Path, local_secrets: programs.Secrets) -> Iterator[Callable[[
     (probe / key).write_text((local_secrets.dir("redis") / key).read_text())
     started: list[subprocess.Popen[str]] = []
 
-    def start(port: int, wait: int) -> subprocess.Popen[str]:
-        shell, flag, script = rendered_hook(wait)
+    def start(port: int, wait: int, linger: int = 0) -> subprocess.Popen[str]:
+        shell, flag, script = rendered_hook(wait, linger)
         script = script.replace(PROBE_DIR, str(probe)).replace(" -p 6379 ", f" -p {port} ")
         assert str(probe) in script and f" -p {port} " in script
         proc = subprocess.Popen([shell, flag, script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -95,7 +98,7 @@ def finished_within(proc: subprocess.Popen[str], seconds: float) -> float:
 
 
 def test_a_primary_with_its_replica_waits_until_the_switchover(
-    redis_factory: RedisFactory, local_secrets: programs.Secrets, hook: Callable[[int, int], subprocess.Popen[str]]
+    redis_factory: RedisFactory, local_secrets: programs.Secrets, hook: Callable[..., subprocess.Popen[str]]
 ) -> None:
     _, old_port = redis_factory(secrets=local_secrets)
     _, new_port = redis_factory(secrets=local_secrets)
@@ -112,7 +115,7 @@ def test_a_primary_with_its_replica_waits_until_the_switchover(
 
 
 def test_the_wait_is_bounded_by_switchover_wait_seconds(
-    redis_factory: RedisFactory, local_secrets: programs.Secrets, hook: Callable[[int, int], subprocess.Popen[str]]
+    redis_factory: RedisFactory, local_secrets: programs.Secrets, hook: Callable[..., subprocess.Popen[str]]
 ) -> None:
     _, primary_port = redis_factory(secrets=local_secrets)
     _, replica_port = redis_factory(secrets=local_secrets)
@@ -124,7 +127,7 @@ def test_the_wait_is_bounded_by_switchover_wait_seconds(
 
 
 def test_nothing_to_wait_for_returns_at_once(
-    redis_factory: RedisFactory, local_secrets: programs.Secrets, hook: Callable[[int, int], subprocess.Popen[str]]
+    redis_factory: RedisFactory, local_secrets: programs.Secrets, hook: Callable[..., subprocess.Popen[str]]
 ) -> None:
     _, alone = redis_factory(secrets=local_secrets)  # a primary without a replica
     assert finished_within(hook(alone, 20), 2) < 1.5
@@ -133,3 +136,20 @@ def test_nothing_to_wait_for_returns_at_once(
     replicate(admin(replica_port, local_secrets), primary_port, admin(primary_port, local_secrets))
     assert finished_within(hook(replica_port, 20), 2) < 1.5  # a replica (the standby)
     assert finished_within(hook(free_port(), 20), 3) < 2.5  # a Redis that does not answer
+
+
+def test_after_a_switchover_the_old_primary_lingers_as_a_replica(
+    redis_factory: RedisFactory, local_secrets: programs.Secrets, hook: Callable[..., subprocess.Popen[str]]
+) -> None:
+    _, old_port = redis_factory(secrets=local_secrets)
+    _, new_port = redis_factory(secrets=local_secrets)
+    old, new = admin(old_port, local_secrets), admin(new_port, local_secrets)
+    replicate(new, old_port, old)
+    proc = hook(old_port, 20, linger=2)
+    time.sleep(0.5)
+    new.replicaof("no", "one")
+    old.replicaof("127.0.0.1", new_port)
+    took = finished_within(proc, 5)
+    assert 2.0 <= took < 3.0, f"the hook returned {took:.2f} s after the switchover, not after lingering 2 s"
+    _, alone = redis_factory(secrets=local_secrets)  # nothing was waited for: no linger either
+    assert finished_within(hook(alone, 20, linger=2), 2) < 1.5
