@@ -126,11 +126,14 @@ def failover(c: kit.Cluster) -> Run:
     old = c.healthy()
     new = c.other(old)
     with c.ledger(duration=25) as ledger, c.client(duration=25) as samples:
-        t0 = time.time()
-        c.lose_redis(old)
-        c.wait_active(new, timeout=60)
+        restore, t0 = c.lose_redis(old)
+        try:
+            c.wait_active(new, timeout=60)
+        except BaseException:
+            restore()
+            raise
     lost = len(c.missing(ledger))
-    c.restore_redis(old)
+    restore()
     c.healthy()
     return kit.summarize(samples, t0, new), len(ledger.acked), lost
 

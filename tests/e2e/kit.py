@@ -247,16 +247,37 @@ class Cluster:
             time.sleep(0.5)
         raise AssertionError(f"RegionPair not Healthy: {self.pair().get('status')}")
 
-    def lose_redis(self, region: str) -> None:
-        """The region's Redis killed and kept down: its pod force-deleted, then its StatefulSet scaled
-        to 0 (in this order: a graceful deletion of a serving Redis is a drain, which the operator
-        answers with a switchover, not the loss this simulates)."""
-        sts = f"{self.rel.name}-redis-{region}"
-        self.kubectl("-n", self.ns, "delete", "pod", f"{sts}-0", "--grace-period=0", "--force", "--ignore-not-found")
-        self.kubectl("-n", self.ns, "scale", "statefulset", sts, "--replicas=0")
+    def hold_down(self, selector: str) -> tuple[Callable[[], None], float]:
+        """Every pod matching `selector` killed (force-deleted) and kept down; returns what brings
+        them back and when the pods were killed. Nothing may recreate a pod in between: a
+        replacement that became ready and was then deleted gracefully (scaled to 0) would be a
+        drain, which the operator rightly answers with a switchover, not the loss simulated here
+        (a race the e2e tier lost once). So the
+        workloads that own the pods (StatefulSets, Deployments and their ReplicaSets) are deleted
+        first with `--cascade=orphan`, then the pods; giving back recreates the workloads from
+        their manifests as they were (their volumes, kept by their claims, come back with them)."""
+        kinds = "statefulsets,deployments"
+        items = self.json("-n", self.ns, "get", kinds, "-l", selector)["items"]
+        assert isinstance(items, list) and items, f"no workload carries {selector}"
+        manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": [recreatable(i) for i in items]})
+        for kind in (kinds, "replicasets"):
+            self.kubectl("-n", self.ns, "delete", kind, "-l", selector, "--cascade=orphan", "--wait=true")
+        killed = time.time()
+        self.kubectl("-n", self.ns, "delete", "pods", "-l", selector, "--grace-period=0", "--force", "--wait=false")
 
-    def restore_redis(self, region: str) -> None:
-        self.kubectl("-n", self.ns, "scale", "statefulset", f"{self.rel.name}-redis-{region}", "--replicas=1")
+        def give_back() -> None:
+            out = subprocess.run(
+                [find_program("kubectl"), "--kubeconfig", str(self.rel.kubeconfig), "create", "-f", "-"],
+                capture_output=True, text=True, timeout=120, input=manifest,
+            )  # fmt: skip
+            failed = [line for line in out.stderr.splitlines() if "AlreadyExists" not in line and line.strip()]
+            assert out.returncode == 0 or not failed, f"could not recreate {selector}: {out.stderr.strip()}"
+
+        return give_back, killed
+
+    def lose_redis(self, region: str) -> tuple[Callable[[], None], float]:
+        """The region's Redis killed and kept down (`hold_down`): what restores it, when it died."""
+        return self.hold_down(f"app.kubernetes.io/component=redis,tier0.dev/region={region}")
 
     def _prober_pod(self, name: str, args: list[str]) -> str:
         return self._client_pod(name, PROBER.read_text(), args, "e2e-client")
@@ -513,6 +534,18 @@ class Cluster:
         log = self.wait_pod_done(name, timeout=240)
         prefix = self.url("")
         return {url.removeprefix(prefix): status for status, url in (line.split(" ", 1) for line in log.splitlines())}
+
+
+def recreatable(obj: dict[str, Any]) -> dict[str, Any]:
+    """A workload as `kubectl create` takes it back: its spec, name, labels and annotations (Helm's
+    ownership included), without what the API server assigned (uid, resourceVersion, status)."""
+    meta = obj["metadata"]
+    kept = {k: meta[k] for k in ("name", "namespace", "labels", "annotations") if k in meta}
+    spec = dict(obj["spec"])
+    if "volumeClaimTemplates" in spec:
+        claims = spec["volumeClaimTemplates"]
+        spec["volumeClaimTemplates"] = [{k: v for k, v in t.items() if k != "status"} for t in claims]
+    return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "metadata": kept, "spec": spec}
 
 
 def amqp_url_via(url: str, host: str) -> str:

@@ -120,32 +120,26 @@ def _undo_at_exit(undo: Callable[[], None]) -> Iterator[None]:
 
 @contextmanager
 def region_kill(c: kit.Cluster, region: str) -> Iterator[Fault]:
-    """Every pod of `region` force-deleted and kept down (its Deployments and StatefulSets scaled to
-    0); on exit each is scaled back to the replicas it had."""
-    fault = Fault("region kill", region, time.time())
+    """Every pod of `region` force-deleted and kept down (`kit.Cluster.hold_down`: the workloads
+    that own them orphaned first, so no replacement can come up and be deleted gracefully, which
+    would be a drain); on exit the workloads are recreated as they were."""
     selector = f"{REGION_LABEL}={region}"
     items = c.json("-n", c.ns, "get", "deployments,statefulsets", "-l", selector)["items"]
     assert isinstance(items, list)
     workloads = workload_replicas(items)
     assert workloads, f"no workload carries {selector}"
+    fault = Fault("region kill", region, time.time())
     fault.pods = [p["metadata"]["name"] for p in region_pods(c, region)]
     fault.notes.append(", ".join(f"{kind}/{name}={n}" for kind, name, n in workloads))
+    give_back: Callable[[], None] | None = None
 
     def restore() -> None:
-        failed = []
-        for kind, name, replicas in workloads:  # every one is tried, then what failed is raised
-            out = _kubectl(c, "-n", c.ns, "scale", f"{kind}/{name}", f"--replicas={replicas}")
-            if out.returncode != 0:
-                failed.append(f"{kind}/{name}: {out.stderr.strip()}")
+        if give_back is not None:
+            give_back()
         fault.returned = time.time()
-        assert not failed, f"could not scale {region} back: {failed}"
 
     with _undo_at_exit(restore):
-        # Killed first, then kept down: scaling first would delete the pods gracefully, which is a
-        # drain (the operator switches over, without loss) rather than the loss of a region.
-        c.kubectl("-n", c.ns, "delete", "pod", "-l", selector, "--grace-period=0", "--force", "--wait=false")
-        for kind, name, _ in workloads:
-            c.kubectl("-n", c.ns, "scale", f"{kind}/{name}", "--replicas=0")
+        give_back, fault.started = c.hold_down(selector)
         fault.applied = time.time()
         yield fault
 

@@ -146,16 +146,17 @@ def test_failover_when_the_active_redis_is_lost(tier0: kit.Cluster) -> None:
     old = tier0.active()
     new = tier0.other(old)
     with tier0.ledger(duration=30) as ledger, tier0.client(duration=30) as samples:
-        t0 = time.time()
-        tier0.lose_redis(old)
+        restore, t0 = tier0.lose_redis(old)
         tier0.wait_active(new, timeout=FAILOVER_BUDGET_S + 10)
-    o = kit.summarize(samples, t0, new)
-    record(f"failover {old}->{new} (active Redis killed and kept down)", o, ledger, assert_none_lost(tier0, ledger))
-    assert o.first_new_s is not None and o.first_new_s < FAILOVER_BUDGET_S, o
-    last = tier0.status()["lastTransition"]
-    assert isinstance(last, dict) and last["type"] == "Failover"
-    # The old primary comes back from its volume, is fenced and rejoins as the replica.
-    tier0.restore_redis(old)
+    try:
+        o = kit.summarize(samples, t0, new)
+        record(f"failover {old}->{new} (active Redis killed and kept down)", o, ledger, assert_none_lost(tier0, ledger))
+        assert o.first_new_s is not None and o.first_new_s < FAILOVER_BUDGET_S, o
+        last = tier0.status()["lastTransition"]
+        assert isinstance(last, dict) and last["type"] == "Failover", last
+    finally:  # whatever was asserted, the next tests get both regions back
+        # The old primary comes back from its volume, is fenced and rejoins as the replica.
+        restore()
     assert tier0.healthy() == new
     assert tier0.selector_region() == new
 
