@@ -491,6 +491,7 @@ def run(c: kit.Cluster, scenario: Scenario) -> RegionRun:
         rejoin.start()
     rejoin.join()
     returned = fault.returned or time.time()
+    t0 = fault.started  # the fault's own moment (a kill first orphans the region's workloads)
     notes += fault.notes
     after = c.healthy()  # acknowledges a failover (spec follows status) for the next run
     flip = epoch_s(last) if last is not None else None
@@ -499,7 +500,8 @@ def run(c: kit.Cluster, scenario: Scenario) -> RegionRun:
     outcome = kit.summarize(samples, t0, c.other(old) if last is not None else old)
     transition = "none"
     if last is not None:
-        transition = f"{last['type']} {last['from']}->{last['to']}"
+        transition = f"{last['type']} {last['from']}->{last['to']}, {last.get('trigger') or 'untold'}"
+        notes.append(f"why: {last.get('reason') or 'untold'}")
     return RegionRun(
         scenario=scenario.name,
         old=old,
