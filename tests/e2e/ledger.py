@@ -7,9 +7,10 @@ library only), which reports exactly which PUBLISHes the broker PUBACKed.
       chart's MQTT users, with the password read from PASSWORD_FILE), each from a new device
       `E2E-<TAG>-<n>` of site E2E-LEDGER (the store keeps each device's newest message, so one
       message per device makes every acknowledged message checkable afterwards). A broken
-      connection is reopened; a message whose PUBACK never came is not acknowledged and never
-      re-sent. Prints `ready`, one `acked <device id> <epoch s>` line per PUBACK (when it arrived),
-      then `sent <n> acked <m>`.
+      connection is reopened, and so is one whose oldest PUBACK is ACK_TIMEOUT_S overdue (a
+      partitioned broker never closes it), as the device simulator does; a message whose PUBACK
+      never came is not acknowledged and never re-sent. Prints `ready`, one `acked <device id>
+      <epoch s>` line per PUBACK (when it arrived), then `sent <n> acked <m>`.
 
 The payload is validated against the contract (tier0_contract, in the services image) before the
 first message goes out, so a drifted schema fails here rather than being counted as lost.
@@ -30,6 +31,8 @@ except ModuleNotFoundError:  # in the pod: defined by the publisher's source, se
     pass
 
 SITE = "E2E-LEDGER"
+ACK_TIMEOUT_S = 2.0
+"""A PUBACK this overdue means the broker is gone without a word: reconnect (the simulators' bound)."""
 
 
 def payload(device_id: str) -> bytes:
@@ -57,11 +60,13 @@ async def publish(
 ) -> None:
     models.DEVICE_PAYLOAD.validate_json(payload(f"E2E-{tag}-0"))
     in_flight: dict[int, str] = {}
+    sent_at: dict[int, float] = {}
     acked = 0
 
     def on_ack(packet_id: int) -> None:
         nonlocal acked
         device = in_flight.pop(packet_id, None)
+        sent_at.pop(packet_id, None)
         if device is not None:
             acked += 1
             print(f"acked {device} {time.time():.3f}", flush=True)
@@ -71,8 +76,12 @@ async def publish(
     print("ready", flush=True)
     start, sent = time.monotonic(), 0
     while (now := time.monotonic()) - start < duration:
+        oldest = next(iter(sent_at.values()), now)  # insertion order: the longest unacknowledged
+        if now - oldest > ACK_TIMEOUT_S and not pub.closed.is_set():
+            await pub.close()
         if pub.closed.is_set():
             in_flight.clear()  # their PUBACKs can no longer come: not acknowledged
+            sent_at.clear()
             try:
                 await pub.connect()
             except (OSError, TimeoutError, ConnectionError):
@@ -83,6 +92,7 @@ async def publish(
             device = f"E2E-{tag}-{sent}"
             packet_id = pub.next_packet_id()
             in_flight[packet_id] = device
+            sent_at[packet_id] = now
             pub.publish(topics.device_topic(SITE, "og_sensor", device).encode(), payload(device), packet_id)
             sent += 1
         await asyncio.sleep(0.005)
