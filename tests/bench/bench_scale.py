@@ -328,8 +328,8 @@ def main() -> int:
         replicas = int(
             c.kubectl("-n", c.ns, "get", "statefulset", bench.ingest_set(), "-o", "jsonpath={.spec.replicas}")
         )
-        bench.suspend_chart_simulator(True)
         try:
+            bench.suspend_chart_simulator(True)
             for step in plan.ramp(FLEET, RATE, MAX_INTERVAL_S, PER_SHARD_RATE, MAX_SHARDS):
                 bench.step(step, ramp)
             pushed = plan.push(PUSH_DEVICES, 2 * RATE, 2.0, MAX_RATE, PER_SHARD_RATE, MAX_SHARDS)
