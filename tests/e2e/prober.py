@@ -9,6 +9,10 @@ through the cluster's DNS and kube-proxy, like any client there). Standard libra
                                 GET both every INTERVAL s for DURATION s (the telemetry and user
                                 activity a reader sees): `<epoch s> <site last_seen or -> <newest
                                 activity timestamp_utc or ->`, times as epoch seconds
+  latency INTERVAL DURATION URL...
+                                GET the URLs in turn, one every INTERVAL s for DURATION s, each over
+                                a kept-alive connection (the endpoint's time, not the TCP setup's):
+                                `<epoch s> <url index> <seconds> <status or error>`
 """
 
 import http.client
@@ -101,6 +105,39 @@ def fresh(site_url: str, activity_url: str, interval: float, duration: float) ->
     print("\n".join(lines), flush=True)
 
 
+def latency(interval: float, duration: float, urls: list[str]) -> None:
+    targets = [urllib.parse.urlsplit(u) for u in urls]
+    conns: dict[int, http.client.HTTPConnection] = {}
+    print("ready", flush=True)
+    start = tick = time.time()
+    lines, n = [], 0
+    while tick < start + duration:
+        i = n % len(targets)
+        n += 1
+        url = targets[i]
+        t = time.time()
+        try:
+            conn = conns.get(i) or http.client.HTTPConnection(url.hostname or "", url.port or 80, timeout=5)
+            conns[i] = conn
+            conn.request("GET", url.path + (f"?{url.query}" if url.query else ""))
+            resp = conn.getresponse()
+            resp.read()
+            status = str(resp.status)
+        except (OSError, http.client.HTTPException) as exc:
+            broken = conns.pop(i, None)
+            if broken is not None:
+                broken.close()  # a fresh connection next time
+            status = type(exc).__name__
+        lines.append(f"{t:.3f} {i} {time.time() - t:.6f} {status}")
+        tick += interval
+        delay = tick - time.time()
+        if delay > 0:
+            time.sleep(delay)
+        elif delay < -interval:
+            tick = time.time()
+    print("\n".join(lines), flush=True)
+
+
 def get(urls: list[str]) -> None:
     for url in urls:
         status: int | str = "-"
@@ -125,5 +162,7 @@ if __name__ == "__main__":
         probe(sys.argv[2], float(sys.argv[3]), float(sys.argv[4]))
     elif sys.argv[1] == "fresh":
         fresh(sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5]))
+    elif sys.argv[1] == "latency":
+        latency(float(sys.argv[2]), float(sys.argv[3]), sys.argv[4:])
     else:
         get(sys.argv[2:])
