@@ -293,7 +293,7 @@ class Detection:
 
     witnesses: tuple[rp.Witness, ...] = ()
     said: tuple[str, ...] = ()
-    failing_for: float = 0.0
+    failing_for: float | None = None  # seconds since the streak's first failed probe (None: unknown)
 
     @property
     def corroborated(self) -> bool:
@@ -334,10 +334,10 @@ def detect(
     if probes[active].healthy or mine is None or mine.consecutive_failures == 0:
         return Detection()
     since = mine.failing_since
-    failing_for = max(0.0, (at - since).total_seconds()) if at is not None and since is not None else 0.0
+    failing_for = max(0.0, (at - since).total_seconds()) if at is not None and since is not None else None
     witnesses: list[rp.Witness] = ["Probes"]
     said = [f"{active} failed {mine.consecutive_failures} consecutive probes"]
-    if at is not None and since is not None:
+    if failing_for is not None:
         said[0] += f" in {failing_for:.2f} s"
     link = standby_saw(spec, active, probes[spec.other(active).name])
     if link is not None:
@@ -353,7 +353,23 @@ def detect(
 def fast_failover_due(spec: rp.RegionPairSpec, detection: Detection, fails: int) -> bool:
     """The fast path is confirmed: a witness agrees now and the probes have kept failing (at least
     twice) for `fastConfirmSeconds`."""
-    return detection.corroborated and fails >= 2 and detection.failing_for >= spec.failover.fast_confirm_seconds
+    return (
+        detection.corroborated
+        and fails >= 2
+        and detection.failing_for is not None
+        and detection.failing_for >= spec.failover.fast_confirm_seconds
+    )
+
+
+def slow_failover_due(spec: rp.RegionPairSpec, detection: Detection, fails: int) -> bool:
+    """Today's budget: `failureThreshold` consecutive failed probes, spanning `failureThreshold - 1`
+    probe intervals (less a tenth of one, the cadence's slack): while the fast path probes every
+    `fastProbeIntervalSeconds` the count alone would come sooner. Without a clock, the count."""
+    policy = spec.failover
+    if fails < policy.failure_threshold:
+        return False
+    span = (policy.failure_threshold - 1 - 0.1) * policy.probe_interval_seconds
+    return detection.failing_for is None or detection.failing_for >= span
 
 
 def next_interval(spec: rp.RegionPairSpec, detection: Detection) -> float:
@@ -418,11 +434,12 @@ def decide(
     fails = failures(status, active.name)
     stalled = pipeline_unhealthy(status, active.name)
     detection = detect(spec, status, probes, at, seen)
-    failed = fails >= policy.failure_threshold or fast_failover_due(spec, detection, fails)
+    slow = slow_failover_due(spec, detection, fails)
+    failed = slow or fast_failover_due(spec, detection, fails)
     if failed or (stalled is not None and spec.pipeline.on_stall == "Failover"):
         if failed:
             why = "; ".join(detection.said) or f"{active.name} failed {fails} consecutive probes"
-            if len(detection.said) > 1 and fails < policy.failure_threshold:
+            if detection.corroborated and not slow:
                 why += f" (fast path: {witnessed(detection.witnesses, None)})"
         else:
             why = f"{active.name}'s pipeline is {stalled.state if stalled else ''}: {stalled.reason if stalled else ''}"
@@ -440,7 +457,7 @@ def decide(
             reason=why,
             trigger="Failure",
             witnesses=detection.witnesses or ("Probes",),
-            detection_seconds=round(detection.failing_for, 3) if at is not None else None,
+            detection_seconds=round(detection.failing_for, 3) if detection.failing_for is not None else None,
         )
 
     if pa.reachable and pa.role == "replica":

@@ -133,7 +133,15 @@ class PairReconciler:
         probes = await self.probe_all(spec)
         seen = self.seen()
         self.status = decide.observe(spec, self.status, probes, seen)
+        corroborated = self.detection.corroborated
         self.detection = decide.detect(spec, self.status, probes, now(), seen)
+        if leader and self.detection.corroborated and not corroborated:
+            log.info(
+                "%s: fast path: %s; probing every %.2f s",
+                self.pair,
+                "; ".join(self.detection.said),
+                decide.next_interval(spec, self.detection),
+            )
         self._observe(spec, probes, leader)
         if not leader:
             return False

@@ -151,9 +151,7 @@ class RegionRedis:
         )
 
 
-def with_extras(
-    probe: Probe, epoch: Any, config: Any, heartbeats: Any, server_time: Any, ping: Any = None
-) -> Probe:
+def with_extras(probe: Probe, epoch: Any, config: Any, heartbeats: Any, server_time: Any, ping: Any = None) -> Probe:
     """The probe with the rest of the pipelined replies (pure)."""
     config = {**dict(config or {}), **dict(ping or {})}
 

@@ -132,6 +132,19 @@ class TestFastPath:
         assert isinstance(action, d.StartFailover) and action.witnesses == ("Probes",)
         assert action.detection_seconds == 3.0 and "fast path" not in action.reason
 
+    def test_probing_fast_does_not_shorten_the_slow_budget(self) -> None:
+        """With the fast path out of reach (fastConfirmSeconds past the budget), the failures the fast
+        cadence counts still need the slow budget's span: (threshold - 1) x interval, less 0.1 of one."""
+        failover = SPEC.failover.model_copy(update={"fast_confirm_seconds": 60.0})
+        patient = SPEC.model_copy(update={"failover": failover})
+        ps = probes(down("region1"), lost_link(1))
+        span = 1.9 * SPEC.failover.probe_interval_seconds  # threshold 3
+        assert d.decide(patient, failing(12), ps, T0 + timedelta(seconds=span - 0.01)) == d.Nothing()
+        action = d.decide(patient, failing(12), ps, T0 + timedelta(seconds=span))
+        assert isinstance(action, d.StartFailover) and action.witnesses == ("Probes", "StandbyLink")
+        assert "fast path" not in action.reason
+        assert isinstance(d.decide(patient, failing(3), ps), d.StartFailover)  # no clock: the count
+
     def test_kubernetes_alone_corroborates(self) -> None:
         action = d.decide(SPEC, failing(3 - 1), probes(down("region1"), LINK_UP), LATER, KUBE_GONE)
         assert isinstance(action, d.StartFailover) and action.witnesses == ("Probes", "Kubernetes")
