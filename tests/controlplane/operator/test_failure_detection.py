@@ -6,8 +6,8 @@ toxiproxy, the operator as a subprocess; `tier0_testing.detection`):
   fast path out of reach (the slow budget, measured in the same test);
 - the operator cut off from the active Redis alone (the standby still replicating) keeps the slow
   budget, and says its probes were the only witness;
-- a primary frozen (SIGSTOP) for less than a probe interval, its link up, is no failover; frozen for
-  good, the standby's silent link is a witness and the fast path fails over long before the budget;
+- a primary frozen (SIGSTOP) for 0.6 s, its link up, is no failover; frozen for good, the
+  standby's silent link is a witness and the fast path fails over long before the budget;
 - the soak: 60 s of latency and jitter up to 500 ms, 5 % loss, blackouts of the operator's link to
   the active Redis and restarts of the standby: 0 failovers.
 """
@@ -109,28 +109,28 @@ async def test_the_operator_cut_off_alone_keeps_the_slow_budget(stack: Starter) 
 
 @pytest.mark.timeout(120)
 async def test_a_brief_freeze_is_no_failover_and_a_long_one_is_witnessed_by_the_silent_link(stack: Starter) -> None:
-    """0.7 s of SIGSTOP at a 0.5 s interval: at least one probe fails (its 0.4 s timeout), at most
-    two (the budget is five), and the standby has heard its primary within 1.7 s (its link counts
-    as silent from 3 s): no witness, no failover. Then SIGSTOP for good: the standby's link stays up
-    (no reset) but goes silent, a witness, and the fast path fails over long before the slow budget
-    of 20 probes."""
-    interval = 0.5
-    async with stack(interval=interval, threshold=5) as s:
+    """0.6 s of SIGSTOP at a 0.25 s interval: a probe started in the first 0.4 s of the freeze gets no
+    answer within its 0.2 s timeout (one at least), three at most (the budget is eight); the standby
+    heard its primary within 1.6 s (its link counts as silent from 3 s): no witness, no failover.
+    Then SIGSTOP for good: the standby's link stays up (nothing resets it) but goes silent, a
+    witness, and the fast path fails over long before the slow budget of 40 probes."""
+    interval = 0.25
+    async with stack(interval=interval, threshold=8) as s:
         pid = s.redis["region1"].pid
         for _ in range(3):
             mark = len(s.log_lines("probe of region1 failed"))
             os.kill(pid, signal.SIGSTOP)
-            await asyncio.sleep(0.7)
+            await asyncio.sleep(0.6)
             os.kill(pid, signal.SIGCONT)
-            await asyncio.sleep(3 * interval)
+            await asyncio.sleep(4 * interval)
             assert len(s.log_lines("probe of region1 failed")) > mark, "the freeze failed no probe"
             await asyncio.sleep(2.0)
         st = await s.wait_healthy("region1")
         assert st.epoch == 1 and st.last_transition is None, st
         assert not s.log_lines(": fast path: ")
 
-        await s.patch_failover({"failureThreshold": 20})
-        await asyncio.sleep(2 * interval)
+        await s.patch_failover({"failureThreshold": 40})
+        await asyncio.sleep(4 * interval)
         frozen = time.monotonic()
         os.kill(pid, signal.SIGSTOP)
         try:
@@ -144,9 +144,10 @@ async def test_a_brief_freeze_is_no_failover_and_a_long_one_is_witnessed_by_the_
             os.kill(pid, signal.SIGCONT)
         st = await s.wait_healthy("region2")  # region1 answers again: fenced, a replica of region2
         assert st.last_transition is not None and st.last_transition.witnesses == ("Probes", "StandbyLink")
-        assert took < 19 * interval, f"took {took:.2f} s: the slow budget, not the fast path"
+        budget = 39 * interval
+        assert took < budget, f"took {took:.2f} s: the slow budget ({budget:.2f} s), not the fast path"
         assert "has heard nothing from region1" in st.last_transition.reason, st.last_transition.reason
-        print(f"SIGSTOP for good: failed over after {took:.2f} s (slow budget {19 * interval:.1f} s)")
+        print(f"SIGSTOP for good: failed over after {took:.2f} s (slow budget {budget:.2f} s)")
 
 
 @pytest.mark.timeout(240)
@@ -159,5 +160,5 @@ async def test_soak_no_false_failovers(stack: Starter) -> None:
         assert result.active_after == "region1"
         assert result.fast_paths == 0, f"a witness agreed with the probes: {result}"
         # What was injected reached the operator: failed probes, standby restarts, stalls.
-        assert result.failed_probes >= result.blackouts // 2 and result.standby_restarts >= 2, result
+        assert result.failed_probes >= 2 and result.standby_restarts >= 2, result
         assert result.loss_slots > 0 and result.longest_streak < 3, result

@@ -14,9 +14,11 @@ The soak's faults, all on `redis-<active>` (the replication link stays clean):
   each 100 ms slot is, with probability 0.05, a retransmission stall: a 200 ms `latency` toxic both
   ways. (`timeout` and `limit_data` close or blackhole the stream, a connection failure rather than
   loss; `slicer` only fragments it.)
-- blackouts: the stream dropped both ways (`timeout` toxic, timeout 0) for `blackout` seconds, each
-  failing one or two probes in a row: the operator's probes failing alone, with the standby's link
-  healthy, which must neither take the fast path nor reach the slow budget;
+- blackouts: the stream held both ways for `blackout` (1.2) seconds (a `timeout` toxic with timeout
+  0 stops forwarding until it is removed; TCP would hold the bytes the same way through an outage),
+  failing at most two probes in a row at a 1 s interval (a probe fails when its reply is held past
+  its 0.8 s timeout): the operator's probes failing alone, with the standby's link healthy, which
+  must neither take the fast path nor reach the slow budget;
 - a restart of the standby Redis, with a blackout started as it comes back: while it reconnects
   its link is down, the case a naive "link down" witness would turn into a false failover.
 """
@@ -215,7 +217,7 @@ class Faults:
         loss: float = 0.05,
         slot: float = 0.1,
         rto: float = 0.2,
-        blackout: float = 0.6,
+        blackout: float = 1.2,
         seed: int | None = None,
     ) -> None:
         self.stack, self.proxy = stack, f"redis-{active}"
@@ -253,7 +255,7 @@ class Faults:
                 await self._toxi(toxi.remove_toxic, self.proxy, f"rto-{stream}")
 
     async def black_out(self) -> None:
-        """Drop everything both ways for `blackout` seconds (the probes in flight time out)."""
+        """Hold everything both ways for `blackout` seconds (the probes in flight time out)."""
         toxi = self.stack.toxi
         for stream in ("upstream", "downstream"):
             await self._toxi(toxi.add_toxic, self.proxy, f"blackout-{stream}", "timeout", stream, {"timeout": 0})
