@@ -6,14 +6,17 @@ One round of the daemon (reconciler.py) is:
    status naming a region the spec no longer has (a rename), is a `Problem`: reported as
    `Ready=False` with its reason (`problem_status()`) and an Event, and nothing is done;
 1. `observe()`: fold the probes into the status (per-region health, failures, lag, pipeline);
-2. `decide()`: the one action of this round (bootstrap, fence, promote, start a transition, ...);
+2. `detect()`: who sees the active region failing (its probes, the standby's replication link,
+   Kubernetes); `decide()`: the one action of this round (bootstrap, fence, promote, start a
+   transition, ...);
 3. `guard()`: what the active primary's Redis must hold besides its role (the pair's epoch,
    `min-replicas-to-write` by `spec.replication`);
 4. `report()`: phase, conditions and the replication status, from all of the above;
 5. `events()`: the Events a change between two statuses deserves.
 
-Keeping every rule here (failover threshold, fencing, switchover requests, acknowledging a failover,
-the write guard, pipeline health) means each is unit-tested without Redis or an apiserver.
+Keeping every rule here (failover threshold and the fast path's witnesses, fencing, switchover
+requests, acknowledging a failover, the write guard, pipeline health) means each is unit-tested
+without Redis or an apiserver.
 """
 
 from collections.abc import Mapping
@@ -29,6 +32,10 @@ from tier0_operator.model import NOTHING_SEEN, Probe, RegionSeen
 
 SWITCHOVER_RETRY_MIN_SECONDS = 5.0
 SWITCHOVER_RETRY_MAX_SECONDS = 300.0
+REPL_PING_PERIOD = 1
+"""repl-ping-replica-period of the active primary (Redis's default is 10): its replica hears from it
+every second even when nothing is written, so `master_last_io_seconds_ago` can tell a silent primary
+within `failover.linkSilenceSeconds`."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,8 @@ class StartFailover:
     lost_bytes: int
     reason: str
     trigger: rp.Trigger = "Failure"
+    witnesses: tuple[rp.Witness, ...] = ()
+    detection_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -101,12 +110,14 @@ Action = Nothing | Bootstrap | MakeReplica | Promote | StartSwitchover | StartFa
 
 @dataclass(frozen=True)
 class Guard:
-    """Settings the active primary's Redis must hold: SET keys.PAIR_EPOCH, CONFIG SET min-replicas-*."""
+    """Settings the active primary's Redis must hold: SET keys.PAIR_EPOCH, CONFIG SET min-replicas-*
+    and repl-ping-replica-period (`REPL_PING_PERIOD`: the standby's witness needs it)."""
 
     region: str
     epoch: int | None  # None: already written
     min_replicas_to_write: int | None  # None: already as wanted
     min_replicas_max_lag: int
+    ping_period: int | None = None  # repl-ping-replica-period to set (None: already as wanted)
 
 
 @dataclass(frozen=True)
@@ -184,6 +195,14 @@ def failures(status: rp.RegionPairStatus, region: str) -> int:
     return r.consecutive_failures if r is not None else 0
 
 
+def failing_since(status: rp.RegionPairStatus, region: str, at: datetime) -> datetime:
+    """When the region's current streak of failed probes began (`at`: this probe's time, the first)."""
+    r = status.region(region)
+    if r is None or r.consecutive_failures == 0 or r.failing_since is None:
+        return at
+    return r.failing_since
+
+
 def observe(
     spec: rp.RegionPairSpec,
     status: rp.RegionPairStatus,
@@ -205,6 +224,7 @@ def observe(
             lag_bytes=lag if r.name != status.active_region else 0,
             link_up=probes[r.name].link_up,
             consecutive_failures=0 if probes[r.name].healthy else failures(status, r.name) + 1,
+            failing_since=None if probes[r.name].healthy else failing_since(status, r.name, probes[r.name].at),
             last_probe_time=probes[r.name].at,
             message=probes[r.name].error,
             pipeline=verdicts.get(r.name),
@@ -262,6 +282,110 @@ def pipeline_unhealthy(status: rp.RegionPairStatus, region: str) -> rp.PipelineS
     return None
 
 
+# --- 2. detect -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Detection:
+    """Who sees the active region failing this round. Empty when its last probe answered; else
+    "Probes" (the operator's own, failing for `failing_for` seconds) and each independent witness
+    that agrees, with what it said."""
+
+    witnesses: tuple[rp.Witness, ...] = ()
+    said: tuple[str, ...] = ()
+    failing_for: float | None = None  # seconds since the streak's first failed probe (None: unknown)
+
+    @property
+    def corroborated(self) -> bool:
+        """The probes and at least one witness independent of them agree: the fast path."""
+        return len(self.witnesses) > 1
+
+
+def standby_saw(spec: rp.RegionPairSpec, active: str, ps: Probe) -> str | None:
+    """What the standby's Redis says of the active primary when it has lost it (None: nothing): its
+    link to it dropped (a link that was up: a replica that never connected, or is starting a sync
+    it asked for, has lost nothing), or the primary has sent nothing for `linkSilenceSeconds` while
+    it pings every second. Only while the standby replicates from the active region."""
+    if not ps.reachable or not ps.replicates_from(spec.region(active).redis):
+        return None
+    standby = ps.region
+    if not ps.link_up and not ps.syncing and ps.link_down_seconds is not None:
+        return f"{standby}'s replication link to {active} is down ({ps.link_down_seconds} s)"
+    silence = spec.failover.link_silence_seconds
+    if ps.link_up and ps.last_io_seconds is not None and ps.last_io_seconds >= silence:
+        return f"{standby} has heard nothing from {active} for {ps.last_io_seconds} s"
+    return None
+
+
+def detect(
+    spec: rp.RegionPairSpec,
+    status: rp.RegionPairStatus,
+    probes: dict[str, Probe],
+    at: datetime | None,
+    seen: Mapping[str, RegionSeen] | None = None,
+) -> Detection:
+    """The witnesses of the active region's failure this round (after `observe()`). The standby's
+    Redis and Kubernetes see the active Redis by other paths than the operator's probes, so a network
+    blip between the operator and the active region does not fool them; a crash is loud to both."""
+    if status.active_region is None or status.transition is not None:
+        return Detection()
+    active = status.active_region
+    mine = status.region(active)
+    if probes[active].healthy or mine is None or mine.consecutive_failures == 0:
+        return Detection()
+    since = mine.failing_since
+    failing_for = max(0.0, (at - since).total_seconds()) if at is not None and since is not None else None
+    witnesses: list[rp.Witness] = ["Probes"]
+    said = [f"{active} failed {mine.consecutive_failures} consecutive probes"]
+    if failing_for is not None:
+        said[0] += f" in {failing_for:.2f} s"
+    link = standby_saw(spec, active, probes[spec.other(active).name])
+    if link is not None:
+        witnesses.append("StandbyLink")
+        said.append(link)
+    kube = (seen or {}).get(active, NOTHING_SEEN).redis_down
+    if kube is not None:
+        witnesses.append("Kubernetes")
+        said.append(f"{kube} ({active})")
+    return Detection(tuple(witnesses), tuple(said), failing_for)
+
+
+def fast_failover_due(spec: rp.RegionPairSpec, detection: Detection, fails: int) -> bool:
+    """The fast path is confirmed: a witness agrees now and the probes have kept failing (at least
+    twice) for `fastConfirmSeconds`."""
+    return (
+        detection.corroborated
+        and fails >= 2
+        and detection.failing_for is not None
+        and detection.failing_for >= spec.failover.fast_confirm_seconds
+    )
+
+
+def slow_failover_due(spec: rp.RegionPairSpec, detection: Detection, fails: int) -> bool:
+    """Today's budget: `failureThreshold` consecutive failed probes, spanning `failureThreshold - 1`
+    probe intervals (less a tenth of one, the cadence's slack): while the fast path probes every
+    `fastProbeIntervalSeconds` the count alone would come sooner. Without a clock, the count."""
+    policy = spec.failover
+    if fails < policy.failure_threshold:
+        return False
+    span = (policy.failure_threshold - 1 - 0.1) * policy.probe_interval_seconds
+    return detection.failing_for is None or detection.failing_for >= span
+
+
+def next_interval(spec: rp.RegionPairSpec, detection: Detection) -> float:
+    """Seconds to the next round: `fastProbeIntervalSeconds` while a witness agrees with failing
+    probes (the fast path confirming), the probe interval otherwise."""
+    if detection.corroborated:
+        return min(spec.failover.fast_probe_interval_seconds, spec.failover.probe_interval_seconds)
+    return spec.failover.probe_interval_seconds
+
+
+def witnessed(witnesses: tuple[rp.Witness, ...], seconds: float | None) -> str:
+    """`witnesses: Probes, StandbyLink; detected in 0.62 s` for messages and Events."""
+    text = f"witnesses: {', '.join(witnesses)}"
+    return text + (f"; detected in {seconds:.2f} s" if seconds is not None else "")
+
+
 # --- 2. decide -------------------------------------------------------------------------------------
 
 
@@ -309,20 +433,32 @@ def decide(
 
     fails = failures(status, active.name)
     stalled = pipeline_unhealthy(status, active.name)
-    if fails >= policy.failure_threshold or (stalled is not None and spec.pipeline.on_stall == "Failover"):
-        why = (
-            f"{active.name} failed {fails} consecutive probes"
-            if fails >= policy.failure_threshold
-            else f"{active.name}'s pipeline is {stalled.state if stalled else ''}: {stalled.reason if stalled else ''}"
-        )
+    detection = detect(spec, status, probes, at, seen)
+    slow = slow_failover_due(spec, detection, fails)
+    failed = slow or fast_failover_due(spec, detection, fails)
+    if failed or (stalled is not None and spec.pipeline.on_stall == "Failover"):
+        if failed:
+            why = "; ".join(detection.said) or f"{active.name} failed {fails} consecutive probes"
+            if detection.corroborated and not slow:
+                why += f" (fast path: {witnessed(detection.witnesses, None)})"
+        else:
+            why = f"{active.name}'s pipeline is {stalled.state if stalled else ''}: {stalled.reason if stalled else ''}"
         if policy.mode == "Manual":
             return Blocked("ManualFailover", f"{why}, and failover.mode is Manual")
         if not ps.healthy:
             return Blocked("StandbyUnavailable", f"{why}, and {standby.name} is not healthy")
-        if fails < policy.failure_threshold and pipeline_unhealthy(status, standby.name) is not None:
+        if not failed and pipeline_unhealthy(status, standby.name) is not None:
             return Blocked("StandbyPipelineUnhealthy", f"{why}, and {standby.name}'s pipeline is no better")
-        trigger: rp.Trigger = "Failure" if fails >= policy.failure_threshold else "PipelineStall"
-        return StartFailover(standby.name, lost_bytes=status.lag_bytes, reason=why, trigger=trigger)
+        if not failed:
+            return StartFailover(standby.name, lost_bytes=status.lag_bytes, reason=why, trigger="PipelineStall")
+        return StartFailover(
+            standby.name,
+            lost_bytes=status.lag_bytes,
+            reason=why,
+            trigger="Failure",
+            witnesses=detection.witnesses or ("Probes",),
+            detection_seconds=round(detection.failing_for, 3) if detection.failing_for is not None else None,
+        )
 
     if pa.reachable and pa.role == "replica":
         if ps.reachable and ps.role == "primary":
@@ -439,9 +575,10 @@ def guard(spec: rp.RegionPairSpec, status: rp.RegionPairStatus, probes: dict[str
         want if want is not None and (want != pa.min_replicas_to_write or lag != pa.min_replicas_max_lag) else None
     )
     set_epoch = status.epoch if pa.epoch != status.epoch else None
-    if set_min is None and set_epoch is None:
+    set_ping = REPL_PING_PERIOD if pa.ping_period is not None and pa.ping_period != REPL_PING_PERIOD else None
+    if set_min is None and set_epoch is None and set_ping is None:
         return None
-    return Guard(status.active_region, set_epoch, set_min, lag)
+    return Guard(status.active_region, set_epoch, set_min, lag, set_ping)
 
 
 def promotion_min_replicas(spec: rp.RegionPairSpec, standby_reachable: bool) -> int:
@@ -552,6 +689,9 @@ def conditions_of(
         elif last is not None and last.type == "Failover" and last.to_region == active:
             reason = "FailedOver"
             message = f"failed over to {active}; set spec.activeRegion: {active} to acknowledge"
+            if last.witnesses:
+                message = f"failed over to {active} ({witnessed(last.witnesses, last.detection_seconds)}); "
+                message += f"set spec.activeRegion: {active} to acknowledge"
         elif last is not None and last.trigger == "Disruption" and last.to_region == active:
             reason = "SwitchedOverForDisruption"
             message = f"{last.reason}; switched over to {active}: set spec.activeRegion: {active} to acknowledge"

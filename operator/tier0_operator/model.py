@@ -28,9 +28,14 @@ class Probe:
     master_port: int | None = None
     link_up: bool = False
     error: str = ""
+    # A replica's view of its primary (INFO replication), the standby's witness of the active region:
+    last_io_seconds: int | None = None  # master_last_io_seconds_ago while the link is up
+    link_down_seconds: int | None = None  # master_link_down_since_seconds (None: up, or never connected)
+    syncing: bool = False  # master_sync_in_progress: a (re)sync the replica started, not a lost primary
     epoch: int | None = None  # keys.PAIR_EPOCH in this Redis (None: not set)
     min_replicas_to_write: int | None = None  # CONFIG GET min-replicas-to-write (None: not read)
     min_replicas_max_lag: int | None = None
+    ping_period: int | None = None  # CONFIG GET repl-ping-replica-period (None: not read)
     heartbeats: tuple[pipeline.Heartbeat, ...] = field(default=(), compare=False)
     server_time: float | None = None  # Redis TIME (epoch s): the clock the heartbeats are on
 
@@ -58,6 +63,14 @@ class RegionSeen:
             return "its Redis pod is terminating (drain, eviction or deletion)"
         if self.api == "terminating":
             return "its last serving API pod is terminating (drain, eviction or deletion)"
+        return None
+
+    @property
+    def redis_down(self) -> str | None:
+        """Why Kubernetes says this region's Redis is not serving (None: serving, or not known): the
+        Kubernetes witness of a failed active region."""
+        if self.redis in ("notready", "absent", "terminating"):
+            return f"Kubernetes shows its Redis {self.redis}"
         return None
 
 

@@ -70,6 +70,7 @@ class PairReconciler:
         self.regions: list[str] = []
         self._routes: tuple[rp.ServiceRoute, ...] = ()
         self.witness: endpoints.Witness | None = None
+        self.detection = decide.Detection()  # the last round's: a corroborated one probes fast
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -96,8 +97,8 @@ class PairReconciler:
                     else:
                         self._routes = spec.routes
                         self.witness.track(spec)
-                        interval = spec.failover.probe_interval_seconds
                         busy = await self.tick(spec, generation, leader)
+                        interval = decide.next_interval(spec, self.detection)
                 except (ApiError, *TransportErrors) as e:
                     # The apiserver hiccuped: report and go on (kopf would back off a crashed daemon
                     # for a minute). An unfinished transition is resumed from status next round.
@@ -132,6 +133,15 @@ class PairReconciler:
         probes = await self.probe_all(spec)
         seen = self.seen()
         self.status = decide.observe(spec, self.status, probes, seen)
+        corroborated = self.detection.corroborated
+        self.detection = decide.detect(spec, self.status, probes, now(), seen)
+        if leader and self.detection.corroborated and not corroborated:
+            log.info(
+                "%s: fast path: %s; probing every %.2f s",
+                self.pair,
+                "; ".join(self.detection.said),
+                decide.next_interval(spec, self.detection),
+            )
         self._observe(spec, probes, leader)
         if not leader:
             return False
@@ -177,7 +187,17 @@ class PairReconciler:
                     why = reason or f"spec.activeRegion set to {to}" + (f" (attempt {attempt})" if attempt > 1 else "")
                     await self.start_transition(spec, "Switchover", to, why, 0, generation, attempt, trigger)
                 case decide.StartFailover(to=to, lost_bytes=lost, reason=reason, trigger=trigger):
-                    await self.start_transition(spec, "Failover", to, reason, lost, generation, trigger=trigger)
+                    await self.start_transition(
+                        spec,
+                        "Failover",
+                        to,
+                        reason,
+                        lost,
+                        generation,
+                        trigger=trigger,
+                        witnesses=action.witnesses,
+                        detection_seconds=action.detection_seconds,
+                    )
                 case decide.Resume():
                     await self.run_transition(spec, generation)
                 case _:
@@ -215,14 +235,21 @@ class PairReconciler:
         generation: int,
         attempt: int = 1,
         trigger: rp.Trigger | None = None,
+        witnesses: tuple[rp.Witness, ...] = (),
+        detection_seconds: float | None = None,
     ) -> None:
-        started = transition.begin(spec, self.status, kind, to, reason, lost, now(), attempt, trigger)
+        started = transition.begin(
+            spec, self.status, kind, to, reason, lost, now(), attempt, trigger, witnesses, detection_seconds
+        )
         if not await self.write_status_cas(self.status.epoch, started):
             return
         t = started.transition
         assert t is not None
         metrics.IN_TRANSITION.labels(self.pair).set(1)
-        self._event(f"{kind}Started", f"{kind} {t.from_region} -> {to} (epoch {t.epoch}): {reason}", kind == "Failover")
+        message = f"{kind} {t.from_region} -> {to} (epoch {t.epoch}): {reason}"
+        if witnesses:
+            message += f" ({decide.witnessed(witnesses, detection_seconds)})"
+        self._event(f"{kind}Started", message, kind == "Failover")
         await self.run_transition(spec, generation)
 
     async def run_transition(self, spec: rp.RegionPairSpec, generation: int) -> None:
@@ -636,9 +663,13 @@ class PairReconciler:
         """Every region's probe. A region that failed its last probe gets RECHECK_SECONDS: a vanished
         address would cost the client's whole timeout (0.8 s at a 1 s interval) on each of the
         threshold's probes, the last of which delays the failover itself, while a Redis that is
-        back answers well within the bound."""
+        back answers well within the bound. Except the active region while no witness agrees with
+        its failed probes: only its timeout fails it then, so a slow link (500 ms of jitter) is
+        not three failures in a row."""
         session = self._session()
         suspect = self._failing()
+        if not self.detection.corroborated and self.status.transition is None:
+            suspect.discard(self.status.active_region or "")
         probes = await asyncio.gather(
             *(
                 self.clients[r.name].probe(r.health_url, session, bound=RECHECK_SECONDS if r.name in suspect else None)

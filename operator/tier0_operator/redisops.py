@@ -4,7 +4,9 @@ Each call is bounded by a short timeout so a hung server counts as a failed prob
 stalling the daemon.
 
 The probe is one pipelined round trip: INFO replication, GET `keys.PAIR_EPOCH`, CONFIG GET
-min-replicas-*, HGETALL `keys.PIPELINE_HEARTBEATS` and TIME (the clock the heartbeats are on).
+min-replicas-*, HGETALL `keys.PIPELINE_HEARTBEATS`, TIME (the clock the heartbeats are on) and
+CONFIG GET repl-ping-replica-period. A replica's INFO is also the standby's witness of its primary
+(`decide.standby_saw`): its link, when it last heard from it, whether it is syncing.
 Inside a transition only INFO replication is read (`full=False`): every millisecond counts there.
 """
 
@@ -22,7 +24,7 @@ from redis.exceptions import RedisError
 from tier0_contract import keys, pipeline
 from tier0_contract import regionpair as rp
 from tier0_operator import metrics
-from tier0_operator.decide import Guard
+from tier0_operator.decide import REPL_PING_PERIOD, Guard
 from tier0_operator.model import Probe, now
 
 
@@ -97,6 +99,7 @@ class RegionRedis:
                 pipe.config_get("min-replicas-*")
                 pipe.hgetall(keys.PIPELINE_HEARTBEATS)
                 pipe.time()
+                pipe.config_get("repl-ping-replica-period")
                 return list(await pipe.execute())
 
     async def take_primary(self, epoch: int, min_replicas_to_write: int, max_lag: int) -> None:
@@ -108,6 +111,7 @@ class RegionRedis:
             pipe.set(keys.PAIR_EPOCH, epoch)
             pipe.config_set("min-replicas-to-write", min_replicas_to_write)
             pipe.config_set("min-replicas-max-lag", max_lag)
+            pipe.config_set("repl-ping-replica-period", REPL_PING_PERIOD)
             await pipe.execute()
 
     async def apply_guard(self, guard: Guard) -> None:
@@ -115,6 +119,8 @@ class RegionRedis:
         if guard.min_replicas_to_write is not None:
             await self.client.config_set("min-replicas-to-write", guard.min_replicas_to_write)
             await self.client.config_set("min-replicas-max-lag", guard.min_replicas_max_lag)
+        if guard.ping_period is not None:
+            await self.client.config_set("repl-ping-replica-period", guard.ping_period)
         if guard.epoch is not None:
             await self.client.set(keys.PAIR_EPOCH, guard.epoch)
 
@@ -145,9 +151,9 @@ class RegionRedis:
         )
 
 
-def with_extras(probe: Probe, epoch: Any, config: Any, heartbeats: Any, server_time: Any) -> Probe:
+def with_extras(probe: Probe, epoch: Any, config: Any, heartbeats: Any, server_time: Any, ping: Any = None) -> Probe:
     """The probe with the rest of the pipelined replies (pure)."""
-    config = dict(config or {})
+    config = {**dict(config or {}), **dict(ping or {})}
 
     def number(raw: Any) -> int | None:
         try:
@@ -161,6 +167,7 @@ def with_extras(probe: Probe, epoch: Any, config: Any, heartbeats: Any, server_t
         epoch=number(epoch),
         min_replicas_to_write=number(config.get("min-replicas-to-write")),
         min_replicas_max_lag=number(config.get("min-replicas-max-lag")),
+        ping_period=number(config.get("repl-ping-replica-period")),
         heartbeats=tuple(pipeline.parse(heartbeats or {})),
         server_time=int(seconds) + int(micros) / 1e6,
     )
@@ -170,6 +177,13 @@ def parse_replication(region: str, info: dict[str, Any], at: Any, http_ok: bool 
     """INFO replication -> Probe (pure; redis-py has already split the fields)."""
     if info.get("role") == "master":
         return Probe(region, at, True, http_ok, "primary", int(info.get("master_repl_offset", 0)), error=error)
+    link_up = info.get("master_link_status") == "up"
+
+    def seconds(field: str) -> int | None:
+        # -1: never (a replica that has not connected yet has no lost link and no last I/O).
+        value = int(info.get(field, -1))
+        return value if value >= 0 else None
+
     return Probe(
         region,
         at,
@@ -179,6 +193,9 @@ def parse_replication(region: str, info: dict[str, Any], at: Any, http_ok: bool 
         int(info.get("slave_repl_offset", 0)),
         master_host=str(info.get("master_host")),
         master_port=int(info.get("master_port", 0)),
-        link_up=info.get("master_link_status") == "up",
+        link_up=link_up,
         error=error,
+        last_io_seconds=seconds("master_last_io_seconds_ago") if link_up else None,
+        link_down_seconds=None if link_up else seconds("master_link_down_since_seconds"),
+        syncing=bool(int(info.get("master_sync_in_progress", 0))),
     )

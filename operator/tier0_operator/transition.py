@@ -86,10 +86,13 @@ def begin(
     at: datetime,
     attempt: int = 1,
     trigger: rp.Trigger | None = None,
+    witnesses: tuple[rp.Witness, ...] = (),
+    detection_seconds: float | None = None,
 ) -> rp.RegionPairStatus:
     """The status that starts a transition (written with a compare-and-set on the old epoch). A
     requested switchover acts on spec.activeRegion; a failover or a switchover away from a disrupted
-    region does not (status.requestedRegion stays: the user's wish is unchanged)."""
+    region does not (status.requestedRegion stays: the user's wish is unchanged). A failover
+    records who saw the region fail and how long that took (`decide.detect`)."""
     trigger = trigger or ("Requested" if kind == "Switchover" else "Failure")
     assert status.active_region is not None
     t = rp.TransitionStatus(
@@ -102,6 +105,8 @@ def begin(
         lost_bytes=lost_bytes,
         attempt=attempt,
         trigger=trigger,
+        witnesses=witnesses,
+        detection_seconds=detection_seconds,
     )
     return status.model_copy(
         update={
@@ -202,7 +207,10 @@ def finished(
             at_risk_since=at if alone else None,
             standby_out_of_sync_since=at if alone else None,
         )
-    regions = tuple(r.model_copy(update={"consecutive_failures": 0}) if r.name == active else r for r in status.regions)
+    regions = tuple(
+        r.model_copy(update={"consecutive_failures": 0, "failing_since": None}) if r.name == active else r
+        for r in status.regions
+    )
     return status.model_copy(
         update={
             "active_region": active,
@@ -233,6 +241,8 @@ def last_transition(
         lost_bytes=t.lost_bytes,
         attempt=t.attempt,
         trigger=t.trigger,
+        witnesses=t.witnesses,
+        detection_seconds=t.detection_seconds,
         summary=f"{t.type} {t.from_region}->{t.to_region}{verb} ({duration:.2f}s)"
         + (f", attempt {t.attempt}" if t.attempt > 1 else ""),
     )
@@ -243,4 +253,7 @@ def event_of_finish(t: rp.TransitionStatus, last: rp.LastTransition) -> tuple[st
     done = last.outcome == "Succeeded"
     reason = f"{t.type}{'Completed' if done else last.outcome}"
     message = f"{last.summary}, epoch {t.epoch}, lost {t.lost_bytes} bytes" + ("" if done else f": {last.reason}")
+    if t.witnesses:
+        seconds = f"; detected in {t.detection_seconds:.2f} s" if t.detection_seconds is not None else ""
+        message += f" (witnesses: {', '.join(t.witnesses)}{seconds})"
     return reason, message, not done or t.type == "Failover"

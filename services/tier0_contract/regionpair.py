@@ -33,6 +33,11 @@ Outcome = Literal["Succeeded", "RolledBack", "Failed"]
 Trigger = Literal["Requested", "Disruption", "Failure", "PipelineStall"]
 """What started a transition: spec.activeRegion (Requested), the active region being taken down on
 purpose (Disruption: a drain, an eviction, a deletion), failed probes (Failure), a stalled pipeline."""
+Witness = Literal["Probes", "StandbyLink", "Kubernetes"]
+"""Who saw the active region fail: the operator's own probes, the standby Redis (its replication
+link to the primary lost, or silent past `failover.linkSilenceSeconds`), Kubernetes (the active
+Redis pod not ready, out of its Service's endpoints, or gone). A failover on the fast path needs
+the probes and at least one other."""
 EndpointState = Literal["serving", "terminating", "notready", "absent", "unknown"]
 ConditionStatus = Literal["True", "False", "Unknown"]
 PipelineState = Literal["ok", "idle", "stalled", "dead", "absent", "unknown"]
@@ -121,6 +126,17 @@ class FailoverPolicy(_Model):
     """When Kubernetes takes the active region down on purpose (its Redis pod, or its last serving API
     pod, is terminating: a drain, an eviction, a deletion), switch over to the standby first, without
     loss, instead of failing over once it is gone."""
+    fast_confirm_seconds: float = 0.5
+    """The fast path: once the active region's probes fail and an independent witness agrees (the
+    standby lost its link, Kubernetes sees the active Redis pod not ready or gone), fail over when
+    the probes have kept failing, with a witness still agreeing, for this long. Only the operator's
+    own probes failing keeps `failureThreshold` x `probeIntervalSeconds`."""
+    fast_probe_interval_seconds: float = 0.1
+    """Probe interval while the fast path confirms."""
+    link_silence_seconds: int = 3
+    """The standby's link counts as lost also when it is up but the primary has sent nothing for this
+    long (`master_last_io_seconds_ago`; the operator has the primary ping its replica every second):
+    a frozen or silently partitioned primary."""
 
 
 class ReplicationPolicy(_Model):
@@ -241,6 +257,8 @@ class RegionStatus(_Model):
     link_up: bool = False
     """For a replica: its link to the primary is up."""
     consecutive_failures: int = 0
+    failing_since: datetime | None = None
+    """When the first of the current `consecutiveFailures` was probed (None: the last probe answered)."""
     last_probe_time: datetime | None = None
     message: str = ""
     pipeline: PipelineStatus | None = None
@@ -275,6 +293,10 @@ class TransitionStatus(_Model):
     attempt: int = 1
     """1 for a new request; n for the (n-1)th retry of a switchover that was rolled back."""
     trigger: Trigger = "Requested"
+    witnesses: tuple[Witness, ...] = ()
+    """For a failover: who saw the active region fail when it was decided (`Witness`)."""
+    detection_seconds: float | None = None
+    """For a failover: from the first failed probe of the streak to the decision."""
 
 
 class LastTransition(_Model):
@@ -292,6 +314,8 @@ class LastTransition(_Model):
     lost_bytes: int = 0
     attempt: int = 1
     trigger: Trigger = "Requested"
+    witnesses: tuple[Witness, ...] = ()
+    detection_seconds: float | None = None
     summary: str = ""
     """One line for `kubectl get rp`, e.g. `Switchover region1->region2 (0.06s)`."""
 

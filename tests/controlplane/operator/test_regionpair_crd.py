@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tier0_contract import regionpair as rp
 from tier0_testing import operator as testing
 from tier0_testing.operator import run_kubectl
 
@@ -63,6 +64,9 @@ CASES = [
     ("spec.failover.probeIntervalSeconds", 0, "failover.probeIntervalSeconds must be at least 0.1 seconds"),
     ("spec.failover.probeIntervalSeconds", 0.05, "should be greater than or equal to 0.1"),
     ("spec.failover.switchoverTimeoutSeconds", 0, "switchoverTimeoutSeconds must be at least 0.1 seconds"),
+    ("spec.failover.fastConfirmSeconds", 0, "failover.fastConfirmSeconds must be at least 0.1 seconds"),
+    ("spec.failover.fastProbeIntervalSeconds", 0, "fastProbeIntervalSeconds must be at least 0.05 seconds"),
+    ("spec.failover.linkSilenceSeconds", 1, "should be greater than or equal to 2"),
     ("spec.failover.failureThreshold", 0, "should be greater than or equal to 1"),
     ("spec.service", DELETE, "spec.services must name at least one Service"),
     ("spec.services", [{"name": "x"}], "spec.service is deprecated: list every Service in spec.services"),
@@ -92,7 +96,11 @@ def test_a_valid_pair_is_accepted_with_defaults(kubectl: list[str], regionpair_c
         "failureThreshold": 3,
         "switchoverTimeoutSeconds": 5,
         "onDisruption": "Switchover",
+        "fastConfirmSeconds": 0.5,
+        "fastProbeIntervalSeconds": 0.1,
+        "linkSilenceSeconds": 3,
     }
+    assert spec["failover"] == rp.FailoverPolicy().to_json()  # the model's defaults are the CRD's
     assert spec["paused"] is False
     assert spec["replication"] == {"whenStandbyDown": "Accept", "minReplicasMaxLagSeconds": 2}
     assert spec["pipeline"] == {"stallAfterSeconds": 10, "onStall": "Report"}

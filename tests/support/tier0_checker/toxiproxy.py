@@ -1,6 +1,7 @@
 """Shopify's toxiproxy (a real TCP proxy, built by hack/install-tools.sh) driven over its HTTP API:
 a proxy per link the checker may cut; `cut()` disables a proxy (every connection through it is
-closed and new ones are refused) and `heal()` enables it again."""
+closed and new ones are refused) and `heal()` enables it again; toxics (latency, a blackout) make a
+link slow or lossy without closing it."""
 
 import json
 import urllib.request
@@ -42,6 +43,22 @@ class Toxiproxy:
 
     def heal(self, name: str) -> None:
         self._call("POST", f"/proxies/{name}", {"enabled": True})
+
+    def add_toxic(
+        self, proxy: str, name: str, kind: str, stream: str, attributes: dict[str, int], toxicity: float = 1.0
+    ) -> None:
+        """A toxic on one direction of `proxy` (`stream`: upstream = client -> server, downstream =
+        server -> client): `latency` (latency, jitter in ms), `timeout` (timeout 0: data dropped while
+        it is on), ... (toxiproxy's README lists them)."""
+        body = {"name": name, "type": kind, "stream": stream, "toxicity": toxicity, "attributes": attributes}
+        self._call("POST", f"/proxies/{proxy}/toxics", body)
+
+    def remove_toxic(self, proxy: str, name: str) -> None:
+        self._call("DELETE", f"/proxies/{proxy}/toxics/{name}")
+
+    def toxics(self, proxy: str) -> list[str]:
+        found = self._call("GET", f"/proxies/{proxy}/toxics")
+        return [str(t["name"]) for t in found] if isinstance(found, list) else []
 
 
 def start(state_dir: Path) -> Toxiproxy:

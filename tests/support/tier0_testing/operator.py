@@ -67,14 +67,21 @@ def pair_manifest(
     replication: dict[str, Any] | None = None,
     pipeline: dict[str, Any] | None = None,
     services: list[dict[str, Any]] | None = None,
+    replication_ports: dict[str, int] | None = None,
+    failover: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A RegionPair for local Redis servers on `ports`, built from the contract's model (`services`:
-    spec.services instead of the deprecated spec.service)."""
+    spec.services instead of the deprecated spec.service; `replication_ports`: where the other
+    region replicates from, e.g. a proxy of its own; `failover`: more spec.failover fields)."""
     regions = [
         {
             "name": region,
             "selector": {"app": "region-api", "tier0.dev/region": region},
-            "redis": {"host": "127.0.0.1", "port": port},
+            "redis": {
+                "host": "127.0.0.1",
+                "port": port,
+                **({"replicationPort": replication_ports[region]} if replication_ports else {}),
+            },
             "healthURL": (health_urls or {}).get(region),
         }
         for region, port in ports.items()
@@ -89,6 +96,7 @@ def pair_manifest(
                 "probeIntervalSeconds": interval,
                 "failureThreshold": threshold,
                 "switchoverTimeoutSeconds": switchover_timeout,
+                **(failover or {}),
             },
             "replication": replication or {},
             "pipeline": pipeline or {},

@@ -117,7 +117,8 @@ class TestFailover:
     def test_after_threshold_failures_records_the_last_lag_and_why(self) -> None:
         st = status(failures={"region1": 3}, lag_bytes=42)
         ps = probes(down("region1"), replica("region2", 7001, link=False))
-        assert d.decide(SPEC, st, ps) == d.StartFailover("region2", 42, "region1 failed 3 consecutive probes")
+        want = d.StartFailover("region2", 42, "region1 failed 3 consecutive probes", witnesses=("Probes",))
+        assert d.decide(SPEC, st, ps) == want
 
     def test_no_failover_below_threshold(self) -> None:
         st = status(failures={"region1": 2})
