@@ -46,6 +46,8 @@ MAX_UNCONFIRMED_BATCHES = 8
 REFUSED_ATTEMPTS = 3
 """Writes of one batch refused for a non-transient reason (`rediserrors.is_transient`) before the
 batch is salvaged piece by piece and what still fails is dead-lettered."""
+STOP_CHECK_S = 0.1
+"""How often a worker waiting for a primary looks whether it is stopping."""
 RECONNECT_FAST_S = 0.1
 RECONNECT_FAST_FOR_S = 3.0
 RECONNECT_MAX_S = 10.0
@@ -170,6 +172,20 @@ class IngestWorker:
                 log.warning("primary resolution failed: %s", exc)
                 await asyncio.sleep(self.config.resolve_interval)
 
+    async def _current_primary(self) -> int:
+        """The current primary's index, waiting while there is none (a transition, or a worker that
+        knows only its own Redis, which is a replica now). A stopping worker stops waiting: the
+        batch stays unacknowledged and the broker redelivers it (without this a worker holding a
+        batch never finished its SIGTERM and was killed after its grace period)."""
+        while True:
+            if self._stopping:
+                raise asyncio.CancelledError
+            try:
+                async with asyncio.timeout(STOP_CHECK_S):
+                    return await self.primary.primary()
+            except TimeoutError:
+                continue
+
     async def _active_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.active_interval)
@@ -222,7 +238,7 @@ class IngestWorker:
         refused = 0
         timeout_ms = int(self.config.replica_ack_timeout * 1000)
         while True:
-            i = await self.primary.primary()
+            i = await self._current_primary()
             wait = self._wait_replicas(self.primary.choice.observation)
             try:
                 applied = await self.stores[i].apply(prepared, wait_replicas=wait, wait_timeout_ms=timeout_ms)
@@ -410,7 +426,7 @@ class IngestWorker:
     async def _write_once(self, prepared: batch.Prepared) -> tuple[store.Applied, int] | None:
         """One write (no WAIT) to the current primary; None after an error (`_finish` then takes
         the slow path, which retries)."""
-        i = await self.primary.primary()
+        i = await self._current_primary()
         try:
             return await self.stores[i].apply(prepared), i
         except (RedisError, OSError) as exc:
