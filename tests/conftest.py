@@ -4,7 +4,10 @@ Nothing here is a fake: redis-server, mosquitto, rabbitmq-server, etcd and kube-
 real binaries (see hack/tier0_dev). A missing one fails the test with an install hint.
 """
 
+import os
 import shutil
+import signal
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,6 +16,11 @@ import pytest
 from tier0_dev import controlplane, programs
 from tier0_dev.controlplane import ControlPlane
 from tier0_dev.procs import Process, free_port
+from tier0_testing import leftovers
+
+leftovers.mark()
+LEFTOVER_GRACE_S = 1.0
+"""How long a process a test stopped may take to be gone after the test's fixtures have ended."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -21,6 +29,30 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         tier = Path(str(item.fspath)).relative_to(Path(__file__).parent).parts[0]
         if tier in {"unit", "integration", "controlplane", "browser", "e2e"}:
             item.add_marker(getattr(pytest.mark, tier))
+
+
+@pytest.fixture(autouse=True)
+def no_process_outlives_its_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test whose processes (started by it or its function-scoped fixtures) still run once
+    they have all ended, and kill them, so they cannot reach into the next tests
+    (`tier0_testing.leftovers`). Not checked: unit tests (they start none) and e2e tests (what
+    they start runs on the cluster; their session starts the built-in node itself)."""
+    if request.node.get_closest_marker("unit") or request.node.get_closest_marker("e2e"):
+        yield
+        return
+    before = leftovers.snapshot()
+    yield
+    deadline = time.monotonic() + LEFTOVER_GRACE_S
+    while (left := leftovers.started_since(before)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if left:
+        for proc in left:
+            try:
+                os.kill(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        shown = "\n  ".join(str(p) for p in left)
+        pytest.fail(f"still running after the test and its fixtures ended (now killed):\n  {shown}")
 
 
 RedisFactory = Callable[..., tuple[Process, int]]

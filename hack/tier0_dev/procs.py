@@ -140,7 +140,10 @@ class Process:
             return
         # poll() reaps the leader as soon as it exits: a zombie still answers killpg(pid, 0).
         stop_group(self.popen.pid, timeout, reap=self.popen.poll)
-        self.popen.wait(timeout=1)
+        try:
+            self.popen.wait(timeout=1)
+        except subprocess.TimeoutExpired:  # unkillable (D state): the caller's check reports it
+            pass
 
     def kill(self) -> None:
         """SIGKILL the whole group: a crash, not a shutdown (failover tests use this)."""
@@ -181,24 +184,71 @@ def group_alive(pid: int) -> bool:
     return False
 
 
+KILL_WAIT_S = 5.0
+"""How long a SIGKILLed group may take to be gone (the kernel tears down big address spaces)."""
+
+
 def stop_group(pid: int, timeout: float = 15.0, reap: Callable[[], object] | None = None) -> bool:
-    """SIGTERM a process group, SIGKILL it after `timeout`; True if it was running."""
+    """SIGTERM a process group, SIGKILL it after `timeout` and wait until it is gone; True if it
+    was running."""
     try:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
         return False
+    if not _wait_gone([pid], timeout, reap):
+        _kill_groups([pid])
+        _wait_gone([pid], KILL_WAIT_S, reap)
+    return True
+
+
+def stop_all(processes: Sequence[Process], timeout: float = 15.0) -> list[str]:
+    """Stop several programs at once: SIGTERM every group, wait for all of them together, SIGKILL
+    the groups still there after `timeout`. One stop then costs the slowest program's shutdown, not
+    the sum of all of them. Returns the names of those still running afterwards (none, unless the
+    kernel could not kill them: a caller that must be sure asserts it)."""
+    running = [p for p in processes if p.popen is not None and (p.alive() or group_alive(p.pid))]
+    for proc in running:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+    def reap() -> None:
+        for proc in running:
+            proc.alive()  # poll(): reaps a leader that exited
+
+    pids = [p.pid for p in running]
+    if not _wait_gone(pids, timeout, reap):
+        _kill_groups([pid for pid in pids if group_alive(pid)])
+        _wait_gone(pids, KILL_WAIT_S, reap)
+    for proc in running:
+        if proc.popen is not None:
+            try:
+                proc.popen.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                pass
+    return [p.name for p in running if p.alive() or group_alive(p.pid)]
+
+
+def _wait_gone(pids: Sequence[int], timeout: float, reap: Callable[[], object] | None) -> bool:
+    """Poll until no process of the groups led by `pids` runs; False if some still do at `timeout`."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         if reap is not None:
             reap()
-        if not group_alive(pid):
+        if not any(group_alive(pid) for pid in pids):
             return True
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(0.05)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    return True
+
+
+def _kill_groups(pids: Sequence[int]) -> None:
+    for pid in pids:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def http_ok(url: str) -> Callable[[], bool]:

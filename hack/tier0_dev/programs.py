@@ -1,7 +1,7 @@
 """How each real program tier0 depends on is started on loopback.
 
 Every function takes the port(s) and a state directory, starts the program, waits until it serves
-and returns the `Process`. Tests pass free ports; `make up` passes the fixed ports of DESIGN.md.
+and returns the `Process`. Tests pass free ports; `make up` passes the fixed ports of docs/DESIGN.md.
 """
 
 import importlib.util

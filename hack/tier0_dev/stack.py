@@ -2,7 +2,7 @@
 
 Each component starts detached, with its pid (its process group) in `.run/pids/` and its log in
 `.run/logs/`, so `down` stops exactly what `up` started and nothing else. Ports are the fixed ones
-of DESIGN.md. Components are started in list order and stopped in reverse. `up` also starts a
+of docs/DESIGN.md. Components are started in list order and stopped in reverse. `up` also starts a
 supervisor (tier0_dev.supervise) that restarts a crashed component with backoff; `status` shows
 each component's pid, restarts and uptime, the Redis roles as `INFO replication` reports them and
 the RegionPair's phase. Re-running `up` never changes a live RegionPair or its Service.

@@ -68,3 +68,9 @@ def is_transient(exc: BaseException) -> bool:
             exceptions.NoScriptError,
         ),
     )
+
+
+def is_noreplicas(exc: BaseException) -> bool:
+    """A primary refusing writes because too few replicas are in sync (`min-replicas-to-write`):
+    told apart by the server's text, which `raise_first` keeps."""
+    return isinstance(exc, exceptions.ResponseError) and "NOREPLICAS" in str(exc)

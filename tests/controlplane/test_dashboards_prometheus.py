@@ -6,7 +6,10 @@ What is tested:
 - every tier0 metric a panel uses is exported by a running tier0 component: the region APIs, the
   ingest workers, the activity consumers, both simulators and the operator are started for real (two redis-servers,
   mosquitto, the local kube-apiserver with a RegionPair) and their /metrics are read; the
-  rabbitmq_* metrics likewise from a real rabbitmq-server with its Prometheus plugin;
+  rabbitmq_* metrics likewise from a real rabbitmq-server with its Prometheus plugin. The module
+  owns its brokers (its simulators publish for as long as it runs, its workers keep persistent
+  sessions): nothing it starts can reach the session's brokers, which other tests observe, and
+  every process it started is checked to be gone when it ends;
 - a real Prometheus (Debian package) scraping all of them returns data for every panel query that
   reads tier0 or RabbitMQ metrics, after real traffic: device messages through MQTT, user activity
   through RabbitMQ, API requests and one switchover requested through the API (so the transition
@@ -31,7 +34,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tier0_dev import programs
+from tier0_dev import procs, programs
 from tier0_dev.controlplane import ControlPlane
 from tier0_dev.procs import ROOT, Process, find_program, free_port, port_open
 from tier0_services.access import mqtt as mqtt_access
@@ -88,11 +91,19 @@ def test_every_panel_query_parses(tmp_path: Path) -> None:
 
 @dataclass
 class Stack:
-    """The running components: scrape jobs (job -> [(port, labels)]) and the Prometheus port."""
+    """The running components: scrape jobs (job -> [(port, labels)]) and the Prometheus port;
+    `servers` (Redis, brokers) stop after `processes` (their clients)."""
 
     jobs: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
     processes: list[Process] = field(default_factory=list)
+    servers: list[Process] = field(default_factory=list)
     prometheus_port: int = 0
+
+    def stop(self) -> None:
+        """Clients first, all at once, then the servers they used, all at once (so no client
+        spends its shutdown reconnecting); fails if a process is still running afterwards."""
+        left = procs.stop_all(self.processes) + procs.stop_all(self.servers)
+        assert not left, f"still running after the stack stopped: {left}"
 
     def metrics_urls(self) -> list[str]:
         return [f"http://127.0.0.1:{port}/metrics" for targets in self.jobs.values() for port, _ in targets]
@@ -136,19 +147,21 @@ def prometheus_config(stack: Stack) -> dict[str, Any]:
 def stack(
     control_plane: ControlPlane,
     kubectl: list[str],
-    mosquitto_port: int,
     local_secrets: programs.Secrets,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stack]:
-    """Two regions, an operator, the ingest workers and a simulator, scraped by a real Prometheus."""
+    """Two regions, an operator, the ingest workers and a simulator on a broker of their own,
+    scraped by a real Prometheus."""
     logs = tmp_path_factory.mktemp("dashboards-stack")
     s = Stack()
     py = sys.executable
     try:
+        mosquitto_port = free_port()
+        s.servers.append(programs.mosquitto(mosquitto_port, logs / "mosquitto", local_secrets))
         redis_ports = {}
         for region in ("region1", "region2"):
             port = free_port()
-            s.processes.append(programs.redis(port, logs / f"redis-{region}"))
+            s.servers.append(programs.redis(port, logs / f"redis-{region}"))
             redis_ports[region] = port
 
         ns = f"dash-{uuid.uuid4().hex[:6]}"
@@ -197,7 +210,7 @@ def stack(
 
         # RabbitMQ with its Prometheus plugin: the broker panels' rabbitmq_* metrics are checked for real.
         rabbit = programs.RabbitPorts(amqp=free_port(), dist=free_port(), prometheus=free_port())
-        s.processes.append(programs.rabbitmq(rabbit, logs / "rabbitmq", local_secrets))
+        s.servers.append(programs.rabbitmq(rabbit, logs / "rabbitmq", local_secrets))
         assert rabbit.prometheus is not None
         s.jobs["rabbitmq"] = [(rabbit.prometheus, {})]
         amqp = local_secrets.amqp_env(rabbit.amqp)
@@ -272,8 +285,7 @@ def stack(
         time.sleep(int(RATE_WINDOW.rstrip("s")) + 2)  # enough samples for every rate window
         yield s
     finally:
-        for proc in reversed(s.processes):
-            proc.stop()
+        s.stop()
 
 
 def exported_names(urls: list[str]) -> set[str]:

@@ -3,8 +3,9 @@
 Checks: every published message stored exactly once with exact per-site counts and alert set;
 malformed messages counted and dead-lettered while the worker goes on; a worker SIGKILLed
 mid-stream loses nothing and double-counts nothing; a worker whose Redis turns replica writes
-nothing and loses nothing once it is primary again; worker reconnects after a broker restart and
-after a Redis restart.
+nothing and loses nothing once it is primary again; a worker stopped while it holds a batch ends
+at once and the batch comes back; worker reconnects after a broker restart and after a Redis
+restart.
 """
 
 import asyncio
@@ -286,6 +287,51 @@ async def test_replica_pauses_without_writing_or_losing(
     assert site_warn == warn
 
 
+async def test_a_worker_holding_a_batch_stops_at_once_and_the_batch_comes_back(
+    mosquitto_port: int, redis_factory: Callable[..., tuple[object, int]], local_secrets: programs.Secrets
+) -> None:
+    """Stopped while it holds a batch with no primary to write it to (it knows only its own Redis,
+    a replica now): the worker ends within a second instead of waiting for a primary forever (it
+    used to outlive its SIGTERM until killed), and what it held, unacknowledged, is delivered to
+    the next worker of its session and stored once."""
+    _, own_port = redis_factory()
+    _, other_port = redis_factory()
+    own = client(own_port)
+    tag = uuid.uuid4().hex[:8]
+    values: dict[str, Any] = {
+        "mqtt_port": mosquitto_port,
+        "redis_url": f"redis://127.0.0.1:{own_port}/0",
+        "client_id": f"hold-{tag}",
+        "share_group": f"hold-{tag}",
+        "session_expiry": 30,
+        "resolve_interval": 0.2,
+        **local_secrets.mqtt_settings(mqtt_access.INGEST),
+    }
+    config = Config(**values)
+    first = RunningWorker(IngestWorker(config, IngestMetrics(CollectorRegistry())))
+    try:
+        await asyncio.wait_for(first.worker.subscribed.wait(), 20)
+        await own.replicaof("127.0.0.1", other_port)
+        await wait_for(lambda: _gauge_is(first.worker.metrics.writable, 0), timeout=10)
+        rng, states = random.Random(7), dict[int, int]()
+        await publish(mosquitto_port, messages(range(200), 1, rng, states), local_secrets)
+        await wait_for(lambda: _received(first.worker, 200), timeout=10)
+        started = time.monotonic()
+        await asyncio.wait_for(first.close(), 5)
+        assert time.monotonic() - started < 1.0
+        assert first.worker.metrics.acks._value.get() == 0
+    finally:
+        first.stop.set()
+    await own.replicaof("NO", "ONE")
+    second = RunningWorker(IngestWorker(config, IngestMetrics(CollectorRegistry())))
+    try:
+        await wait_for(lambda: _stored_at_least(own, 200), timeout=20)
+        await asyncio.sleep(0.3)
+        assert await stats(own) == {"stored": 200}
+    finally:
+        await second.close()
+
+
 async def test_worker_reconnects_after_broker_restart(
     tmp_path: Path,
     redis_port: int,
@@ -355,6 +401,10 @@ async def _equals(value: Awaitable[object], expected: object) -> bool:
 async def _synced(r: Any) -> bool:
     info = await r.info("replication")
     return bool(info.get("master_link_status") == "up")
+
+
+async def _received(worker: IngestWorker, n: int) -> bool:
+    return worker.progress.received >= n
 
 
 async def _gauge_is(gauge: object, value: float) -> bool:

@@ -31,7 +31,7 @@ def test_stack_components_have_unique_names_and_ports() -> None:
     ports = [c.port for c in stack.COMPONENTS]
     assert len(names) == len(set(names))
     assert len(ports) == len(set(ports))
-    # DESIGN.md's fixed local ports.
+    # docs/DESIGN.md's fixed local ports.
     by_name = {c.name: c.port for c in stack.COMPONENTS}
     assert by_name["redis-region1"] == 6379 and by_name["redis-region2"] == 6380
     assert by_name["region-api-region1"] == 8000 and by_name["region-api-region2"] == 8100

@@ -25,16 +25,14 @@ import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 
 import pika
 import pika.exceptions
-import redis
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from tier0_contract import liveness, models, timestamps, topics
-from tier0_services import heartbeat, primary, rediserrors
+from tier0_services import ackpolicy, heartbeat, primary, rediserrors
 from tier0_services.activity.metrics import ActivityMetrics
 from tier0_services.activity.settings import Settings
 from tier0_services.activity.store import ActivityStore
@@ -42,14 +40,14 @@ from tier0_services.activity.store import ActivityStore
 log = logging.getLogger("tier0.activity")
 
 Sleep = Callable[[float], None]
-Ack = Literal["replicated", "at_risk", "unchecked"]
-REFUSED_ATTEMPTS = 3
-"""Writes of one message refused for a non-transient reason (`rediserrors.is_transient`) before
-it is dead-lettered (`failed`) instead of retried forever."""
+Ack = ackpolicy.Ack
+WRITE_RETRY_FIRST_S = 0.1
+"""First pause before writing a message again after an error (then `ackpolicy.next_pause`)."""
 
 
 class Refused(Exception):
-    """Redis refused a message REFUSED_ATTEMPTS times for a reason retrying does not cure."""
+    """Redis refused a message `ackpolicy.REFUSED_ATTEMPTS` times for a reason retrying does not
+    cure: it is dead-lettered (`failed`) instead of retried forever."""
 
 
 def declare(channel: "pika.adapters.blocking_connection.BlockingChannel") -> int:
@@ -79,10 +77,6 @@ def amqp_parameters(
     params.heartbeat = 30
     params.blocked_connection_timeout = 60
     return params
-
-
-def _is_noreplicas(exc: BaseException) -> bool:
-    return isinstance(exc, redis.exceptions.ResponseError) and "NOREPLICAS" in str(exc)
 
 
 class ActivityConsumer:
@@ -221,7 +215,12 @@ class ActivityConsumer:
         try:
             result, ack = self._write(msg, body, verdict, sleep)
         except Refused as exc:
-            log.error("message %s dead-lettered: redis refused it %d times (%s)", msg.message_id, REFUSED_ATTEMPTS, exc)
+            log.error(
+                "message %s dead-lettered: redis refused it %d times (%s)",
+                msg.message_id,
+                ackpolicy.REFUSED_ATTEMPTS,
+                exc,
+            )
             self.progress.pending = 0
             self._reject(channel, tag, "failed")
             return
@@ -236,19 +235,12 @@ class ActivityConsumer:
         if ack == "at_risk":
             self.metrics.at_risk.inc()
 
-    def _wait_replicas(self, obs: primary.Observation | None) -> int:
-        if not self.config.replicated_ack:
-            return 0
-        if obs is not None and obs.connected_replicas == 0 and obs.min_replicas_to_write == 0:
-            return 0
-        return 1
-
     def _write(
         self, msg: models.UserActivityMessage, body: bytes, verdict: timestamps.Verdict, sleep: Sleep
     ) -> tuple[str, Ack]:
-        """Write until the message may be acknowledged. `sleep` is the connection's, so heartbeats
-        go on meanwhile."""
-        delay = 0.1
+        """Write until the message may be acknowledged (`ackpolicy`). `sleep` is the connection's,
+        so heartbeats go on meanwhile."""
+        delay = WRITE_RETRY_FIRST_S
         refused = 0
         first: str | None = None
         timeout_ms = int(self.config.replica_ack_timeout * 1000)
@@ -263,40 +255,26 @@ class ActivityConsumer:
                         body,
                         ts=verdict.ts,
                         future_clamped=verdict.outcome == "future_clamped" and first is None,
-                        wait_replicas=self._wait_replicas(choice.observation),
+                        wait_replicas=ackpolicy.wait_replicas(self.config.replicated_ack, choice.observation),
                         wait_timeout_ms=timeout_ms,
                     )
-                except redis.exceptions.ReadOnlyError:
-                    log.warning("redis answered READONLY: re-resolving the primary (holding %s)", msg.message_id)
-                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-                    log.warning("redis write failed (%s); retrying in %.1f s", rediserrors.reason(exc), delay)
                 except RedisError as exc:
-                    if _is_noreplicas(exc):
-                        log.warning("primary refuses writes (NOREPLICAS): holding %s", msg.message_id)
-                    elif rediserrors.is_transient(exc):
-                        log.error(
-                            "redis write failed (%s: %s); retrying in %.1f s",
-                            type(exc).__name__,
-                            rediserrors.reason(exc),
-                            delay,
-                        )
-                    else:
-                        refused += 1
-                        if refused >= REFUSED_ATTEMPTS:
-                            raise Refused(rediserrors.reason(exc)) from None
-                        log.error("redis refused %s (%s): attempt %d", msg.message_id, rediserrors.reason(exc), refused)
+                    step = ackpolicy.after_write_error(exc, refused)
+                    refused = step.refused
+                    if step.action is ackpolicy.Action.DEAD_LETTER:
+                        raise Refused(rediserrors.reason(exc)) from None
+                    self._log_write_error(msg, exc, step, delay)
                 else:
                     # A re-write after a primary change finds our own first write as a duplicate.
                     first = result if first is None or result != "duplicate" else first
-                    if not self.config.replicated_ack:
-                        return first, "unchecked"
-                    if replicas:
-                        return first, "replicated"
+                    step = ackpolicy.after_write(self.config.replicated_ack, replicas)
+                    if step.action is ackpolicy.Action.ACKNOWLEDGE and step.ack is not None:
+                        return first, step.ack
                     outcome = self._hold(i, sleep)
                     if outcome is not None:
                         return first, outcome
                 self.primary.poke()
-                pause, delay = delay, min(delay * 2, 1.0)
+                pause, delay = delay, ackpolicy.next_pause(delay)
             else:
                 # A transition: the promoted primary is looked for every HOLDING_INTERVAL, not later.
                 log.warning("no primary (%s): holding message %s", choice.reason, msg.message_id)
@@ -306,33 +284,48 @@ class ActivityConsumer:
                 raise pika.exceptions.ConnectionClosedByClient(0, "stopping with a message unwritten")
             sleep(pause)
 
+    @staticmethod
+    def _log_write_error(msg: models.UserActivityMessage, exc: RedisError, step: ackpolicy.Step, delay: float) -> None:
+        why = rediserrors.reason(exc)
+        if step.error == "readonly":
+            log.warning("redis answered READONLY: re-resolving the primary (holding %s)", msg.message_id)
+        elif step.error == "connection":
+            log.warning("redis write failed (%s); retrying in %.1f s", why, delay)
+        elif step.error == "noreplicas":
+            log.warning("primary refuses writes (NOREPLICAS): holding %s", msg.message_id)
+        elif step.error == "other":
+            log.error("redis write failed (%s: %s); retrying in %.1f s", type(exc).__name__, why, delay)
+        else:
+            log.error("redis refused %s (%s): attempt %d", msg.message_id, why, step.refused)
+
     def _hold(self, i: int, sleep: Sleep) -> Ack | None:
-        """A write no replica confirmed: ack at risk if the primary's policy accepts writes without
-        a replica, else retry WAIT. None: the primary moved or failed, write again."""
-        delay = 0.05
+        """A write no replica confirmed, held (`ackpolicy.while_holding`): ask again with a backoff
+        until a replica confirms, the policy accepts it at risk, or the primary moves. None: write
+        again."""
+        pause = ackpolicy.FIRST_PAUSE_S
         timeout_ms = int(self.config.replica_ack_timeout * 1000)
         while not self.stopping:
             self.liveness.tick()
-            choice = self.primary.current()
-            if choice.endpoint != i or choice.observation is None:
-                return None
-            if choice.observation.min_replicas_to_write == 0:
-                return "at_risk"
+            step = ackpolicy.while_holding(i, self.primary.current())
+            if step.action is not ackpolicy.Action.HOLD:
+                return step.ack
             self.metrics.replication_holds.inc()
-            sleep(delay)
-            delay = min(delay * 2, 1.0)
+            sleep(pause)
+            pause = ackpolicy.next_pause(pause)
             script_keys, argv = self.progress.args(time.monotonic())
+            result: int | BaseException
             try:
                 pipe = self.primary.clients[i].pipeline(transaction=False)
                 pipe.eval(heartbeat.LUA, len(script_keys), *script_keys, *argv)
                 pipe.wait(1, timeout_ms)
-                _, replicas = pipe.execute()
+                result = int(pipe.execute()[1])
             except (RedisError, OSError) as exc:
-                if _is_noreplicas(exc):  # same primary, still without a replica: keep holding
-                    continue
-                log.warning("holding a message: %s", exc)
+                result = exc
+            step = ackpolicy.after_confirm(result)
+            if step.action is ackpolicy.Action.WRITE_AGAIN:
+                log.warning("holding a message: %s", result)
                 self.primary.poke()
                 return None
-            if int(replicas) >= 1:
-                return "replicated"
+            if step.action is ackpolicy.Action.ACKNOWLEDGE:
+                return step.ack
         return None

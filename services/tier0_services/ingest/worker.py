@@ -20,15 +20,13 @@ import logging
 import ssl
 import time
 from collections import deque
-from typing import Any, Literal
+from typing import Any
 
 from gmqtt.mqtt.handler import MQTTConnectError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError, RedisError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 
 from tier0_contract import credentials, keys, topics
-from tier0_services import aio, heartbeat, primary, rediserrors
+from tier0_services import ackpolicy, aio, heartbeat, primary, rediserrors
 from tier0_services.ingest import batch, store
 from tier0_services.ingest.metrics import IngestMetrics
 from tier0_services.ingest.mqtt import IngestClient
@@ -40,12 +38,11 @@ Config = Settings
 """The worker's configuration (`ingest.settings.Settings`)."""
 
 Received = tuple[bytes, bytes, int | None, Any]  # topic, payload, packet id (None: QoS 0), connection
-Ack = Literal["replicated", "at_risk", "unchecked"]
+Ack = ackpolicy.Ack
 MAX_UNCONFIRMED_BATCHES = 8
 """Written batches awaiting their replica confirmation at once (the broker's window bounds it too)."""
-REFUSED_ATTEMPTS = 3
-"""Writes of one batch refused for a non-transient reason (`rediserrors.is_transient`) before the
-batch is salvaged piece by piece and what still fails is dead-lettered."""
+STOP_CHECK_S = 0.1
+"""How often a worker waiting for a primary looks whether it is stopping."""
 RECONNECT_FAST_S = 0.1
 RECONNECT_FAST_FOR_S = 3.0
 RECONNECT_MAX_S = 10.0
@@ -59,11 +56,6 @@ def reconnect_delay(outage_s: float) -> float:
     if outage_s < RECONNECT_FAST_FOR_S:
         return RECONNECT_FAST_S
     return min(RECONNECT_MAX_S, outage_s / 10)
-
-
-def is_noreplicas(exc: BaseException) -> bool:
-    """A primary refusing writes because too few replicas are in sync (`min-replicas-to-write`)."""
-    return isinstance(exc, ResponseError) and "NOREPLICAS" in str(exc)
 
 
 class IngestWorker:
@@ -170,6 +162,20 @@ class IngestWorker:
                 log.warning("primary resolution failed: %s", exc)
                 await asyncio.sleep(self.config.resolve_interval)
 
+    async def _current_primary(self) -> int:
+        """The current primary's index, waiting while there is none (a transition, or a worker that
+        knows only its own Redis, which is a replica now). A stopping worker stops waiting: the
+        batch stays unacknowledged and the broker redelivers it (without this a worker holding a
+        batch never finished its SIGTERM and was killed after its grace period)."""
+        while True:
+            if self._stopping:
+                raise asyncio.CancelledError
+            try:
+                async with asyncio.timeout(STOP_CHECK_S):
+                    return await self.primary.primary()
+            except TimeoutError:
+                continue
+
     async def _active_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.active_interval)
@@ -206,62 +212,38 @@ class IngestWorker:
             return False
         return True
 
-    def _wait_replicas(self, obs: primary.Observation | None) -> int:
-        """How many replicas the write's WAIT asks for: 1, or 0 (no WAIT) when acknowledgement is
-        not replicated, or when the primary has no replica and its policy accepts writes anyway."""
-        if not self.config.replicated_ack:
-            return 0
-        if obs is not None and obs.connected_replicas == 0 and obs.min_replicas_to_write == 0:
-            return 0
-        return 1
-
     async def _write(self, prepared: batch.Prepared) -> tuple[store.Applied, Ack]:
-        """Write until the batch may be acknowledged: a batch is never dropped, only delayed (it
-        stays unacknowledged). Re-written after a primary change (the script makes that harmless)."""
-        delay = 0.05
+        """Write until the batch may be acknowledged (`ackpolicy`): a batch is never dropped, only
+        delayed (it stays unacknowledged). Re-written after a primary change (the script makes that
+        harmless)."""
+        pause = ackpolicy.FIRST_PAUSE_S
         refused = 0
         timeout_ms = int(self.config.replica_ack_timeout * 1000)
         while True:
-            i = await self.primary.primary()
-            wait = self._wait_replicas(self.primary.choice.observation)
+            i = await self._current_primary()
+            wait = ackpolicy.wait_replicas(self.config.replicated_ack, self.primary.choice.observation)
             try:
                 applied = await self.stores[i].apply(prepared, wait_replicas=wait, wait_timeout_ms=timeout_ms)
-            except ReadOnlyError:
-                self.metrics.write_errors.labels("readonly").inc()
-                log.warning("redis answered READONLY: re-resolving the primary")
-                self.primary.poke()
-                await asyncio.sleep(min(delay, self.config.resolve_interval))
-                delay = min(delay * 2, 1.0)
-                continue
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                self.metrics.write_errors.labels("connection").inc()
-                log.warning("redis write failed (%s); retrying in %.2f s", rediserrors.reason(exc), delay)
-            except RedisError as exc:
-                if is_noreplicas(exc):
-                    self.metrics.write_errors.labels("noreplicas").inc()
-                    log.warning("primary refuses writes (NOREPLICAS): holding; retrying in %.2f s", delay)
-                elif rediserrors.is_transient(exc):
-                    self.metrics.write_errors.labels("other").inc()
-                    log.error("redis write failed (%s); retrying in %.2f s", rediserrors.reason(exc), delay)
-                else:
-                    self.metrics.write_errors.labels("refused").inc()
-                    refused += 1
-                    log.error(
-                        "redis refused the batch (%s), attempt %d of %d",
-                        rediserrors.reason(exc),
-                        refused,
-                        REFUSED_ATTEMPTS,
-                    )
-                    if refused >= REFUSED_ATTEMPTS:
-                        salvaged = await self._salvage_and_confirm(i, prepared)
-                        if salvaged is not None:
-                            return salvaged
-                        refused = 0  # the primary moved meanwhile: the whole batch again
+            except (RedisError, OSError) as exc:
+                step = ackpolicy.after_write_error(exc, refused)
+                refused = step.refused
+                assert step.error is not None
+                self.metrics.write_errors.labels(step.error).inc()
+                self._log_write_error(exc, step, pause)
+                if step.action is ackpolicy.Action.DEAD_LETTER:
+                    salvaged = await self._salvage_and_confirm(i, prepared)
+                    if salvaged is not None:
+                        return salvaged
+                    refused = 0  # the primary moved meanwhile: the whole batch again
+                if step.error == "readonly":  # the promoted primary is found within a resolution
+                    self.primary.poke()
+                    await asyncio.sleep(min(pause, self.config.resolve_interval))
+                    pause = ackpolicy.next_pause(pause)
+                    continue
             else:
-                if not self.config.replicated_ack:
-                    return applied, "unchecked"
-                if applied.replicas:
-                    return applied, "replicated"
+                step = ackpolicy.after_write(self.config.replicated_ack, applied.replicas)
+                if step.action is ackpolicy.Action.ACKNOWLEDGE and step.ack is not None:
+                    return applied, step.ack
                 outcome = await self._hold_until_replicated(i)
                 if outcome is not None:
                     return applied, outcome
@@ -269,8 +251,21 @@ class IngestWorker:
                     raise asyncio.CancelledError
                 continue  # the primary moved or failed while holding: write the batch again
             self.primary.poke()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
+            await asyncio.sleep(pause)
+            pause = ackpolicy.next_pause(pause)
+
+    def _log_write_error(self, exc: BaseException, step: ackpolicy.Step, pause: float) -> None:
+        why = rediserrors.reason(exc)
+        if step.error == "readonly":
+            log.warning("redis answered READONLY: re-resolving the primary")
+        elif step.error == "connection":
+            log.warning("redis write failed (%s); retrying in %.2f s", why, pause)
+        elif step.error == "noreplicas":
+            log.warning("primary refuses writes (NOREPLICAS): holding; retrying in %.2f s", pause)
+        elif step.error == "other":
+            log.error("redis write failed (%s); retrying in %.2f s", why, pause)
+        else:
+            log.error("redis refused the batch (%s), attempt %d of %d", why, step.refused, ackpolicy.REFUSED_ATTEMPTS)
 
     async def _salvage_and_confirm(self, i: int, prepared: batch.Prepared) -> tuple[store.Applied, Ack] | None:
         """The batch was refused REFUSED_ATTEMPTS times for a reason retrying does not cure: write
@@ -342,35 +337,41 @@ class IngestWorker:
         )
 
     async def _hold_until_replicated(self, i: int) -> Ack | None:
-        """After a write no replica confirmed: the policy of services/README.md. None: write again."""
-        delay = 0.05
-        timeout_ms = int(self.config.replica_ack_timeout * 1000)
+        """After a write no replica confirmed, hold it (`ackpolicy.while_holding`): ask again with
+        a backoff until a replica confirms, the policy accepts it at risk, or the primary moves.
+        None: write again."""
+        pause = ackpolicy.FIRST_PAUSE_S
         while not self._stopping:
-            choice = self.primary.choice
-            if choice.endpoint != i or choice.observation is None:
-                return None
-            if choice.observation.min_replicas_to_write == 0:
-                return "at_risk"  # the operator lowered it: the pair's policy is to keep accepting
+            step = ackpolicy.while_holding(i, self.primary.choice)
+            if step.action is not ackpolicy.Action.HOLD:
+                return step.ack
             self.metrics.replication_holds.inc()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
-            # Any write on the connection followed by WAIT covers everything written before it.
-            script_keys, argv = self.progress.args(time.monotonic())
-            try:
-                async with self.primary.clients[i].pipeline(transaction=False) as pipe:
-                    pipe.eval(heartbeat.LUA, len(script_keys), *script_keys, *argv)
-                    pipe.wait(1, timeout_ms)
-                    _, replicas = rediserrors.raise_first(await pipe.execute(raise_on_error=False))
-            except (RedisError, OSError) as exc:
-                if is_noreplicas(exc):  # same primary, still without a replica: keep holding
-                    self.metrics.write_errors.labels("noreplicas").inc()
-                    continue
-                log.warning("holding a batch: %s", exc)
+            await asyncio.sleep(pause)
+            pause = ackpolicy.next_pause(pause)
+            result = await self._wait_on(i)
+            step = ackpolicy.after_confirm(result)
+            if step.error == "noreplicas":  # same primary, still without a replica: keep holding
+                self.metrics.write_errors.labels("noreplicas").inc()
+            if step.action is ackpolicy.Action.WRITE_AGAIN:
+                log.warning("holding a batch: %s", result)
                 self.primary.poke()
                 return None
-            if int(replicas) >= 1:
-                return "replicated"
+            if step.action is ackpolicy.Action.ACKNOWLEDGE:
+                return step.ack
         return None
+
+    async def _wait_on(self, i: int) -> int | BaseException:
+        """This worker's heartbeat + `WAIT 1` on endpoint `i`: how many replicas confirmed, or the
+        error. Any write on any connection followed by WAIT covers everything written before it."""
+        script_keys, argv = self.progress.args(time.monotonic())
+        try:
+            async with self.primary.clients[i].pipeline(transaction=False) as pipe:
+                pipe.eval(heartbeat.LUA, len(script_keys), *script_keys, *argv)
+                pipe.wait(1, int(self.config.replica_ack_timeout * 1000))
+                _, replicas = rediserrors.raise_first(await pipe.execute(raise_on_error=False))
+        except (RedisError, OSError) as exc:
+            return exc
+        return int(replicas)
 
     async def _flush_loop(self) -> None:
         """Take, validate, write and confirm batches. Writes go one after the other, in the order
@@ -410,48 +411,27 @@ class IngestWorker:
     async def _write_once(self, prepared: batch.Prepared) -> tuple[store.Applied, int] | None:
         """One write (no WAIT) to the current primary; None after an error (`_finish` then takes
         the slow path, which retries)."""
-        i = await self.primary.primary()
+        i = await self._current_primary()
         try:
             return await self.stores[i].apply(prepared), i
         except (RedisError, OSError) as exc:
-            self._count_write_error(exc)
+            self.metrics.write_errors.labels(ackpolicy.classify(exc)).inc()
             self.primary.poke()
             return None
 
-    def _count_write_error(self, exc: BaseException) -> None:
-        if isinstance(exc, ReadOnlyError):
-            self.metrics.write_errors.labels("readonly").inc()
-        elif isinstance(exc, (RedisConnectionError, RedisTimeoutError, OSError)):
-            self.metrics.write_errors.labels("connection").inc()
-        elif is_noreplicas(exc):
-            self.metrics.write_errors.labels("noreplicas").inc()
-        else:
-            self.metrics.write_errors.labels("other" if rediserrors.is_transient(exc) else "refused").inc()
-
     async def _confirm(self, i: int) -> Ack | None:
-        """Whether everything written to endpoint `i` so far may be acknowledged: a write (this
-        worker's heartbeat) + `WAIT 1` on any connection covers every earlier write, because the
-        replication stream is ordered. None: the primary moved or failed (write again)."""
-        if not self.config.replicated_ack:
-            return "unchecked"
-        choice = self.primary.choice
-        if choice.endpoint != i:
+        """Whether everything written to endpoint `i` so far may be acknowledged
+        (`ackpolicy.before_confirm`, then one `_wait_on`). None: the primary moved or failed
+        (write again)."""
+        step = ackpolicy.before_confirm(self.config.replicated_ack, i, self.primary.choice)
+        if step.action is not ackpolicy.Action.HOLD:
+            return step.ack
+        step = ackpolicy.after_confirm(await self._wait_on(i))
+        if step.action is ackpolicy.Action.ACKNOWLEDGE:
+            return step.ack
+        if step.action is ackpolicy.Action.WRITE_AGAIN:
+            self.primary.poke()
             return None
-        if self._wait_replicas(choice.observation) == 0:
-            return "at_risk"
-        script_keys, argv = self.progress.args(time.monotonic())
-        try:
-            async with self.primary.clients[i].pipeline(transaction=False) as pipe:
-                pipe.eval(heartbeat.LUA, len(script_keys), *script_keys, *argv)
-                pipe.wait(1, int(self.config.replica_ack_timeout * 1000))
-                _, replicas = rediserrors.raise_first(await pipe.execute(raise_on_error=False))
-        except (RedisError, OSError) as exc:
-            if not is_noreplicas(exc):
-                self.primary.poke()
-                return None
-            replicas = 0
-        if int(replicas) >= 1:
-            return "replicated"
         return await self._hold_until_replicated(i)
 
     async def _finish(

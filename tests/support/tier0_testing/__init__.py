@@ -2,5 +2,6 @@
 
 `tier0_testing.operator` drives the operator (subprocess, manifests, the writer), `tier0_testing.api`
 writes realistic region data and stands in for the operator, `tier0_testing.ai` holds the tiny
-embedder and the fake Cohere API. `tests/support` is on pytest's `pythonpath`.
+embedder and the fake Cohere API, `tier0_testing.leftovers` finds the processes a test left running.
+`tests/support` is on pytest's `pythonpath`.
 """
