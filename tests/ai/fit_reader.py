@@ -1,6 +1,8 @@
 """Fit the reader's model (services/tier0_services/ai/data/reader.json) on the development material
-only: the author's own questions (tests/ai/dev/own_cases.yaml) and the `dev` split of the blind
-set (tests/ai/cases/). The `test` split and the second corpus are never read here.
+only: the author's own questions over the samples (tests/ai/dev/own_cases.yaml) and over a
+README-style corpus (dev/readme_cases.yaml over dev/readme_corpus, a frozen charts/README.md), and
+the `dev` split of the blind set (tests/ai/cases/). The `test` split and the second corpus are never
+read here.
 
 Every retrieved unit (sentence, item, row) of a development question is a sample: positive when it
 holds all of the case's expected phrases, negative otherwise (every unit of a must-abstain question
@@ -39,7 +41,7 @@ from tier0_dev import programs  # noqa: E402
 from tier0_dev.procs import free_port  # noqa: E402
 from tier0_services.ai import runtime  # noqa: E402
 from tier0_services.ai.providers import Providers  # noqa: E402
-from tier0_services.ai.rag import reader, slots  # noqa: E402
+from tier0_services.ai.rag import corpus, reader, slots  # noqa: E402
 from tier0_services.ai.rag.extractive import SentenceReader  # noqa: E402
 from tier0_services.ai.settings import AISettings  # noqa: E402
 
@@ -57,15 +59,30 @@ class DevCase:
     source: str
 
 
-def own_cases() -> list[DevCase]:
-    raw = yaml.safe_load((ROOT / "tests" / "ai" / "dev" / "own_cases.yaml").read_text())
+DEV = ROOT / "tests" / "ai" / "dev"
+
+
+def own_cases(name: str = "own_cases.yaml") -> list[DevCase]:
+    raw = yaml.safe_load((DEV / name).read_text())
     out = []
     for c in raw["cases"]:
         if c["category"] == "documents" and c.get("contains"):
-            out.append(DevCase(c["question"], True, tuple((p,) for p in c["contains"]), "own"))
+            out.append(DevCase(c["question"], True, tuple((p,) for p in c["contains"]), name))
         elif c["category"] == "abstain":
-            out.append(DevCase(c["question"], False, (), "own"))
+            out.append(DevCase(c["question"], False, (), name))
     return out
+
+
+def readme_documents() -> list[corpus.Document]:
+    """The README-style development corpus (tests/ai/dev/readme_corpus), added beside the samples."""
+    return [
+        corpus.parse_note(path.stem, path.read_text(encoding="utf-8"), f"dev:{path.name}")
+        for path in sorted((DEV / "readme_corpus").glob("*.md"))
+    ]
+
+
+def all_cases() -> list[DevCase]:
+    return own_cases() + own_cases("readme_cases.yaml") + blind_dev_cases()
 
 
 def blind_dev_cases() -> list[DevCase]:
@@ -87,6 +104,8 @@ async def readings(cases: list[DevCase]) -> list[tuple[DevCase, Any]]:
                 redis, AISettings(provider="local", load_samples=True, record_access_log=False), providers
             )
             await ai.ready.wait()
+            for doc in readme_documents():
+                await ai.corpus.add(doc)
             snap = await ai.corpus.snapshot()
             out = []
             for case in cases:
@@ -152,7 +171,7 @@ def main() -> int:
     args = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     args.add_argument("--write", action="store_true")
     opts = args.parse_args()
-    cases = own_cases() + blind_dev_cases()
+    cases = all_cases()
     pairs = asyncio.run(readings(cases))
     xs, ys = [], []
     for case, r in pairs:

@@ -21,7 +21,8 @@ a reference measured in the same run:
 Exit status 1 when the 52-case set's answerable accuracy < 95% or an out-of-scope question was
 answered, or when the blind `test` split or the second corpus misses the issue's targets (95%
 answerable right, 95% abstention precision and recall, p99 < 50 ms).
-Environment: BENCH_AI_SEARCHES (default 500), BENCH_AI_ROUNDS (rounds of the question set, 5),
+Environment: BENCH_AI_PARTS (default embed,search,eval,blind,first: which parts to run),
+BENCH_AI_SEARCHES (default 500), BENCH_AI_ROUNDS (rounds of the question set, 5),
 BENCH_AI_BLIND_ROUNDS (timed rounds of the blind cases, 3; the first is graded),
 BENCH_AI_SHOW_HELD_OUT=1 (also print the test split's and the second corpus's misses; by default
 only the dev split's, which is the one tuned on).
@@ -59,6 +60,7 @@ SEARCHES = int(os.environ.get("BENCH_AI_SEARCHES", "500"))
 ROUNDS = int(os.environ.get("BENCH_AI_ROUNDS", "5"))
 BLIND_ROUNDS = int(os.environ.get("BENCH_AI_BLIND_ROUNDS", "3"))
 SHOW_HELD_OUT = os.environ.get("BENCH_AI_SHOW_HELD_OUT") == "1"
+PARTS = set(os.environ.get("BENCH_AI_PARTS", "embed,search,eval,blind,first").split(","))
 TARGET_P99_S = 0.050
 VECTORS = 10_000
 DIM = 384
@@ -348,7 +350,7 @@ async def bench_first_request(redis_url: str) -> Table:
         app.state.ai_settings = AISettings(provider="local", warm_up=warm, record_access_log=False)
         app.state.ai_providers = Providers(kind="local", embedder=model, answerer=SentenceReader(model))
         t = time.perf_counter()
-        async with LifespanManager(app) as manager:
+        async with LifespanManager(app, startup_timeout=120, shutdown_timeout=30) as manager:
             await app.state.ai.ready.wait()
             started = time.perf_counter() - t
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://b") as c:
@@ -379,16 +381,20 @@ async def run(
 ) -> tuple[list[Table], int]:
     plain, stack = Redis(port=plain_port), Redis(port=stack_port)
     try:
-        tables = [await bench_search(plain, stack)]
+        tables = [await bench_search(plain, stack)] if "search" in PARTS else []
         url = f"redis://127.0.0.1:{stack_port}/0"
-        evaluation, failed = await bench_evaluation(url, model, stack)
-        tables += evaluation
-        blind_tables, blind_failed = await bench_blind(
-            f"redis://127.0.0.1:{blind_ports[0]}/0", f"redis://127.0.0.1:{blind_ports[1]}/0", model
-        )
-        tables += blind_tables
-        failed = failed or blind_failed
-        tables.append(await bench_first_request(url))
+        failed = 0
+        if "eval" in PARTS:
+            evaluation, failed = await bench_evaluation(url, model, stack)
+            tables += evaluation
+        if "blind" in PARTS:
+            blind_tables, blind_failed = await bench_blind(
+                f"redis://127.0.0.1:{blind_ports[0]}/0", f"redis://127.0.0.1:{blind_ports[1]}/0", model
+            )
+            tables += blind_tables
+            failed = failed or blind_failed
+        if "first" in PARTS:
+            tables.append(await bench_first_request(url))
     finally:
         await plain.aclose()
         await stack.aclose()
@@ -401,9 +407,10 @@ def main() -> int:
     start = time.perf_counter()
     model.load()
     load = time.perf_counter() - start
-    embed_table = bench_embeddings(model)
-    embed_table.add("model load (tokenizer + ONNX session)", f"{ms(load)} ms", "once per process")
-    embed_table.print()
+    if "embed" in PARTS:
+        embed_table = bench_embeddings(model)
+        embed_table.add("model load (tokenizer + ONNX session)", f"{ms(load)} ms", "once per process")
+        embed_table.print()
     with tempfile.TemporaryDirectory(prefix="bench-ai-") as tmp:
         plain_port, stack_port, first_port, second_port = free_port(), free_port(), free_port(), free_port()
         plain = programs.redis(plain_port, Path(tmp) / "redis")

@@ -413,8 +413,18 @@ class Diagnostics:
         if data is None:
             answer = compose(chosen, refs)
         else:
-            body = " ".join(f"({n}) {s.unit.text} [{refs[s.unit.passage_id]}]" for n, s in enumerate(chosen, start=1))
-            answer = f"The documents list {len(chosen)}: {body}"
+            texts = reader.item_texts([c.unit for c in chosen])
+            first_of: list[str] = []  # each item's passage, for its citation number
+            seen: set[tuple[str, int]] = set()
+            for c in chosen:
+                key = (c.unit.passage_id, c.unit.line)
+                if c.unit.kind != "item" or key not in seen:
+                    first_of.append(c.unit.passage_id)
+                seen.add(key)
+            body = " ".join(
+                f"({n}) {t} [{refs[pid]}]" for n, (t, pid) in enumerate(zip(texts, first_of, strict=True), start=1)
+            )
+            answer = f"The documents list {len(texts)}: {body}"
         evidence = Evidence("documents", None, {"documents": sorted({c.doc_id for c in citations})})
         return QueryResult(question, answer, "retrieval", citations=citations, data=data, evidence=evidence)
 
@@ -444,7 +454,7 @@ class Diagnostics:
         if not items:
             return None
         chosen = [reader.Scored(u, best.features, best.probability) for u in items]
-        data = {"items": [u.text for u in items], "count": len(items)}
+        data = {"items": reader.item_texts(items), "count": len(reader.item_texts(items))}
         return self._cited(question, chosen, passages, data)
 
     async def _retrieve(self, question: str, found: slots.Slots, top_k: int, wants_list: bool) -> QueryResult:

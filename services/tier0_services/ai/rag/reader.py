@@ -81,6 +81,8 @@ _SUPERLATIVE = re.compile(
 )
 
 
+_ASKS_VERSION = re.compile(r"\b(?:which|what)\s+(?:\w+\s+){0,2}versions?\b|\bversions? of\b", re.I)
+_VERSION_IN_TEXT = re.compile(r"\bv?\d+\.\d+(?:\.\d+)*\b")
 _ASKS_CODE = re.compile(r"\b(?:which|what)\s+(?:http\s+)?(?:status|response|error|return)?\s*(?:code|status)\b", re.I)
 _CODE_IN_TEXT = re.compile(r"\b[1-5]\d\d\b")
 CODE_WORDS = frozenset("http status code codes response error".split())
@@ -88,6 +90,7 @@ CODE_WORDS = frozenset("http status code codes response error".split())
 
 
 class AnswerType:  # noqa: D101 (constants)
+    VERSION = "version"
     CODE = "code"
     SUPERLATIVE = "superlative"
     NUMBER = "number"
@@ -136,7 +139,7 @@ def has_dimension(dimension: str, unit_text: str) -> bool:
     return any(_UNIT_DIMENSION.get(m.group(1).lower()) == dimension for m in _UNIT_IN_TEXT.finditer(low))
 
 
-HARD_TYPES = frozenset({"number", "frequency", "duration", "date", "code"})
+HARD_TYPES = frozenset({"number", "frequency", "duration", "date", "code", "version"})
 """Kinds of answer a sentence must hold to answer at all: without a figure it cannot say how many."""
 
 
@@ -148,10 +151,15 @@ def answer_type(question: str) -> str:
         r"\bwhen (?:was|were|did) .*\b(?:last|first)\b|\b(?:what|which) (?:date|day|year)\b|\bsince when\b", q
     ):
         return AnswerType.DATE
-    if re.search(r"\bhow long\b|\bwhat duration\b|\bhow much time\b", q):
+    if re.search(
+        r"\bhow long (?:does|do|did|can|will|should|must|is the|are the|will)\b.*\b(?:take|last|stay|run|wait|keep|hold|remain)|\bhow long\b(?! is a\b)|\bwhat duration\b|\bhow much time\b",
+        q,
+    ) and not re.search(r"\bhow long is an? \w+", q):
         return AnswerType.DURATION
     if re.search(r"\bhow (?:many|much)\b|\bwhat (?:number|percentage|share|fraction|proportion)\b|\bcount of\b", q):
         return AnswerType.NUMBER
+    if _ASKS_VERSION.search(question):
+        return AnswerType.VERSION
     if _ASKS_CODE.search(question):
         return AnswerType.CODE
     if _SUPERLATIVE.search(question):
@@ -171,6 +179,8 @@ def type_satisfied(kind: str, unit_text: str, question_numbers: Iterable[str]) -
         return bool(_FREQUENCY.search(unit_text))
     if kind == AnswerType.DATE:
         return bool(_DATE.search(unit_text))
+    if kind == AnswerType.VERSION:
+        return bool(_VERSION_IN_TEXT.search(unit_text))
     if kind == AnswerType.CODE:
         return any(m.group(0) not in given for m in _CODE_IN_TEXT.finditer(unit_text))
     if kind == AnswerType.SUPERLATIVE:
@@ -657,6 +667,12 @@ def answer_units(scored: list[Scored], model: Model, max_units: int = 3) -> list
             model.threshold, best.probability - model.band
         ):
             chosen.append(s)
+    if best.unit.kind == "item":
+        # A list item is one thought: its other sentences go with the one that answers.
+        for s in scored:
+            same_item = s.unit.passage_id == best.unit.passage_id and s.unit.line == best.unit.line
+            if same_item and s.unit.kind == "item" and s not in chosen and len(chosen) < max_units + 2:
+                chosen.append(s)
     if best.features.type_miss and not best.features.hard_type:
         # "Which site had the most ...?": when the best sentence compares nothing, the comparison
         # of its document that clears the bar goes with it.
@@ -727,6 +743,7 @@ def explain(short: Shortfall, titles: list[str]) -> str:
             "date": "a date",
             "superlative": "a comparison",
             "code": "a status code",
+            "version": "a version",
         }[short.wrong_type]
         gaps.append(f"none of their sentences gives {wanted} for what is asked")
     closest = "; ".join(dict.fromkeys(titles)) or "none"
@@ -766,6 +783,20 @@ def enumerate_sections(q: Question, sections: list[Section], best_doc: str, tole
     if top <= 0:
         return []
     return [s for s, sc in zip(mine, scores, strict=True) if sc >= top - tolerance]
+
+
+def item_texts(units: list[UnitRecord]) -> list[str]:
+    """The items as written: the sentences of one list item (one line of its passage) joined."""
+    out: list[str] = []
+    seen: dict[tuple[str, int], int] = {}
+    for u in units:
+        key = (u.passage_id, u.line)
+        if u.kind == "item" and key in seen:
+            out[seen[key]] = f"{out[seen[key]]} {u.text}"
+        else:
+            seen[key] = len(out)
+            out.append(u.text)
+    return out
 
 
 def enumerate_items(q: Question, units: list[UnitRecord]) -> list[UnitRecord]:

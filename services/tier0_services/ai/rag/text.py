@@ -90,7 +90,7 @@ class Unit:
     text: str
     kind: UnitKind
     line: int
-    """Which line of the passage it comes from (sentences of one paragraph share it)."""
+    """Which line of the passage it comes from (sentences of one paragraph or item share it)."""
 
 
 def _heading_of(passage_text: str) -> tuple[str, str]:
@@ -109,7 +109,8 @@ def units(passage_text: str) -> list[Unit]:
         if not line or line.upper().startswith(SAMPLE_LABEL):
             continue
         if line.startswith(ITEM_MARK):
-            out.append(Unit(heading, line[len(ITEM_MARK) :].strip(), "item", n))
+            # A long item reads sentence by sentence too; its sentences share the item's line.
+            out.extend(Unit(heading, s, "item", n) for s in sentences(line[len(ITEM_MARK) :].strip()))
         elif line.startswith("$ "):
             out.append(Unit(heading, line[2:].strip(), "code", n))
         else:
