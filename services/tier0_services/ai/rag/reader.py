@@ -151,10 +151,8 @@ def answer_type(question: str) -> str:
         r"\bwhen (?:was|were|did) .*\b(?:last|first)\b|\b(?:what|which) (?:date|day|year)\b|\bsince when\b", q
     ):
         return AnswerType.DATE
-    if re.search(
-        r"\bhow long (?:does|do|did|can|will|should|must|is the|are the|will)\b.*\b(?:take|last|stay|run|wait|keep|hold|remain)|\bhow long\b(?! is a\b)|\bwhat duration\b|\bhow much time\b",
-        q,
-    ) and not re.search(r"\bhow long is an? \w+", q):
+    # "How long is a password?" asks a length, not a time.
+    if re.search(r"\bhow long\b|\bwhat duration\b|\bhow much time\b", q) and not re.search(r"\bhow long is an?\b", q):
         return AnswerType.DURATION
     if re.search(r"\bhow (?:many|much)\b|\bwhat (?:number|percentage|share|fraction|proportion)\b|\bcount of\b", q):
         return AnswerType.NUMBER
