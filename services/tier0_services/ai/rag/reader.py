@@ -173,6 +173,8 @@ def type_satisfied(kind: str, unit_text: str, question_numbers: Iterable[str]) -
     given = {n.lower() for n in question_numbers}
     if kind == AnswerType.NUMBER:
         return any(m.group(0).lower() not in given for m in _NUMBER.finditer(unit_text))
+    if kind in {AnswerType.FREQUENCY, AnswerType.DURATION} and _timed_value(unit_text):
+        return True  # "probeIntervalSeconds: 1", "timeout (60 s)": a figure of a timed setting
     if kind == AnswerType.FREQUENCY:
         return bool(_FREQUENCY.search(unit_text))
     if kind == AnswerType.DATE:
@@ -185,6 +187,17 @@ def type_satisfied(kind: str, unit_text: str, question_numbers: Iterable[str]) -
         # "Which site had the most ...?" is answered by a comparison: several named figures.
         return len(ranked_names(unit_text, question_numbers)) >= 2
     return bool(_DURATION.search(unit_text))
+
+
+_TIME_WORDS = frozenset(
+    "second seconds sec secs ms millisecond milliseconds minute minutes hour hours day days week weeks "
+    "interval timeout period delay backoff ttl".split()
+)
+
+
+def _timed_value(unit_text: str) -> bool:
+    """A figure beside a word of time, written as a setting rather than prose (`intervalSeconds: 1`)."""
+    return bool(re.search(r"\d", unit_text)) and bool(set(text.terms(unit_text)) & _TIME_WORDS)
 
 
 def ranked_names(unit_text: str, question_numbers: Iterable[str] = ()) -> list[tuple[str, float]]:

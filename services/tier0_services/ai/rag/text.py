@@ -50,9 +50,26 @@ def stem(word: str) -> str:
     return word
 
 
+_CASED_WORD = re.compile(r"[A-Za-z0-9]+(?:[.'_-][A-Za-z0-9]+)*")
+_IDENTIFIER = re.compile(r"[._-]|[a-z][A-Z]")
+_PART = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+
+
 def terms(text: str) -> list[str]:
-    """Content words for BM25 and coverage (stopwords out, plurals folded)."""
-    return [stem(w) for w in words(text) if w not in STOPWORDS and len(w) >= 2]
+    """Content words for BM25 and coverage (stopwords out, plurals folded). An identifier counts
+    whole and by its parts: `spec.failover.mode`, `failureThreshold` and `TIER0_AI_PROVIDER` are
+    also "failover" and "mode", "failure" and "threshold", "provider", as prose says them."""
+    out: list[str] = []
+    for match in _CASED_WORD.finditer(text):
+        raw = match.group(0)
+        word = raw.lower()
+        if word not in STOPWORDS and len(word) >= 2:
+            out.append(stem(word))
+        if _IDENTIFIER.search(raw):
+            parts = [p.lower() for p in _PART.findall(raw)]
+            if len(parts) > 1:
+                out.extend(stem(p) for p in parts if p not in STOPWORDS and len(p) >= 2)
+    return out
 
 
 def sentences(text: str) -> list[str]:
