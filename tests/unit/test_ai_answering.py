@@ -277,3 +277,15 @@ ANSWERS: list[tuple[dict[str, Any], dict[str, Any]]] = [
 def test_the_checker_agrees_with_the_case_authors(case: dict[str, Any], body: dict[str, Any]) -> None:
     for strict in (False, True):
         assert check.check(case, body, strict).ok is checker.check(case, body, strict)[0]
+
+
+def test_the_unit_index_is_bounded_and_reads_a_changed_passage_again() -> None:
+    from tier0_services.ai.rag.corpus import StoredPassage
+
+    index = reader.UnitIndex(HashingEmbedder(32), max_rows=40)
+    passages = [StoredPassage(f"d#{n}", "d", "Title", "test", f"Part: word{n} alpha beta gamma.") for n in range(30)]
+    for p in passages:
+        assert [u.text for u in index.get([p])[p.passage_id]] == [p.text.removeprefix("Part: ")]
+    assert index._count <= 40 and len(index._units) < 30
+    changed = StoredPassage("d#29", "d", "Title", "test", "Part: something else entirely.")
+    assert index.get([changed])["d#29"][0].text == "something else entirely."

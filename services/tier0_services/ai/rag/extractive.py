@@ -36,10 +36,12 @@ class Reading:
 
 
 class SentenceReader:
-    def __init__(self, encoder: LocalEncoder, model: reader.Model | None = None, max_units: int = 50_000) -> None:
+    def __init__(
+        self, encoder: LocalEncoder, model: reader.Model | None = None, max_rows: int = reader.MAX_WORD_VECTORS
+    ) -> None:
         self.encoder = encoder
         self.model = model or reader.load_model()
-        self.index = reader.UnitIndex(encoder, max_units)
+        self.index = reader.UnitIndex(encoder, max_rows)
 
     @property
     def name(self) -> str:

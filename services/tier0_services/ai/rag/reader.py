@@ -338,13 +338,23 @@ def build_units(passages: Sequence[Any], encoder: Encoder, batch: int = 64) -> d
     return out
 
 
+MAX_WORD_VECTORS = 100_000
+"""The in-process bound of `UnitIndex`: word vectors kept (float16 x 384 = 768 bytes each, so at
+most about 77 MB; a 114 kB markdown corpus needs about 12,000)."""
+
+
+def _rows(units: list["UnitRecord"]) -> int:
+    return sum(int(u.word_vectors.shape[0]) + 1 for u in units)
+
+
 class UnitIndex:
     """Each passage's units and their vectors, in process, keyed by passage id and text (so a
-    replaced document is read again); bounded by `max_units` (least recently used out)."""
+    replaced document is read again); bounded by `max_rows` word vectors (least recently used
+    passages out; read again when asked about)."""
 
-    def __init__(self, encoder: Encoder, max_units: int = 50_000) -> None:
+    def __init__(self, encoder: Encoder, max_rows: int = MAX_WORD_VECTORS) -> None:
         self.encoder = encoder
-        self.max_units = max_units
+        self.max_rows = max_rows
         self._units: OrderedDict[str, tuple[str, list[UnitRecord]]] = OrderedDict()
         self._count = 0
         self._lock = threading.Lock()
@@ -358,9 +368,9 @@ class UnitIndex:
             for p in missing:
                 old = self._units.pop(p.passage_id, None)
                 if old is not None:
-                    self._count -= len(old[1])
+                    self._count -= _rows(old[1])
                 self._units[p.passage_id] = (p.text, built[p.passage_id])
-                self._count += len(built[p.passage_id])
+                self._count += _rows(built[p.passage_id])
             out: dict[str, list[UnitRecord]] = {}
             for p in passages:
                 entry = self._units.get(p.passage_id)
@@ -368,9 +378,9 @@ class UnitIndex:
                     continue
                 self._units.move_to_end(p.passage_id)
                 out[p.passage_id] = entry[1]
-            while self._count > self.max_units and len(self._units) > len(out):
+            while self._count > self.max_rows and len(self._units) > len(out):
                 _, (_, dropped) = self._units.popitem(last=False)
-                self._count -= len(dropped)
+                self._count -= _rows(dropped)
             return out
 
 
