@@ -256,17 +256,23 @@ class Diagnostics:
         decision, _, _ = await asyncio.to_thread(self.router.route, question, found, self.routing.margin)
         families = list(decision.tried)
         if "docs" not in families:
-            families.append("docs")  # the documents are always read: a sure answer there decides
-        attempts = [await self._attempt(f, decision, question, found, top_k) for f in families]
+            families.append("docs")  # the documents are read too, unless an aggregate clearly answers
+        attempts: list[Attempt] = []
+        for family in families:
+            if family == "docs" and any(
+                a.grounded and a.confidence >= self.routing.confident for a in attempts if a.family != "docs"
+            ):
+                continue  # a clearly meant, grounded aggregate: no document answer would displace it
+            attempts.append(await self._attempt(family, decision, question, found, top_k))
         chosen = self._choose(attempts, decision)
         if chosen.unavailable is not None or (not chosen.grounded and any(a.unavailable for a in attempts)):
             raise next(a.unavailable for a in attempts if a.unavailable is not None)
-        docs = next(a for a in attempts if a.family == "docs")
+        docs = next((a for a in attempts if a.family == "docs"), None)
         route = {
             **self.router.describe(decision),
-            "tried": families,
+            "tried": [a.family for a in attempts],
             "chosen": chosen.family,
-            "reader": round(docs.confidence, 4),
+            "reader": round(docs.confidence, 4) if docs is not None else None,
         }
         return replace(chosen.result, evidence=replace(chosen.result.evidence, route=route))
 

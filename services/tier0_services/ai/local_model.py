@@ -127,6 +127,13 @@ class MiniLMEmbedder:
         self._last_query = (text, vectors[0], words[0])
         return vectors[0], words[0]
 
+    def encode_query_with(self, text: str, others: list[str]) -> tuple[Vectors, WordVectors, Vectors]:
+        """`encode_query(text)` and the sentence vectors of `others`, in one run of the model (the
+        router reads a question's stand-in form beside the question itself)."""
+        vectors, words = self.encode([text, *others])
+        self._last_query = (text, vectors[0], words[0])
+        return vectors[0], words[0], vectors[1:]
+
     def encode(self, texts: list[str]) -> tuple[Vectors, list[WordVectors]]:
         """Sentence vectors and each text's word vectors, in batches sorted by length (padding
         is wasted compute)."""

@@ -63,6 +63,10 @@ class HashingEmbedder:
         vectors, words = self.encode([text])
         return vectors[0], words[0]
 
+    def encode_query_with(self, text: str, others: list[str]) -> tuple[Vectors, WordVectors, Vectors]:
+        vectors, words = self.encode([text, *others])
+        return vectors[0], words[0], vectors[1:]
+
 
 class FakeCohere:
     """An in-memory Cohere v2 API for `httpx.MockTransport`: records every request, answers embed /

@@ -24,6 +24,8 @@ class LocalEncoder(Protocol):
 
     def encode_query(self, text: str) -> tuple[Vectors, WordVectors]: ...
 
+    def encode_query_with(self, text: str, others: list[str]) -> tuple[Vectors, WordVectors, Vectors]: ...
+
 
 @dataclass(frozen=True)
 class Reading:

@@ -34,6 +34,8 @@ class QueryEncoder(Protocol):
 
     def encode_query(self, text: str) -> tuple[Vectors, WordVectors]: ...
 
+    def encode_query_with(self, text: str, others: list[str]) -> tuple[Vectors, WordVectors, Vectors]: ...
+
 
 def load_examples() -> dict[str, list[str]]:
     raw = resources.files("tier0_services.ai").joinpath("data/routes.yaml").read_text(encoding="utf-8")
@@ -129,8 +131,13 @@ class Router:
 
     def route(self, question: str, slots: Slots, margin: float = MARGIN) -> tuple[Decision, Vectors, WordVectors]:
         canonical = slots_mod.canonical(question)
-        vector, words = self.encoder.encode_query(question)  # the retrieval and the reader read it as asked
-        routed = self.scores(vector if canonical == question else self.encoder.encode([canonical])[0][0])
+        # The retrieval and the reader read the question as asked; the router its stand-in form.
+        if canonical == question:
+            vector, words = self.encoder.encode_query(question)
+            routed = self.scores(vector)
+        else:
+            vector, words, others = self.encoder.encode_query_with(question, [canonical])
+            routed = self.scores(others[0])
         return decide(routed, slots, margin), vector, words
 
     def describe(self, decision: Decision) -> dict[str, Any]:
