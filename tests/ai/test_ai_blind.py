@@ -81,3 +81,14 @@ async def test_the_second_corpus_holds_its_floors(second_url: str) -> None:
         assert listed["count"] == len(blind.second_documents())
         report = await blind.ask(client, cases)
     _hold(report, "second corpus")
+
+
+async def test_the_issue_reproductions_answer(stack_url: str) -> None:
+    """Issue 21's own sentences (the blind set's `verbatim` cases, all in `dev`): the site with the
+    most incidents, the PPE count, the most common status code, the economic and the social
+    statements (every one of the kind, none of the other), the safety glasses near miss."""
+    cases = [c for c in blind.load("first") if c.get("verbatim")]
+    assert len(cases) >= 6
+    async with blind.first_store(stack_url, local_model.shared()) as (client, refresh):
+        report = await blind.ask(client, cases, refresh)
+    assert not report.failures(), "\n".join(report.failures())
