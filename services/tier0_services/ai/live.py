@@ -6,6 +6,7 @@ exactly where a number came from. A site the region has never heard of is an abs
 the sites it does have.
 """
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,6 +78,10 @@ class LiveData:
             return await self._connections()
         if q.kind == "site" and q.site_id is not None:
             return await self._site(q.site_id)
+        if q.kind == "sites_ranked":
+            return await self._ranked(q, sites)
+        if q.kind == "server":
+            return await self._server()
         text = f"This region has telemetry from {_plural(len(sites), 'site')}: {', '.join(sites) or 'none yet'}."
         return LiveAnswer(text, {"count": len(sites), "sites": sites}, f"SMEMBERS {keys.SITES}", covers=covers)
 
@@ -101,7 +106,13 @@ class LiveData:
             query = f"HGETALL {keys.DEVICES_STATE} (site|type|state of every device), filtered"
         where = _where(q.site_id, q.device_type)
         text = f"{_plural(len(members), 'device')}{where} {'is' if len(members) == 1 else 'are'} in {state} state now"
-        text += f": {_names(members)}." if q.enumerate and members else "."
+        if q.enumerate and members:
+            text += f": {_names(members)}."
+        else:
+            text += "."
+        by_site = await self._by_site(members) if members and q.site_id is None else {}
+        if by_site:
+            text += " By site: " + ", ".join(f"{site} {n}" for site, n in by_site.items()) + "."
         data: dict[str, Any] = {
             "state": state,
             "count": len(members),
@@ -110,7 +121,19 @@ class LiveData:
         }
         if q.enumerate or len(members) <= LIST_IN_TEXT:
             data["devices"] = members
+        if by_site:
+            data["by_site"] = by_site
         return LiveAnswer(text, data, query, covers={"sites": sites})
+
+    async def _by_site(self, members: list[str]) -> dict[str, int]:
+        """How many of these devices each site has, most first."""
+        states = await self.redis.hmget(keys.DEVICES_STATE, members)  # type: ignore[misc]
+        counts: dict[str, int] = {}
+        for raw in states:
+            if raw is not None:
+                site = raw.decode().split("|", 1)[0]
+                counts[site] = counts.get(site, 0) + 1
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
     async def _active(self, q: LiveQuery) -> LiveAnswer:
         since = time.time() - self.window
@@ -135,7 +158,13 @@ class LiveData:
             f"{_plural(int(active), 'device')}{where} sent telemetry in the last {self.window:g} s "
             f"({int(known)} known)."
         )
-        data = {"active_devices": int(active), "known_devices": int(known), "window_seconds": self.window}
+        data: dict[str, Any] = {
+            "active_devices": int(active),
+            "known_devices": int(known),
+            "window_seconds": self.window,
+        }
+        if q.site_id or q.device_type:
+            data["device_count"] = int(known)  # every device of that site / type the region knows
         return LiveAnswer(text, {**data, "site_id": q.site_id, "device_type": q.device_type}, query)
 
     async def _users(self, q: LiveQuery) -> LiveAnswer:
@@ -152,12 +181,53 @@ class LiveData:
                 abstained=True,
             )
         ids = sorted(u.decode() for u in users)
+        connected = await self._connected_users()
         text = f"{int(count)} users are active according to the newest activity message"
+        if connected is not None:
+            text += f" ({connected} with at least one connection, {int(count) - connected} idle with none)"
         text += f": {_names(ids)}." if q.enumerate and ids else "."
         data: dict[str, Any] = {"active_users": int(count), "as_of": float(as_of) if as_of else None}
+        if connected is not None:
+            data.update(connected_users=connected, idle_users=int(count) - connected)
         if q.enumerate:
             data["users"] = ids
         return LiveAnswer(text, data, f"GET {keys.ACTIVE_USERS}; HKEYS {keys.USERS_ACTIVE}")
+
+    async def _connected_users(self) -> int | None:
+        """Users of the newest message with at least one connection (None without the list)."""
+        raw = await self.redis.hvals(keys.USERS_ACTIVE)  # type: ignore[misc]
+        if not raw:
+            return None
+        return sum(1 for value in raw if int(json.loads(value).get("connections") or 0) > 0)
+
+    async def _server(self) -> LiveAnswer:
+        """The newest activity sample's metrics: users, connections and the web server's own."""
+        newest = await self.redis.lindex(keys.USERS_ACTIVITY_HISTORY, 0)  # type: ignore[misc]
+        if newest is None:
+            return LiveAnswer(
+                "No user-activity message has been received yet, so I do not know the server's metrics.",
+                {"metrics": None},
+                f"LINDEX {keys.USERS_ACTIVITY_HISTORY} 0",
+                abstained=True,
+            )
+        sample = json.loads(newest)
+        metrics = sample.get("metrics") or {}
+        names = {
+            "server_cpu_pct": ("server CPU", "%"),
+            "server_memory_gb": ("server memory", " GB"),
+            "average_latency_ms": ("average latency", " ms"),
+            "active_users": ("active users", ""),
+            "active_connections": ("open connections", ""),
+        }
+        shown = [
+            f"{label} {metrics[k]:g}{unit}"
+            for k, (label, unit) in names.items()
+            if isinstance(metrics.get(k), int | float)
+        ]
+        where = f" from {sample.get('site_id')}" if sample.get("site_id") else ""
+        text = f"The newest activity sample{where} ({sample.get('timestamp_utc')}) reports: {', '.join(shown)}."
+        data = {"metrics": metrics, "site_id": sample.get("site_id"), "timestamp_utc": sample.get("timestamp_utc")}
+        return LiveAnswer(text, data, f"LINDEX {keys.USERS_ACTIVITY_HISTORY} 0")
 
     async def _connections(self) -> LiveAnswer:
         count = await self.redis.get(keys.ACTIVE_CONNECTIONS)
@@ -188,6 +258,35 @@ class LiveData:
         )
         data = {"site_id": site_id, "device_count": total, **counts, "devices_by_type": by_type}
         return LiveAnswer(text, data, f"HGETALL {keys.site_metrics(site_id)}")
+
+    async def _ranked(self, q: LiveQuery, sites: list[str]) -> LiveAnswer:
+        """Sites ordered by their devices in the state asked (all devices when none is)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for site in sites:
+                pipe.hgetall(keys.site_metrics(site))
+            replies = await pipe.execute()
+        field_name = f"{q.state.lower()}_count" if q.state else "device_count"
+        counts = {site: int(reply.get(field_name.encode(), 0)) for site, reply in zip(sites, replies, strict=True)}
+        least = q.direction == "least"
+        ranked = sorted(counts.items(), key=lambda kv: (kv[1] if least else -kv[1], kv[0]))
+        what = f"devices in {q.state} state" if q.state else "devices"
+        if not ranked:
+            text = "This region has no telemetry from any site yet."
+        else:
+            head, n = ranked[0]
+            ties = [s for s, c in ranked if c == n]
+            which = "fewest" if least else "most"
+            lead = f"{' and '.join(ties)} ({n} each)" if len(ties) > 1 else f"{head} ({n})"
+            listed = ", ".join(f"{s} {c}" for s, c in ranked)
+            text = f"The site with the {which} {what} is {lead}. All sites: {listed}."
+        data = {
+            "ranked_by": field_name,
+            "order": "ascending" if least else "descending",
+            "sites": [{"site_id": s, "count": c} for s, c in ranked],
+            "site_id": ranked[0][0] if ranked else None,
+        }
+        query = " ; ".join(f"HGET {keys.site_metrics(s)} {field_name}" for s in sites[:3]) + " ... (every site)"
+        return LiveAnswer(text, data, query, covers={"sites": sites})
 
 
 def _matches(stored: str, site_id: str | None, device_type: str | None, state: str | None) -> bool:

@@ -107,7 +107,7 @@ async def add_document(request: DocumentIn, ai: AIDep) -> DocumentAdded:
     """Add (or replace) a document of the corpus questions are answered from."""
     doc = Document(doc_id=request.doc_id, title=request.title, body=request.text, tags=tuple(request.tags))
     try:
-        passages, changed = await ai.corpus.add(doc)
+        passages, changed = await ai.diagnostics.add_document(doc)
     except ProviderUnavailableError as exc:
         raise errors.UnavailableError(str(exc)) from exc
     return DocumentAdded(doc_id=doc.doc_id, passages=passages, changed=changed, timestamp=datetime.now(UTC))
