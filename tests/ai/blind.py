@@ -166,6 +166,13 @@ async def ask(
 TOKEN = "blind-eval"
 
 
+def _settings(redis_url: str) -> Settings:
+    """One client asking in sequence: the per-client AI rate limit (an edge control, 10/s by
+    default) would refuse the questions a fast answerer gets through, and it is not what is
+    measured here."""
+    return Settings(redis_url=redis_url, api_token=SecretStr(TOKEN), ai_rate_limit="")
+
+
 @asynccontextmanager
 async def first_store(
     redis_url: str, model: Any
@@ -179,7 +186,7 @@ async def first_store(
         await ai_eval.load_live(redis)
 
     await refresh()
-    app = create_app(Settings(redis_url=redis_url, api_token=SecretStr(TOKEN)))
+    app = create_app(_settings(redis_url))
     app.state.ai_settings = AISettings(provider="local", load_samples=True, record_access_log=False)
     app.state.ai_providers = Providers(kind="local", embedder=model, answerer=SentenceReader(model))
     try:
@@ -195,7 +202,7 @@ async def first_store(
 async def second_store(redis_url: str, model: Any) -> AsyncIterator[httpx.AsyncClient]:
     """The region API over an empty Redis (no samples, no logs, no fleet) holding only the second
     corpus, added through `POST /api/diagnostics/documents` like anyone's documents."""
-    app = create_app(Settings(redis_url=redis_url, api_token=SecretStr(TOKEN)))
+    app = create_app(_settings(redis_url))
     app.state.ai_settings = AISettings(provider="local", load_samples=False, record_access_log=False)
     app.state.ai_providers = Providers(kind="local", embedder=model, answerer=SentenceReader(model))
     async with LifespanManager(app, startup_timeout=120, shutdown_timeout=30) as manager:

@@ -48,6 +48,9 @@ def test_values_route_as_stand_ins() -> None:
     assert slots.canonical("Which route gets the most 429s from 10.1.2.3 in 2023?") == (
         "Which route gets the most code from 10.0.0.1 in 2024?"
     )
+    assert slots.canonical("Which clients got the most 5xx responses?") == "Which clients got the most code responses?"
+    assert slots.extract("Which clients got the most 5xx responses?").names_one
+    assert not slots.extract("How many requests did the client that got the most 5xx send?").names_one
 
 
 def test_a_route_and_its_slots_make_the_computation() -> None:

@@ -27,6 +27,8 @@ MARGIN = 0.06
 dev split; see tests/ai/README.md)."""
 SLOT_NUDGE = 0.08
 FAMILIES = ("docs", "logs", "live")
+RANKINGS = frozenset({"logs.status_breakdown", "logs.top_ips", "logs.top_paths", "logs.methods"})
+"""Aggregates that rank: they answer a question that asks for a ranking or a quantity."""
 
 
 class QueryEncoder(Protocol):
@@ -83,8 +85,9 @@ class Decision:
 
 def decide(scores: dict[str, float], slots: Slots, margin: float = MARGIN) -> Decision:
     """Nudge by the slots that belong to one family (an IP or a path to the logs; the source the
-    question names: "in the access logs", "according to the runbook", "right now"), rank the
-    families, keep those within the margin."""
+    question names: "in the access logs", "according to the runbook", "right now") or rule one
+    route out (a count does not name the clients asked for), rank the families, keep those
+    within the margin."""
     nudged = dict(scores)
     for label in nudged:
         fam = family(label)
@@ -94,6 +97,10 @@ def decide(scores: dict[str, float], slots: Slots, margin: float = MARGIN) -> De
             nudged[label] += SLOT_NUDGE
         if label == "logs.latency" and slots.percentiles:
             nudged[label] += SLOT_NUDGE
+        if label in RANKINGS and not slots.statistic:
+            nudged[label] -= SLOT_NUDGE  # a ranking answers "which ... most", not "which code means ..."
+        if label == "logs.count" and slots.names_one:
+            nudged[label] -= SLOT_NUDGE  # "which clients got the most 5xx?" names clients, counts nothing
     best: dict[str, str] = {}
     for label, score in nudged.items():
         fam = family(label)

@@ -156,6 +156,15 @@ _NOT_NAMES = frozenset(
     number total""".split()
 )
 Direction = Literal["most", "least"]
+_NAMES_ONE = re.compile(r"\b(?:which|who|whose)\b", re.IGNORECASE)
+_STATISTIC = re.compile(
+    r"\bhow (?:many|much|often|frequently)\b|\bnumber of\b|\bcount(?:s|ed)?\b|\btotals?\b|\brates?\b(?![- ]limit)|"
+    r"\bpercent(?:age)?s?\b|%|\bshare\b|\bproportion\b|\bfraction\b|\bratio\b|\bdistribut\w*|\bbreak\s*down\b|"
+    r"\bbreakdown\b|\bsplit\b|\b(?:per|by) (?:day|hour|status|code|method|ip|path|client)\b|"
+    r"\brank\w*|\bcompared?\b|\bpopular\b|\busual(?:ly)?\b|\boften\b|\brare(?:st|ly)?\b|\bheaviest\b",
+    re.IGNORECASE,
+)
+_HOW_MANY = re.compile(r"\bhow (?:many|much)\b|\bnumber of\b|\bcount\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -192,15 +201,24 @@ class Slots:
     camelCase and snake_case identifiers)."""
     numbers: tuple[str, ...] = ()
     """Every number written in the question (codes, years, counts, IP octets excluded)."""
+    statistic: bool = False
+    """The question asks for a quantity or a ranking (most, top 5, how many, how often, a rate, a
+    breakdown): without one, "which status code does a client get when ..." asks what a code
+    means, not which one the logs hold most."""
+    names_one: bool = False
+    """The question asks to name something ("which clients ...", "who ..."), not for a figure ("how
+    many"): a count cannot answer it."""
 
 
 def canonical(question: str) -> str:
-    """The question with its values replaced by one fixed stand-in of each kind (a status code reads
-    "code", an IP 10.0.0.1, a year 2024, a path /api/status): routing then weighs what is asked,
-    not which code or address ("the most 429s" is not closer to a 429 example than to a 404 one)."""
+    """The question with its values replaced by one fixed stand-in of each kind (a status code or a
+    class of them reads "code", an IP 10.0.0.1, a year 2024, a path /api/status): routing then
+    weighs what is asked, not which code or address ("the most 429s" is not closer to a 429
+    example than to a 404 one, nor "the most 5xx responses" to a count for want of a 5xx example)."""
     out = _IP.sub("10.0.0.1", question)
     out = _PATH.sub("/api/status", out)
     out = _YEAR.sub("2024", out)
+    out = _STATUS_CLASS.sub("code", out)
     return _STATUS.sub("code", out)
 
 
@@ -337,6 +355,8 @@ def extract(question: str) -> Slots:
         source=next((name for name, pattern in _SOURCES if pattern.search(question)), None),
         names=names(question),
         numbers=tuple(dict.fromkeys(numbers)),
+        names_one=bool(_NAMES_ONE.search(question)) and not _HOW_MANY.search(question),
+        statistic=bool(least or most or _limit(q) or _STATISTIC.search(question)),
     )
 
 
