@@ -111,7 +111,7 @@ async def readings(cases: list[DevCase]) -> list[tuple[DevCase, Any]]:
             for case in cases:
                 found = slots.extract(case.question)
                 candidates = await ai.corpus.retrieve(case.question, k=6)
-                reading = ai.diagnostics.reader.read(
+                reading = ai.documents.local.read(
                     case.question, found, [c.passage for c in candidates], snap.bm25.idf, snap.doc_words
                 )
                 out.append((case, reading))

@@ -28,9 +28,12 @@ from tier0_contract import keys
 from tier0_services import aio, rediserrors
 from tier0_services.ai import images as images_mod
 from tier0_services.ai import local_model
-from tier0_services.ai.diagnostics import Diagnostics, Relevance
+from tier0_services.ai.diagnostics import Diagnostics
+from tier0_services.ai.documents import DocumentReader, Relevance
+from tier0_services.ai.live import LiveData
 from tier0_services.ai.logs import sample as logs_sample
 from tier0_services.ai.logs.recorder import AccessLogRecorder
+from tier0_services.ai.logs.store import AccessLogs
 from tier0_services.ai.provider_choice import build_providers
 from tier0_services.ai.providers import Providers, ProviderUnavailableError
 from tier0_services.ai.rag import corpus as corpus_mod
@@ -60,7 +63,12 @@ class AIRuntime:
     providers: Providers
     images: images_mod.ImageCatalog
     corpus: corpus_mod.Corpus
+    logs: AccessLogs
+    """Log import and the log endpoints' reads."""
+    documents: DocumentReader
+    """Adding documents, answering from them."""
     diagnostics: Diagnostics
+    """Questions: routed to the documents, the logs or the live telemetry."""
     recorder: AccessLogRecorder | None
     vector_backend: str
     ready: asyncio.Event = field(default_factory=asyncio.Event)
@@ -158,7 +166,7 @@ class AIRuntime:
                 await self.corpus.add(doc)
         else:
             log_sample = logs_sample.generate(SAMPLE_LOG_ENTRIES, seed=7)
-            await self.diagnostics.import_entries(log_sample.entries, atomic_marker=mark)
+            await self.logs.import_entries(log_sample.entries, atomic_marker=mark)
             return
         await self.redis.hset(*mark)  # type: ignore[misc]
 
@@ -169,7 +177,7 @@ class AIRuntime:
         if not self.settings.warm_up or self.providers.kind != "local":
             return
         passages = await self.corpus.all_passages()
-        await asyncio.to_thread(self.diagnostics.reader.prime, passages)
+        await asyncio.to_thread(self.documents.local.prime, passages)
         # Questions of a few lengths: onnxruntime plans each new input shape on its first run.
         for question in WARM_UP_QUESTIONS:
             await self.diagnostics.query(question)
@@ -256,13 +264,16 @@ async def start(redis: Redis, settings: AISettings, providers: Providers | None 
     local_reader = _local_reader(providers, settings)
     route_by = router_mod.Router(local_reader.encoder)
     recorder = AccessLogRecorder(redis) if settings.record_access_log else None
+    documents = DocumentReader(providers, corpus, relevance, local_reader)
     runtime = AIRuntime(
         redis=redis,
         settings=settings,
         providers=providers,
         images=images_mod.ImageCatalog(redis, providers.embedder, image_index),
         corpus=corpus,
-        diagnostics=Diagnostics(redis, providers, corpus, relevance, route_by, local_reader),
+        logs=AccessLogs(redis),
+        documents=documents,
+        diagnostics=Diagnostics(redis, route_by, documents, LiveData(redis)),
         recorder=recorder,
         vector_backend=image_index.backend,
     )

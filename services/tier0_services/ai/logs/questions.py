@@ -15,10 +15,19 @@ from typing import Any
 from redis.asyncio import Redis
 
 from tier0_contract import keys
+from tier0_services.ai.answers import Evidence, Mode, QueryResult
 from tier0_services.ai.logs import aggregates
+from tier0_services.ai.rag import intents, slots
 from tier0_services.ai.rag.intents import LogQuery
 
 AGGREGATED_BY = ["status", "client ip", "path", "method", "day", "latency"]
+VOCABULARY = frozenset(
+    """http https api apis ip ips url urls uri get post put patch delete head options json rest id ids utc gmt
+    ok created accepted no content not modified bad request unauthorized forbidden found too many requests
+    internal server error service unavailable gateway timeout""".split()
+)
+"""Proper names and acronyms the access logs can honour: what a request is, its status's reason
+phrase ("Bad Request"), UTC. Another name ("BP", "CEO") is something the logs know nothing of."""
 RECENT_IN_TEXT = 5
 
 
@@ -464,3 +473,25 @@ _HANDLERS = {
     "days": _days,
     "recent_errors": _recent_errors,
 }
+
+
+async def ask(redis: Redis, question: str, label: str, found: slots.Slots) -> tuple[QueryResult, list[str]]:
+    """A question routed to the log aggregate `label`: the answer, and the names the question
+    gives that the logs cannot honour (the orchestrator grounds on them)."""
+    got = await answer(redis, intents.log_query(label, found))
+    strange = [n for n in found.names if not honours_name(n, found)]
+    mode: Mode = "abstain" if got.abstained else "aggregation"
+    return QueryResult(
+        question, got.text, mode, data=got.data, evidence=Evidence("logs", got.query, got.covers)
+    ), strange
+
+
+def honours_name(name: str, found: slots.Slots) -> bool:
+    """Can the access logs honour this name? Request vocabulary, a method, a month of a day asked,
+    a part of the path asked."""
+    low = name.lower()
+    if low in VOCABULARY or low.rstrip("s") in VOCABULARY or name.upper() == found.method:
+        return True
+    if (found.days or found.months) and low[:3] in slots.MONTH_NAMES:
+        return True
+    return bool(found.path and low in found.path.lower())
