@@ -158,6 +158,7 @@ def _unit(text_: str, heading: str = "Counts", doc: str = "d", order: int = 0) -
         n_context=len(text.words(heading)),
         heading_stems=frozenset(text.terms(heading)),
         raw_words=frozenset(text.words(f"Title {ctx}")),
+        figures=frozenset(reader.figures(text.words(f"{heading} {text_}"))),
     )
 
 
@@ -176,6 +177,28 @@ def test_gates_shut_out_sentences_that_cannot_answer() -> None:
     q = _question("How many incidents did Chevron report in 2024?")
     bp = reader.features(q, _unit("BP recorded 9 incidents in 2024."), frozenset({"bp", "2024"}), 1, 2.0)
     assert not bp.entities_ok and not reader.can_answer(bp)
+
+
+def test_a_default_is_answered_by_a_setting_with_its_value() -> None:
+    q = _question("What is the default probe interval?")
+    assert q.wants_default
+    named = reader.features(q, _unit("The operator probes at the probe interval."), frozenset(), 1, 2.0)
+    assert named.default_miss and not reader.can_answer(named)
+    valued = reader.features(q, _unit("Settings: probeIntervalSeconds (1), failureThreshold (3)."), frozenset(), 1, 2.0)
+    assert not valued.default_miss
+    assert reader.has_dimension("time", "stallAfterSeconds (10)") and not reader.has_dimension("time", "stall (10)")
+
+
+def test_front_matter_and_headings_with_colons_are_not_sentences() -> None:
+    note = (
+        "# Runbook: disk full\ntags: ops, disk\nsource: copy of the runbook\n\n## Check: free space\n\nRun df -h first."
+    )
+    passages = text.chunk(note)
+    assert passages == ["Runbook - disk full - Check - free space: Run df -h first."]
+    assert [(u.heading, u.text) for u in text.units(passages[0])] == [
+        ("Runbook - disk full - Check - free space", "Run df -h first.")
+    ]
+    assert text.without_front_matter("Key points: a, b\nmore prose") == "Key points: a, b\nmore prose"
 
 
 def test_the_best_unit_answers_with_its_close_neighbours_or_abstains() -> None:

@@ -126,6 +126,15 @@ class LiveData:
                 abstained=True,
                 covers=covers,
             )
+        if not sites and q.kind in {"devices_in_state", "active_devices", "site", "sites", "sites_ranked"}:
+            # No data is no answer: "0 devices" would be grounded on nothing.
+            return LiveAnswer(
+                "This region has received no device telemetry yet (no site has reported), so I cannot answer this.",
+                {"sites": []},
+                f"SSCAN {keys.SITES}",
+                abstained=True,
+                covers=covers,
+            )
         if q.kind == "devices_in_state":
             return await self._in_state(q, sites)
         if q.kind == "active_devices":

@@ -20,6 +20,7 @@ section(s) whose heading matches what the question qualifies, not the best few s
 Pure apart from `UnitIndex`, which keeps each passage's units and vectors in process (bounded).
 """
 
+import functools
 import json
 import math
 import re
@@ -81,6 +82,18 @@ _SUPERLATIVE = re.compile(
 )
 
 
+_ASKS_DEFAULT = re.compile(r"\bdefaults?\b|\bdefaulted\b", re.I)
+_STATES_DEFAULT = re.compile(
+    r"\bdefault|\b(?:[a-z]+[A-Z]\w*|\w+[._]\w+[\w.]*)\s*(?:\(\s*[^()\s][^()]{0,24}\)|[:=]\s*\S)",
+)
+
+
+def states_default(unit_text: str) -> bool:
+    """Does the sentence state a default: the word, or a setting with its value (`failureThreshold
+    (3)`, `spec.paused: false`, `TIER0_AI_PROVIDER=local`)?"""
+    return bool(_STATES_DEFAULT.search(unit_text))
+
+
 _ASKS_VERSION = re.compile(r"\b(?:which|what)\s+(?:\w+\s+){0,2}versions?\b|\bversions? of\b", re.I)
 _VERSION_IN_TEXT = re.compile(r"\bv?\d+\.\d+(?:\.\d+)*\b")
 _ASKS_CODE = re.compile(r"\b(?:which|what)\s+(?:http\s+)?(?:status|response|error|return)?\s*(?:code|status)\b", re.I)
@@ -133,10 +146,22 @@ def asked_dimension(question: str) -> str:
 
 
 def has_dimension(dimension: str, unit_text: str) -> bool:
+    """Does the sentence state a figure in that measure: "10 s", "80 percent", or a setting named
+    in it with its value (`stallAfterSeconds (10)`, `max_lag_ms: 500`)?"""
     low = unit_text.lower()
     if dimension == "share" and "%" in low:
         return True
-    return any(_UNIT_DIMENSION.get(m.group(1).lower()) == dimension for m in _UNIT_IN_TEXT.finditer(low))
+    if any(_UNIT_DIMENSION.get(m.group(1).lower()) == dimension for m in _UNIT_IN_TEXT.finditer(low)):
+        return True
+    return bool(re.search(r"\d", unit_text)) and any(
+        _UNIT_DIMENSION.get(part) == dimension
+        for m in _SETTING_NAME.finditer(unit_text)
+        for part in text.terms(m.group(0))[1:]
+    )
+
+
+_SETTING_NAME = re.compile(r"\b(?:[a-z]+[A-Z]\w*|[A-Za-z]+_\w+)\b")
+"""An identifier (camelCase or snake_case): its parts say what its value measures."""
 
 
 HARD_TYPES = frozenset({"number", "frequency", "duration", "date", "code", "version"})
@@ -293,6 +318,8 @@ class UnitRecord:
     heading_stems: frozenset[str]
     raw_words: frozenset[str]
     """Every word of the unit and its context, lowercase, not stemmed (entity checks)."""
+    figures: frozenset[str] = frozenset()
+    """The numbers of the unit and its heading (`figures`), read once."""
 
 
 def context_text(heading: str, unit: str) -> str:
@@ -333,6 +360,7 @@ def build_units(passages: Sequence[Any], encoder: Encoder, batch: int = 64) -> d
                     n_context=sum(1 for i in keep if wv.starts[i] < unit_start),
                     heading_stems=frozenset(text.terms(unit.heading)),
                     raw_words=frozenset(text.words(f"{p.title} {ctx}")),
+                    figures=frozenset(figures(text.words(f"{unit.heading} {unit.text}"))),
                 )
             )
     return out
@@ -423,6 +451,8 @@ class Features:
     ("in bar") is stated (a gate, not a weight)."""
     hard_type: bool = False
     """The question wants a figure, a frequency, a duration or a date (a gate, not a weight)."""
+    default_miss: bool = False
+    """A default is asked and the unit states none (a gate)."""
 
     def vector(self) -> list[float]:
         return [
@@ -497,6 +527,18 @@ class Question:
     figures: frozenset[str] = frozenset()
     """Numbers the question names (digits, number words, ordinals; not its years or codes): "a
     third audit" is not answered by a sentence about the second."""
+    wants_default: bool = False
+    """The question asks for a default ("what is the default ...", "by default"): the answer must
+    state one (`states_default`)."""
+
+    @functools.cached_property
+    def term_matrix(self) -> Vectors:
+        """The terms' contextual vectors as rows (a zero row for a term without one)."""
+        out = np.zeros((len(self.terms), self.vector.shape[0]), dtype=np.float32)
+        for j, t in enumerate(self.terms):
+            if t.vector is not None:
+                out[j] = t.vector
+        return out
 
 
 STATUS_NOUNS = frozenset(
@@ -556,6 +598,7 @@ def question(
         top_idf,
         asked_dimension(question_text),
         frozenset(named),
+        bool(_ASKS_DEFAULT.search(question_text)),
     )
 
 
@@ -582,54 +625,80 @@ CONTEXT_WEIGHT = {"unit": 1.0, "heading": 0.9, "title": 0.75}
 the title is shared by every sentence of the document."""
 
 
-def _soft(matrix: Vectors | None, vector: Vectors | None) -> float:
-    if vector is None or matrix is None or not matrix.shape[0]:
-        return 0.0
-    cos = float((matrix @ vector).max())
-    return min(1.0, max(0.0, (cos - SYNONYM_FLOOR) / SYNONYM_SPAN))
+def _softs(sims: Vectors) -> Vectors:
+    """Per question term (columns), its alignment with the closest of these word vectors (rows):
+    (cos - floor) / span clipped to [0, 1]; 0 without rows (or for a term without a vector, whose
+    column is zero)."""
+    if not sims.shape[0]:
+        return np.zeros(sims.shape[1], dtype=np.float32)
+    out: Vectors = np.clip((sims.max(axis=0) - SYNONYM_FLOOR) / SYNONYM_SPAN, 0.0, 1.0)
+    return out
 
 
 def _exact(stem: str, stems: frozenset[str]) -> bool:
     return stem in stems or (len(stem) >= 5 and any(s.startswith(stem[:5]) for s in stems))
 
 
-def _aligned(
-    t: Term, unit: UnitRecord, matrix: Vectors | None, own_only: bool = False, with_title: bool = True
-) -> float:
-    """How well the unit (and unless `own_only` its heading, and `with_title` its document's title)
-    covers one question term."""
-    own = matrix[unit.n_context :] if matrix is not None else None
-    best = 1.0 if _exact(t.stem, unit.unit_stems) else _soft(own, t.vector)
-    if own_only or best >= 1.0:
-        return best
-    heading = matrix[unit.n_title : unit.n_context] if matrix is not None else None
-    title = matrix[: unit.n_title] if matrix is not None else None
-    in_heading = 1.0 if _exact(t.stem, unit.heading_stems) else _soft(heading, t.vector)
-    best = max(best, CONTEXT_WEIGHT["heading"] * in_heading)
-    if not with_title:
-        return best
-    in_title = 1.0 if _exact(t.stem, unit.stems - unit.unit_stems - unit.heading_stems) else _soft(title, t.vector)
-    return max(best, CONTEXT_WEIGHT["title"] * in_title)
+@dataclass(frozen=True)
+class Alignment:
+    """How well a unit covers each question term: with its heading and its document's title
+    (`context`), with its own words only (`own`), with its heading but not the title (`no_title`)."""
+
+    context: list[float]
+    own: list[float]
+    no_title: list[float]
 
 
-def features(q: Question, unit: UnitRecord, context_words: frozenset[str], rank: int, top_idf: float) -> Features:
+def align(q: Question, unit: UnitRecord, sims: Vectors | None = None) -> Alignment:
+    """The unit's alignment with every term of the question; `sims` is the unit's word vectors
+    times the question's term vectors (rows x terms), computed here when not given (the scorer
+    computes one product per passage, not one per term and unit)."""
+    if sims is None:
+        sims = unit.word_vectors.astype(np.float32) @ q.term_matrix.T
+    own_soft = _softs(sims[unit.n_context :])
+    heading_soft = _softs(sims[unit.n_title : unit.n_context])
+    title_soft = _softs(sims[: unit.n_title])
+    title_stems = unit.stems - unit.unit_stems - unit.heading_stems
+    context: list[float] = []
+    own: list[float] = []
+    no_title: list[float] = []
+    for j, t in enumerate(q.terms):
+        mine = 1.0 if _exact(t.stem, unit.unit_stems) else float(own_soft[j])
+        own.append(mine)
+        if mine >= 1.0:
+            context.append(1.0)
+            no_title.append(1.0)
+            continue
+        in_heading = 1.0 if _exact(t.stem, unit.heading_stems) else float(heading_soft[j])
+        best = max(mine, CONTEXT_WEIGHT["heading"] * in_heading)
+        no_title.append(best)
+        in_title = 1.0 if _exact(t.stem, title_stems) else float(title_soft[j])
+        context.append(max(best, CONTEXT_WEIGHT["title"] * in_title))
+    return Alignment(context, own, no_title)
+
+
+def features(
+    q: Question,
+    unit: UnitRecord,
+    context_words: frozenset[str],
+    rank: int,
+    top_idf: float,
+    sims: Vectors | None = None,
+) -> Features:
     """How well this unit answers the question (pure)."""
     cosine = float(unit.vector @ q.vector)
     total = sum(t.idf for t in q.terms) or 1.0
-    matrix = unit.word_vectors.astype(np.float32) if unit.word_vectors.size else None
+    a = align(q, unit, sims)
     in_context = in_unit = gap = known_gap = 0.0
-    for t in q.terms:
-        a = _aligned(t, unit, matrix)
-        in_context += t.idf * a
-        in_unit += t.idf * _aligned(t, unit, matrix, own_only=True)
-        miss = min(1.0, t.idf / top_idf) * (1.0 - _aligned(t, unit, matrix, with_title=False))
+    for j, t in enumerate(q.terms):
+        in_context += t.idf * a.context[j]
+        in_unit += t.idf * a.own[j]
+        miss = min(1.0, t.idf / top_idf) * (1.0 - a.no_title[j])
         gap = max(gap, miss)
         if t.known:
             known_gap = max(known_gap, miss)
     entities_ok = all(_has_entity(e, context_words) for e in q.entities)
-    figures_ok = q.figures <= figures(text.words(f"{unit.heading} {unit.text}")) and (
-        not q.dimension or has_dimension(q.dimension, unit.text)
-    )
+    figures_ok = q.figures <= unit.figures and (not q.dimension or has_dimension(q.dimension, unit.text))
     unit_entities = all(_has_entity(e, unit.raw_words) for e in q.entities) and figures_ok
     return Features(
         cosine=cosine,
@@ -643,6 +712,7 @@ def features(q: Question, unit: UnitRecord, context_words: frozenset[str], rank:
         retrieval=1.0 / rank,
         figures_ok=figures_ok,
         hard_type=q.kind in HARD_TYPES,
+        default_miss=q.wants_default and not states_default(unit.text),
     )
 
 
@@ -663,9 +733,19 @@ def score_units(
     """Every unit of the retrieved passages with its probability of answering, best first."""
     scored: list[Scored] = []
     top_idf = max([t.idf for t in q.terms] + [q.top_idf], default=1.0)
+    terms_t = q.term_matrix.T
     for rank, pid in enumerate(ranked_passages, start=1):
-        for unit in units.get(pid, []):
-            f = features(q, unit, doc_words.get(unit.doc_id, unit.raw_words), rank, top_idf)
+        mine = units.get(pid, [])
+        if not mine:
+            continue
+        # One product of the passage's word vectors with the question's terms, sliced per unit.
+        sims = np.concatenate([u.word_vectors for u in mine]).astype(np.float32) @ terms_t
+        row = 0
+        for unit in mine:
+            rows = int(unit.word_vectors.shape[0])
+            words = doc_words.get(unit.doc_id, unit.raw_words)
+            f = features(q, unit, words, rank, top_idf, sims[row : row + rows])
+            row += rows
             scored.append(Scored(unit, f, model.probability(f)))
     scored.sort(key=lambda s: -s.probability)
     return scored
@@ -712,9 +792,9 @@ def answer_units(scored: list[Scored], model: Model, max_units: int = 3) -> list
 
 def can_answer(f: Features) -> bool:
     """The gates: the question's names, years and codes are in the unit's document, its figures in
-    the unit, and a unit without the kind of answer asked for (a figure, a frequency, a duration,
-    a date) does not answer."""
-    return bool(f.entities_ok) and f.figures_ok and not (f.hard_type and f.type_miss)
+    the unit, and a unit without the kind of answer asked for (a figure, a frequency, a duration, a
+    date, a default) does not answer."""
+    return bool(f.entities_ok) and f.figures_ok and not (f.hard_type and f.type_miss) and not f.default_miss
 
 
 @dataclass(frozen=True)

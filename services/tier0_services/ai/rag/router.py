@@ -86,8 +86,8 @@ class Decision:
 def decide(scores: dict[str, float], slots: Slots, margin: float = MARGIN) -> Decision:
     """Nudge by the slots that belong to one family (an IP or a path to the logs; the source the
     question names: "in the access logs", "according to the runbook", "right now") or rule one
-    route out (a count does not name the clients asked for), rank the families, keep those
-    within the margin."""
+    route out (a count does not name the clients asked for; an aggregate says no procedure),
+    rank the families, keep those within the margin."""
     nudged = dict(scores)
     for label in nudged:
         fam = family(label)
@@ -97,6 +97,8 @@ def decide(scores: dict[str, float], slots: Slots, margin: float = MARGIN) -> De
             nudged[label] += SLOT_NUDGE
         if label == "logs.latency" and slots.percentiles:
             nudged[label] += SLOT_NUDGE
+        if fam != "docs" and slots.how_to:
+            nudged[label] -= SLOT_NUDGE  # "how do I see the dead letters?" wants the procedure
         if label in RANKINGS and not slots.statistic:
             nudged[label] -= SLOT_NUDGE  # a ranking answers "which ... most", not "which code means ..."
         if label == "logs.count" and slots.names_one:

@@ -161,7 +161,12 @@ _STATISTIC = re.compile(
     r"\bhow (?:many|much|often|frequently)\b|\bnumber of\b|\bcount(?:s|ed)?\b|\btotals?\b|\brates?\b(?![- ]limit)|"
     r"\bpercent(?:age)?s?\b|%|\bshare\b|\bproportion\b|\bfraction\b|\bratio\b|\bdistribut\w*|\bbreak\s*down\b|"
     r"\bbreakdown\b|\bsplit\b|\b(?:per|by) (?:day|hour|status|code|method|ip|path|client)\b|"
-    r"\brank\w*|\bcompared?\b|\bpopular\b|\busual(?:ly)?\b|\boften\b|\brare(?:st|ly)?\b|\bheaviest\b",
+    r"\brank\w*|\bdominat\w*|\bmajority\b|\bcompared?\b|\bpopular\b|\busual(?:ly)?\b|\boften\b|\brare(?:st|ly)?\b|\bheaviest\b",
+    re.IGNORECASE,
+)
+_HOW_TO = re.compile(
+    r"\bhow (?:do|can|should|would|must) (?:i|we|you|one|an? \w+)\b|\bhow to\b|"
+    r"\b(?:which|what) (?:\w+ ){0,2}commands?\b|\bwhat (?:should|do|must) (?:i|we) (?:do|run|check)\b",
     re.IGNORECASE,
 )
 _HOW_MANY = re.compile(r"\bhow (?:many|much)\b|\bnumber of\b|\bcount\b", re.IGNORECASE)
@@ -201,6 +206,9 @@ class Slots:
     camelCase and snake_case identifiers)."""
     numbers: tuple[str, ...] = ()
     """Every number written in the question (codes, years, counts, IP octets excluded)."""
+    how_to: bool = False
+    """The question asks for a procedure or a command ("how do I ...", "which commands ..."): the
+    documents say how; the logs and the live telemetry only say what happened or is."""
     statistic: bool = False
     """The question asks for a quantity or a ranking (most, top 5, how many, how often, a rate, a
     breakdown): without one, "which status code does a client get when ..." asks what a code
@@ -357,6 +365,7 @@ def extract(question: str) -> Slots:
         numbers=tuple(dict.fromkeys(numbers)),
         names_one=bool(_NAMES_ONE.search(question)) and not _HOW_MANY.search(question),
         statistic=bool(least or most or _limit(q) or _STATISTIC.search(question)),
+        how_to=bool(_HOW_TO.search(question)),
     )
 
 

@@ -95,7 +95,10 @@ def plain(line: str) -> str:
 
 
 def _cells(row: str) -> list[str]:
-    return [plain(c) for c in row.strip().strip("|").split("|")]
+    """A table row's cells; an escaped pipe (`Automatic\\|Manual`) is part of its cell."""
+    inner = row.strip().removeprefix("|")
+    inner = inner[:-1] if inner.endswith("|") and not inner.endswith("\\|") else inner
+    return [plain(c.replace("\\|", "|")) for c in re.split(r"(?<!\\)\|", inner)]
 
 
 @dataclass(frozen=True)
@@ -111,9 +114,18 @@ class Unit:
 
 
 def _heading_of(passage_text: str) -> tuple[str, str]:
-    """(heading, body) of a passage (`Heading: body`); the heading is '' when there is none."""
+    """(heading, body) of a passage (`Heading: body`); the heading is '' when there is none. A
+    heading holds no ": " (`chunk` writes it so) and no sentence end; it may hold a dotted name
+    (`spec.failover`)."""
     head, sep, body = passage_text.partition(": ")
-    if sep and head and len(head) <= 100 and "\n" not in head and not head.startswith(ITEM_MARK) and "." not in head:
+    if (
+        sep
+        and head
+        and len(head) <= 100
+        and "\n" not in head
+        and not head.startswith(ITEM_MARK)
+        and not re.search(r"[.!?](?:\s|$)", head)
+    ):
         return head, body
     return "", passage_text
 
@@ -176,7 +188,8 @@ def _blocks(text: str) -> list[tuple[str, str, list[str]]]:
         if stripped.startswith("#"):
             flush()
             level = len(stripped) - len(stripped.lstrip("#"))
-            name = plain(stripped.lstrip("#").strip())
+            # ": " in a heading would end it inside a passage (`Heading: body`).
+            name = plain(stripped.lstrip("#").strip()).replace(": ", " - ")
             headings = [(lvl, h) for lvl, h in headings if lvl < level] + [(level, name)]
             continue
         if stripped.startswith("|"):
@@ -213,11 +226,37 @@ def _blocks(text: str) -> list[tuple[str, str, list[str]]]:
     return out
 
 
+_META_LINE = re.compile(r"^[A-Za-z][\w-]{0,30}:\s+\S")
+
+
+def without_front_matter(text: str) -> str:
+    """The note without its metadata: a `---` YAML block, or the `key: value` lines (`tags:`,
+    `source:`, `author:`) that open it under its title, are about the document, not sentences of
+    it (an answer quoting "tags: operator, failover" answers nothing)."""
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines) and not lines[i].strip():
+        i += 1
+    if i < len(lines) and lines[i].strip() == "---":
+        end = next((j for j in range(i + 1, len(lines)) if lines[j].strip() == "---"), None)
+        if end is not None:
+            return "\n".join(lines[:i] + lines[end + 1 :])
+    if i < len(lines) and lines[i].lstrip().startswith("# "):
+        i += 1
+    start = i
+    while i < len(lines) and _META_LINE.match(lines[i]) and not lines[i].lstrip().startswith(("|", "-", "*")):
+        i += 1
+    if i > start and (i == len(lines) or not lines[i].strip()):
+        return "\n".join(lines[:start] + lines[i:])
+    return text
+
+
 def chunk(text: str, max_chars: int = 700) -> list[str]:
     """Split a note into passages: each paragraph, list, table or code block under its heading
-    (`Heading: ...`), one unit source per line, long blocks cut at sentence or item ends."""
+    (`Heading: ...`), one unit source per line, long blocks cut at sentence or item ends; its
+    front matter left out."""
     passages: list[str] = []
-    for heading, _, lines in _blocks(text):
+    for heading, _, lines in _blocks(without_front_matter(text)):
         if lines and lines[0].upper().startswith(SAMPLE_LABEL):
             continue  # the label says what the note is; the citation's `source` carries it
         prefix = f"{heading}: " if heading else ""
