@@ -60,11 +60,11 @@ class DocumentCase:
     """Every group must be matched (any alternative) by the answer's text."""
 
 
-def document_cases(name: str) -> list[DocumentCase]:
-    """The first file's document and must-abstain cases of one split (enumerations aside: they are
-    read as lists, not sentences)."""
+def document_cases(name: str, which: File = "first") -> list[DocumentCase]:
+    """A file's document and must-abstain cases of one split (enumerations aside: they are read
+    as lists, not sentences)."""
     out = []
-    for c in split(load("first"), name):
+    for c in split(load(which), name):
         if c["category"] == "documents" and c["kind"] != "enumeration":
             groups = tuple(tuple(str(a) for a in g) for g in c["expect"].get("phrases", []))
             out.append(DocumentCase(c["question"], True, groups))

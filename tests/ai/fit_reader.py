@@ -85,12 +85,20 @@ def all_cases() -> list[DevCase]:
     return own_cases() + own_cases("readme_cases.yaml") + blind_dev_cases()
 
 
+def second_dev_cases() -> list[DevCase]:
+    """The `dev` split of the second corpus's cases (development material from the second round
+    on, tests/ai/README.md), read in a store holding that corpus alone."""
+    return [DevCase(c.question, c.answerable, c.groups, "second-dev") for c in blind.document_cases("dev", "second")]
+
+
 def blind_dev_cases() -> list[DevCase]:
     """The `dev` split of the blind set (tests/ai/cases): its document and must-abstain cases."""
     return [DevCase(c.question, c.answerable, c.groups, "blind-dev") for c in blind.document_cases("dev")]
 
 
-async def readings(cases: list[DevCase]) -> list[tuple[DevCase, Any]]:
+async def readings(cases: list[DevCase], second: bool = False) -> list[tuple[DevCase, Any]]:
+    """Each case read over the samples and the README corpus, or (`second`) over the second
+    corpus alone."""
     with tempfile.TemporaryDirectory(prefix="fit-reader-") as tmp:
         port = free_port()
         proc = programs.redis(port, Path(tmp), search=True)
@@ -101,10 +109,18 @@ async def readings(cases: list[DevCase]) -> list[tuple[DevCase, Any]]:
             model = local_model.shared()
             providers = Providers(kind="local", embedder=model, answerer=SentenceReader(model))
             ai = await runtime.start(
-                redis, AISettings(provider="local", load_samples=True, record_access_log=False), providers
+                redis, AISettings(provider="local", load_samples=not second, record_access_log=False), providers
             )
             await ai.ready.wait()
-            for doc in readme_documents():
+            docs = (
+                [
+                    corpus.Document(b["doc_id"], b["title"], b["text"], tags=tuple(b["tags"]))
+                    for b in blind.second_documents()
+                ]
+                if second
+                else readme_documents()
+            )
+            for doc in docs:
                 await ai.corpus.add(doc)
             snap = await ai.corpus.snapshot()
             out = []
@@ -170,9 +186,14 @@ def question_level(pairs: list[tuple[DevCase, Any]], model: reader.Model) -> tup
 def main() -> int:
     args = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     args.add_argument("--write", action="store_true")
+    args.add_argument("--second", action="store_true", help="also fit on the second corpus's dev split")
     opts = args.parse_args()
     cases = all_cases()
     pairs = asyncio.run(readings(cases))
+    if opts.second:
+        second = second_dev_cases()
+        cases += second
+        pairs += asyncio.run(readings(second, second=True))
     xs, ys = [], []
     for case, r in pairs:
         # Every positive and the hardest negatives (closest by cosine): the easy negatives of a

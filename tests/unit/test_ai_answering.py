@@ -53,6 +53,14 @@ def test_values_route_as_stand_ins() -> None:
     assert not slots.extract("How many requests did the client that got the most 5xx send?").names_one
 
 
+def test_reason_phrases_name_their_status() -> None:
+    assert slots.extract("How many requests returned Not Found?").status == 404
+    assert slots.extract("how many service unavailable responses were logged").status == 503
+    assert slots.extract("How many bad requests were there?").status == 400
+    assert slots.extract("Is the service unavailable during failover?").status is None
+    assert slots.extract("What happens when a device is not found?").status is None
+
+
 def test_a_route_and_its_slots_make_the_computation() -> None:
     q = intents.log_query("logs.count", slots.extract("How many requests got a 404 in 2019?"))
     assert (q.kind, q.status, q.years) == ("count", 404, (2019,))

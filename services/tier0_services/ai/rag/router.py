@@ -27,6 +27,8 @@ MARGIN = 0.06
 dev split; see tests/ai/README.md)."""
 SLOT_NUDGE = 0.08
 FAMILIES = ("docs", "logs", "live")
+FIGURES = frozenset({"logs.count", "logs.error_rate", "logs.unique_ips"})
+"""Aggregates that answer with a figure only: not "which ..." or "who ..."."""
 RANKINGS = frozenset({"logs.status_breakdown", "logs.top_ips", "logs.top_paths", "logs.methods"})
 """Aggregates that rank: they answer a question that asks for a ranking or a quantity."""
 
@@ -101,7 +103,7 @@ def decide(scores: dict[str, float], slots: Slots, margin: float = MARGIN) -> De
             nudged[label] -= SLOT_NUDGE  # "how do I see the dead letters?" wants the procedure
         if label in RANKINGS and not slots.statistic:
             nudged[label] -= SLOT_NUDGE  # a ranking answers "which ... most", not "which code means ..."
-        if label == "logs.count" and slots.names_one:
+        if label in FIGURES and slots.names_one:
             nudged[label] -= SLOT_NUDGE  # "which clients got the most 5xx?" names clients, counts nothing
     best: dict[str, str] = {}
     for label, score in nudged.items():

@@ -113,7 +113,28 @@ _SOURCES: tuple[tuple[Source, re.Pattern[str]], ...] = (
     ("live", re.compile(r"\b(?:right now|currently|at the moment|at present|at this moment)\b", re.IGNORECASE)),
 )
 _LEAST = frozenset("least fewest rarest lowest minimum min smallest quietest fastest".split())
-_MOST = frozenset("most top highest maximum max largest busiest noisiest slowest frequent common".split())
+_MOST = frozenset("most top highest maximum max largest busiest noisiest heaviest slowest frequent common".split())
+REASONS = {
+    "bad request": 400,
+    "unauthorized": 401,
+    "unauthorised": 401,
+    "forbidden": 403,
+    "not found": 404,
+    "method not allowed": 405,
+    "conflict": 409,
+    "payload too large": 413,
+    "unprocessable entity": 422,
+    "unprocessable content": 422,
+    "too many requests": 429,
+    "internal server error": 500,
+    "bad gateway": 502,
+    "service unavailable": 503,
+    "gateway timeout": 504,
+    "not modified": 304,
+    "no content": 204,
+}
+"""HTTP reason phrases as a question names a status ("how many Not Found responses"): the code."""
+_REASON = re.compile(r"\b(" + "|".join(sorted(REASONS, key=len, reverse=True)) + r")s?\b", re.IGNORECASE)
 _SERVER_ERRORS = re.compile(r"\bserver(?:[- ]side)?\s+(?:error|failure)s?\b", re.IGNORECASE)
 _CLIENT_ERRORS = re.compile(r"\bclient(?:[- ]side)?\s+(?:error|failure)s?\b", re.IGNORECASE)
 _ERROR_WORDS = frozenset(
@@ -320,6 +341,7 @@ def extract(question: str) -> Slots:
     without_ips = _IP.sub(" ", question)
     without_dates = _ISO_DAY.sub(" ", without_ips)
     codes = [int(c) for c in _STATUS.findall(_YEAR.sub(" ", without_dates))]
+    codes += [REASONS[m.group(1).lower()] for m in _REASON.finditer(question) if _as_status(m, question)]
     status = codes[0] if codes else None
     class_match = _STATUS_CLASS.search(question)
     status_class = int(class_match.group(1)) if class_match else None
@@ -367,6 +389,18 @@ def extract(question: str) -> Slots:
         statistic=bool(least or most or _limit(q) or _STATISTIC.search(question)),
         how_to=bool(_HOW_TO.search(question)),
     )
+
+
+def _as_status(match: re.Match[str], question: str) -> bool:
+    """A reason phrase names a status when written as one ("Not Found", "HTTP service
+    unavailable", "not found responses"), or is one of the phrases only HTTP uses ("bad
+    request", "too many requests"); "is the service unavailable during failover?" names none."""
+    phrase = match.group(1)
+    if phrase[0].isupper() and match.start() > 0 or phrase.lower() in {"bad request", "too many requests"}:
+        return True
+    before = question[: match.start()].rstrip().lower()
+    after = question[match.end() :].lstrip().lower()
+    return before.endswith("http") or bool(re.match(r"(?:responses?|errors?|status|answers?|replies|codes?)\b", after))
 
 
 def _is_method(found: str, question: str) -> bool:
