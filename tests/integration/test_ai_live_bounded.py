@@ -79,6 +79,7 @@ async def test_counts_come_from_the_counters(app: FastAPI, redis_port: int) -> N
     states = Counter(d.state.value for d in FLEET)
     body, commands = await _ask(app, redis_port, "How many devices are in WARN state right now?")
     assert body["mode"] == "aggregation" and body["data"]["count"] == states["WARN"], body
+    assert body["data"]["of_devices"] == len(FLEET) and f"% of the {len(FLEET)})" in body["answer"], body
     _bounded(commands)
     assert not any(c.startswith("HSCAN") for c in commands), "a counted figure read devices"
 

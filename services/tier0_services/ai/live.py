@@ -210,11 +210,13 @@ class LiveData:
         field_name = keys.SITE_STATE_FIELDS[state]
         scan: Scan | None = None
         by_site: dict[str, int] = {}
+        of_all: int | None = None
         if q.device_type is None:
-            # The count from the counters, exact whatever the fleet's size.
-            counters = await self._counters([q.site_id] if q.site_id else sites, [field_name])
+            # The count from the counters, exact whatever the fleet's size, and the devices it is a share of.
+            counters = await self._counters([q.site_id] if q.site_id else sites, [field_name, "device_count"])
             count = sum(c[field_name] for c in counters.values())
-            query = f"HMGET {keys.site_metrics('<site>')} {field_name} (each site asked)"
+            of_all = sum(c["device_count"] for c in counters.values())
+            query = f"HMGET {keys.site_metrics('<site>')} {field_name} device_count (each site asked)"
             if state == "ALERT" and q.site_id is None:
                 # The region's figure as /api/devices/alerts gives it; the counters give the sites.
                 count = int(await self.redis.zcard(keys.DEVICES_ALERTS))
@@ -246,6 +248,8 @@ class LiveData:
         noun, verb = ("device", "is") if count == 1 else ("devices", "are")
         text = f"{lead} {noun}{where} {verb} in {state} state now"
         members = scan.ids if scan is not None else []
+        if of_all:
+            text += f" ({100.0 * count / of_all:.1f}% of the {of_all}{' there' if q.site_id else ''})"
         text += f": {_names(members, count)}." if members else "."
         if partial and scan is not None:
             text += (
@@ -257,6 +261,7 @@ class LiveData:
         data: dict[str, Any] = {
             "state": state,
             "count": count,
+            "of_devices": of_all,
             "site_id": q.site_id,
             "device_type": q.device_type,
         }
