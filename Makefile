@@ -40,30 +40,31 @@ $(VENV)/.installed: pyproject.toml hack/requirements/dev.txt
 
 ##@ Deploy (the product on a cluster)
 
-# Where a Docker engine answers `make up` uses kind; elsewhere the built-in node (needs root).
-HAVE_DOCKER := $(shell command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 && echo yes)
+# CLUSTER=node (the default): the built-in node (needs root); CLUSTER=kind: a kind cluster on a Docker
+# engine (the project starts its own where none answers). A running engine never changes the choice.
+CLUSTER ?= node
 
 .PHONY: up
-up: tools venv ## Deploy tier0 on a cluster (kind with Docker, else the built-in node), print how to reach it
-ifeq ($(HAVE_DOCKER),yes)
-	$(MAKE) images kind-up
+up: ## Deploy tier0 on a cluster (CLUSTER=node: the built-in node; CLUSTER=kind), print how to reach it
+ifeq ($(CLUSTER),kind)
+	$(MAKE) kind-up
 else
-	$(MAKE) node-up
+	$(MAKE) tools venv node-up
 	$(PY) -m tier0_dev.node deploy
 endif
 
 .PHONY: down
-down: ## Remove what `make up` made (the kind cluster, or the built-in node)
-ifeq ($(HAVE_DOCKER),yes)
-	hack/kind.sh down
+down: ## Remove what `make up` made (the built-in node; CLUSTER=kind: the kind cluster and the project's engine)
+ifeq ($(CLUSTER),kind)
+	$(MAKE) kind-down
 else
 	@test -x $(PY) && $(PY) -m tier0_dev.node down || true
 endif
 
 .PHONY: status
-status: ## Show the cluster `make up` made and tier0's pods on it
-ifeq ($(HAVE_DOCKER),yes)
-	kubectl --context kind-$(KIND_CLUSTER) get pods -A
+status: ## Show the cluster `make up` made and tier0's pods on it (CLUSTER=kind for kind's)
+ifeq ($(CLUSTER),kind)
+	$(PY) -m tier0_dev.kind status
 else
 	$(PY) -m tier0_dev.node status
 endif
@@ -176,15 +177,13 @@ test-operator: tools venv ## The RegionPair operator's unit tests and its tests 
 
 ##@ Charts and images
 
-IMAGE_REGISTRY ?= tier0
 IMAGE_TAG ?= 0.1.0
-IMAGE_COMPONENTS := operator services simulators
-KIND_CLUSTER ?= tier0
+export KIND_CLUSTER ?= tier0
 
 .PHONY: charts-sync
 charts-sync: ## Copy crds/ and operator/rbac/ into the operator chart; regenerate dashboards/ (+ the chart's copy)
 	cp crds/*.yaml charts/tier0-operator/files/crds/
-	cp operator/rbac/clusterrole.yaml operator/rbac/leader-election.yaml charts/tier0-operator/files/rbac/
+	cp operator/rbac/role.yaml operator/rbac/leader-election.yaml charts/tier0-operator/files/rbac/
 	$(PY) -m tier0_dev.dashboards
 
 .PHONY: dashboards
@@ -214,25 +213,52 @@ charts-lint: tools ## helm lint --strict both charts (default and all-on values)
 	  helm lint --strict $$c --kube-version $(KUBERNETES_VERSION:v%=%) -f $$c/ci/all-on-values.yaml; \
 	done
 
+.PHONY: charts-score
+charts-score: tools venv ## kube-score over both charts (default and all-on values); exceptions in charts/kube-score.yaml
+	$(PY) -m pytest tests/controlplane/test_charts_score.py -q
+
 .PHONY: images
-images: venv ## Build every image: with Docker the tier0 images; else buildah (base, tier0, stand-ins, node add-ons)
-ifeq ($(HAVE_DOCKER),yes)
-	for c in $(IMAGE_COMPONENTS); do \
-	  echo "[images] docker build $(IMAGE_REGISTRY)/$$c:$(IMAGE_TAG)"; \
-	  docker build -f images/$$c/Dockerfile -t $(IMAGE_REGISTRY)/$$c:$(IMAGE_TAG) .; \
-	done
-else
+images: venv ## Build every image with buildah (base, tier0, stand-ins, node add-ons): the built-in node's and kind's
 	IMAGE_TAG=$(IMAGE_TAG) $(PY) -m tier0_dev.node images
-endif
+
+##@ kind (a kind cluster on a Docker engine: the path the GitHub workflow runs)
+
+.PHONY: kind-tools
+kind-tools: ## Install the kind path's tools: Docker engine (if none), buildah, kind, helm, kubeadm, the node's binaries
+	hack/install-tools.sh --kind --redis-stack
+
+.PHONY: docker-up
+docker-up: ## Start the project's Docker engine (own socket and data; none if an engine already answers)
+	hack/install-tools.sh --docker
+	$(PY) -m tier0_dev.kind docker-up
+
+.PHONY: docker-down
+docker-down: ## Stop the project's Docker engine and remove what it left (an engine someone else runs is left alone)
+	@if test -x $(PY); then $(PY) -m tier0_dev.kind docker-down; else echo "no .venv: make venv first"; exit 1; fi
+
+.PHONY: docker-status
+docker-status: ## Show the Docker engine the kind path uses, its adaptations and containers
+	$(PY) -m tier0_dev.kind docker-status
 
 .PHONY: kind-up
-kind-up: images ## Create a kind cluster, load the images, install both charts, wait for the RegionPair (needs Docker)
-	hack/kind.sh up
+kind-up: kind-tools venv images ## Engine, node image, kind cluster, `kind load` of the images, both charts, the RegionPair Healthy
+	$(PY) -m tier0_dev.kind up
 
 .PHONY: kind-e2e
-kind-e2e: venv ## The e2e tier (tests/e2e) on the kind cluster (after kind-up)
-	hack/kind.sh e2e
+kind-e2e: venv ## The e2e tier (tests/e2e, as on the built-in node) on the kind cluster (after kind-up)
+	$(PY) -m tier0_dev.kind e2e $(PYTEST_ARGS)
 
 .PHONY: kind-down
-kind-down: ## Delete the kind cluster
-	hack/kind.sh down
+kind-down: ## Delete the kind cluster and stop the project's Docker engine, leaving nothing behind
+	@if test -x $(PY); then $(PY) -m tier0_dev.kind down; else echo "no .venv: make venv first"; exit 1; fi
+
+.PHONY: kind-status
+kind-status: ## Show the kind cluster, its engine and tier0's pods
+	$(PY) -m tier0_dev.kind status
+
+.PHONY: kind-test
+kind-test: ## The kind path end to end, timed: kind-up, kind-e2e, then kind-down (also when a step failed)
+	@start=$$SECONDS; rc=0; \
+	{ $(MAKE) kind-up && $(MAKE) kind-e2e; } || rc=$$?; \
+	$(MAKE) kind-down || rc=$$((rc ? rc : 1)); \
+	echo "kind-test: exit $$rc in $$((SECONDS - start)) s"; exit $$rc

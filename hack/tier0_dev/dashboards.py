@@ -389,16 +389,17 @@ BROKERS = Dashboard(
                 p(
                     "EMQX messages in / out",
                     MSG_S,
-                    t(f"sum(rate(emqx_messages_received{{{NS}}}[{RI}]))", "received"),
-                    t(f"sum(rate(emqx_messages_sent{{{NS}}}[{RI}]))", "sent"),
-                    t(f"sum(rate(emqx_messages_dropped{{{NS}}}[{RI}]))", "dropped"),
-                    description="Messages per second the EMQX broker receives and delivers.",
+                    t(f"sum by (region) (rate(emqx_messages_received{{{NS_REGION}}}[{RI}]))", "received {{region}}"),
+                    t(f"sum by (region) (rate(emqx_messages_sent{{{NS_REGION}}}[{RI}]))", "sent {{region}}"),
+                    t(f"sum by (region) (rate(emqx_messages_dropped{{{NS_REGION}}}[{RI}]))", "dropped {{region}}"),
+                    description="Messages per second each region's EMQX receives (from devices, while its region "
+                    "is active) and delivers to its ingest workers.",
                 ),
                 p(
                     "EMQX connections",
                     "short",
-                    t(f"sum(emqx_connections_count{{{NS}}})", "connections"),
-                    description="MQTT connections open on EMQX.",
+                    t(f"sum by (region) (emqx_connections_count{{{NS_REGION}}})", "{{region}}"),
+                    description="MQTT connections open on each region's EMQX: the active region's holds the devices'.",
                 ),
                 p(
                     "Ingest acknowledgements (after the Redis write)",
@@ -436,24 +437,30 @@ BROKERS = Dashboard(
                 p(
                     "Queue depth",
                     "short",
-                    t(f"sum(rabbitmq_queue_messages_ready{{{NS}}})", "ready"),
-                    t(f"sum(rabbitmq_queue_messages_unacked{{{NS}}})", "unacked"),
-                    description="Messages ready in RabbitMQ queues.",
+                    t(f"sum by (region) (rabbitmq_queue_messages_ready{{{NS_REGION}}})", "ready {{region}}"),
+                    t(f"sum by (region) (rabbitmq_queue_messages_unacked{{{NS_REGION}}})", "unacked {{region}}"),
+                    description="Messages ready and unacknowledged in each region's RabbitMQ queues.",
                 ),
                 p(
                     "RabbitMQ messages in / delivered",
                     MSG_S,
-                    t(f"sum(rate(rabbitmq_global_messages_received_total{{{NS}}}[{RI}]))", "received"),
-                    t(f"sum(rate(rabbitmq_global_messages_delivered_total{{{NS}}}[{RI}]))", "delivered"),
-                    description="Messages per second RabbitMQ receives and delivers.",
+                    t(
+                        f"sum by (region) (rate(rabbitmq_global_messages_received_total{{{NS_REGION}}}[{RI}]))",
+                        "received {{region}}",
+                    ),
+                    t(
+                        f"sum by (region) (rate(rabbitmq_global_messages_delivered_total{{{NS_REGION}}}[{RI}]))",
+                        "delivered {{region}}",
+                    ),
+                    description="Messages per second each region's RabbitMQ receives and delivers.",
                 ),
                 p(
                     "Consumers",
                     "short",
-                    t(f"sum(rabbitmq_consumers{{{NS}}})", "consumers"),
+                    t(f"sum by (region) (rabbitmq_consumers{{{NS_REGION}}})", "{{region}}"),
                     kind="stat",
                     width=6,
-                    description="Consumers attached to RabbitMQ queues.",
+                    description="Consumers attached to each region's RabbitMQ (its own activity consumers).",
                 ),
                 p(
                     "Activity consumer connected",

@@ -34,6 +34,7 @@ INSTALL_HINTS = {
     "etcd": "make tools (builds etcd from the Go module proxy into .tools/bin)",
     "kube-apiserver": "make tools (builds kube-apiserver from the Go module proxy into .tools/bin)",
     "helm": "make tools (builds helm from the Go module proxy into .tools/bin)",
+    "kube-score": "hack/install-tools.sh --only kube-score (or: make tools; Go module proxy into .tools/bin)",
     "openssl": "apt-get install openssl",
     "kubectl": "install kubectl (https://kubernetes.io/docs/tasks/tools/)",
 }

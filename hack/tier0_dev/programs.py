@@ -213,30 +213,33 @@ def _redis_ping(port: int) -> bool:
         return False
 
 
-def mosquitto(port: int, state_dir: Path, secrets: Secrets | None = None) -> Process:
+def mosquitto(port: int, state_dir: Path, secrets: Secrets | None = None, durable: bool = False) -> Process:
     """A mosquitto; with `secrets`, the chart's MQTT users and topic rules (charts/tier0/files/emqx/
-    acl.conf) as the node's EMQX stand-in translates them, anonymous clients refused."""
+    acl.conf) as the node's EMQX stand-in translates them, anonymous clients refused; `durable`
+    as the stand-in with `emqx.durableSessions` (every change saved before the next one)."""
     state_dir.mkdir(parents=True, exist_ok=True)
     conf = state_dir / "mosquitto.conf"
+    standin = mosquitto_standin()
     auth = ["allow_anonymous true"]
     if secrets is not None:
         (bootstrap,) = mqtt_access.write(secrets.dir("mqtt"), state_dir / "access")
-        auth = mosquitto_standin().auth_config(bootstrap, EMQX_ACL, state_dir / "access")
-    conf.write_text(
-        f"listener {port} 127.0.0.1\n" + "".join(f"{line}\n" for line in auth) +
-        # Sessions and their queued messages survive a restart (saved at exit and every 5 s), as
-        # in the chart's broker: a message acknowledged to a device is never only in memory
-        # across a broker restart.
-        f"persistence true\npersistence_location {state_dir}/\nautosave_interval 5\n"
+        auth = standin.auth_config(bootstrap, EMQX_ACL, state_dir / "access")
+    lines = [
+        f"listener {port} 127.0.0.1",
+        *auth,
+        # Sessions and their queued messages survive a restart (durable: even a `kill -9`).
+        *standin.persistence_config(str(state_dir), durable),
         # Started as root, mosquitto would switch to the `mosquitto` user, which cannot write (or
         # even reach, under pytest's 0700 folders) the state directory: it keeps the caller's user.
-        f"user {pwd.getpwuid(os.geteuid()).pw_name}\n"
+        f"user {pwd.getpwuid(os.geteuid()).pw_name}",
         # QoS 1 messages for a paused ingest worker queue here instead of being dropped
         # (EMQX's equivalent is its session message queue).
-        "max_queued_messages 1000000\n"
-        "max_inflight_messages 1000\n"
-        "log_type error\nlog_type warning\n"
-    )
+        "max_queued_messages 1000000",
+        "max_inflight_messages 1000",
+        "log_type error",
+        "log_type warning",
+    ]
+    conf.write_text("".join(f"{line}\n" for line in lines))
     proc = Process(f"mosquitto-{port}", [find_program("mosquitto"), "-c", str(conf)], state_dir / "mosquitto.log")
     return proc.start().wait_ready(lambda: port_open(port), timeout=15)
 

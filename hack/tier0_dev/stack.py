@@ -220,6 +220,11 @@ COMPONENTS: list[Component] = [
     # Started as primary / replica; afterwards the operator decides (status shows the real roles).
     Component("redis-region1", "redis://127.0.0.1:6379", 6379, _redis("region1", 6379, None)),
     Component("redis-region2", "redis://127.0.0.1:6380", 6380, _redis("region2", 6380, 6379)),
+    # One broker of each kind, shared by both regions (the chart's brokers.perRegion: false), not one
+    # per region as the chart runs by default: here no Service moves publishers between brokers
+    # (there is no kube-proxy; the operator's selectors route nothing), so a second broker would only
+    # hold what nothing publishes to, for a second Erlang VM's memory and start-up. Brokers per region
+    # are exercised by the chart (tests/e2e, BENCH=region) and by the simulators' reconnection test.
     Component(
         "mosquitto",
         "mqtt://127.0.0.1:1883 (stand-in for EMQX)",

@@ -1,6 +1,7 @@
 """`python -m tier0_operator [--namespace NS ...]`: run the RegionPair operator.
 
-Without --namespace it watches every namespace (the chart's ClusterRole allows that). Settings
+Without --namespace it watches every namespace (only the chart's clusterWide opt-in grants that;
+by default it is given, and granted, the namespaces in watchNamespaces). Settings
 come from TIER0_OPERATOR_* variables (settings.py); the apiserver from KUBECONFIG or the
 in-cluster service account.
 """

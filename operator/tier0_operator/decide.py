@@ -2,6 +2,9 @@
 
 One round of the daemon (reconciler.py) is:
 
+0. `read_spec()` and `unknown_regions()`: can this round act at all? A spec the model rejects, or a
+   status naming a region the spec no longer has (a rename), is a `Problem`: reported as
+   `Ready=False` with its reason (`problem_status()`) and an Event, and nothing is done;
 1. `observe()`: fold the probes into the status (per-region health, failures, lag, pipeline);
 2. `decide()`: the one action of this round (bootstrap, fence, promote, start a transition, ...);
 3. `guard()`: what the active primary's Redis must hold besides its role (the pair's epoch,
@@ -13,12 +16,16 @@ Keeping every rule here (failover threshold, fencing, switchover requests, ackno
 the write guard, pipeline health) means each is unit-tested without Redis or an apiserver.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
 
 from tier0_contract import pipeline
 from tier0_contract import regionpair as rp
-from tier0_operator.model import Probe
+from tier0_operator.model import NOTHING_SEEN, Probe, RegionSeen
 
 SWITCHOVER_RETRY_MIN_SECONDS = 5.0
 SWITCHOVER_RETRY_MAX_SECONDS = 300.0
@@ -56,6 +63,9 @@ class Promote:
 class StartSwitchover:
     to: str
     attempt: int = 1
+    reason: str = ""
+    """Empty for one spec.activeRegion asked for (the reconciler says so)."""
+    trigger: rp.Trigger = "Requested"
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,7 @@ class StartFailover:
     to: str
     lost_bytes: int
     reason: str
+    trigger: rp.Trigger = "Failure"
 
 
 @dataclass(frozen=True)
@@ -105,7 +116,64 @@ class Event:
     warning: bool = False
 
 
+@dataclass(frozen=True)
+class Problem:
+    """Why a round cannot act: reported (condition Ready=False with this reason, an Event), never raised."""
+
+    reason: str  # InvalidSpec | RegionsChanged | RoundFailed
+    message: str
+
+
 UNHEALTHY_PIPELINE: frozenset[rp.PipelineState] = frozenset({"stalled", "dead"})
+CHANGING_REGIONS = 'see operator/README.md, "Changing a pair\'s regions"'
+
+
+# --- 0. check --------------------------------------------------------------------------------------
+
+
+def read_spec(raw: Any) -> rp.RegionPairSpec | Problem:
+    """The spec as the model reads it, or why it cannot (the CRD admits what an older or newer
+    operator's model may not: reported, so the daemon neither crashes nor guesses)."""
+    try:
+        return rp.RegionPairSpec.model_validate(dict(raw or {}))
+    except ValidationError as e:
+        errors = e.errors(include_url=False)
+        parts = [
+            f"spec.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" if err["loc"] else f"spec: {err['msg']}"
+            for err in errors[:3]
+        ]
+        more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+        return Problem("InvalidSpec", "the operator cannot read spec: " + "; ".join(parts) + more)
+
+
+def unknown_regions(spec: rp.RegionPairSpec, status: rp.RegionPairStatus) -> Problem | None:
+    """A region the status acts on (the active one, a transition's ends) that spec.regions lacks, e.g.
+    after a rename under a CRD without the immutability rules, or a status edited by hand. Acting on
+    it would guess which Redis is which, so the pair is left as it is and this is reported."""
+    names = spec.region_names
+    t = status.transition
+    named = {
+        "status.activeRegion": status.active_region,
+        "status.transition.from": t.from_region if t else None,
+        "status.transition.to": t.to_region if t else None,
+    }
+    bad = [f"{where} {value!r}" for where, value in named.items() if value is not None and value not in names]
+    if not bad:
+        return None
+    return Problem(
+        "RegionsChanged",
+        f"{', '.join(bad)} not in spec.regions ({', '.join(names)}): the operator changes nothing until "
+        f"they agree; region names are immutable, to rename {CHANGING_REGIONS}",
+    )
+
+
+def problem_status(status: rp.RegionPairStatus, problem: Problem, generation: int, at: datetime) -> rp.RegionPairStatus:
+    """The status reporting `problem`: Ready=False with its reason and message; the rest as it was
+    (the last measurements stay, the operator has not acted since)."""
+    ready = rp.Condition(type=rp.READY, status="False", reason=problem.reason, message=problem.message)
+    (ready,) = merge_conditions(status.conditions, [ready], at, generation)
+    others = tuple(c for c in status.conditions if c.type != rp.READY)
+    return status.model_copy(update={"observed_generation": generation, "conditions": (ready, *others)})
 
 
 # --- 1. observe ------------------------------------------------------------------------------------
@@ -116,9 +184,16 @@ def failures(status: rp.RegionPairStatus, region: str) -> int:
     return r.consecutive_failures if r is not None else 0
 
 
-def observe(spec: rp.RegionPairSpec, status: rp.RegionPairStatus, probes: dict[str, Probe]) -> rp.RegionPairStatus:
-    """The status with this round's probes folded in (failures count consecutively, a healthy probe
-    resets them; lag is measured when both ends answer and kept otherwise)."""
+def observe(
+    spec: rp.RegionPairSpec,
+    status: rp.RegionPairStatus,
+    probes: dict[str, Probe],
+    seen: Mapping[str, RegionSeen] | None = None,
+) -> rp.RegionPairStatus:
+    """The status with this round's probes (and what Kubernetes sees of each region) folded in:
+    failures count consecutively, a healthy probe resets them; lag is measured when both ends
+    answer and kept otherwise."""
+    seen = seen or {}
     lag = lag_bytes(spec, status.active_region, probes, status.lag_bytes)
     verdicts = pipelines(spec, status, probes)
     regions = tuple(
@@ -133,6 +208,8 @@ def observe(spec: rp.RegionPairSpec, status: rp.RegionPairStatus, probes: dict[s
             last_probe_time=probes[r.name].at,
             message=probes[r.name].error,
             pipeline=verdicts.get(r.name),
+            redis_endpoints=seen.get(r.name, NOTHING_SEEN).redis,
+            api_endpoints=seen.get(r.name, NOTHING_SEEN).api,
         )
         for r in spec.regions
     )
@@ -209,10 +286,15 @@ def switchover_retry_at(spec: rp.RegionPairSpec, status: rp.RegionPairStatus) ->
 
 
 def decide(
-    spec: rp.RegionPairSpec, status: rp.RegionPairStatus, probes: dict[str, Probe], at: datetime | None = None
+    spec: rp.RegionPairSpec,
+    status: rp.RegionPairStatus,
+    probes: dict[str, Probe],
+    at: datetime | None = None,
+    seen: Mapping[str, RegionSeen] | None = None,
 ) -> Action:
     """The next action of the pair. `at` (now) times the retry of a rolled-back switchover; without
-    it none is retried."""
+    it none is retried. `seen`: the regions as Kubernetes shows them (a drained active region is
+    switched away from before it goes)."""
     if status.transition is not None:
         return Resume()  # an in-flight transition finishes even if the pair was paused meanwhile
     if spec.paused:
@@ -239,7 +321,8 @@ def decide(
             return Blocked("StandbyUnavailable", f"{why}, and {standby.name} is not healthy")
         if fails < policy.failure_threshold and pipeline_unhealthy(status, standby.name) is not None:
             return Blocked("StandbyPipelineUnhealthy", f"{why}, and {standby.name}'s pipeline is no better")
-        return StartFailover(standby.name, lost_bytes=status.lag_bytes, reason=why)
+        trigger: rp.Trigger = "Failure" if fails >= policy.failure_threshold else "PipelineStall"
+        return StartFailover(standby.name, lost_bytes=status.lag_bytes, reason=why, trigger=trigger)
 
     if pa.reachable and pa.role == "replica":
         if ps.reachable and ps.role == "primary":
@@ -253,20 +336,39 @@ def decide(
     if ps.reachable and not ps.replicates_from(active.redis):
         return MakeReplica(standby.name, of=active.name, fencing=False)
 
+    disrupted = (seen or {}).get(active.name, NOTHING_SEEN).disruption
+    if disrupted is not None and spec.failover.on_disruption == "Switchover":
+        why = f"{active.name} is being taken down: {disrupted}"
+        if (seen or {}).get(standby.name, NOTHING_SEEN).disruption is not None:
+            # Both going (a whole node drained with both regions on it): moving would only ping-pong.
+            return Blocked("DisruptionEverywhere", f"{why}; so is {standby.name}: no switchover")
+        blocked = _switchover_blocked(active.name, standby.name, pa, ps)
+        if blocked is not None:
+            return Blocked("DisruptionNoStandby", f"{why}; no switchover: {blocked.message}")
+        return StartSwitchover(standby.name, reason=why, trigger="Disruption")
+
     retry_at = switchover_retry_at(spec, status)
     retry = retry_at is not None and at is not None and at >= retry_at
     if spec.active_region != status.requested_region or retry:
         if spec.active_region == active.name:
             return Acknowledge(active.name)
-        if not pa.reachable:
-            return Blocked("ActiveUnavailable", f"switchover needs {active.name} reachable to pause its writes")
-        if not ps.healthy:
-            return Blocked("TargetUnavailable", f"switchover target {standby.name} is not healthy")
-        if not ps.link_up:
-            return Blocked("StandbyNotReplicating", f"{standby.name} has no replication link up yet")
+        blocked = _switchover_blocked(active.name, standby.name, pa, ps)
+        if blocked is not None:
+            return blocked
         last = status.last_transition
         return StartSwitchover(standby.name, attempt=last.attempt + 1 if retry and last is not None else 1)
     return Nothing()
+
+
+def _switchover_blocked(active: str, standby: str, pa: Probe, ps: Probe) -> Blocked | None:
+    """Why a switchover from `active` to `standby` cannot start now (None: it can)."""
+    if not pa.reachable:
+        return Blocked("ActiveUnavailable", f"switchover needs {active} reachable to pause its writes")
+    if not ps.healthy:
+        return Blocked("TargetUnavailable", f"switchover target {standby} is not healthy")
+    if not ps.link_up:
+        return Blocked("StandbyNotReplicating", f"{standby} has no replication link up yet")
+    return None
 
 
 def _bootstrap(spec: rp.RegionPairSpec, probes: dict[str, Probe]) -> Action:
@@ -450,6 +552,9 @@ def conditions_of(
         elif last is not None and last.type == "Failover" and last.to_region == active:
             reason = "FailedOver"
             message = f"failed over to {active}; set spec.activeRegion: {active} to acknowledge"
+        elif last is not None and last.trigger == "Disruption" and last.to_region == active:
+            reason = "SwitchedOverForDisruption"
+            message = f"{last.reason}; switched over to {active}: set spec.activeRegion: {active} to acknowledge"
         elif last is not None and last.outcome == "RolledBack":
             reason, message = "SwitchoverRolledBack", last.reason
             retry_at = switchover_retry_at(spec, status)

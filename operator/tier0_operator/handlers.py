@@ -1,8 +1,10 @@
-"""kopf registrations: operator settings, the Lease, one daemon per RegionPair, a wake-up on edits.
+"""kopf registrations: operator settings, the Lease, the loop's liveness stamp, one daemon per
+RegionPair, a wake-up on edits.
 
 Handlers only orchestrate; the loop is reconciler.PairReconciler. No create/update handlers
 are used: they would make every replica write kopf's progress annotations, while the daemon
 loop (the only actor, gated by the Lease) derives everything from spec, status and probes.
+Nothing here watches Secrets or Services: the daemon reads the ones its pair names, by name.
 """
 
 import asyncio
@@ -10,11 +12,11 @@ import logging
 from typing import Any
 
 import kopf
-from prometheus_client import start_http_server
 
+from tier0_contract import liveness
 from tier0_contract import regionpair as rp
-from tier0_operator import metrics, secrets
-from tier0_operator.kube import ApiError, Kube
+from tier0_operator import metrics
+from tier0_operator.kube import Kube
 from tier0_operator.lease import Elector
 from tier0_operator.reconciler import PairReconciler
 from tier0_operator.settings import get_settings
@@ -35,12 +37,15 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.peering.standalone = True  # leader election is our Lease, not kopf peering
     settings.posting.enabled = False  # our Events are posted directly (reconciler._event)
     # The CRD is installed before the operator (chart, make up, tests): no CRD/namespace
-    # watching, which keeps the RBAC to operator/rbac/clusterrole.yaml.
+    # watching, which keeps the RBAC to operator/rbac/role.yaml.
     settings.scanning.disabled = True
     settings.persistence.finalizer = rp.FINALIZER
 
     conf = get_settings()
-    start_http_server(conf.metrics_port, conf.metrics_host)
+    # /livez reports this loop's own stamp: the HTTP thread would answer while the loop is wedged.
+    clock = liveness.LoopClock()
+    memo.liveness_task = asyncio.create_task(liveness.tick_forever(clock), name="liveness")
+    metrics.serve(conf.metrics_port, conf.metrics_host, clock, conf.liveness_max_age_seconds)
     kube = await Kube.connect(conf.kubeconfig)
     elector = Elector(kube, conf.lease_name, conf.lease_namespace, conf.identity, conf.lease_duration_seconds)
     memo.kube, memo.elector = kube, elector
@@ -51,6 +56,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    memo.liveness_task.cancel()
     memo.elector_task.cancel()
     try:
         await memo.elector.release()
@@ -78,22 +84,3 @@ async def pair_loop(
         await rec.run(body, stopped, memo.wake)
     finally:
         metrics.forget_pair(rec.pair, rec.regions)
-
-
-@kopf.on.event("v1", "secrets", annotations={secrets.GENERATE_ANNOTATION: kopf.PRESENT})  # type: ignore[arg-type]
-async def generate_secret(
-    memo: kopf.Memo, name: str, namespace: str, meta: Any, body: Any, type: str, **_: Any
-) -> None:
-    """Fill the keys a chart asked for (`tier0.dev/generate`) once; only the Lease holder writes."""
-    if type == "DELETED" or not await memo.elector.wait_leader(memo.elector.duration * 2):
-        return  # a peer that becomes leader sees the Secret again at its next watch event or resync
-    keys = secrets.keys_to_generate(dict(meta.get("annotations") or {}), dict(body.get("data") or {}))
-    if not keys:
-        return
-    try:
-        await memo.kube.patch_secret(namespace, name, secrets.build_patch(keys, meta["resourceVersion"]))
-    except ApiError as e:
-        if e.status != 409:
-            raise
-        return  # changed meanwhile: the next event carries the new version
-    log.info("secret %s/%s: generated %s", namespace, name, ", ".join(keys))

@@ -1,7 +1,7 @@
 """The operator's own Kubernetes calls, through `kubernetes_asyncio` (the official client's asyncio port).
 
 kopf watches RegionPairs with its own API access; the operator's actions (Service selector
-patches, status, Events, the Lease, Secrets) go through this thin wrapper so a failover's selector
+patches, status, Events, the Lease, Secrets read by name) go through this thin wrapper so a failover's selector
 flip is one HTTP round trip with no framework queue in between. Configuration is the library's:
 a kubeconfig (with exec credential plugins, relative paths, client certificates) or the in-cluster
 service account. The selector patch skips the library's response deserialisation: nothing reads
@@ -11,7 +11,7 @@ the answer, and parsing a whole Service costs milliseconds of CPU on the critica
 import base64
 import json
 import os
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import aiohttp
@@ -20,6 +20,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config.config_exception import ConfigException
 
 from tier0_contract import regionpair as rp
+from tier0_operator import secrets
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -78,6 +79,7 @@ class Kube:
         self.core: Any = client.CoreV1Api(self.api)
         self.custom: Any = client.CustomObjectsApi(self.api)
         self.coordination: Any = client.CoordinationV1Api(self.api)
+        self.discovery: Any = client.DiscoveryV1Api(self.api)
         self.timeout = timeout
 
     @classmethod
@@ -89,14 +91,21 @@ class Kube:
 
     # -- Services -------------------------------------------------------------------------------
 
-    async def patch_service(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+    async def patch_service(self, namespace: str, name: str, patch: dict[str, Any] | list[dict[str, Any]]) -> None:
+        """A merge patch (dict) or a JSON patch (list: the selector flip with its ownership `test`)."""
         call = self.core.patch_namespaced_service(
-            name, namespace, patch, _content_type=MERGE_PATCH, _preload_content=False, _request_timeout=self.timeout
+            name,
+            namespace,
+            patch,
+            _content_type=JSON_PATCH if isinstance(patch, list) else MERGE_PATCH,
+            _preload_content=False,
+            _request_timeout=self.timeout,
         )
         await _unread(call, f"PATCH service {namespace}/{name}")
 
-    async def service_selector(self, namespace: str, name: str) -> dict[str, str] | None:
-        """The Service's selector ({} when it has none), or None when the Service does not exist.
+    async def service_routing(self, namespace: str, name: str) -> tuple[dict[str, str], dict[str, str]] | None:
+        """The Service's selector and annotations (each {} when it has none), or None when the
+        Service does not exist.
 
         Read raw (`_preload_content=False`): deserialising a whole V1Service into the library's
         models costs milliseconds of CPU, and this runs on every routing check (and in benchmarks'
@@ -113,7 +122,63 @@ class Kube:
         if resp.status >= 300:
             raise ApiError(resp.status, await resp.text(), f"GET service {namespace}/{name}")
         body = json.loads(await resp.read())
-        return dict((body.get("spec") or {}).get("selector") or {})
+        selector = dict((body.get("spec") or {}).get("selector") or {})
+        return selector, dict((body.get("metadata") or {}).get("annotations") or {})
+
+    async def service_selector(self, namespace: str, name: str) -> dict[str, str] | None:
+        """The Service's selector ({} when it has none), or None when the Service does not exist."""
+        routing = await self.service_routing(namespace, name)
+        return None if routing is None else routing[0]
+
+    # -- EndpointSlices (the Kubernetes witness, endpoints.py) -----------------------------------
+
+    async def list_endpoint_slices(self, namespace: str, selector: str) -> tuple[list[dict[str, Any]], str]:
+        """The EndpointSlices matching `selector`, as JSON, and the list's resourceVersion."""
+        what = f"LIST endpointslices in {namespace}"
+        try:
+            resp = await self.discovery.list_namespaced_endpoint_slice(
+                namespace, label_selector=selector, _preload_content=False, _request_timeout=self.timeout
+            )
+        except ApiException as e:
+            raise _error(e, what) from e
+        if resp.status >= 300:
+            raise ApiError(resp.status, await resp.text(), what)
+        body = json.loads(await resp.read())
+        return list(body.get("items") or []), str((body.get("metadata") or {}).get("resourceVersion", ""))
+
+    async def watch_endpoint_slices(
+        self, namespace: str, selector: str, version: str, seconds: int
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """(ADDED | MODIFIED | DELETED, slice) from `version` on, until the server ends the watch
+        after `seconds`; read raw, one JSON event per line (no model deserialisation)."""
+        what = f"WATCH endpointslices in {namespace}"
+        try:
+            resp = await self.discovery.list_namespaced_endpoint_slice(
+                namespace,
+                label_selector=selector,
+                watch=True,
+                resource_version=version,
+                timeout_seconds=seconds,
+                allow_watch_bookmarks=True,
+                _preload_content=False,
+                _request_timeout=seconds + 30,
+            )
+        except ApiException as e:
+            raise _error(e, what) from e
+        try:
+            if resp.status >= 300:
+                raise ApiError(resp.status, await resp.text(), what)
+            async for line in resp.content:
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                kind, obj = event.get("type"), event.get("object") or {}
+                if kind == "ERROR":
+                    raise ApiError(int(obj.get("code") or 500), str(obj.get("message")), what)
+                if kind in ("ADDED", "MODIFIED", "DELETED"):
+                    yield kind, obj
+        finally:
+            resp.release()
 
     # -- RegionPairs ----------------------------------------------------------------------------
 
@@ -167,6 +232,22 @@ class Kube:
             namespace, event, _preload_content=False, _request_timeout=self.timeout
         )
         await _unread(call, f"POST event in {namespace}")
+
+    async def secret_state(self, namespace: str, name: str) -> secrets.SecretState | None:
+        """Which keys a Secret has, its annotations and version (None: it does not exist). One GET by
+        name: the operator may not list or watch Secrets."""
+        try:
+            secret = await self.core.read_namespaced_secret(name, namespace, _request_timeout=self.timeout)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise _error(e, f"GET secret {namespace}/{name}") from e
+        meta = secret.metadata
+        return secrets.SecretState(
+            annotations=dict(meta.annotations or {}),
+            keys=frozenset(secret.data or {}),
+            resource_version=str(meta.resource_version),
+        )
 
     async def secret_value(self, namespace: str, name: str, key: str) -> str | None:
         try:

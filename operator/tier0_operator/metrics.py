@@ -1,9 +1,19 @@
-"""Prometheus metrics of the operator, served on :8080/metrics (TIER0_OPERATOR_METRICS_PORT).
+"""Prometheus metrics of the operator, served on :8080/metrics (TIER0_OPERATOR_METRICS_PORT), beside
+the liveness answer `/livez` (`tier0_contract.liveness`: the age of kopf's event loop's last stamp).
 
 Labels are per pair and region, never per device. A deleted pair's series are removed.
 """
 
-from prometheus_client import Counter, Gauge, Histogram
+import json
+import threading
+from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, make_wsgi_app
+
+from tier0_contract import liveness
 
 TRANSITIONS = Counter("tier0_operator_transitions_total", "Switchovers and failovers by outcome", ["type", "outcome"])
 TRANSITION_SECONDS = Histogram(
@@ -68,3 +78,28 @@ def forget_pair(pair: str, regions: list[str]) -> None:
                 REGION_ROLE.remove(pair, region, r)
             except KeyError:
                 pass
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def serve(port: int, host: str, clock: liveness.LoopClock, max_age: float) -> None:
+    """Serve /metrics and /livez from a daemon thread. The thread answers even while the event loop
+    is wedged, which is why /livez reports the loop's own stamp rather than its own reachability."""
+    metrics = make_wsgi_app(REGISTRY)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == liveness.PATH:
+            alive, body = liveness.verdict(clock.age(), max_age)
+            start_response("200 OK" if alive else "503 Service Unavailable", [("Content-Type", "application/json")])
+            return [json.dumps(body).encode()]
+        return metrics(environ, start_response)  # type: ignore[no-any-return]
+
+    server = make_server(host, port, app, _Server, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name=f"http-{port}", daemon=True).start()

@@ -1,4 +1,5 @@
-"""What the operator measures: one `Probe` per region per round. The resource itself (spec and
+"""What the operator measures: one `Probe` per region per round, and what Kubernetes shows of each
+region (`RegionSeen`, from the EndpointSlices `endpoints.Witness` watches). The resource itself (spec and
 status) is `tier0_contract.regionpair`, the one model every component shares.
 
 Probes are frozen values, so the decisions (`decide.py`, `transition.py`) are pure functions of
@@ -39,6 +40,28 @@ class Probe:
 
     def replicates_from(self, endpoint: rp.RedisEndpoint) -> bool:
         return self.role == "replica" and (self.master_host, self.master_port) == endpoint.replication_endpoint
+
+
+@dataclass(frozen=True)
+class RegionSeen:
+    """One region through Kubernetes' eyes: its Redis Service and its API Service as their
+    EndpointSlices show them (`endpoints.state_of`; `rp.EndpointState`)."""
+
+    redis: rp.EndpointState = "unknown"
+    api: rp.EndpointState = "unknown"
+
+    @property
+    def disruption(self) -> str | None:
+        """Why this region is being taken down on purpose (a drain, an eviction, a deletion that
+        leaves nothing serving), or None. A crash is not a disruption: its probes say so."""
+        if self.redis == "terminating":
+            return "its Redis pod is terminating (drain, eviction or deletion)"
+        if self.api == "terminating":
+            return "its last serving API pod is terminating (drain, eviction or deletion)"
+        return None
+
+
+NOTHING_SEEN = RegionSeen()
 
 
 def now() -> datetime:

@@ -1,4 +1,5 @@
-"""Kubernetes request bodies built from plain values: Service selector patches, status, Events.
+"""Kubernetes request bodies built from plain values: Service selector patches (with their ownership
+check), status, Events.
 
 Pure functions (`build_*`), so what the operator writes is unit-tested without a cluster and
 the I/O code in reconciler.py only sends what these return.
@@ -10,19 +11,44 @@ from typing import Any
 from tier0_contract import regionpair as rp
 
 
-def build_service_patch(spec: rp.RegionPairSpec, active: str) -> dict[str, Any]:
-    """Merge patch moving a Service selector to `active`: its labels set, the other's removed."""
-    want = spec.region(active).selector
-    other = spec.other(active).selector
-    selector: dict[str, str | None] = {k: None for k in other if k not in want}
-    selector.update(want)
-    return {"spec": {"selector": selector}}
+def wanted_selector(spec: rp.RegionPairSpec, region: str, route: rp.ServiceRoute) -> dict[str, str]:
+    """The selector of `route`'s Service while `region` is active: the region's labels, with the
+    route's own (its component, say) winning on a shared key."""
+    return {**spec.region(region).selector, **route.selector}
 
 
-def selector_region(spec: rp.RegionPairSpec, selector: dict[str, str] | None) -> str | None:
+def build_service_patch(
+    spec: rp.RegionPairSpec, active: str, route: rp.ServiceRoute, pair: str
+) -> list[dict[str, Any]]:
+    """JSON patch setting `route`'s Service selector to what `active` wants, applied only if the
+    Service is annotated as owned by `pair` (`rp.SELECTOR_OWNER_ANNOTATION`). The `test` op makes
+    the ownership check part of the one request, so it costs the selector flip nothing; the
+    apiserver answers 422 when the Service is not this pair's."""
+    owner = "/metadata/annotations/" + _pointer(rp.SELECTOR_OWNER_ANNOTATION)
+    return [
+        {"op": "test", "path": owner, "value": pair},
+        {"op": "add", "path": "/spec/selector", "value": wanted_selector(spec, active, route)},
+    ]
+
+
+def owned_by(annotations: dict[str, str] | None, pair: str) -> bool:
+    """The Service's annotations name `pair` as its selector's owner."""
+    return (annotations or {}).get(rp.SELECTOR_OWNER_ANNOTATION) == pair
+
+
+def _pointer(key: str) -> str:
+    """A JSON pointer token (RFC 6901): `~` and `/` escaped."""
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def selector_region(spec: rp.RegionPairSpec, selector: dict[str, str] | None, route: rp.ServiceRoute) -> str | None:
     """Which region a Service selector routes to (None: neither or both)."""
     selector = selector or {}
-    hits = [r.name for r in spec.regions if all(selector.get(k) == v for k, v in r.selector.items())]
+    hits = [
+        r.name
+        for r in spec.regions
+        if all(selector.get(k) == v for k, v in wanted_selector(spec, r.name, route).items())
+    ]
     return hits[0] if len(hits) == 1 else None
 
 

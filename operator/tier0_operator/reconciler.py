@@ -18,10 +18,10 @@ import aiohttp
 from redis.exceptions import RedisError
 
 from tier0_contract import regionpair as rp
-from tier0_operator import decide, metrics, patches, transition
+from tier0_operator import decide, endpoints, metrics, patches, secrets, transition
 from tier0_operator.kube import ApiError, Kube, TransportErrors
 from tier0_operator.lease import Elector
-from tier0_operator.model import Probe, now
+from tier0_operator.model import Probe, RegionSeen, now
 from tier0_operator.redisops import RegionRedis
 from tier0_operator.settings import Settings
 
@@ -34,6 +34,7 @@ RECHECK_SECONDS = 0.25  # bound of the probe of a region found unreachable by th
 # network answers well within this, and one that answers late is fenced by the epoch afterwards.
 STEP_RECHECK_SECONDS = 0.05
 FAILURE_LOG_EVERY = 60  # consecutive failed probes between two log lines, past the threshold
+DEFAULT_INTERVAL_SECONDS = 1.0  # the round cadence while the spec cannot be read
 RedisErrors = (TimeoutError, RedisError, OSError)
 
 
@@ -60,48 +61,81 @@ class PairReconciler:
         self._tasks: set[asyncio.Task[None]] = set()
         self._http: aiohttp.ClientSession | None = None
         self._missing_secrets: set[tuple[str, str]] = set()
+        self._missing_generated: set[str] = set()
+        self._secrets_due = 0.0
+        self._unowned: set[str] = set()
+        self._problem: decide.Problem | None = None  # the last problem logged
+        self._announced: decide.Problem | None = None  # ... and reported (Event, status) as the leader
         self._deferred: list[dict[str, Any]] = []
         self.regions: list[str] = []
+        self._routes: tuple[rp.ServiceRoute, ...] = ()
+        self.witness: endpoints.Witness | None = None
 
     # -- the loop -------------------------------------------------------------------------------
 
     async def run(self, body: Mapping[str, Any], stopped: Any, wake: asyncio.Event) -> None:
         self._load(body.get("status"))
+        self.witness = endpoints.Witness(self.kube, self.namespace, wake)
         was_leader = False
         try:
             while not stopped:
-                spec = rp.RegionPairSpec.model_validate(dict(body["spec"]))
-                generation = int(body["metadata"].get("generation", 0))
-                leader = self.elector.is_leader()
-                if leader and not was_leader:
-                    await self._reload_status()  # another replica may have acted meanwhile
-                    self._last_route_check = 0.0
-                was_leader = leader
+                generation = int((body.get("metadata") or {}).get("generation", 0))
+                interval = DEFAULT_INTERVAL_SECONDS
                 started = time.monotonic()
+                leader = self.elector.is_leader()
                 try:
-                    busy = await self.tick(spec, generation, leader)
+                    if leader and not was_leader:
+                        await self._reload_status()  # another replica may have acted meanwhile
+                        self._last_route_check = 0.0
+                        self._secrets_due = 0.0
+                    was_leader = leader
+                    spec = decide.read_spec(body.get("spec"))
+                    if isinstance(spec, decide.Problem):
+                        await self.report_problem(spec, generation, leader)
+                        busy = False
+                    else:
+                        self._routes = spec.routes
+                        self.witness.track(spec)
+                        interval = spec.failover.probe_interval_seconds
+                        busy = await self.tick(spec, generation, leader)
                 except (ApiError, *TransportErrors) as e:
                     # The apiserver hiccuped: report and go on (kopf would back off a crashed daemon
                     # for a minute). An unfinished transition is resumed from status next round.
                     log.warning("%s: round failed: %s", self.pair, e)
                     busy = False
+                except Exception as e:  # noqa: BLE001 - a bug or an unforeseen state: report, go on
+                    # Never a crash loop: the pair keeps its daemon, says why in Ready and an Event,
+                    # and the next round tries afresh (the steps are derived, safe to repeat).
+                    await self._report_failure(e, generation, leader)
+                    busy = False
                 if busy:
                     continue
                 # A fixed cadence: probes start every interval, however long the round took.
-                pause = spec.failover.probe_interval_seconds - (time.monotonic() - started)
+                pause = interval - (time.monotonic() - started)
                 await _sleep_or_wake(max(0.0, pause), wake, stopped)
         finally:
             await self.close()
 
     async def tick(self, spec: rp.RegionPairSpec, generation: int, leader: bool) -> bool:
         """One probe-decide-act round; True when something changed and the next round is due now."""
+        problem = decide.unknown_regions(spec, self.status)
+        if problem is not None:
+            await self._reload_status()  # fixed by hand meanwhile? (status is read afresh each round)
+            problem = decide.unknown_regions(spec, self.status)
+            if problem is not None:
+                await self.report_problem(problem, generation, leader)
+                return False
+        self._problem = self._announced = None  # this round can act: a problem seen again is news
+        if leader:
+            await self.generate_secrets(spec)
         await self._ensure_clients(spec)
         probes = await self.probe_all(spec)
-        self.status = decide.observe(spec, self.status, probes)
+        seen = self.seen()
+        self.status = decide.observe(spec, self.status, probes, seen)
         self._observe(spec, probes, leader)
         if not leader:
             return False
-        action = decide.decide(spec, self.status, probes, now())
+        action = decide.decide(spec, self.status, probes, now(), seen)
         if not isinstance(action, decide.Nothing | decide.Blocked):
             log.info("%s: %s", self.pair, action)
         acted = await self.execute(spec, action, probes, generation)
@@ -139,11 +173,11 @@ class PairReconciler:
                     self._event("Promoted", f"{region} (active, was a replica with no primary) promoted")
                 case decide.Acknowledge(region=region):
                     self.status = self.status.model_copy(update={"requested_region": region})
-                case decide.StartSwitchover(to=to, attempt=attempt):
-                    why = f"spec.activeRegion set to {to}" + (f" (attempt {attempt})" if attempt > 1 else "")
-                    await self.start_transition(spec, "Switchover", to, why, 0, generation, attempt)
-                case decide.StartFailover(to=to, lost_bytes=lost, reason=reason):
-                    await self.start_transition(spec, "Failover", to, reason, lost, generation)
+                case decide.StartSwitchover(to=to, attempt=attempt, reason=reason, trigger=trigger):
+                    why = reason or f"spec.activeRegion set to {to}" + (f" (attempt {attempt})" if attempt > 1 else "")
+                    await self.start_transition(spec, "Switchover", to, why, 0, generation, attempt, trigger)
+                case decide.StartFailover(to=to, lost_bytes=lost, reason=reason, trigger=trigger):
+                    await self.start_transition(spec, "Failover", to, reason, lost, generation, trigger=trigger)
                 case decide.Resume():
                     await self.run_transition(spec, generation)
                 case _:
@@ -180,8 +214,9 @@ class PairReconciler:
         lost: int,
         generation: int,
         attempt: int = 1,
+        trigger: rp.Trigger | None = None,
     ) -> None:
-        started = transition.begin(spec, self.status, kind, to, reason, lost, now(), attempt)
+        started = transition.begin(spec, self.status, kind, to, reason, lost, now(), attempt, trigger)
         if not await self.write_status_cas(self.status.epoch, started):
             return
         t = started.transition
@@ -277,31 +312,168 @@ class PairReconciler:
         self._event(*transition.event_of_finish(t, last))
         # The phase after a transition is what fresh probes say, like in any other round.
         probes = await self.probe_all(spec)
-        self.status = decide.observe(spec, self.status, probes)
+        self.status = decide.observe(spec, self.status, probes, self.seen())
         await self.write_status(spec, probes, decide.Nothing(), generation, force=True)
 
     # -- Services -------------------------------------------------------------------------------
 
     async def route(self, spec: rp.RegionPairSpec, active: str) -> None:
-        patch = patches.build_service_patch(spec, active)
-        results = await asyncio.gather(
-            *(self.kube.patch_service(self.namespace, svc, patch) for svc in spec.services), return_exceptions=True
-        )
-        for svc, res in zip(spec.services, results, strict=True):
-            if isinstance(res, ApiError) and res.status == 404:
-                self._event("ServiceMissing", f"Service {svc} not found; its selector cannot follow {active}", True)
-            elif isinstance(res, BaseException):
-                raise res
+        """Point every Service of spec.services at `active`, one after the other in the spec's order
+        (a transition's defined order: the API first, say, then the brokers), and record each. Each
+        flip is one JSON patch whose `test` op leaves a Service that is not annotated as this pair's
+        untouched (reported instead)."""
+        started = time.monotonic()
+        moved = []
+        for route in spec.routes:
+            try:
+                await self.kube.patch_service(
+                    self.namespace, route.name, patches.build_service_patch(spec, active, route, self.name)
+                )
+            except ApiError as e:
+                if e.status == 404:
+                    self._routed(route.name, None, f"Service {route.name} not found")
+                    self._event(
+                        "ServiceMissing", f"Service {route.name} not found; its selector cannot follow {active}", True
+                    )
+                    continue
+                routing = await self.kube.service_routing(self.namespace, route.name) if e.status == 422 else None
+                if routing is None or patches.owned_by(routing[1], self.name):
+                    raise
+                self._not_owned(spec, route, routing[0], active)  # the patch's ownership `test` failed
+                continue
+            self._routed(route.name, active, routed=True)
+            moved.append(route.name)
         self._last_route_check = time.monotonic()
+        if moved:
+            took = time.monotonic() - started
+            self._event("Routed", f"{', '.join(moved)} routed to {active}, in this order, in {took:.3f} s")
 
     async def ensure_routing(self, spec: rp.RegionPairSpec, active: str) -> None:
         self._last_route_check = time.monotonic()
-        for svc in spec.services:
-            selector = await self.kube.service_selector(self.namespace, svc)
-            if selector is not None and patches.selector_region(spec, selector) != active:
-                log.info("%s: Service %s does not route to %s; patching", self.pair, svc, active)
-                await self.kube.patch_service(self.namespace, svc, patches.build_service_patch(spec, active))
-                self._event("Routed", f"Service {svc} selector set to {active}")
+        for route in spec.routes:
+            routing = await self.kube.service_routing(self.namespace, route.name)
+            if routing is None:
+                self._routed(route.name, None, f"Service {route.name} not found")
+                continue
+            selector, annotations = routing
+            if not patches.owned_by(annotations, self.name):
+                self._not_owned(spec, route, selector, active)
+                continue
+            self._unowned.discard(route.name)
+            now_at = patches.selector_region(spec, selector, route)
+            if now_at == active:
+                self._routed(route.name, active)
+                continue
+            log.info("%s: Service %s does not route to %s; patching", self.pair, route.name, active)
+            try:
+                await self.kube.patch_service(
+                    self.namespace, route.name, patches.build_service_patch(spec, active, route, self.name)
+                )
+            except ApiError as e:
+                routing = await self.kube.service_routing(self.namespace, route.name) if e.status == 422 else None
+                if routing is None or patches.owned_by(routing[1], self.name):
+                    raise
+                self._not_owned(spec, route, routing[0], active)  # its annotation went away since the read
+                continue
+            self._routed(route.name, active, routed=True)
+            self._event("Routed", f"Service {route.name} selector set to {active}")
+
+    def _routed(self, name: str, region: str | None, message: str = "", routed: bool = False) -> None:
+        """Record where one Service points (status.services keeps spec.services' order)."""
+        before = {s.name: s for s in self.status.services}
+        old = before.get(name)
+        at = now() if routed else (old.routed_at if old is not None else None)
+        before[name] = rp.ServiceStatus(name=name, region=region, routed_at=at, message=message)
+        order = [r.name for r in self._routes] or list(before)
+        self.status = self.status.model_copy(update={"services": tuple(before[n] for n in order if n in before)})
+
+    def _not_owned(
+        self, spec: rp.RegionPairSpec, route: rp.ServiceRoute, selector: dict[str, str], active: str
+    ) -> None:
+        """A Service of spec.services that is not annotated as this pair's: left as it is, recorded in
+        status.services and reported once (an Event) until it changes."""
+        why = f"not annotated {rp.SELECTOR_OWNER_ANNOTATION}: {self.name}; its selector is left as it is"
+        self._routed(route.name, patches.selector_region(spec, selector, route), why)
+        if route.name in self._unowned:
+            return
+        self._unowned.add(route.name)
+        self._event("ServiceNotOwned", f"Service {route.name} is {why} (not moved to {active})", True)
+
+    # -- generated Secrets ------------------------------------------------------------------------
+
+    async def generate_secrets(self, spec: rp.RegionPairSpec) -> None:
+        """Fill the keys each Secret in spec.generatedSecrets asks for (its `tier0.dev/generate`
+        annotation), once; read by name every `secrets.next_check()` seconds, never listed."""
+        if not spec.generated_secrets or time.monotonic() < self._secrets_due:
+            return
+        all_filled = True
+        for name in spec.generated_secrets:
+            try:
+                all_filled &= await self._generate_secret(name)
+            except (ApiError, *TransportErrors) as e:
+                all_filled = False
+                log.warning("%s: generated Secret %s: %s", self.pair, name, e)
+        self._secrets_due = time.monotonic() + secrets.next_check(all_filled)
+
+    async def _generate_secret(self, name: str) -> bool:
+        """True when the Secret has every key it asks for (now or already)."""
+        state = await self.kube.secret_state(self.namespace, name)
+        if state is None:
+            if name not in self._missing_generated:
+                self._missing_generated.add(name)
+                self._event("SecretMissing", f"Secret {name} (spec.generatedSecrets) not found", True)
+            return False
+        self._missing_generated.discard(name)
+        keys = secrets.keys_to_generate(state.annotations, state.keys)
+        if not keys:
+            return True
+        try:
+            await self.kube.patch_secret(self.namespace, name, secrets.build_patch(keys, state.resource_version))
+        except ApiError as e:
+            if e.status != 409:
+                raise
+            return False  # changed meanwhile: read again at the next check
+        log.info("%s: secret %s: generated %s", self.pair, name, ", ".join(keys))
+        self._event("SecretGenerated", f"Secret {name}: generated {', '.join(keys)}")
+        self._client_key = ()  # a Redis password may be among them: read it again
+        return True
+
+    # -- problems: reported, never raised ---------------------------------------------------------
+
+    async def report_problem(self, problem: decide.Problem, generation: int, leader: bool) -> None:
+        """Ready=False with the problem's reason, an Event and a log line, each once per distinct
+        problem; the status and the Event come from the Lease holder only, like every status."""
+        if problem != self._problem:
+            self._problem = problem
+            log.warning("%s: %s: %s", self.pair, problem.reason, problem.message)
+        if not leader:
+            return
+        fresh = problem != self._announced
+        if fresh:
+            self._announced = problem
+            # At once, even inside a transition: a transition that cannot go on never posts its own.
+            self._event(problem.reason, problem.message, True, defer=False)
+        self.status = decide.problem_status(self.status, problem, generation, now())
+        material = patches.without_probe_times(self.status)
+        if not fresh and material == self._last_written:
+            return
+        try:
+            await self.kube.patch_status(self.namespace, self.name, patches.build_status_patch(self.status))
+        except ApiError as e:
+            if e.status != 404:
+                raise
+            return
+        self._written = self.status
+        self._last_written, self._last_write = material, time.monotonic()
+
+    async def _report_failure(self, e: Exception, generation: int, leader: bool) -> None:
+        problem = decide.Problem("RoundFailed", f"{type(e).__name__}: {e}"[:500])
+        if problem != self._problem:
+            log.error("%s: round failed", self.pair, exc_info=e)  # the traceback, once per distinct error
+        try:
+            await self.report_problem(problem, generation, leader)
+        except (ApiError, *TransportErrors) as err:
+            log.warning("%s: round failure not reported: %s", self.pair, err)
 
     # -- status: the one place it is written -----------------------------------------------------
 
@@ -351,10 +523,10 @@ class PairReconciler:
 
     # -- events, metrics ------------------------------------------------------------------------
 
-    def _event(self, reason: str, message: str, warning: bool = False) -> None:
+    def _event(self, reason: str, message: str, warning: bool = False, defer: bool = True) -> None:
         log.info("%s: event %s: %s", self.pair, reason, message)
         event = patches.build_event(self.namespace, self.name, self.uid, reason, message, now(), warning)
-        if self.status.transition is not None:
+        if defer and self.status.transition is not None:
             # Inside a transition every request competes with the selector flip: post afterwards.
             self._deferred.append(event)
             return
@@ -475,10 +647,16 @@ class PairReconciler:
         )
         return {p.region: p for p in probes}
 
+    def seen(self) -> dict[str, RegionSeen]:
+        """Each region as Kubernetes shows it now (its Services' EndpointSlices)."""
+        return self.witness.seen() if self.witness is not None else {}
+
     async def close(self) -> None:
         # Runs while kopf cancels the daemon at exit: release the HTTP session first.
         if self._http is not None:
             await asyncio.shield(self._http.close())
+        if self.witness is not None:
+            await self.witness.close()
         for c in self.clients.values():
             await c.close()
         for e in self._deferred:

@@ -12,6 +12,8 @@ class Settings(BaseSettings):
 
     metrics_host: str = "0.0.0.0"
     metrics_port: int = 8080
+    # /livez answers 503 once kopf's event loop has not run for this long (a wedged loop: restart).
+    liveness_max_age_seconds: float = 10.0
     lease_name: str = "tier0-operator"
     # Where the Lease lives; in a cluster the chart sets it to the operator's namespace.
     lease_namespace: str = os.environ.get("POD_NAMESPACE", "default")

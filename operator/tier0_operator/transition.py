@@ -85,9 +85,12 @@ def begin(
     lost_bytes: int,
     at: datetime,
     attempt: int = 1,
+    trigger: rp.Trigger | None = None,
 ) -> rp.RegionPairStatus:
     """The status that starts a transition (written with a compare-and-set on the old epoch). A
-    switchover acts on spec.activeRegion; a failover does not (status.requestedRegion stays)."""
+    requested switchover acts on spec.activeRegion; a failover or a switchover away from a disrupted
+    region does not (status.requestedRegion stays: the user's wish is unchanged)."""
+    trigger = trigger or ("Requested" if kind == "Switchover" else "Failure")
     assert status.active_region is not None
     t = rp.TransitionStatus(
         type=kind,
@@ -98,13 +101,14 @@ def begin(
         started_at=at,
         lost_bytes=lost_bytes,
         attempt=attempt,
+        trigger=trigger,
     )
     return status.model_copy(
         update={
             "epoch": t.epoch,
             "transition": t,
             "phase": "SwitchingOver" if kind == "Switchover" else "FailingOver",
-            "requested_region": spec.active_region if kind == "Switchover" else status.requested_region,
+            "requested_region": spec.active_region if trigger == "Requested" else status.requested_region,
         }
     )
 
@@ -228,6 +232,7 @@ def last_transition(
         duration_seconds=round(duration, 4),
         lost_bytes=t.lost_bytes,
         attempt=t.attempt,
+        trigger=t.trigger,
         summary=f"{t.type} {t.from_region}->{t.to_region}{verb} ({duration:.2f}s)"
         + (f", attempt {t.attempt}" if t.attempt > 1 else ""),
     )

@@ -22,11 +22,18 @@ API_VERSION = f"{GROUP}/{VERSION}"
 PLURAL = "regionpairs"
 KIND = "RegionPair"
 FINALIZER = f"{GROUP}/operator"
+SELECTOR_OWNER_ANNOTATION = f"{GROUP}/selector-owner"
+"""On a Service: the name of the RegionPair (same namespace) whose operator may set its selector. A
+Service named in spec.service / spec.additionalServices without it is reported, never patched."""
 
 Role = Literal["primary", "replica", "unknown"]
 Phase = Literal["Pending", "Healthy", "Degraded", "SwitchingOver", "FailingOver", "Failed"]
 TransitionType = Literal["Switchover", "Failover"]
 Outcome = Literal["Succeeded", "RolledBack", "Failed"]
+Trigger = Literal["Requested", "Disruption", "Failure", "PipelineStall"]
+"""What started a transition: spec.activeRegion (Requested), the active region being taken down on
+purpose (Disruption: a drain, an eviction, a deletion), failed probes (Failure), a stalled pipeline."""
+EndpointState = Literal["serving", "terminating", "notready", "absent", "unknown"]
 ConditionStatus = Literal["True", "False", "Unknown"]
 PipelineState = Literal["ok", "idle", "stalled", "dead", "absent", "unknown"]
 
@@ -110,6 +117,10 @@ class FailoverPolicy(_Model):
     probe_interval_seconds: float = 1.0
     failure_threshold: int = 3
     switchover_timeout_seconds: float = 5.0
+    on_disruption: Literal["Switchover", "Ignore"] = "Switchover"
+    """When Kubernetes takes the active region down on purpose (its Redis pod, or its last serving API
+    pod, is terminating: a drain, an eviction, a deletion), switch over to the standby first, without
+    loss, instead of failing over once it is gone."""
 
 
 class ReplicationPolicy(_Model):
@@ -133,11 +144,25 @@ class PipelinePolicy(_Model):
     on_stall: Literal["Report", "Failover"] = "Report"
 
 
+class ServiceRoute(_Model):
+    """A Service whose selector follows the active region (`spec.services[]`)."""
+
+    name: str
+    selector: dict[str, str] = Field(default_factory=dict)
+    """Labels the Service selects besides the active region's `selector`, winning over it on a shared
+    key: `{app.kubernetes.io/component: emqx}` makes the global MQTT Service select the active
+    region's broker pods where the region's selector names its API pods."""
+
+
 class RegionPairSpec(_Model):
     """spec of a RegionPair (the apiserver has validated and defaulted it already)."""
 
-    service: str
+    services: tuple[ServiceRoute, ...] = ()
+    """The Services that follow the active region, flipped one after the other in this order."""
+    service: str | None = None
+    """Deprecated (use `services`): one Service that selects exactly the region's `selector`."""
     additional_services: tuple[str, ...] = ()
+    """Deprecated with `service`: more Services like it, flipped after it."""
     active_region: str
     """The region the user wants active; when the resource leaves it out (a GitOps-managed pair, whose
     manifest must not own it), the first of `regions`."""
@@ -146,6 +171,9 @@ class RegionPairSpec(_Model):
     replication: ReplicationPolicy = ReplicationPolicy()
     pipeline: PipelinePolicy = PipelinePolicy()
     paused: bool = False
+    generated_secrets: tuple[str, ...] = ()
+    """Secrets (this namespace) the operator fills once: each key listed in a Secret's
+    `tier0.dev/generate` annotation that it lacks gets a random value. Read by name, never listed."""
 
     @model_validator(mode="before")
     @classmethod
@@ -156,9 +184,20 @@ class RegionPairSpec(_Model):
                 return {**raw, "activeRegion": regions[0]["name"]}
         return raw
 
+    @model_validator(mode="after")
+    def _some_service(self) -> "RegionPairSpec":
+        if not self.routes:
+            raise ValueError("spec.services must name at least one Service (or the deprecated spec.service)")
+        return self
+
     @property
-    def services(self) -> tuple[str, ...]:
-        return (self.service, *self.additional_services)
+    def routes(self) -> tuple[ServiceRoute, ...]:
+        """The Services to flip, in order: `services`, or the deprecated `service` and
+        `additionalServices` (which select exactly the region's `selector`)."""
+        if self.services:
+            return self.services
+        legacy = (self.service, *self.additional_services) if self.service else self.additional_services
+        return tuple(ServiceRoute(name=name) for name in legacy)
 
     @property
     def region_names(self) -> tuple[str, str]:
@@ -205,6 +244,21 @@ class RegionStatus(_Model):
     last_probe_time: datetime | None = None
     message: str = ""
     pipeline: PipelineStatus | None = None
+    redis_endpoints: EndpointState = "unknown"
+    """The region's Redis Service as its EndpointSlices show it (the Kubernetes witness)."""
+    api_endpoints: EndpointState = "unknown"
+    """The same for the Service of its healthURL."""
+
+
+class ServiceStatus(_Model):
+    """Where one of `spec.services` points, as the operator last set or verified it."""
+
+    name: str
+    region: str | None = None
+    """The region its selector selects (None: neither, e.g. not bootstrapped, or the Service is missing)."""
+    routed_at: datetime | None = None
+    """When the operator last moved it (None: found as wanted)."""
+    message: str = ""
 
 
 class TransitionStatus(_Model):
@@ -220,6 +274,7 @@ class TransitionStatus(_Model):
     """Last known replication lag when it started: what a failover may have lost."""
     attempt: int = 1
     """1 for a new request; n for the (n-1)th retry of a switchover that was rolled back."""
+    trigger: Trigger = "Requested"
 
 
 class LastTransition(_Model):
@@ -236,6 +291,7 @@ class LastTransition(_Model):
     duration_seconds: float
     lost_bytes: int = 0
     attempt: int = 1
+    trigger: Trigger = "Requested"
     summary: str = ""
     """One line for `kubectl get rp`, e.g. `Switchover region1->region2 (0.06s)`."""
 
@@ -278,6 +334,8 @@ class RegionPairStatus(_Model):
     transition: TransitionStatus | None = None
     last_transition: LastTransition | None = None
     replication: ReplicationStatus | None = None
+    services: tuple[ServiceStatus, ...] = ()
+    """Each of spec.services in flip order, and the region it routes to."""
     conditions: tuple[Condition, ...] = ()
 
     def region(self, name: str) -> RegionStatus | None:

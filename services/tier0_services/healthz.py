@@ -1,8 +1,13 @@
-"""The worker's HTTP port: Prometheus `/metrics` and `/healthz` (the worker's own pipeline verdict).
+"""The worker's HTTP port: Prometheus `/metrics`, `/healthz` (the worker's own pipeline verdict) and
+`/livez` (its loop's liveness, what the kubelet probes).
 
 `/healthz` judges this process with the same rule the API and the operator apply to heartbeats
 (`pipeline.assess_worker`), on this process's monotonic clock: 200 while `ok`/`idle`, 503 with the
 reason while `stalled` (messages held, nothing stored for the stall time, or broker disconnected).
+A stalled pipeline (its Redis or broker down) is not a reason to restart the worker, so the liveness
+probe asks `/livez` instead: 503 once the worker's own loop has not stamped its
+`liveness.LoopClock` for the maximum age (`tier0_contract.liveness`). This server runs in a thread
+and would go on answering `/metrics` while that loop is wedged; `/livez` does not.
 """
 
 import threading
@@ -15,7 +20,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import orjson
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
-from tier0_contract import pipeline
+from tier0_contract import liveness, pipeline
 from tier0_services.heartbeat import Progress
 
 Verdict = tuple[pipeline.State, str]
@@ -47,11 +52,22 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-def serve(port: int, registry: CollectorRegistry, check: Callable[[], Verdict], host: str = "0.0.0.0") -> None:
-    """Serve /metrics and /healthz on `port` from a daemon thread."""
+def serve(
+    port: int,
+    registry: CollectorRegistry,
+    check: Callable[[], Verdict],
+    clock: liveness.LoopClock,
+    max_age: float,
+    host: str = "0.0.0.0",
+) -> None:
+    """Serve /metrics, /healthz and /livez on `port` from a daemon thread."""
     metrics = make_wsgi_app(registry)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == liveness.PATH:
+            alive, body = liveness.verdict(clock.age(), max_age)
+            start_response("200 OK" if alive else "503 Service Unavailable", [("Content-Type", "application/json")])
+            return [orjson.dumps(body)]
         if environ.get("PATH_INFO") == "/healthz":
             state, reason = check()
             healthy = state in ("ok", "idle")

@@ -97,6 +97,15 @@ def shown(urls: Sequence[str], endpoint: int | None) -> str:
     return credentials.redact_url(urls[endpoint]) if endpoint is not None else "none"
 
 
+RECHECK_TIMEOUT = 0.1
+"""Bound of the probe of an endpoint that did not answer the last resolution: a vanished pod
+address would cost the whole `timeout` at every resolution, and one that is back answers in
+milliseconds (the operator's probes do the same)."""
+HOLDING_INTERVAL = 0.05
+"""Re-resolution cadence while there is no primary (a transition: writers hold their messages), so
+the promoted one is found within this of its promotion, not within `interval`."""
+
+
 def _observe_commands(pipe: Any) -> None:
     pipe.execute_command("ROLE")
     pipe.get(keys.PAIR_EPOCH)
@@ -137,20 +146,23 @@ class AsyncPrimary:
         ]
         self.choice = Choice(None, "not resolved yet")
         self.resolved_at = 0.0
+        self._unreachable: set[int] = set()
         self._changed = asyncio.Event()
         self._poke = asyncio.Event()
 
     async def _observe(self, i: int) -> Observation:
         try:
-            async with self._probes[i].pipeline(transaction=False) as pipe:
-                _observe_commands(pipe)
-                role, epoch, config = await pipe.execute(raise_on_error=False)
-        except (redis.RedisError, OSError) as exc:
+            async with asyncio.timeout(RECHECK_TIMEOUT if i in self._unreachable else None):
+                async with self._probes[i].pipeline(transaction=False) as pipe:
+                    _observe_commands(pipe)
+                    role, epoch, config = await pipe.execute(raise_on_error=False)
+        except (redis.RedisError, OSError, TimeoutError) as exc:
             return Observation(i, False, error=repr(exc))
         return parse_observation(i, role, epoch, config)
 
     async def resolve(self) -> Choice:
         observations = await asyncio.gather(*(self._observe(i) for i in range(len(self.urls))))
+        self._unreachable = {o.endpoint for o in observations if not o.reachable}
         choice = choose(observations)
         if choice.endpoint != self.choice.endpoint:
             where = shown(self.urls, choice.endpoint)
@@ -169,14 +181,14 @@ class AsyncPrimary:
         """Index of the current primary, waiting (re-resolving) while there is none."""
         while self.choice.endpoint is None:
             self.poke()
-            await aio.wait_event(self._changed, self.interval)
+            await aio.wait_event(self._changed, HOLDING_INTERVAL)
         return self.choice.endpoint
 
     async def run(self) -> None:
         while True:
             self._poke.clear()
             await self.resolve()
-            await aio.wait_event(self._poke, self.interval)
+            await aio.wait_event(self._poke, self.interval if self.choice.endpoint is not None else HOLDING_INTERVAL)
 
     async def aclose(self) -> None:
         for c in (*self.clients, *self._probes):
@@ -207,12 +219,20 @@ class SyncPrimary:
             redis.Redis.from_url(u, socket_timeout=timeout, socket_connect_timeout=timeout, **auth.kwargs(u))
             for u in self.urls
         ]
+        self._rechecks = [
+            redis.Redis.from_url(
+                u, socket_timeout=RECHECK_TIMEOUT, socket_connect_timeout=RECHECK_TIMEOUT, **auth.kwargs(u)
+            )
+            for u in self.urls
+        ]
+        """Probe clients bounded by RECHECK_TIMEOUT, for endpoints that did not answer last time."""
         self.choice = Choice(None, "not resolved yet")
         self.resolved_at = float("-inf")
+        self._unreachable: set[int] = set()
 
     def _observe(self, i: int) -> Observation:
         try:
-            pipe = self._probes[i].pipeline(transaction=False)
+            pipe = (self._rechecks if i in self._unreachable else self._probes)[i].pipeline(transaction=False)
             _observe_commands(pipe)
             role, epoch, config = pipe.execute(raise_on_error=False)
         except (redis.RedisError, OSError) as exc:
@@ -220,7 +240,9 @@ class SyncPrimary:
         return parse_observation(i, role, epoch, config)
 
     def resolve(self) -> Choice:
-        choice = choose([self._observe(i) for i in range(len(self.urls))])
+        observations = [self._observe(i) for i in range(len(self.urls))]
+        self._unreachable = {o.endpoint for o in observations if not o.reachable}
+        choice = choose(observations)
         if choice.endpoint != self.choice.endpoint:
             where = shown(self.urls, choice.endpoint)
             log.info("primary: %s (%s)", where, choice.reason)
@@ -232,6 +254,7 @@ class SyncPrimary:
         self.resolved_at = float("-inf")
 
     def current(self) -> Choice:
-        if time.monotonic() - self.resolved_at >= self.interval:
+        every = self.interval if self.choice.endpoint is not None else HOLDING_INTERVAL
+        if time.monotonic() - self.resolved_at >= every:
             return self.resolve()
         return self.choice

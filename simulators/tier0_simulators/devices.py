@@ -6,6 +6,11 @@ When a slot starts late the simulator does not sleep (it catches up), tracks how
 (`tier0_simulator_publish_lag_seconds`), and warns loudly once it is more than one interval behind:
 a fleet that cannot keep its rate must say so, never silently publish less.
 
+The connection is a `mqttlink.Link`: the chart points the simulator at the global MQTT Service,
+which follows the active region, and a broker that stops acknowledging (a partitioned or frozen
+region never closes the connection) is dropped after `--ack-timeout` seconds without a PUBACK and
+the connection reopened, to wherever the Service points now, with the unacknowledged messages.
+
 `python -m tier0_simulators.devices --help`. As a Kubernetes Indexed Job each pod takes its shard
 from TIER0_SHARD_INDEX (the chart sets it from the Job's completion index).
 """
@@ -23,15 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import gmqtt
 import orjson
-from gmqtt.mqtt.handler import MQTTConnectError
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, start_http_server
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tier0_contract import credentials
-from tier0_simulators import fleet
+from tier0_simulators import fleet, mqttlink, reconnect
 
 log = logging.getLogger("tier0.simulator.devices")
 T = TypeVar("T")
@@ -56,6 +59,8 @@ class Config:
     """Stop after this many seconds (0: run until SIGTERM)."""
     report_every: float = 10.0
     seed: int | None = None
+    policy: reconnect.Policy = reconnect.Policy()
+    """When a silent broker's connection is dropped and how soon it is reopened."""
 
 
 class SimulatorMetrics:
@@ -93,6 +98,13 @@ class SimulatorMetrics:
             "Times publishing waited because the broker's receive maximum of unacknowledged messages was reached",
             registry=registry,
         )
+        self.reconnects = Counter(
+            "tier0_simulator_reconnects",
+            "MQTT connections dropped and reopened, by reason: ack_timeout (no PUBACK within the timeout), "
+            "lost (the connection ended), connect (an attempt failed or timed out)",
+            ["reason"],
+            registry=registry,
+        )
 
 
 @dataclass
@@ -115,49 +127,31 @@ class DeviceSimulator:
         self.devices = [fleet.device(i, config.sites) for i in indices]
         self.rng = random.Random(config.seed)
         self.states = [fleet.initial_state(self.rng.random()) for _ in self.devices]
-        self.client = gmqtt.Client(f"tier0-sim-{config.shard_index}-{os.getpid()}")
-        self.client.reconnect_retries = -1
-        self.client.reconnect_delay = 1
-        if config.mqtt_username:
-            self.client.set_auth_credentials(config.mqtt_username, config.mqtt_password)
-        self._tls = ssl.create_default_context(cafile=config.mqtt_tls_ca_file) if config.mqtt_tls_ca_file else False
+        self.link = mqttlink.Link(
+            f"tier0-sim-{config.shard_index}-{os.getpid()}",
+            config.mqtt_host,
+            config.mqtt_port,
+            username=config.mqtt_username,
+            password=config.mqtt_password,
+            tls=ssl.create_default_context(cafile=config.mqtt_tls_ca_file) if config.mqtt_tls_ca_file else None,
+            policy=config.policy,
+            on_drop=lambda reason: metrics.reconnects.labels(reason).inc(),
+            on_flow_wait=metrics.flow_waits.inc,
+        )
         self.summary = Summary()
         self._behind = False
         self._lag = 0.0
 
     @property
     def inflight(self) -> int:
-        # gmqtt keeps each unacknowledged QoS 1 publish in its resend storage until the PUBACK.
-        return len(self.client._persistent_storage._messages)
-
-    async def connect(self) -> None:
-        delay = 0.5
-        while True:
-            try:
-                await self.client.connect(self.config.mqtt_host, self.config.mqtt_port, ssl=self._tls, keepalive=30)
-                return
-            except MQTTConnectError as exc:  # refused (credentials): each attempt says so; retried
-                log.error("mqtt connect refused by the broker (%s); retrying in %.1f s", exc, delay)
-            except OSError as exc:
-                log.warning("mqtt connect failed (%s); retrying in %.1f s", exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10)
-
-    async def _publish(self, topic: str, body: bytes) -> None:
-        while True:
-            try:
-                self.client.publish(topic, body, qos=1)
-                return
-            except OverflowError:  # every packet id in flight: wait for PUBACKs
-                self.metrics.flow_waits.inc()
-                await asyncio.sleep(0.001)
+        return self.link.inflight
 
     async def run(self, stop: asyncio.Event) -> Summary:
         cfg = self.config
         n = len(self.devices)
         m = self.metrics
         m.target_rate.set(n / cfg.interval)
-        await self.connect()
+        await self.link.start()
         log.info(
             "shard %d/%d: %d devices (indices %d..%d), target %.0f msg/s to mqtt://%s:%s",
             cfg.shard_index,
@@ -194,7 +188,7 @@ class DeviceSimulator:
                     state = self.states[i] = fleet.next_state(self.states[i], self.rng.random())
                     dev = self.devices[i]
                     body = orjson.dumps(fleet.payload(dev, state, ts, self.rng))
-                    await self._publish(dev.topic, body)
+                    await self.link.publish(dev.topic, body)
                 count = bounds[s + 1] - bounds[s]
                 self.summary.published += count
                 m.published.inc(count)
@@ -243,11 +237,8 @@ class DeviceSimulator:
 
     async def _drain(self, timeout: float = 30.0) -> None:
         """Wait until the broker has acknowledged everything published, then disconnect."""
-        deadline = time.monotonic() + timeout
-        while self.inflight and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        await self.link.close(drain_timeout=timeout)
         self.summary.acknowledged = self.summary.published - self.inflight
-        await self.client.disconnect()
 
 
 class Settings(BaseSettings):
@@ -276,6 +267,10 @@ class Settings(BaseSettings):
     mqtt_tls_ca_file: Path | None = Field(None, description="CA bundle of the broker's certificate: connect with TLS")
     duration: float = Field(0.0, ge=0, description="stop after N seconds (0: never)")
     report_every: float = Field(10.0, gt=0, description="seconds between rate reports")
+    ack_timeout: float = Field(
+        2.0, gt=0, description="seconds without a PUBACK after which the connection is dropped and reopened"
+    )
+    connect_timeout: float = Field(2.0, gt=0, description="seconds a connection attempt (up to the CONNACK) may take")
     seed: int | None = Field(None, description="random seed (states and readings)")
     metrics_port: int = Field(9103, description="Prometheus /metrics port (0: none)")
     summary_json: bool = Field(False, description="print a JSON summary line on exit")
@@ -301,6 +296,7 @@ class Settings(BaseSettings):
             duration=self.duration,
             report_every=self.report_every,
             seed=self.seed,
+            policy=reconnect.Policy(ack_timeout=self.ack_timeout, connect_timeout=self.connect_timeout),
         )
 
 

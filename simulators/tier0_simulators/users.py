@@ -1,18 +1,30 @@
 """User-activity simulator: 200–500 signed-in users with churn, one message every 5 s to RabbitMQ.
 
-`Population` is pure (seeded random walk of users joining and leaving) and unit-tested; `publish`
+`Population` is pure (seeded random walk of users joining and leaving) and unit-tested; `run`
 is the pika side: durable queue, persistent messages, publisher confirms, so a message the
 simulator counts as sent is one RabbitMQ has taken responsibility for.
+
+The chart points the simulator at the global AMQP Service, which follows the active region. A
+partitioned or frozen RabbitMQ never closes the connection, and pika's blocking publish waits for
+its confirm without a limit (its heartbeat would notice a silent broker only after the heartbeat
+timeout plus 5 s): `publish_confirmed` gives the confirm `--confirm-timeout` seconds, then ends the
+connection; the message is published again on a new connection (to wherever the Service points
+now) after a short backoff (`reconnect.Policy`), each connection attempt bounded by
+`--connect-timeout`.
 
     python -m tier0_simulators.users --help
 """
 
+import contextlib
 import logging
 import random
 import signal
+import socket
 import ssl
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +37,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tier0_contract import credentials, topics
 from tier0_contract.models import UserActivityMessage
+from tier0_simulators import reconnect
 
 log = logging.getLogger("tier0_simulators.users")
 
@@ -119,29 +132,83 @@ class Population:
         )
 
 
-def amqp_parameters(url: str, username: str | None, password: str | None, ca_file: Path | None) -> pika.URLParameters:
+def amqp_parameters(
+    url: str,
+    username: str | None,
+    password: str | None,
+    ca_file: Path | None,
+    connect_timeout: float | None = None,
+) -> pika.URLParameters:
     """The URL (no credentials in it) plus the user and the password read from its file; `amqps://`
-    with `ca_file` verifies the server against that CA. (tier0_services.activity.consumer has the
-    same few lines: the simulators' image does not carry the services package.)"""
+    with `ca_file` verifies the server against that CA; with `connect_timeout`, opening the
+    connection (TCP, TLS and AMQP's handshake: a frozen broker accepts the TCP connection and
+    answers nothing) fails after that many seconds. (tier0_services.activity.consumer has the same
+    few lines: the simulators' image does not carry the services package.)"""
     params = pika.URLParameters(url)
     if username:
         params.credentials = pika.PlainCredentials(username, password or "")
     if url.startswith("amqps://") and ca_file:
         params.ssl_options = pika.SSLOptions(ssl.create_default_context(cafile=str(ca_file)), params.host)
+    if connect_timeout is not None:
+        params.socket_timeout = connect_timeout
+        params.stack_timeout = connect_timeout
+        params.connection_attempts = 1
     return params
 
 
 def open_channel(
-    params: pika.URLParameters,
+    params: pika.URLParameters, timeout: float | None = None
 ) -> tuple[pika.BlockingConnection, "pika.adapters.blocking_connection.BlockingChannel"]:
+    """A connection and a confirming channel on the activity queue (declared with its bounds); with
+    `timeout`, the channel's setup waits for the broker no longer than that (see `deadline`)."""
     connection = pika.BlockingConnection(params)
-    channel = connection.channel()
-    channel.queue_declare(topics.ACTIVITY_QUEUE, durable=True, arguments=topics.activity_queue_arguments())
-    channel.confirm_delivery()
+    with deadline(connection, timeout) if timeout else contextlib.nullcontext():
+        channel = connection.channel()
+        channel.queue_declare(topics.ACTIVITY_QUEUE, durable=True, arguments=topics.activity_queue_arguments())
+        channel.confirm_delivery()
     return connection, channel
 
 
 PERSISTENT = pika.BasicProperties(content_type="application/json", delivery_mode=pika.DeliveryMode.Persistent)
+
+
+def _cut(connection: pika.BlockingConnection) -> None:
+    """End `connection` from another thread: shut its socket down. pika's BlockingConnection is not
+    thread-safe and has no timeout for a confirm; a socket shut down is the one thing it notices
+    from outside: its own thread reads the end of the stream and raises StreamLostError out of the
+    call that was waiting. (The socket is pika's internal: `connection._impl._transport._sock`,
+    pika 1.3 and 1.4; tests/integration/test_simulator_reconnect.py fails if that changes.)"""
+    transport = getattr(getattr(connection, "_impl", None), "_transport", None)
+    sock = getattr(transport, "_sock", None)
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+@contextlib.contextmanager
+def deadline(connection: pika.BlockingConnection, seconds: float) -> Iterator[None]:
+    """Within the block, a call on `connection` that waits for the broker more than `seconds` in all
+    raises pika.exceptions.StreamLostError (the connection is ended; open a new one)."""
+    timer = threading.Timer(seconds, _cut, (connection,))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
+def publish_confirmed(
+    connection: pika.BlockingConnection,
+    channel: "pika.adapters.blocking_connection.BlockingChannel",
+    body: bytes,
+    timeout: float,
+) -> None:
+    """Publish one persistent message and return once RabbitMQ confirmed it; raise on a nack, an
+    unroutable message, a lost connection, or no confirm within `timeout` seconds (the connection is
+    then ended: a silent broker is not waited for)."""
+    with deadline(connection, timeout):
+        channel.basic_publish("", topics.ACTIVITY_QUEUE, body, PERSISTENT, mandatory=True)
 
 
 def run(args: "Settings") -> int:
@@ -161,26 +228,39 @@ def run(args: "Settings") -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    policy = reconnect.Policy(ack_timeout=args.confirm_timeout, connect_timeout=args.connect_timeout)
     params = amqp_parameters(
-        args.amqp_url, args.amqp_username, credentials.read_optional(args.amqp_password_file), args.amqp_tls_ca_file
+        args.amqp_url,
+        args.amqp_username,
+        credentials.read_optional(args.amqp_password_file),
+        args.amqp_tls_ca_file,
+        connect_timeout=policy.connect_timeout,
     )
-    connection = channel = None
-    sent = 0
+    connection: pika.BlockingConnection | None = None
+    channel = None
+    sent = failed = 0
     next_at = time.monotonic()
     while not stop and (args.count == 0 or sent < args.count):
         msg = population.tick(datetime.now(UTC))
         body = msg.model_dump_json().encode()
         while not stop:
             try:
-                if channel is None:
-                    connection, channel = open_channel(params)
-                channel.basic_publish("", topics.ACTIVITY_QUEUE, body, PERSISTENT, mandatory=True)
-                break  # confirmed: basic_publish raises on nack or an unroutable message
+                if connection is None or channel is None:
+                    # Bounded: the handshake by the connect timeout, the channel's setup by the ack timeout.
+                    connection, channel = open_channel(params, policy.ack_timeout)
+                publish_confirmed(connection, channel, body, policy.ack_timeout)
+                failed = 0
+                break  # confirmed: publish_confirmed raises on a nack or an unroutable message
             except (pika.exceptions.AMQPError, pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
                 failures.inc()
-                log.warning("publish not confirmed (%s); retrying in 1 s", exc or type(exc).__name__)
+                failed += 1
+                pause = policy.delay(failed)
+                log.warning("publish not confirmed (%s); retrying in %.1f s", exc or type(exc).__name__, pause)
+                if connection is not None and connection.is_open:
+                    with contextlib.suppress(pika.exceptions.AMQPError), deadline(connection, policy.ack_timeout):
+                        connection.close()
                 connection = channel = None
-                time.sleep(1)
+                time.sleep(pause)
         else:
             break
         sent += 1
@@ -215,6 +295,10 @@ class Settings(BaseSettings):
     amqp_password_file: Path | None = Field(None, description="file holding that user's password (a mounted Secret)")
     amqp_tls_ca_file: Path | None = Field(None, description="CA bundle that signed RabbitMQ's certificate (amqps://)")
     interval: float = Field(5.0, gt=0, description="seconds between messages")
+    confirm_timeout: float = Field(
+        2.0, gt=0, description="seconds to wait for RabbitMQ's confirm before the connection is dropped and reopened"
+    )
+    connect_timeout: float = Field(2.0, gt=0, description="seconds opening a connection may take")
     min_users: int = Field(200, gt=0, description="fewest signed-in users")
     max_users: int = Field(500, gt=0, description="most signed-in users")
     count: int = Field(0, ge=0, description="stop after this many messages (0: run forever)")

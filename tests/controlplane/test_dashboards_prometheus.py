@@ -157,9 +157,8 @@ def stack(
             kubectl, "wait", "--for=condition=Established", "crd/regionpairs.tier0.dev", "--timeout=30s"
         )
         testing.run_kubectl(kubectl, "create", "namespace", ns)
-        testing.run_kubectl(
-            kubectl, "-n", ns, "apply", "-f", "-", stdin=json.dumps(testing.service_manifest("region-api"))
-        )
+        service = testing.service_manifest("region-api", owner="og-field")
+        testing.run_kubectl(kubectl, "-n", ns, "apply", "-f", "-", stdin=json.dumps(service))
 
         api_ports = {region: free_port() for region in redis_ports}
         for region, port in api_ports.items():

@@ -111,7 +111,8 @@ def test_no_generated_secret_is_logged_or_passed_in_argv_or_environment(
 
     # The pair on the control plane; the operator's password in a Secret, as the chart renders it.
     testing.run_kubectl(kubectl, "create", "namespace", ns)
-    testing.run_kubectl(kubectl, "-n", ns, "apply", "-f", "-", stdin=json.dumps(testing.service_manifest("region-api")))
+    service = testing.service_manifest("region-api", owner="og-field")
+    testing.run_kubectl(kubectl, "-n", ns, "apply", "-f", "-", stdin=json.dumps(service))
     stack.create_redis_secret(kubectl, ns, secrets)
     api_ports = {"region1": free_port(), "region2": free_port()}
     health = {r: f"http://127.0.0.1:{p}/health" for r, p in api_ports.items()}
@@ -119,6 +120,7 @@ def test_no_generated_secret_is_logged_or_passed_in_argv_or_environment(
     for region in pair["spec"]["regions"]:
         region["redis"]["username"] = redis_access.OPERATOR
         region["redis"]["passwordSecretRef"] = {"name": "tier0-redis", "key": "operator-password"}
+    pair["spec"]["generatedSecrets"] = ["generated"]  # the operator reads the Secrets a pair names
     testing.run_kubectl(kubectl, "-n", ns, "apply", "-f", "-", stdin=json.dumps(pair))
     op_env = {"KUBECONFIG": str(control_plane.kubeconfig), "TIER0_OPERATOR_METRICS_PORT": str(free_port())}
     op_env |= {"TIER0_OPERATOR_METRICS_HOST": "127.0.0.1", "TIER0_OPERATOR_LEASE_NAMESPACE": ns}

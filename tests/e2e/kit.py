@@ -8,10 +8,12 @@ built-in node with hack/node-values.yaml, started (and stopped afterwards) by th
 
 import json
 import os
+import statistics
 import subprocess
 import time
+import urllib.parse
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +26,41 @@ from tier0_dev.procs import find_program
 
 PROBER = Path(__file__).with_name("prober.py")
 LEDGER = Path(__file__).with_name("ledger.py")
+ACTIVITY_LEDGER = Path(__file__).with_name("activity_ledger.py")
 MQTT_PUB = Path(__file__).parents[1] / "support" / "tier0_checker" / "mqtt_pub.py"
 LEDGER_RATE = 50.0
 """Device messages per second the ledger publishes during a transition (one new device each)."""
+ACTIVITY_RATE = 10.0
+"""User-activity messages per second the activity ledger publishes (each waits for its confirm)."""
+MQTT_SERVICE = "{release}-mqtt"
+"""The Service devices publish through: the chart's global MQTT Service, which the operator points at
+the active region's EMQX (brokers.perRegion; `{release}-emqx` is the shared broker without it)."""
+AMQP_SERVICE = "{release}-amqp"
+"""The Service users publish through: the global AMQP Service, following the active region's RabbitMQ
+(`{release}-rabbitmq` with one shared broker)."""
+REDIS_APP = (
+    "import os, sys, redis\n"
+    "from tier0_contract import credentials\n"
+    "host, _, port = sys.argv[1].partition(':')\n"
+    "password = credentials.read_secret(os.environ['TIER0_REDIS_PASSWORD_FILE'])\n"
+    "user = os.environ['TIER0_REDIS_USERNAME']\n"
+    "r = redis.Redis(host=host, port=int(port or 6379), username=user, password=password, socket_timeout=5)\n"
+)
+"""The head of a script run in a region API pod: `r`, a client of the Redis at argv[1] (`host:port`)
+as the API itself connects, with its user and mounted password file (the Redis container's default
+user may only PING)."""
+ZMSCORE = "print('\\n'.join('-' if s is None else repr(s) for s in r.zmscore(sys.argv[2], sys.argv[3:])))\n"
+"""After REDIS_APP (argv: host, key, members): each member's score, `-` for none, one a line."""
+EXISTS = (
+    "p = r.pipeline(transaction=False)\n"
+    "for k in sys.argv[2:]:\n"
+    "    p.exists(k)\n"
+    "print('\\n'.join(str(n) for n in p.execute()))\n"
+)
+"""After REDIS_APP (argv: host, keys): 1 or 0 for each key, one a line."""
 INTERVAL = 0.01
+FRESH_INTERVAL = 0.02
+"""How often the freshness reader polls the global Service (two GETs each time)."""
 # Lines for the end of the pytest run: what the client saw in each transition.
 REPORT: list[str] = []
 
@@ -61,6 +94,26 @@ def parse(log: str) -> list[Sample]:
     return out
 
 
+@dataclass(frozen=True)
+class Reading:
+    """What a reader of the global Service saw at t: the newest device message of a site and the
+    newest user activity (their timestamps, epoch s; None when unanswered or absent)."""
+
+    t: float
+    telemetry: float | None
+    activity: float | None
+
+
+def parse_readings(log: str) -> list[Reading]:
+    out = []
+    for line in log.splitlines():
+        words = line.split()
+        if len(words) == 3 and words[0][0].isdigit():
+            seen, act = (None if w == "-" else float(w) for w in words[1:])
+            out.append(Reading(float(words[0]), seen, act))
+    return out
+
+
 def summarize(samples: list[Sample], t0: float, new_region: str) -> Outcome:
     ok = [s for s in samples if s.region is not None]
     first_new = next((s.t for s in ok if s.t >= t0 and s.region == new_region), None)
@@ -82,12 +135,38 @@ def summarize(samples: list[Sample], t0: float, new_region: str) -> Outcome:
     )
 
 
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (inclusive method; the value itself for one run, nan for none)."""
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
 @dataclass
 class Ledger:
-    """What the ledger pod was acknowledged by the broker (device ids, in order) and its last line."""
+    """What a ledger pod was acknowledged by its broker (message ids in order, with the epoch second
+    each acknowledgement arrived) and its last line. Device ledgers name a message by its device
+    id (one message per device), activity ledgers by its message_id."""
 
     acked: list[str] = field(default_factory=list)
+    acked_at: list[float] = field(default_factory=list)
     summary: str = ""
+
+    def read(self, log: str, word: str) -> None:
+        """Fill from a ledger pod's log: `<word> <id> <epoch s>` lines, then the summary line."""
+        for line in log.splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == word:
+                self.acked.append(parts[1])
+                self.acked_at.append(float(parts[2]))
+        lines = log.strip().splitlines()
+        self.summary = lines[-1] if lines else ""
+
+    def first_ack_after(self, t: float) -> float | None:
+        """Seconds from `t` to the first acknowledgement at or after it (None: none came)."""
+        return next((at - t for at in self.acked_at if at >= t), None)
 
 
 class Cluster:
@@ -162,16 +241,19 @@ class Cluster:
                 return str(status["activeRegion"])
             conds = status.get("conditions") or []
             assert isinstance(conds, list)
-            if any(c.get("reason") == "FailedOver" and c.get("status") == "False" for c in conds):
+            moved = ("FailedOver", "SwitchedOverForDisruption")  # the operator's move, not the user's wish
+            if any(c.get("reason") in moved and c.get("status") == "False" for c in conds):
                 self.patch_active(str(status["activeRegion"]))  # acknowledge a failover: spec follows status
             time.sleep(0.5)
         raise AssertionError(f"RegionPair not Healthy: {self.pair().get('status')}")
 
     def lose_redis(self, region: str) -> None:
-        """The region's Redis killed and kept down: StatefulSet scaled to 0, its pod force-deleted."""
+        """The region's Redis killed and kept down: its pod force-deleted, then its StatefulSet scaled
+        to 0 (in this order: a graceful deletion of a serving Redis is a drain, which the operator
+        answers with a switchover, not the loss this simulates)."""
         sts = f"{self.rel.name}-redis-{region}"
-        self.kubectl("-n", self.ns, "scale", "statefulset", sts, "--replicas=0")
         self.kubectl("-n", self.ns, "delete", "pod", f"{sts}-0", "--grace-period=0", "--force", "--ignore-not-found")
+        self.kubectl("-n", self.ns, "scale", "statefulset", sts, "--replicas=0")
 
     def restore_redis(self, region: str) -> None:
         self.kubectl("-n", self.ns, "scale", "statefulset", f"{self.rel.name}-redis-{region}", "--replicas=1")
@@ -179,12 +261,29 @@ class Cluster:
     def _prober_pod(self, name: str, args: list[str]) -> str:
         return self._client_pod(name, PROBER.read_text(), args, "e2e-client")
 
+    @property
+    def mqtt_service(self) -> str:
+        return MQTT_SERVICE.format(release=self.rel.name)
+
+    @property
+    def amqp_service(self) -> str:
+        return AMQP_SERVICE.format(release=self.rel.name)
+
     def _client_pod(
-        self, name: str, script: str, args: list[str], component: str, secret: tuple[str, str] | None = None
+        self,
+        name: str,
+        script: str,
+        args: list[str],
+        component: str,
+        secret: tuple[str, str] | None = None,
+        like: dict[str, Any] | None = None,
     ) -> str:
         """A pod running `script`; with `secret` (Secret name, key), that key mounted at
-        /var/run/secrets/tier0/client/<key> (credentials are files, never arguments)."""
-        image = self.kubectl(
+        /var/run/secrets/tier0/client/<key> (credentials are files, never arguments). With `like`
+        (`{"image", "env", "volumeMounts", "volumes"}`), that image and those extra pieces: a client
+        that connects as a chart's component does, from its own pod spec."""
+        like = like or {}
+        image = like.get("image") or self.kubectl(
             "-n",
             self.ns,
             "get",
@@ -205,9 +304,12 @@ class Cluster:
             "spec": {
                 "restartPolicy": "Never",
                 "automountServiceAccountToken": False,
+                # fsGroup as the chart's pods have it: their Secret volumes (mode 0440) are readable.
                 "securityContext": {
                     "runAsNonRoot": True,
                     "runAsUser": 10001,
+                    "runAsGroup": 10001,
+                    "fsGroup": 10001,
                     "seccompProfile": {"type": "RuntimeDefault"},
                 },
                 "containers": [
@@ -216,13 +318,15 @@ class Cluster:
                         "image": image,
                         "imagePullPolicy": "IfNotPresent",
                         "command": ["python", "-c", script, *args],
+                        "env": like.get("env", []),
                         "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
                         "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}},
                         "volumeMounts": (
                             [{"name": "client", "mountPath": "/var/run/secrets/tier0/client", "readOnly": True}]
                             if secret
                             else []
-                        ),
+                        )
+                        + like.get("volumeMounts", []),
                     }
                 ],
                 "volumes": (
@@ -234,7 +338,8 @@ class Cluster:
                     ]
                     if secret
                     else []
-                ),
+                )
+                + like.get("volumes", []),
             },
         }
         self.kubectl("apply", "-f", "-", stdin=json.dumps(pod))
@@ -283,11 +388,11 @@ class Cluster:
 
     @contextmanager
     def ledger(self, duration: float) -> Iterator[Ledger]:
-        """A pod publishing device messages to the broker Service for `duration` s (LEDGER_RATE per
-        second, each from a new device); on exit, which the broker acknowledged."""
+        """A pod publishing device messages to the MQTT Service for `duration` s (LEDGER_RATE per
+        second, each from a new device); on exit, which the broker acknowledged and when."""
         tag = uuid.uuid4().hex[:6]
         name = f"e2e-ledger-{tag}"
-        broker = f"{self.rel.name}-emqx"
+        broker = self.mqtt_service
         port = self.kubectl("-n", self.ns, "get", "service", broker, "-o", "jsonpath={.spec.ports[0].port}")
         script = MQTT_PUB.read_text() + "\n" + LEDGER.read_text()
         # As the chart's gateway user (it publishes for many devices over one connection).
@@ -297,33 +402,92 @@ class Cluster:
         self.wait_pod_log(name, "ready")
         out = Ledger()
         yield out
-        log = self.wait_pod_done(name, timeout=duration + 60)
-        out.acked.extend(line.split(" ", 1)[1] for line in log.splitlines() if line.startswith("acked "))
-        out.summary = log.strip().splitlines()[-1]
+        out.read(self.wait_pod_done(name, timeout=duration + 60), "acked")
+
+    @contextmanager
+    def activity_ledger(self, duration: float) -> Iterator[Ledger]:
+        """A pod publishing user-activity messages to the AMQP Service for `duration` s
+        (ACTIVITY_RATE per second, publisher confirms); on exit, which RabbitMQ confirmed and when.
+        It runs as the user simulator does: its image, its AMQP settings and password file."""
+        tag = uuid.uuid4().hex[:6]
+        name = f"e2e-activity-{tag}"
+        sim = self.json("-n", self.ns, "get", "deployment", f"{self.rel.name}-user-simulator")
+        pod_spec: dict[str, Any] = sim["spec"]["template"]["spec"]  # type: ignore[index]
+        container = pod_spec["containers"][0]
+        env = [e for e in container.get("env", []) if e["name"].startswith("TIER0_AMQP_")]
+        for e in env:
+            if e["name"] == "TIER0_AMQP_URL":
+                e["value"] = amqp_url_via(e["value"], self.amqp_service)
+        mounts = [m for m in container.get("volumeMounts", []) if "amqp" in m["name"]]
+        volumes = [v for v in pod_spec.get("volumes", []) if v["name"] in {m["name"] for m in mounts}]
+        like = {"image": container["image"], "env": env, "volumeMounts": mounts, "volumes": volumes}
+        args = ["publish", tag, str(ACTIVITY_RATE), str(duration)]
+        self._client_pod(name, ACTIVITY_LEDGER.read_text(), args, "user-simulator", like=like)
+        self.wait_pod_log(name, "ready")
+        out = Ledger()
+        yield out
+        out.read(self.wait_pod_done(name, timeout=duration + 60), "confirmed")
+
+    @contextmanager
+    def fresh(self, duration: float, site: str = "E2E-LEDGER") -> Iterator[list[Reading]]:
+        """A pod reading `site`'s last_seen and the newest user activity through the global Service
+        every FRESH_INTERVAL s for `duration` s; the list fills on exit."""
+        name = f"e2e-fresh-{uuid.uuid4().hex[:6]}"
+        urls = [self.url(f"/api/devices/metrics/site/{site}"), self.url("/api/users/activity?limit=1")]
+        self._prober_pod(name, ["fresh", *urls, str(FRESH_INTERVAL), str(duration)])
+        self.wait_pod_log(name, "ready")
+        readings: list[Reading] = []
+        yield readings
+        readings.extend(parse_readings(self.wait_pod_done(name, timeout=duration + 60)))
+
+    def redis_host(self, region: str) -> str:
+        """`ClusterIP:port` of the region's Redis Service: reached without DNS (a partitioned
+        region's own pods reach it; the cluster's DNS is outside the partition)."""
+        svc = f"{self.rel.name}-redis-{region}"
+        out = self.kubectl(
+            "-n", self.ns, "get", "service", svc, "-o", "jsonpath={.spec.clusterIP}:{.spec.ports[0].port}"
+        )
+        return out.strip()
+
+    def redis_script(self, via: str, host: str, script: str, *args: str) -> str:
+        """`script` after REDIS_APP in `via`'s region API pod, with `r` a client of the Redis at
+        `host` (through the kubelet, so it runs while that region is cut off)."""
+        pod = f"deploy/{self.rel.name}-region-api-{via}"
+        return self.kubectl("-n", self.ns, "exec", pod, "--", "python", "-c", REDIS_APP + script, host, *args)
 
     def missing(self, ledger: Ledger, timeout: float = 30) -> list[str]:
         """The acknowledged device messages the active region's Redis does not hold, after waiting
         up to `timeout` s for the ingest workers to drain what the broker still holds."""
+
+        def gone() -> list[str]:
+            region = self.active()
+            host = self.redis_host(region)
+            scores = self.redis_script(region, host, ZMSCORE, keys.DEVICES_LAST_SEEN, *ledger.acked).splitlines()
+            return [d for d, score in zip(ledger.acked, scores, strict=True) if score.strip() in ("", "-")]
+
+        return self._wait_missing(ledger, gone, timeout)
+
+    def missing_activity(self, ledger: Ledger, timeout: float = 30) -> list[str]:
+        """The confirmed user-activity messages the active region's Redis has not applied
+        (`EXISTS keys.activity_seen(id)`), after waiting up to `timeout` s for the consumers."""
+
+        def gone() -> list[str]:
+            region = self.active()
+            seen = [keys.activity_seen(m) for m in ledger.acked]
+            found = self.redis_script(region, self.redis_host(region), EXISTS, *seen).split()
+            return [m for m, n in zip(ledger.acked, found, strict=True) if n.strip() != "1"]
+
+        return self._wait_missing(ledger, gone, timeout)
+
+    @staticmethod
+    def _wait_missing(ledger: Ledger, gone: Callable[[], list[str]], timeout: float) -> list[str]:
         if not ledger.acked:
             return []
         deadline = time.monotonic() + timeout
-        # Read from a region API pod as the applications' Redis user (its password is a mounted
-        # file there; the Redis container's default user may only PING).
-        script = (
-            "import sys, redis\n"
-            "password = open('/var/run/secrets/tier0/redis/app-password').read()\n"
-            "r = redis.Redis(host=sys.argv[1], port=6379, username='tier0-app', password=password)\n"
-            "print('\\n'.join('-' if s is None else repr(s) for s in r.zmscore(sys.argv[2], sys.argv[3:])))\n"
-        )
         while True:
-            region = self.active()
-            host = f"{self.rel.name}-redis-{region}"
-            command = ["python", "-c", script, host, keys.DEVICES_LAST_SEEN, *ledger.acked]
-            out = self.kubectl("-n", self.ns, "exec", f"deploy/{self.rel.name}-region-api-region1", "--", *command)
-            scores = out.splitlines()
-            gone = [d for d, score in zip(ledger.acked, scores, strict=True) if score.strip() in ("", "-")]
-            if not gone or time.monotonic() > deadline:
-                return gone
+            lost = gone()
+            if not lost or time.monotonic() > deadline:
+                return lost
             time.sleep(1.0)
 
     def via_service(self, path: str, body: dict[str, object] | None = None) -> dict[str, Any]:
@@ -349,6 +513,13 @@ class Cluster:
         log = self.wait_pod_done(name, timeout=240)
         prefix = self.url("")
         return {url.removeprefix(prefix): status for status, url in (line.split(" ", 1) for line in log.splitlines())}
+
+
+def amqp_url_via(url: str, host: str) -> str:
+    """`url` (no credentials in it: they are files) with its host replaced by `host`."""
+    parts = urllib.parse.urlsplit(url)
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def started_kubeconfig() -> tuple[Path, bool]:

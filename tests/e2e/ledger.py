@@ -8,7 +8,8 @@ library only), which reports exactly which PUBLISHes the broker PUBACKed.
       `E2E-<TAG>-<n>` of site E2E-LEDGER (the store keeps each device's newest message, so one
       message per device makes every acknowledged message checkable afterwards). A broken
       connection is reopened; a message whose PUBACK never came is not acknowledged and never
-      re-sent. Prints `ready`, one `acked <device id>` line per PUBACK, then `sent <n> acked <m>`.
+      re-sent. Prints `ready`, one `acked <device id> <epoch s>` line per PUBACK (when it arrived),
+      then `sent <n> acked <m>`.
 
 The payload is validated against the contract (tier0_contract, in the services image) before the
 first message goes out, so a drifted schema fails here rather than being counted as lost.
@@ -63,7 +64,7 @@ async def publish(
         device = in_flight.pop(packet_id, None)
         if device is not None:
             acked += 1
-            print(f"acked {device}", flush=True)
+            print(f"acked {device} {time.time():.3f}", flush=True)
 
     pub = Publisher(host, port, f"e2e-ledger-{tag}", on_ack, username, password)
     await pub.connect()

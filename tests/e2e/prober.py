@@ -5,6 +5,10 @@ through the cluster's DNS and kube-proxy, like any client there). Standard libra
                                 time and one immediate retry on failure; one line per tick:
                                 `<epoch s> <tries> <region or -> <error or ->`
   get URL...                    GET each URL once (retrying while it fails, up to 30 s): `<status> <url>`
+  fresh SITE_URL ACTIVITY_URL INTERVAL DURATION
+                                GET both every INTERVAL s for DURATION s (the telemetry and user
+                                activity a reader sees): `<epoch s> <site last_seen or -> <newest
+                                activity timestamp_utc or ->`, times as epoch seconds
 """
 
 import http.client
@@ -12,6 +16,7 @@ import json
 import sys
 import time
 import urllib.parse
+from datetime import datetime
 
 
 def once(url: urllib.parse.SplitResult, timeout: float) -> tuple[str | None, str]:
@@ -52,6 +57,50 @@ def probe(url: str, interval: float, duration: float) -> None:
     print("\n".join(lines), flush=True)
 
 
+def read_json(url: urllib.parse.SplitResult, timeout: float) -> object:
+    conn = http.client.HTTPConnection(url.hostname or "", url.port or 80, timeout=timeout)
+    try:
+        conn.request("GET", url.path + (f"?{url.query}" if url.query else ""))
+        resp = conn.getresponse()
+        body = resp.read()
+        return json.loads(body) if resp.status == 200 else None
+    except (OSError, http.client.HTTPException, ValueError):
+        return None
+    finally:
+        conn.close()
+
+
+def epoch(value: object) -> str:
+    """An ISO 8601 time from an answer as epoch seconds, or `-`."""
+    if not isinstance(value, str):
+        return "-"
+    try:
+        return f"{datetime.fromisoformat(value).timestamp():.3f}"
+    except ValueError:
+        return "-"
+
+
+def fresh(site_url: str, activity_url: str, interval: float, duration: float) -> None:
+    site, activity = urllib.parse.urlsplit(site_url), urllib.parse.urlsplit(activity_url)
+    print("ready", flush=True)
+    start = tick = time.time()
+    lines = []
+    while tick < start + duration:
+        t = time.time()
+        metrics, users = read_json(site, 1.0), read_json(activity, 1.0)
+        seen = metrics.get("last_seen") if isinstance(metrics, dict) else None
+        latest = users.get("latest") if isinstance(users, dict) else None
+        stamp = latest.get("timestamp_utc") if isinstance(latest, dict) else None
+        lines.append(f"{t:.3f} {epoch(seen)} {epoch(stamp)}")
+        tick += interval
+        delay = tick - time.time()
+        if delay > 0:
+            time.sleep(delay)
+        elif delay < -interval:
+            tick = time.time()
+    print("\n".join(lines), flush=True)
+
+
 def get(urls: list[str]) -> None:
     for url in urls:
         status: int | str = "-"
@@ -74,5 +123,7 @@ def get(urls: list[str]) -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "probe":
         probe(sys.argv[2], float(sys.argv[3]), float(sys.argv[4]))
+    elif sys.argv[1] == "fresh":
+        fresh(sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5]))
     else:
         get(sys.argv[2:])

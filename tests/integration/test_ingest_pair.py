@@ -17,6 +17,8 @@ from tests.integration.test_ingest import client, messages, publish, stats, wait
 from tier0_contract import keys, pipeline
 from tier0_dev import programs
 from tier0_dev.procs import Process
+from tier0_services import aio
+from tier0_services import primary as primary_mod
 from tier0_services.ingest.worker import IngestWorker
 
 pytest_plugins = ["tests.integration.test_ingest"]
@@ -202,3 +204,38 @@ async def _assessed(r: Any, region: str, state: str) -> bool:
 
 async def _writes_to(worker: IngestWorker, endpoint: int | None) -> bool:
     return worker.primary.choice.endpoint == endpoint
+
+
+async def test_the_promoted_primary_is_found_fast_while_the_old_one_hangs(redis_factory: RedisFactory) -> None:
+    """A lost region's Redis often vanishes without a reset (a pod address that no longer answers,
+    here a redis-server stopped with SIGSTOP). Its probe is bounded by RECHECK_TIMEOUT once it has
+    failed, and with no primary the writers look again every HOLDING_INTERVAL, so they find the
+    promoted one within a fraction of a second instead of waiting out timeouts and intervals."""
+    p_proc, p_port, r_proc, r_port = await pair(redis_factory)
+    resolver = primary_mod.AsyncPrimary([f"redis://127.0.0.1:{p}/0" for p in (p_port, r_port)], interval=0.5)
+    sync = primary_mod.SyncPrimary([f"redis://127.0.0.1:{p}/0" for p in (p_port, r_port)], interval=0.5)
+    task = asyncio.create_task(resolver.run())
+    try:
+        assert await resolver.primary() == 0 and sync.current().endpoint == 0
+        os.kill(p_proc.pid, signal.SIGSTOP)  # the active region is lost, silently
+        resolver.poke()
+        sync.resolve()
+        await asyncio.sleep(1.2)  # their first (full-timeout) probes of it fail: now a suspect
+        started = time.monotonic()
+        assert (await resolver.resolve()).endpoint is None
+        assert sync.resolve().endpoint is None and sync.resolve().endpoint is None
+        assert time.monotonic() - started < 3 * primary_mod.RECHECK_TIMEOUT + 0.3
+        r = client(r_port)
+        await r.replicaof("no", "one")  # the operator promotes the standby, with a higher epoch
+        await r.set(keys.PAIR_EPOCH, 2)
+        promoted = time.monotonic()
+        assert await asyncio.wait_for(resolver.primary(), 2) == 1
+        async_took = time.monotonic() - promoted
+        while sync.current().endpoint != 1:
+            time.sleep(0.005)
+        sync_took = time.monotonic() - promoted
+        assert async_took < 0.5 and sync_took < 0.5, (async_took, sync_took)
+    finally:
+        os.kill(p_proc.pid, signal.SIGCONT)
+        await aio.cancel_and_wait(task)
+        await resolver.aclose()

@@ -68,6 +68,10 @@ def test_the_redis_acl_file_holds_hashes_and_every_role() -> None:
     assert "-@dangerous" in lines[redis.APP] and "~*" in lines[redis.APP]
     assert "~pair:epoch ~pipeline:heartbeats" in lines[redis.OPERATOR] and "~*" not in lines[redis.OPERATOR]
     assert lines[redis.REPLICATION].endswith("-@all +psync +replconf +ping")
+    # The Redis pod's preStop hook asks ROLE as the exporter, which reads no key.
+    assert (
+        " +role " in lines[redis.EXPORTER] and "resetkeys" in lines[redis.EXPORTER] and "~" not in lines[redis.EXPORTER]
+    )
 
 
 @pytest.mark.parametrize("password", ["plain", 'with "quotes" and \\ backslash', "sp ace#hash"])

@@ -4,6 +4,8 @@ What is tested:
 - the operator chart's CRD and RBAC rules are byte-for-byte copies of crds/ and operator/rbac/;
 - the dashboards in dashboards/ and the chart's copy are exactly what hack/tier0_dev/dashboards.py writes;
 - every value in each chart's values.yaml is described in its values.schema.json (and vice versa);
+- the defaults make a region a failure domain (brokers per region, anti-affinity, budgets, the
+  switchover wait); the single-node clusters relax the anti-affinity and say why;
 - each Dockerfile is multi-stage, takes ARG BASE_IMAGE (default python:3.11-slim), runs as a numeric
   non-root user, installs its component's hash-pinned lock and copies only its own package and the
   contract.
@@ -35,7 +37,7 @@ IMAGES = {
     ("source", "copy"),
     [
         (ROOT / "crds" / "regionpairs.tier0.dev.yaml", "files/crds/regionpairs.tier0.dev.yaml"),
-        (ROOT / "operator" / "rbac" / "clusterrole.yaml", "files/rbac/clusterrole.yaml"),
+        (ROOT / "operator" / "rbac" / "role.yaml", "files/rbac/role.yaml"),
         (ROOT / "operator" / "rbac" / "leader-election.yaml", "files/rbac/leader-election.yaml"),
     ],
     ids=lambda v: v.name if isinstance(v, Path) else None,
@@ -143,3 +145,24 @@ def test_each_lock_pins_every_dependency_of_its_groups(component: str) -> None:
     for dep in deps:
         name = re.split(r"[<>=!\[; ]", dep, maxsplit=1)[0].lower().replace("_", "-")
         assert name in pinned, f"{name} is not pinned in hack/requirements/{component}.txt: run `make lock`"
+
+
+def test_a_region_is_a_failure_domain_by_default() -> None:
+    """Issue 18: the chart's defaults run a broker of each kind per region, keep the two Redis and the
+    two brokers of a kind on different nodes, budget disruptions and wait for a switchover before a
+    primary Redis exits; a chart that defaulted otherwise would ship a single point of failure."""
+    values = yaml.safe_load((CHARTS / "tier0" / "values.yaml").read_text())
+    assert values["brokers"] == {"perRegion": True, "antiAffinity": "required"}
+    assert values["redis"]["antiAffinity"] == "required" and values["redis"]["switchoverWaitSeconds"] > 0
+    assert values["podDisruptionBudget"] == {"enabled": True}
+    assert values["regionApi"]["preStopSleepSeconds"] > 0 and values["regionApi"]["replicas"] >= 2
+    assert values["regionApi"]["antiAffinity"] in ("preferred", "required")
+
+
+def test_the_single_node_clusters_relax_the_anti_affinity_and_say_why() -> None:
+    """The built-in node and kind (both installed with hack/node-values.yaml) have one node: a
+    required anti-affinity would leave the second Redis and the second broker of each kind Pending."""
+    text = (ROOT / "hack" / "node-values.yaml").read_text()
+    values = yaml.safe_load(text)
+    assert values["redis"]["antiAffinity"] == "preferred" and values["brokers"]["antiAffinity"] == "preferred"
+    assert "single node" in text and "Pending" in text

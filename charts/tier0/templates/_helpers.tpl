@@ -86,8 +86,114 @@ the data classes in services/tier0_contract/keys.py.
 {{- printf "--maxmemory %s --maxmemory-policy %s" $bytes $v.maxmemoryPolicy }}
 {{- end }}
 
-{{- define "tier0.emqxHost" -}}{{ include "tier0.name.of" (list . "emqx") }}{{- end }}
-{{- define "tier0.rabbitmqHost" -}}{{ include "tier0.name.of" (list . "rabbitmq") }}{{- end }}
+{{/*
+Broker names. With brokers.perRegion each region has its own EMQX and RabbitMQ (`<fullname>-emqx-<region>`,
+`<fullname>-rabbitmq-<region>`: a region's workers use these) and publishers connect to the global
+Services that follow the active region (`<fullname>-mqtt`, `<fullname>-amqp`); without it one shared
+broker of each kind (`<fullname>-emqx`, `<fullname>-rabbitmq`) serves everyone.
+Usage: include "tier0.emqxHost" (dict "ctx" $ "region" "region1"); no region: the shared broker.
+*/}}
+{{- define "tier0.emqxHost" -}}
+{{- if and .ctx.Values.brokers.perRegion .region }}{{ include "tier0.name.of" (list .ctx (printf "emqx-%s" .region)) }}
+{{- else }}{{ include "tier0.name.of" (list .ctx "emqx") }}{{ end }}
+{{- end }}
+{{- define "tier0.rabbitmqHost" -}}
+{{- if and .ctx.Values.brokers.perRegion .region }}{{ include "tier0.name.of" (list .ctx (printf "rabbitmq-%s" .region)) }}
+{{- else }}{{ include "tier0.name.of" (list .ctx "rabbitmq") }}{{ end }}
+{{- end }}
+{{- define "tier0.mqttServiceName" -}}
+{{- .Values.emqx.globalService.name | default (include "tier0.name.of" (list . "mqtt")) }}
+{{- end }}
+{{- define "tier0.amqpServiceName" -}}
+{{- .Values.rabbitmq.globalService.name | default (include "tier0.name.of" (list . "amqp")) }}
+{{- end }}
+{{/* Where publishers (devices, the simulators) connect: the global Service, or the shared broker. */}}
+{{- define "tier0.mqttPublishHost" -}}
+{{- if .Values.brokers.perRegion }}{{ include "tier0.mqttServiceName" . }}{{ else }}{{ include "tier0.emqxHost" (dict "ctx" .) }}{{ end }}
+{{- end }}
+{{- define "tier0.amqpPublishHost" -}}
+{{- if .Values.brokers.perRegion }}{{ include "tier0.amqpServiceName" . }}{{ else }}{{ include "tier0.rabbitmqHost" (dict "ctx" .) }}{{ end }}
+{{- end }}
+{{/* The broker instances of one kind: each region (brokers.perRegion), or one shared (no name). */}}
+{{- define "tier0.brokerRegions" -}}
+{{- if .Values.brokers.perRegion }}{{ toJson .Values.regions }}{{ else }}[{}]{{ end }}
+{{- end }}
+
+{{/*
+Where a pod of one region runs (pod spec fields): the region's nodeSelector and tolerations; its
+affinity, plus the `zone` shortcut (each required node selector term, or a new one, also requires
+topology.kubernetes.io/zone) and, with `antiAffinity` required or preferred, a pod anti-affinity on
+kubernetes.io/hostname to every pod of the same component of the release (the other region's Redis,
+the other region's broker of the same kind); its topologySpreadConstraints, each without a
+labelSelector given the workload's own labels. Nothing is changed in .Values (deep copies).
+Usage: include "tier0.placement" (dict "ctx" $ "region" $r "component" "redis" "antiAffinity" "required")
+*/}}
+{{- define "tier0.placement" -}}
+{{- $r := .region | default dict }}
+{{- $own := include "tier0.selectorLabels" (dict "ctx" .ctx "component" .component "region" $r.name) | fromYaml }}
+{{- with $r.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- $affinity := deepCopy ($r.affinity | default dict) }}
+{{- with $r.zone }}
+{{- $zone := dict "key" "topology.kubernetes.io/zone" "operator" "In" "values" (list .) }}
+{{- $node := $affinity.nodeAffinity | default dict }}
+{{- $required := $node.requiredDuringSchedulingIgnoredDuringExecution | default dict }}
+{{- $terms := list }}
+{{- range ($required.nodeSelectorTerms | default (list dict)) }}
+{{- $terms = append $terms (set . "matchExpressions" (append (.matchExpressions | default list) $zone)) }}
+{{- end }}
+{{- $_ := set $required "nodeSelectorTerms" $terms }}
+{{- $_ = set $node "requiredDuringSchedulingIgnoredDuringExecution" $required }}
+{{- $_ = set $affinity "nodeAffinity" $node }}
+{{- end }}
+{{- if has .antiAffinity (list "required" "preferred") }}
+{{- $term := dict "labelSelector" (dict "matchLabels" (omit $own "tier0.dev/region")) "topologyKey" "kubernetes.io/hostname" }}
+{{- $anti := $affinity.podAntiAffinity | default dict }}
+{{- if eq .antiAffinity "required" }}
+{{- $_ := set $anti "requiredDuringSchedulingIgnoredDuringExecution" (append ($anti.requiredDuringSchedulingIgnoredDuringExecution | default list) $term) }}
+{{- else }}
+{{- $_ := set $anti "preferredDuringSchedulingIgnoredDuringExecution" (append ($anti.preferredDuringSchedulingIgnoredDuringExecution | default list) (dict "weight" 100 "podAffinityTerm" $term)) }}
+{{- end }}
+{{- $_ := set $affinity "podAntiAffinity" $anti }}
+{{- end }}
+{{- with $affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $r.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $r.topologySpreadConstraints }}
+topologySpreadConstraints:
+  {{- range . }}
+  {{- $c := deepCopy . }}
+  {{- if not $c.labelSelector }}{{ $_ := set $c "labelSelector" (dict "matchLabels" $own) }}{{ end }}
+  - {{- toYaml $c | nindent 4 }}
+  {{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The Secrets this chart renders for the operator to fill (annotated tier0.dev/generate), as a JSON
+list: the RegionPair names them in spec.generatedSecrets, and the operator reads exactly those, by
+name (it may not list Secrets). Read from secrets.yaml itself, so a Secret added there is listed
+without another edit.
+*/}}
+{{- define "tier0.generatedSecrets" -}}
+{{- $names := list }}
+{{- range (include (print .Template.BasePath "/secrets.yaml") . | splitList "\n---") }}
+{{- $doc := fromYaml . }}
+{{- if and $doc (eq ($doc.kind | default "") "Secret") }}
+{{- if hasKey ($doc.metadata.annotations | default dict) "tier0.dev/generate" }}
+{{- $names = append $names $doc.metadata.name }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- toJson $names }}
+{{- end }}
 
 {{/* Secret names: the user's existing Secret, or the chart's. */}}
 {{- define "tier0.redisSecret" -}}{{ .Values.redis.auth.existingSecret | default (include "tier0.name.of" (list . "redis")) }}{{- end }}
@@ -174,17 +280,18 @@ password is a mounted file (tier0.redisVolumes / tier0.redisMounts). */}}
 {{- end }}
 {{- end }}
 
-{{/* AMQP: the activity vhost as the application user. */}}
+{{/* AMQP: the activity vhost as the application user, on `host` (a broker or the global Service).
+Usage: include "tier0.rabbitmqEnv" (dict "ctx" $ "host" "<release>-amqp") */}}
 {{- define "tier0.rabbitmqEnv" -}}
 - name: TIER0_AMQP_URL
-  value: "{{ if .Values.rabbitmq.tls.enabled }}amqps{{ else }}amqp{{ end }}://{{ include "tier0.rabbitmqHost" . }}:{{ .Values.rabbitmq.amqpPort }}/{{ include "tier0.amqpVhost" . }}"
+  value: "{{ if .ctx.Values.rabbitmq.tls.enabled }}amqps{{ else }}amqp{{ end }}://{{ .host }}:{{ .ctx.Values.rabbitmq.amqpPort }}/{{ include "tier0.amqpVhost" .ctx }}"
 - name: TIER0_AMQP_USERNAME
-  value: {{ include "tier0.amqpAppUser" . }}
+  value: {{ include "tier0.amqpAppUser" .ctx }}
 - name: TIER0_AMQP_PASSWORD_FILE
-  value: {{ include "tier0.secretsDir" . }}/amqp/app-password
-{{- if .Values.rabbitmq.tls.enabled }}
+  value: {{ include "tier0.secretsDir" .ctx }}/amqp/app-password
+{{- if .ctx.Values.rabbitmq.tls.enabled }}
 - name: TIER0_AMQP_TLS_CA_FILE
-  value: {{ include "tier0.secretsDir" . }}/amqp-tls/ca.crt
+  value: {{ include "tier0.secretsDir" .ctx }}/amqp-tls/ca.crt
 {{- end }}
 {{- end }}
 
@@ -206,10 +313,11 @@ password is a mounted file (tier0.redisVolumes / tier0.redisMounts). */}}
 {{- end }}
 {{- end }}
 
-{{/* MQTT as one of the users of files/emqx/acl.conf. Usage: include "tier0.mqttEnv" (dict "ctx" $ "user" "tier0-ingest" "key" "ingest-password") */}}
+{{/* MQTT as one of the users of files/emqx/acl.conf, on `host` (a broker or the global Service).
+Usage: include "tier0.mqttEnv" (dict "ctx" $ "host" "<release>-emqx-region1" "user" "tier0-ingest" "key" "ingest-password") */}}
 {{- define "tier0.mqttEnv" -}}
 - name: TIER0_MQTT_HOST
-  value: {{ include "tier0.emqxHost" .ctx | quote }}
+  value: {{ .host | quote }}
 - name: TIER0_MQTT_PORT
   value: {{ .ctx.Values.emqx.mqttPort | quote }}
 - name: TIER0_MQTT_USERNAME
@@ -257,8 +365,10 @@ own images only read files). Usage: include "tier0.accessInit" (dict "ctx" $ "se
     requests:
       cpu: 10m
       memory: 32Mi
+      ephemeral-storage: 16Mi
     limits:
       memory: 128Mi
+      ephemeral-storage: 64Mi
   volumeMounts:
     {{- toYaml .mounts | nindent 4 }}
 {{- end }}
@@ -312,12 +422,15 @@ enabled_plugins: |
   prometheus.return_per_object_metrics = false
 {{- end }}
 
-{{/* NetworkPolicy peer: the release's pods of one component. */}}
+{{/* NetworkPolicy peer: the release's pods of one component (of one region, with `region`). */}}
 {{- define "tier0.peer" -}}
 - podSelector:
     matchLabels:
       app.kubernetes.io/instance: {{ .ctx.Release.Name }}
       app.kubernetes.io/component: {{ .component }}
+      {{- with .region }}
+      tier0.dev/region: {{ . }}
+      {{- end }}
 {{- end }}
 
 {{/* NetworkPolicy rule for a metrics port: networkPolicy.metricsFrom (and `also`); none when both are

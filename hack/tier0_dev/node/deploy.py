@@ -29,13 +29,23 @@ class Release:
         return f"{self.name}-region-api"
 
     @property
+    def mqtt_service(self) -> str:
+        """The global MQTT Service devices publish to (follows the active region's EMQX)."""
+        return f"{self.name}-mqtt"
+
+    @property
+    def amqp_service(self) -> str:
+        """The global AMQP Service users publish to (follows the active region's RabbitMQ)."""
+        return f"{self.name}-amqp"
+
+    @property
     def api_secret(self) -> str:
         """The chart's API token Secret (charts/tier0 NOTES.txt names it too)."""
         return f"{self.name}-api"
 
 
-def _run(argv: list[str], timeout: float = 600) -> str:
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+def _run(argv: list[str], timeout: float = 600, stdin: str | None = None) -> str:
+    out = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout)
     if out.returncode != 0:
         raise StartupError(f"{' '.join(argv[:5])} ... failed:\n{out.stderr.strip()[-3000:]}")
     return out.stdout
@@ -52,6 +62,9 @@ def kubectl(rel: Release, *args: str, timeout: float = 120) -> str:
 def install(rel: Release, extra: tuple[str, ...] = (), timeout: str = "300s") -> float:
     """helm upgrade --install of the operator, then of tier0; returns seconds until both are Ready."""
     start = time.monotonic()
+    # The operator is granted tier0's namespace only (a Role there): it must exist first.
+    manifest = kubectl(rel, "create", "namespace", rel.namespace, "--dry-run=client", "-o", "json")
+    _run([find_program("kubectl"), "--kubeconfig", str(rel.kubeconfig), "apply", "-f", "-"], stdin=manifest)
     helm(
         rel,
         "upgrade",
@@ -66,6 +79,8 @@ def install(rel: Release, extra: tuple[str, ...] = (), timeout: str = "300s") ->
         timeout,
         "-f",
         str(rel.operator_values),
+        "--set-json",
+        f'watchNamespaces=["{rel.namespace}"]',
     )
     helm(
         rel,
@@ -105,11 +120,18 @@ def wait_phase(rel: Release, phase: str, timeout: float = 180) -> dict[str, obje
     raise StartupError(f"RegionPair {rel.pair} not {phase} after {timeout:.0f} s: {pair.get('status')}")
 
 
-def access(rel: Release) -> str:
-    ip = kubectl(rel, "-n", rel.namespace, "get", "service", rel.global_service, "-o", "jsonpath={.spec.clusterIP}")
-    port = kubectl(
-        rel, "-n", rel.namespace, "get", "service", rel.global_service, "-o", "jsonpath={.spec.ports[0].port}"
+def address(rel: Release, service: str) -> tuple[str, str]:
+    """(ClusterIP, first port) of one of the release's Services."""
+    out = kubectl(
+        rel, "-n", rel.namespace, "get", "service", service, "-o", "jsonpath={.spec.clusterIP} {.spec.ports[0].port}"
     )
+    ip, port = out.split()
+    return ip, port
+
+
+def access(rel: Release) -> str:
+    ip, port = address(rel, rel.global_service)
+    mqtt, amqp = (":".join(address(rel, s)) for s in (rel.mqtt_service, rel.amqp_service))
     return f"""
 tier0 is up on the built-in node (RegionPair {rel.namespace}/{rel.pair} Healthy).
 
@@ -119,6 +141,9 @@ tier0 is up on the built-in node (RegionPair {rel.namespace}/{rel.pair} Healthy)
   console:  http://{ip}:{port}/
   or on loopback:  kubectl -n {rel.namespace} port-forward service/{rel.global_service} 8000:{port}
                    then http://127.0.0.1:8000/
+  brokers:  mqtt://{mqtt} (service/{rel.mqtt_service}), amqp://{amqp}/tier0 (service/{rel.amqp_service}):
+            they follow the active region like the API (an EMQX and a RabbitMQ per region; users and
+            passwords in the Secrets {rel.name}-mqtt and {rel.name}-rabbitmq)
   switchover:      kubectl -n {rel.namespace} patch regionpair {rel.pair} --type merge \\
                      -p '{{"spec":{{"activeRegion":"region2"}}}}'
   API token (Simulate Failover in the console, POST /api/failover/*; kept in the Secret {rel.api_secret}):

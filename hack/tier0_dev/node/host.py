@@ -77,7 +77,7 @@ def set_sysctl(name: str, value: str) -> None:
 # -- processes ------------------------------------------------------------------------------------
 
 
-def _cmdline(pid: int) -> str:
+def cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
@@ -102,13 +102,13 @@ def node_pids(lay: Layout) -> set[int]:
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        argv = _cmdline(int(entry.name))
+        argv = cmdline(int(entry.name))
         if Path(argv.split(" ", 1)[0]).name in PROGRAMS and any(m in argv for m in marks):
             pids.add(int(entry.name))
     return pids - {os.getpid(), os.getppid()}
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -122,7 +122,7 @@ def _alive(pid: int) -> bool:
 
 def kill(pids: Iterable[int], grace: float = 3.0) -> int:
     """SIGTERM, then SIGKILL whatever is left after `grace`; returns how many there were."""
-    targets = [p for p in pids if _alive(p)]
+    targets = [p for p in pids if alive(p)]
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for p in targets:
             try:
@@ -130,14 +130,14 @@ def kill(pids: Iterable[int], grace: float = 3.0) -> int:
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and any(_alive(p) for p in targets):
+        while time.monotonic() < deadline and any(alive(p) for p in targets):
             time.sleep(0.05)
     return len(targets)
 
 
 def kill_node(lay: Layout) -> int:
     """The kubelet and kube-proxy first (nothing restarts pods then), then all the rest."""
-    first = [p for p in node_pids(lay) if any(n in _cmdline(p) for n in ("kubelet", "kube-proxy"))]
+    first = [p for p in node_pids(lay) if any(n in cmdline(p) for n in ("kubelet", "kube-proxy"))]
     count = kill(first)
     for _ in range(3):  # shims can start a last process while they die
         rest = node_pids(lay)
@@ -150,7 +150,7 @@ def kill_node(lay: Layout) -> int:
 # -- mounts ---------------------------------------------------------------------------------------
 
 
-def _mounts_under(roots: Iterable[Path]) -> list[str]:
+def mounts_under(roots: Iterable[Path]) -> list[str]:
     prefixes = [str(r) for r in roots]
     points = []
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
@@ -160,12 +160,17 @@ def _mounts_under(roots: Iterable[Path]) -> list[str]:
     return sorted(set(points), key=len, reverse=True)
 
 
-def unmount(lay: Layout) -> int:
+def unmount_under(roots: Iterable[Path]) -> int:
+    """Detach every mount at or below `roots`, deepest first; returns how many there were."""
     libc = ctypes.CDLL(None, use_errno=True)
-    points = _mounts_under((lay.lib, lay.run))
+    points = mounts_under(roots)
     for point in points:
         libc.umount2(point.encode(), MNT_DETACH)
     return len(points)
+
+
+def unmount(lay: Layout) -> int:
+    return unmount_under((lay.lib, lay.run))
 
 
 # -- network --------------------------------------------------------------------------------------
@@ -246,7 +251,7 @@ def guard_forwarding() -> None:
 # -- cgroups and host paths -----------------------------------------------------------------------
 
 
-def _walk_bottom_up(root: Path) -> Iterator[Path]:
+def walk_bottom_up(root: Path) -> Iterator[Path]:
     for dirpath, _dirs, _files in os.walk(root, topdown=False):
         yield Path(dirpath)
 
@@ -254,7 +259,7 @@ def _walk_bottom_up(root: Path) -> Iterator[Path]:
 def remove_cgroups() -> int:
     count = 0
     for root in CGROUP_FS.glob(f"*/{layout.CGROUP_ROOT}"):
-        for d in _walk_bottom_up(root):
+        for d in walk_bottom_up(root):
             try:
                 d.rmdir()
                 count += 1
@@ -270,7 +275,7 @@ def make_cgroup_roots() -> None:
             (hierarchy / layout.CGROUP_ROOT).mkdir(exist_ok=True)
 
 
-def _listening(sock: Path) -> bool:
+def listening(sock: Path) -> bool:
     with socket.socket(socket.AF_UNIX) as s:
         s.settimeout(0.2)
         try:
@@ -296,7 +301,7 @@ def clean_host_paths(lay: Layout) -> int:
     shims = Path("/run/containerd/s")
     if shims.is_dir():
         for s in shims.iterdir():
-            if s.is_socket() and not _listening(s):
+            if s.is_socket() and not listening(s):
                 s.unlink()
                 removed += 1
     results = Path("/var/lib/cni/results")

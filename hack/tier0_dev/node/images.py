@@ -283,6 +283,8 @@ def build(img: Image, work: Path, base_id: str, force: bool = False) -> bool:
         "bud",
         "--quiet",
         "--layers",
+        # A failed step's working containers too (they stay mounted otherwise).
+        "--force-rm",
         "--network",
         "host",
         "-f",

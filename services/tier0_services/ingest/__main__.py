@@ -8,7 +8,8 @@ import sys
 from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
-from tier0_services import healthz
+from tier0_contract import liveness
+from tier0_services import aio, healthz
 from tier0_services.ingest.metrics import IngestMetrics
 from tier0_services.ingest.settings import Settings
 from tier0_services.ingest.worker import IngestWorker
@@ -27,11 +28,21 @@ async def serve(config: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     worker = IngestWorker(config, IngestMetrics(REGISTRY))
+    # The loop stamps its own liveness: /livez fails when this loop is wedged, not when a thread is.
+    clock = liveness.LoopClock()
+    ticker = asyncio.create_task(liveness.tick_forever(clock), name="liveness")
     if config.metrics_port:
         healthz.serve(
-            config.metrics_port, REGISTRY, lambda: healthz.verdict(worker.progress, config.heartbeat_interval)
+            config.metrics_port,
+            REGISTRY,
+            lambda: healthz.verdict(worker.progress, config.heartbeat_interval),
+            clock,
+            config.liveness_max_age,
         )
-    await worker.run(stop)
+    try:
+        await worker.run(stop)
+    finally:
+        await aio.cancel_and_wait(ticker)
 
 
 def main(argv: list[str] | None = None) -> int:

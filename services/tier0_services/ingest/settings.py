@@ -5,7 +5,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tier0_contract import credentials, keys, timestamps, topics
+from tier0_contract import credentials, keys, liveness, timestamps, topics
 from tier0_services import connect
 
 
@@ -70,7 +70,12 @@ class Settings(BaseSettings, connect.RedisAccess):
     timestamp_max_age: float = Field(
         timestamps.MAX_AGE_SECONDS, description="older payloads are dead-lettered as too_old"
     )
-    metrics_port: int = Field(9101, description="Prometheus /metrics and /healthz port (0: none)")
+    metrics_port: int = Field(9101, description="Prometheus /metrics, /healthz and /livez port (0: none)")
+    liveness_max_age: float = Field(
+        liveness.WORKER_MAX_AGE_SECONDS,
+        gt=0,
+        description="/livez answers 503 once the worker's loop has not run for this many seconds (a wedged loop)",
+    )
     log_level: str = "INFO"
 
     @property

@@ -270,7 +270,7 @@ class IngestWorker:
                 continue  # the primary moved or failed while holding: write the batch again
             self.primary.poke()
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            delay = min(delay * 2, 1.0)
 
     async def _salvage_and_confirm(self, i: int, prepared: batch.Prepared) -> tuple[store.Applied, Ack] | None:
         """The batch was refused REFUSED_ATTEMPTS times for a reason retrying does not cure: write

@@ -1,6 +1,7 @@
 """Fixtures for the RegionPair operator tests: the CRD installed once, a namespace per test with
-a `region-api` Service, and the operator as a real subprocess against the apiserver, running as
-a ServiceAccount that has exactly the rules in operator/rbac/ (so the RBAC YAML is tested too)."""
+a `region-api` Service (annotated as pair `pair`'s), and the operator as a real subprocess against
+the apiserver, running as a ServiceAccount that has exactly the rules in operator/rbac/ — the Role
+in the test namespace only, as the chart grants it by default — so the RBAC YAML is tested too."""
 
 import json
 import uuid
@@ -38,33 +39,24 @@ async def kube(control_plane: ControlPlane) -> AsyncIterator[Kube]:
 OperatorFactory = Callable[..., tuple[Process, int]]
 
 
-@pytest.fixture(scope="session")
-def operator_clusterrole(kubectl: list[str]) -> None:
-    run_kubectl(kubectl, "apply", "-f", str(RBAC / "clusterrole.yaml"))
+def rbac_in(namespace: str, name: str) -> str:
+    """operator/rbac/`name` with its namespaces (the watched `tier0`, the operator's `tier0-system`)
+    both set to `namespace`."""
+    text = (RBAC / name).read_text()
+    return text.replace("namespace: tier0-system", f"namespace: {namespace}").replace(
+        "namespace: tier0\n", f"namespace: {namespace}\n"
+    )
 
 
 @pytest.fixture
-def operator_kubeconfig(
-    control_plane: ControlPlane, kubectl: list[str], namespace: str, operator_clusterrole: None, tmp_path: Path
-) -> Path:
-    """A kubeconfig for the `tier0-operator` ServiceAccount with exactly operator/rbac's rules.
-
-    The ClusterRole is bound with a RoleBinding in the test namespace (the chart binds it
-    cluster-wide); the leader-election Role is applied from its file with the namespace swapped.
-    """
+def operator_kubeconfig(control_plane: ControlPlane, kubectl: list[str], namespace: str, tmp_path: Path) -> Path:
+    """A kubeconfig for the `tier0-operator` ServiceAccount with exactly operator/rbac's rules: the
+    Role, its RoleBinding and the leader-election Role, applied from their files in the test
+    namespace (the operator's and the watched one at once)."""
     ns = ["-n", namespace]
     run_kubectl(kubectl, *ns, "create", "serviceaccount", "tier0-operator")
-    run_kubectl(
-        kubectl,
-        *ns,
-        "create",
-        "rolebinding",
-        "tier0-operator",
-        "--clusterrole=tier0-operator",
-        f"--serviceaccount={namespace}:tier0-operator",
-    )
-    leader = (RBAC / "leader-election.yaml").read_text().replace("tier0-system", namespace)
-    run_kubectl(kubectl, "apply", "-f", "-", stdin=leader)
+    for name in ("role.yaml", "rolebinding.yaml", "leader-election.yaml"):
+        run_kubectl(kubectl, "apply", "-f", "-", stdin=rbac_in(namespace, name))
     token = run_kubectl(kubectl, *ns, "create", "token", "tier0-operator", "--duration=2h").strip()
     path = tmp_path / "operator-kubeconfig"
     pki = control_plane.state_dir / "pki" / "ca.crt"
@@ -77,13 +69,14 @@ def operator(operator_kubeconfig: Path, namespace: str, tmp_path: Path) -> Itera
     """Start operator replicas on demand: `proc, metrics_port = operator(identity="a")`."""
     started: list[Process] = []
 
-    def start(identity: str = "op", env: dict[str, str] | None = None) -> tuple[Process, int]:
+    def start(identity: str = "op", env: dict[str, str] | None = None, wedgeable: bool = False) -> tuple[Process, int]:
         proc, port = testing.start_operator(
             operator_kubeconfig,
             namespace,
             tmp_path / f"operator-{identity}-{len(started)}.log",
             identity=identity,
             env=env,
+            wedgeable=wedgeable,
         )
         started.append(proc)
         return proc, port

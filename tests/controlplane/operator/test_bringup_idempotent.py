@@ -63,6 +63,13 @@ def test_second_bringup_after_a_switchover_changes_nothing(
     manifest = _local_example(tmp_path, namespace, {"region1": p1, "region2": p2})
     created = stack.create_if_absent(kubectl, manifest)
     assert created == ["regionpair.tier0.dev/og-field"]  # the namespace fixture made the Service
+    # ... annotated as pair `pair`'s; the example's pair is og-field (as the example's Service says).
+    subprocess.run(
+        [*kubectl, "-n", namespace, "annotate", "service", "region-api", "--overwrite"]
+        + ["tier0.dev/selector-owner=og-field"],
+        check=True,
+        capture_output=True,
+    )
     operator()
     _wait_healthy_on(kubectl, namespace, "region1")
 

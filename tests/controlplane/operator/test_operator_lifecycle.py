@@ -2,6 +2,7 @@
 under a full-speed writer with zero acknowledged writes lost, automatic failover exactly once."""
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 
@@ -148,3 +149,34 @@ async def test_password_protected_redis_from_secrets(
         return st.get("activeRegion") == "region2" and st.get("phase") == "Healthy"
 
     await testing.wait_for("switchover to region2 with passwords", switched, timeout=20)
+
+
+async def test_every_service_of_the_pair_follows_a_switchover_in_its_order(
+    kubectl: list[str], namespace: str, kube: Kube, redis_factory: RedisFactory, operator: OperatorFactory
+) -> None:
+    """spec.services: the API's Service and a broker's, which selects the active region's broker
+    pods (its own `app` label over the region's): both move, in the spec's order, recorded in
+    status.services and one Routed Event."""
+    mqtt = testing.service_manifest("mqtt", app="emqx")
+    run_kubectl(kubectl, "-n", namespace, "apply", "-f", "-", stdin=json.dumps(mqtt))
+    services = [{"name": "region-api"}, {"name": "mqtt", "selector": {"app": "emqx"}}]
+    await start_pair(kubectl, namespace, kube, redis_factory, operator, services=services)
+    await testing.patch_pair(kube, namespace, "pair", {"activeRegion": "region2"})
+
+    async def moved() -> bool:
+        st = await testing.get_status(kube, namespace, "pair")
+        return st.active_region == "region2" and [s.region for s in st.services] == ["region2", "region2"]
+
+    await testing.wait_for("both Services on region2", moved, timeout=20)
+    assert await kube.service_selector(namespace, "mqtt") == {"app": "emqx", "tier0.dev/region": "region2"}
+    assert await kube.service_selector(namespace, "region-api") == {"app": "region-api", "tier0.dev/region": "region2"}
+    st = await testing.get_status(kube, namespace, "pair")
+    assert [s.name for s in st.services] == ["region-api", "mqtt"]
+    api, broker = st.services
+    assert api.routed_at is not None and broker.routed_at is not None and api.routed_at <= broker.routed_at
+
+    async def routed() -> list[dict[str, object]]:
+        return [e for e in await events(kube, namespace, "Routed") if "region2" in str(e.get("message"))]
+
+    (event,) = await testing.wait_for("a Routed Event", routed, timeout=10)
+    assert str(event["message"]).startswith("region-api, mqtt routed to region2, in this order"), event

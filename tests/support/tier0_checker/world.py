@@ -212,7 +212,7 @@ def start(
             "POST",
             f"/api/v1/namespaces/{NS}/services",
             {
-                "metadata": {"name": SERVICE},
+                "metadata": {"name": SERVICE, "annotations": {"tier0.dev/selector-owner": PAIR}},
                 "spec": {"selector": {"app": "region-api", "tier0.dev/region": "region1"}, "ports": [{"port": 80}]},
             },
         )

@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 from tier0_contract import regionpair as rp
 from tier0_dev.procs import Process, free_port
 from tier0_operator.kube import Kube
+from tier0_testing import wedge
 
 
 def start_operator(
@@ -31,8 +32,10 @@ def start_operator(
     *,
     identity: str = "op",
     env: dict[str, str] | None = None,
+    wedgeable: bool = False,
 ) -> tuple[Process, int]:
-    """The operator as a subprocess watching `namespace`; returns it and its metrics port."""
+    """The operator as a subprocess watching `namespace`; returns it and its metrics port.
+    `wedgeable`: under `tier0_testing.wedge`, so SIGUSR1 blocks its event loop for real."""
     port = free_port()
     full_env = {
         "KUBECONFIG": str(kubeconfig),
@@ -43,7 +46,8 @@ def start_operator(
         "TIER0_OPERATOR_IDENTITY": identity,
         **(env or {}),
     }
-    argv = [sys.executable, "-m", "tier0_operator", "--namespace", namespace]
+    args = ["--namespace", namespace]
+    argv = wedge.argv("tier0_operator", *args) if wedgeable else [sys.executable, "-m", "tier0_operator", *args]
     proc = Process(f"operator-{identity}", argv, log_path, env=full_env).start()
     return proc, port
 
@@ -62,8 +66,10 @@ def pair_manifest(
     switchover_timeout: float = 5.0,
     replication: dict[str, Any] | None = None,
     pipeline: dict[str, Any] | None = None,
+    services: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """A RegionPair for local Redis servers on `ports`, built from the contract's model."""
+    """A RegionPair for local Redis servers on `ports`, built from the contract's model (`services`:
+    spec.services instead of the deprecated spec.service)."""
     regions = [
         {
             "name": region,
@@ -75,7 +81,7 @@ def pair_manifest(
     ]
     spec = rp.RegionPairSpec.model_validate(
         {
-            "service": service,
+            **({"services": services} if services else {"service": service}),
             "activeRegion": active,
             "regions": regions,
             "failover": {
@@ -92,12 +98,19 @@ def pair_manifest(
     return rp.manifest(name, spec)
 
 
-def service_manifest(name: str, region: str = "region1") -> dict[str, Any]:
+def service_manifest(
+    name: str, region: str = "region1", app: str = "region-api", owner: str | None = "pair"
+) -> dict[str, Any]:
+    """A Service routed to `region`, annotated as the selector of RegionPair `owner` (None: of no
+    pair, so the operator must leave it alone)."""
+    metadata: dict[str, Any] = {"name": name}
+    if owner is not None:
+        metadata["annotations"] = {rp.SELECTOR_OWNER_ANNOTATION: owner}
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": name},
-        "spec": {"selector": {"app": "region-api", "tier0.dev/region": region}, "ports": [{"port": 80}]},
+        "metadata": metadata,
+        "spec": {"selector": {"app": app, "tier0.dev/region": region}, "ports": [{"port": 80}]},
     }
 
 

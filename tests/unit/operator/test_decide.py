@@ -194,7 +194,7 @@ class TestReport:
 
 
 class TestPatches:
-    def test_service_patch_sets_active_labels_and_drops_the_others(self) -> None:
+    def test_service_patch_sets_the_active_selector_only_on_a_service_this_pair_owns(self) -> None:
         raw = {
             **SPEC.to_json(),
             "regions": [
@@ -204,13 +204,45 @@ class TestPatches:
             "activeRegion": "a",
         }
         two = rp.RegionPairSpec.model_validate(raw)
-        assert patches.build_service_patch(two, "b") == {"spec": {"selector": {"extra": None, "zone": "b"}}}
-        assert patches.build_service_patch(two, "a") == {"spec": {"selector": {"zone": "a", "extra": "x"}}}
+        (api,) = two.routes
+        owner = {"op": "test", "path": "/metadata/annotations/tier0.dev~1selector-owner", "value": "og"}
+        assert patches.build_service_patch(two, "b", api, "og") == [
+            owner,
+            {"op": "add", "path": "/spec/selector", "value": {"zone": "b"}},
+        ]
+        assert patches.build_service_patch(two, "a", api, "og")[1]["value"] == {"zone": "a", "extra": "x"}
+
+    def test_ownership_is_the_pair_name_in_the_annotation(self) -> None:
+        assert patches.owned_by({rp.SELECTOR_OWNER_ANNOTATION: "og"}, "og")
+        assert not patches.owned_by({rp.SELECTOR_OWNER_ANNOTATION: "other"}, "og")
+        assert not patches.owned_by({}, "og") and not patches.owned_by(None, "og")
+
+    def test_a_service_keeps_its_own_labels_over_the_regions(self) -> None:
+        """The global broker Service selects the active region's broker pods: its component wins
+        over the component in the region's selector (which names the API pods)."""
+        mqtt = rp.ServiceRoute(name="mqtt", selector={"app": "emqx"})
+        assert patches.build_service_patch(SPEC, "region2", mqtt, "og")[1]["value"] == {
+            "app": "emqx",
+            "tier0.dev/region": "region2",
+        }
+        assert patches.selector_region(SPEC, {"app": "emqx", "tier0.dev/region": "region1"}, mqtt) == "region1"
+        assert patches.selector_region(SPEC, {"app": "region-api", "tier0.dev/region": "region1"}, mqtt) is None
 
     def test_selector_region(self) -> None:
-        assert patches.selector_region(SPEC, {"app": "region-api", "tier0.dev/region": "region2"}) == "region2"
-        assert patches.selector_region(SPEC, {"app": "region-api"}) is None
-        assert patches.selector_region(SPEC, None) is None
+        (api,) = SPEC.routes
+        assert patches.selector_region(SPEC, {"app": "region-api", "tier0.dev/region": "region2"}, api) == "region2"
+        assert patches.selector_region(SPEC, {"app": "region-api"}, api) is None
+        assert patches.selector_region(SPEC, None, api) is None
+
+    def test_services_come_in_their_order_and_the_deprecated_fields_still_read(self) -> None:
+        legacy = rp.RegionPairSpec.model_validate(
+            {**SPEC.to_json(), "services": [], "service": "api", "additionalServices": ["extra"]}
+        )
+        assert [r.name for r in legacy.routes] == ["api", "extra"] and all(not r.selector for r in legacy.routes)
+        new = rp.RegionPairSpec.model_validate(
+            {**SPEC.to_json(), "service": None, "services": [{"name": "api"}, {"name": "mqtt", "selector": {"c": "m"}}]}
+        )
+        assert [(r.name, r.selector) for r in new.routes] == [("api", {}), ("mqtt", {"c": "m"})]
 
     def test_status_cas_tests_the_old_epoch_then_writes_the_transition_start(self) -> None:
         ops = patches.build_status_cas(1, status(epoch=2, transition=transition()))
