@@ -53,6 +53,29 @@ def test_values_route_as_stand_ins() -> None:
     assert not slots.extract("How many requests did the client that got the most 5xx send?").names_one
 
 
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Which clients got the most 5xx responses?",
+        "Which caller received the largest number of 404 responses?",
+        "Which client has the highest count of server errors?",
+        "Who got the greatest number of 4xx?",
+        "Whose requests got the fewest 503s?",
+    ],
+)
+def test_which_or_who_most_over_codes_is_a_ranking_not_a_count(question: str) -> None:
+    """A "which/who ... most/fewest" question over a code or a class names the clients ranked by a
+    count: the count's route cannot answer it, even when it scores a little higher."""
+    found = slots.extract(question)
+    assert found.names_one and found.direction is not None and found.statistic
+    assert found.status is not None or found.status_class is not None
+    decision = router.decide({"logs.count": 0.70, "logs.top_ips": 0.66, "docs.fact": 0.40}, found)
+    assert decision.best["logs"] == "logs.top_ips"
+    counted = slots.extract("How many responses were 5xx?")
+    assert not counted.names_one
+    assert router.decide({"logs.count": 0.70, "logs.top_ips": 0.66}, counted).best["logs"] == "logs.count"
+
+
 def test_reason_phrases_name_their_status() -> None:
     assert slots.extract("How many requests returned Not Found?").status == 404
     assert slots.extract("how many service unavailable responses were logged").status == 503

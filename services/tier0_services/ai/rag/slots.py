@@ -113,7 +113,9 @@ _SOURCES: tuple[tuple[Source, re.Pattern[str]], ...] = (
     ("live", re.compile(r"\b(?:right now|currently|at the moment|at present|at this moment)\b", re.IGNORECASE)),
 )
 _LEAST = frozenset("least fewest rarest lowest minimum min smallest quietest fastest".split())
-_MOST = frozenset("most top highest maximum max largest busiest noisiest heaviest slowest frequent common".split())
+_MOST = frozenset(
+    "most top highest maximum max largest greatest biggest busiest noisiest heaviest slowest frequent common".split()
+)
 REASONS = {
     "bad request": 400,
     "unauthorized": 401,
@@ -385,10 +387,19 @@ def extract(question: str) -> Slots:
         source=next((name for name, pattern in _SOURCES if pattern.search(question)), None),
         names=names(question),
         numbers=tuple(dict.fromkeys(numbers)),
-        names_one=bool(_NAMES_ONE.search(question)) and not _HOW_MANY.search(question),
+        names_one=names_one(question),
         statistic=bool(least or most or _limit(q) or _STATISTIC.search(question)),
         how_to=bool(_HOW_TO.search(question)),
     )
+
+
+def names_one(question: str) -> bool:
+    """Does the question ask to name something? A "which/who/whose" asked before any "how many /
+    number of": in "which caller got the largest number of 404s" the number is what the callers are
+    ranked by; in "how many requests did the client that got the most 5xx send" the figure is asked."""
+    ask = _NAMES_ONE.search(question)
+    figure = _HOW_MANY.search(question)
+    return ask is not None and (figure is None or ask.start() < figure.start())
 
 
 def _as_status(match: re.Match[str], question: str) -> bool:
