@@ -14,7 +14,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from tier0_contract import keys
+from tier0_contract import keys, models
 from tier0_services.ai.answers import Evidence, Mode, QueryResult
 from tier0_services.ai.rag import intents, slots
 from tier0_services.ai.rag.intents import LiveQuery
@@ -55,6 +55,33 @@ class Scan:
     complete: bool
 
 
+@dataclass(frozen=True)
+class Sites:
+    """The region's sites read (at most `MAX_SITES`) and how many it has."""
+
+    ids: list[str]
+    total: int
+
+    @property
+    def sampled(self) -> bool:
+        return self.total > len(self.ids)
+
+
+SITE_FIELDS = [
+    "device_count",
+    *keys.SITE_STATE_FIELDS.values(),
+    *(keys.site_type_field(t.value) for t in models.DeviceType),
+]
+"""Every count field of `site_metrics` (the contract names them all): read by HMGET, never HGETALL."""
+
+
+def _sample_note(site_id: str | None, region: Sites) -> str:
+    """Said when a figure over the region's sites covers only the `MAX_SITES` read."""
+    if site_id is not None or not region.sampled:
+        return ""
+    return f" (Over the {len(region.ids):,} of the region's {region.total:,} sites read, not all: a sample.)"
+
+
 def _names(items: list[str], total: int | None = None) -> str:
     shown = ", ".join(items[:LIST_IN_TEXT])
     more = (total if total is not None else len(items)) - min(len(items), LIST_IN_TEXT)
@@ -86,19 +113,21 @@ class LiveData:
         self.redis = redis
         self.window = active_window_seconds
 
-    async def sites(self) -> list[str]:
-        """The region's sites (at most `MAX_SITES`, by SSCAN)."""
+    async def sites(self) -> Sites:
+        """The region's sites: at most `MAX_SITES` read (by SSCAN), and how many there are (SCARD)."""
+        total = int(await self.redis.scard(keys.SITES))  # type: ignore[misc]
         found: set[str] = set()
-        async for member in self.redis.sscan_iter(keys.SITES, count=PAGE):
-            found.add(member.decode())
-            if len(found) >= MAX_SITES:
-                break
-        return sorted(found)
+        if total:
+            async for member in self.redis.sscan_iter(keys.SITES, count=PAGE):
+                found.add(member.decode())
+                if len(found) >= MAX_SITES:
+                    break
+        return Sites(sorted(found), max(total, len(found)))
 
     async def ask(self, question: str, label: str, found: slots.Slots) -> tuple[QueryResult, list[str]]:
         """A question routed to the live read `label`: the answer, and the names the question
         gives that the live telemetry cannot honour (the orchestrator grounds on them)."""
-        sites = await self.sites()
+        sites = (await self.sites()).ids
         site = resolve_site(found, sites)
         strange = [n for n in found.names if not honours_name(n, site, found)]
         when = past_or_future(found)
@@ -115,8 +144,13 @@ class LiveData:
         ), strange
 
     async def answer(self, q: LiveQuery) -> LiveAnswer:
-        sites = await self.sites()
-        covers = {"sites": sites}
+        region = await self.sites()
+        sites = region.ids
+        covers: dict[str, Any] = {"sites": sites, "sites_total": region.total}
+        if q.site_id is not None and q.site_id not in sites and region.sampled:
+            # Beyond the sites read: the set itself says whether the region has it.
+            if await self.redis.sismember(keys.SITES, q.site_id):  # type: ignore[misc]
+                sites = [*sites, q.site_id]
         if q.site_id is not None and q.site_id not in sites:
             known = ", ".join(sites) if sites else "none yet (is the ingest running?)"
             return LiveAnswer(
@@ -136,9 +170,9 @@ class LiveData:
                 covers=covers,
             )
         if q.kind == "devices_in_state":
-            return await self._in_state(q, sites)
+            return await self._in_state(q, sites, region)
         if q.kind == "active_devices":
-            return await self._active(q, sites)
+            return await self._active(q, sites, region)
         if q.kind == "active_users":
             return await self._users(q)
         if q.kind == "active_connections":
@@ -146,11 +180,13 @@ class LiveData:
         if q.kind == "site" and q.site_id is not None:
             return await self._site(q.site_id)
         if q.kind == "sites_ranked":
-            return await self._ranked(q, sites)
+            return await self._ranked(q, sites, region)
         if q.kind == "server":
             return await self._server()
-        text = f"This region has telemetry from {_plural(len(sites), 'site')}: {', '.join(sites) or 'none yet'}."
-        return LiveAnswer(text, {"count": len(sites), "sites": sites}, f"SSCAN {keys.SITES}", covers=covers)
+        text = f"This region has telemetry from {_plural(region.total, 'site')}: {', '.join(sites) or 'none yet'}"
+        text += f" (the first {len(sites):,} read)." if region.sampled else "."
+        data = {"count": region.total, "sites": sites, "complete": not region.sampled}
+        return LiveAnswer(text, data, f"SCARD {keys.SITES}; SSCAN {keys.SITES} (at most {MAX_SITES:,})", covers=covers)
 
     async def _counters(self, sites: list[str], fields: list[str]) -> dict[str, dict[str, int]]:
         """Per site, the named fields of its counters (missing ones 0)."""
@@ -205,7 +241,7 @@ class LiveData:
                 break
         return Scan(sorted(ids), matched, read, cursor == 0 or read >= total)
 
-    async def _in_state(self, q: LiveQuery, sites: list[str]) -> LiveAnswer:
+    async def _in_state(self, q: LiveQuery, sites: list[str], region: Sites) -> LiveAnswer:
         state = q.state or "ALERT"
         field_name = keys.SITE_STATE_FIELDS[state]
         scan: Scan | None = None
@@ -221,6 +257,7 @@ class LiveData:
                 # The region's figure as /api/devices/alerts gives it; the counters give the sites.
                 count = int(await self.redis.zcard(keys.DEVICES_ALERTS))
                 query = f"ZCARD {keys.DEVICES_ALERTS}; {query}"
+                of_all = None if region.sampled else of_all  # the sites read are not all the devices
             if q.site_id is None:
                 by_site = {s: c[field_name] for s, c in counters.items() if c[field_name]}
                 by_site = dict(sorted(by_site.items(), key=lambda kv: (-kv[1], kv[0])))
@@ -258,6 +295,7 @@ class LiveData:
             )
         if by_site:
             text += " By site: " + ", ".join(f"{site} {n}" for site, n in by_site.items()) + "."
+        text += _sample_note(q.site_id, region)
         data: dict[str, Any] = {
             "state": state,
             "count": count,
@@ -274,7 +312,7 @@ class LiveData:
             data["by_site"] = by_site
         return LiveAnswer(text, data, query, covers={"sites": sites})
 
-    async def _active(self, q: LiveQuery, sites: list[str]) -> LiveAnswer:
+    async def _active(self, q: LiveQuery, sites: list[str], region: Sites) -> LiveAnswer:
         since = time.time() - self.window
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zcount(keys.DEVICES_LAST_SEEN, since, "+inf")
@@ -302,7 +340,7 @@ class LiveData:
         text = (
             f"{where} reporting. Across the region, {int(active)} of {int(known)} devices sent telemetry "
             f"in the last {self.window:g} s."
-        )
+        ) + _sample_note(q.site_id, region)
         data["device_count"] = count
         query = f"HMGET {keys.site_metrics('<site>')} {field_name} (each site asked); {query}"
         return LiveAnswer(text, data, query)
@@ -392,9 +430,8 @@ class LiveData:
         )
 
     async def _site(self, site_id: str) -> LiveAnswer:
-        raw = await self.redis.hgetall(keys.site_metrics(site_id))  # type: ignore[misc]
-        fields = {k.decode(): v.decode() for k, v in raw.items()}
-        counts = {k: int(v) for k, v in fields.items() if k.endswith("_count")}
+        values = await self.redis.hmget(keys.site_metrics(site_id), SITE_FIELDS)  # type: ignore[misc]
+        counts = {k: int(v) for k, v in zip(SITE_FIELDS, values, strict=True) if v is not None}
         by_type = {k.removesuffix("_count"): v for k, v in counts.items() if k not in keys.SITE_STATE_FIELDS.values()}
         by_type.pop("device", None)
         total = counts.get("device_count", 0)
@@ -404,16 +441,12 @@ class LiveData:
             + (f" ({', '.join(f'{n} {t}' for t, n in sorted(by_type.items()))})." if by_type else ".")
         )
         data = {"site_id": site_id, "device_count": total, **counts, "devices_by_type": by_type}
-        return LiveAnswer(text, data, f"HGETALL {keys.site_metrics(site_id)}")
+        return LiveAnswer(text, data, f"HMGET {keys.site_metrics(site_id)} {' '.join(SITE_FIELDS)}")
 
-    async def _ranked(self, q: LiveQuery, sites: list[str]) -> LiveAnswer:
+    async def _ranked(self, q: LiveQuery, sites: list[str], region: Sites) -> LiveAnswer:
         """Sites ordered by their devices in the state asked (all devices when none is)."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for site in sites:
-                pipe.hgetall(keys.site_metrics(site))
-            replies = await pipe.execute()
-        field_name = f"{q.state.lower()}_count" if q.state else "device_count"
-        counts = {site: int(reply.get(field_name.encode(), 0)) for site, reply in zip(sites, replies, strict=True)}
+        field_name = keys.SITE_STATE_FIELDS[q.state] if q.state else "device_count"
+        counts = {site: c[field_name] for site, c in (await self._counters(sites, [field_name])).items()}
         least = q.direction == "least"
         ranked = sorted(counts.items(), key=lambda kv: (kv[1] if least else -kv[1], kv[0]))
         what = f"devices in {q.state} state" if q.state else "devices"
@@ -425,12 +458,14 @@ class LiveData:
             which = "fewest" if least else "most"
             lead = f"{' and '.join(ties)} ({n} each)" if len(ties) > 1 else f"{head} ({n})"
             listed = ", ".join(f"{s} {c}" for s, c in ranked)
-            text = f"The site with the {which} {what} is {lead}. All sites: {listed}."
+            every = "All sites" if not region.sampled else f"The {len(sites):,} sites read"
+            text = f"The site with the {which} {what} is {lead}. {every}: {listed}.{_sample_note(None, region)}"
         data = {
             "ranked_by": field_name,
             "order": "ascending" if least else "descending",
             "sites": [{"site_id": s, "count": c} for s, c in ranked],
             "site_id": ranked[0][0] if ranked else None,
+            "complete": not region.sampled,
         }
         query = " ; ".join(f"HGET {keys.site_metrics(s)} {field_name}" for s in sites[:3]) + " ... (every site)"
         return LiveAnswer(text, data, query, covers={"sites": sites})
