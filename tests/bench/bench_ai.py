@@ -12,20 +12,34 @@ a reference measured in the same run:
   10,000 x 384 vectors, beside the bare in-process matrix product; every KNN answer is checked
   against the exact answer id for id;
 * the question set's accuracy and latency per category beside `GET /health`;
+* the blind evaluation (tests/ai/cases, written by another author without reading the answerer):
+  accuracy per category for the `dev` split (tuned on), the `test` split and the second corpus
+  (operator documents added through the public document API into their own store), abstention
+  precision and recall, latency p50/p99 beside `GET /health` in the same run;
 * the first query and image search after start-up with the default warm-up, beside no warm-up.
 
-Exit status 1 when answerable accuracy < 95% or an out-of-scope question was answered.
-Environment: BENCH_AI_SEARCHES (default 500), BENCH_AI_ROUNDS (rounds of the question set, 5).
+Exit status 1 when the 52-case set's answerable accuracy < 95% or an out-of-scope question was
+answered, or when the blind `test` split or the second corpus misses the issue's targets (95%
+answerable right, 95% abstention precision and recall, p99 < 50 ms).
+Environment: BENCH_AI_PARTS (default embed,search,eval,blind,first: which parts to run),
+BENCH_AI_SEARCHES (default 500), BENCH_AI_ROUNDS (rounds of the question set, 5),
+BENCH_AI_BLIND_ROUNDS (timed rounds of the blind cases, 3; the first is graded),
+BENCH_AI_SHOW_HELD_OUT=1 (also print the test split's and the second corpus's misses; by default
+only the dev split's, which is the one tuned on).
 """
 
 import asyncio
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import ai_eval
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ai"))
+import blind  # noqa: E402
 import numpy as np
 from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
@@ -44,6 +58,10 @@ from tier0_services.api.settings import Settings
 
 SEARCHES = int(os.environ.get("BENCH_AI_SEARCHES", "500"))
 ROUNDS = int(os.environ.get("BENCH_AI_ROUNDS", "5"))
+BLIND_ROUNDS = int(os.environ.get("BENCH_AI_BLIND_ROUNDS", "3"))
+SHOW_HELD_OUT = os.environ.get("BENCH_AI_SHOW_HELD_OUT") == "1"
+PARTS = set(os.environ.get("BENCH_AI_PARTS", "embed,search,eval,blind,first").split(","))
+TARGET_P99_S = 0.050
 VECTORS = 10_000
 DIM = 384
 
@@ -155,12 +173,12 @@ async def bench_search(plain: Redis, stack: Redis) -> Table:
 
 async def bench_evaluation(redis_url: str, model: MiniLMEmbedder, redis: Redis) -> tuple[list[Table], int]:
     from tier0_services.ai.providers import Providers
-    from tier0_services.ai.rag.extractive import ExtractiveAnswerer
+    from tier0_services.ai.rag.extractive import SentenceReader
 
     app = create_app(Settings(redis_url=redis_url, api_token=SecretStr("bench"), ai_rate_limit=""))
     # record_access_log off: the graded log figures are the sample log's exactly.
     app.state.ai_settings = AISettings(provider="local", load_samples=True, record_access_log=False)
-    app.state.ai_providers = Providers(kind="local", embedder=model, answerer=ExtractiveAnswerer(model))
+    app.state.ai_providers = Providers(kind="local", embedder=model, answerer=SentenceReader(model))
     await ai_eval.load_live(redis)
     async with LifespanManager(app) as manager:
         await app.state.ai.ready.wait()
@@ -217,11 +235,109 @@ async def bench_evaluation(redis_url: str, model: MiniLMEmbedder, redis: Redis) 
     return [table, abst], failed
 
 
+async def _health(client: httpx.AsyncClient, n: int = 100) -> list[float]:
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        await client.get("/health")
+        out.append(time.perf_counter() - t)
+    return out
+
+
+async def _timed(client: httpx.AsyncClient, cases: list[dict[str, object]], refresh: object = None) -> blind.Report:
+    """Grade the first round, time every round (BLIND_ROUNDS)."""
+    graded = await blind.ask(client, cases, refresh)  # type: ignore[arg-type]
+    for _ in range(BLIND_ROUNDS - 1):
+        again = await blind.ask(client, cases, refresh)  # type: ignore[arg-type]
+        for r, extra in zip(graded.results, again.results, strict=True):
+            r.extra_seconds.append(extra.seconds)
+    return graded
+
+
+async def bench_blind(first_url: str, second_url: str, model: MiniLMEmbedder) -> tuple[list[Table], int]:
+    first = blind.load("first")
+    second = blind.load("second")
+    async with blind.first_store(first_url, model) as (client, refresh):
+        health = await _health(client)
+        reports = {
+            "dev": await _timed(client, blind.split(first, "dev"), refresh),
+            "test": await _timed(client, blind.split(first, "test"), refresh),
+        }
+        health += await _health(client)
+    async with blind.second_store(second_url, model) as client:
+        health2 = await _health(client)
+        reports["second dev"] = await _timed(client, blind.split(second, "dev"))
+        reports["second test"] = await _timed(client, blind.split(second, "test"))
+    names = list(reports)
+    table = Table(
+        f"Blind evaluation (tests/ai/cases: {len(first)} cases over the samples, {len(second)} over a second "
+        f"corpus of {len(blind.second_documents())} operator documents; local model, redis-stack-server; "
+        f"latency over {BLIND_ROUNDS} rounds). Tuned on dev only.",
+        ["measure", *names, "target (test, second)"],
+    )
+    for cat in ("documents", "logs", "live"):
+        cells = []
+        for name in names:
+            right, asked = reports[name].accuracy(cat)
+            cells.append(f"{right}/{asked} {100 * right / asked:.1f}%" if asked else "-")
+        table.add(f"{cat} right", *cells, "")
+    cells = []
+    for name in names:
+        right, asked = reports[name].accuracy()
+        cells.append(f"{right}/{asked} {100 * right / asked:.1f}%")
+    table.add("answerable right", *cells, ">= 95%")
+    table.add(
+        "abstention precision",
+        *(f"{100 * r.abstention[0]:.1f}% ({r.abstention[2]}/{r.abstention[3]})" for r in reports.values()),
+        ">= 95%",
+    )
+    table.add(
+        "abstention recall",
+        *(f"{100 * r.abstention[1]:.1f}% ({r.abstention[2]}/{r.abstention[4]})" for r in reports.values()),
+        ">= 95%",
+    )
+    lat = {name: [x for res in r.results for x in (res.seconds, *res.extra_seconds)] for name, r in reports.items()}
+    table.add("latency p50 ms", *(ms(ai_eval.p50(v)) for v in lat.values()), "")
+    table.add("latency p99 ms", *(ms(pct(v, 0.99)) for v in lat.values()), "< 50 ms")
+    ref = [ms(pct(health, 0.5)), ms(pct(health, 0.99))]
+    ref2 = [ms(pct(health2, 0.5)), ms(pct(health2, 0.99))]
+    table.add(
+        "reference GET /health p50 / p99 ms",
+        f"{ref[0]} / {ref[1]}",
+        "same store",
+        f"{ref2[0]} / {ref2[1]}",
+        "same store",
+        "",
+    )
+    kinds = Table("Blind evaluation by kind (right / asked)", ["kind", *names])
+    all_kinds = sorted({f"{r.case['category']}/{r.case['kind']}" for rep in reports.values() for r in rep.results})
+    for kind in all_kinds:
+        row = []
+        for rep in reports.values():
+            pool = [r for r in rep.results if f"{r.case['category']}/{r.case['kind']}" == kind]
+            row.append(f"{sum(r.verdict.ok for r in pool)}/{len(pool)}" if pool else "-")
+        kinds.add(kind, *row)
+    for name, rep in reports.items():
+        if name == "dev" or SHOW_HELD_OUT:
+            for line in rep.failures():
+                print(f"WRONG [{name}] {line}", flush=True)
+        else:
+            print(f"[{name}] {len(rep.failures())} misses (BENCH_AI_SHOW_HELD_OUT=1 prints them)", flush=True)
+    failed = 0
+    for name in ("test", "second dev", "second test"):
+        rep = reports[name]
+        right, asked = rep.accuracy()
+        precision, recall, *_ = rep.abstention
+        if right < 0.95 * asked or precision < 0.95 or recall < 0.95 or pct(lat[name], 0.99) >= TARGET_P99_S:
+            failed = 1
+    return [table, kinds], failed
+
+
 async def bench_first_request(redis_url: str) -> Table:
     """The first question and search after start-up, warmed (default) and not warmed, beside the
     rest of the requests; each app gets a fresh, unloaded model, as a new process would."""
     from tier0_services.ai.providers import Providers
-    from tier0_services.ai.rag.extractive import ExtractiveAnswerer
+    from tier0_services.ai.rag.extractive import SentenceReader
 
     table = Table(
         "First request after start-up (fresh model per start, samples already loaded)",
@@ -232,9 +348,9 @@ async def bench_first_request(redis_url: str) -> Table:
         model = MiniLMEmbedder(threads=2)
         app = create_app(Settings(redis_url=redis_url, api_token=SecretStr("bench"), ai_rate_limit=""))
         app.state.ai_settings = AISettings(provider="local", warm_up=warm, record_access_log=False)
-        app.state.ai_providers = Providers(kind="local", embedder=model, answerer=ExtractiveAnswerer(model))
+        app.state.ai_providers = Providers(kind="local", embedder=model, answerer=SentenceReader(model))
         t = time.perf_counter()
-        async with LifespanManager(app) as manager:
+        async with LifespanManager(app, startup_timeout=120, shutdown_timeout=30) as manager:
             await app.state.ai.ready.wait()
             started = time.perf_counter() - t
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://b") as c:
@@ -260,14 +376,25 @@ async def bench_first_request(redis_url: str) -> Table:
     return table
 
 
-async def run(plain_port: int, stack_port: int, model: MiniLMEmbedder) -> tuple[list[Table], int]:
+async def run(
+    plain_port: int, stack_port: int, blind_ports: tuple[int, int], model: MiniLMEmbedder
+) -> tuple[list[Table], int]:
     plain, stack = Redis(port=plain_port), Redis(port=stack_port)
     try:
-        tables = [await bench_search(plain, stack)]
+        tables = [await bench_search(plain, stack)] if "search" in PARTS else []
         url = f"redis://127.0.0.1:{stack_port}/0"
-        evaluation, failed = await bench_evaluation(url, model, stack)
-        tables += evaluation
-        tables.append(await bench_first_request(url))
+        failed = 0
+        if "eval" in PARTS:
+            evaluation, failed = await bench_evaluation(url, model, stack)
+            tables += evaluation
+        if "blind" in PARTS:
+            blind_tables, blind_failed = await bench_blind(
+                f"redis://127.0.0.1:{blind_ports[0]}/0", f"redis://127.0.0.1:{blind_ports[1]}/0", model
+            )
+            tables += blind_tables
+            failed = failed or blind_failed
+        if "first" in PARTS:
+            tables.append(await bench_first_request(url))
     finally:
         await plain.aclose()
         await stack.aclose()
@@ -280,20 +407,23 @@ def main() -> int:
     start = time.perf_counter()
     model.load()
     load = time.perf_counter() - start
-    embed_table = bench_embeddings(model)
-    embed_table.add("model load (tokenizer + ONNX session)", f"{ms(load)} ms", "once per process")
-    embed_table.print()
+    if "embed" in PARTS:
+        embed_table = bench_embeddings(model)
+        embed_table.add("model load (tokenizer + ONNX session)", f"{ms(load)} ms", "once per process")
+        embed_table.print()
     with tempfile.TemporaryDirectory(prefix="bench-ai-") as tmp:
-        plain_port, stack_port = free_port(), free_port()
+        plain_port, stack_port, first_port, second_port = free_port(), free_port(), free_port(), free_port()
         plain = programs.redis(plain_port, Path(tmp) / "redis")
         stack = programs.redis(stack_port, Path(tmp) / "redis-search", search=True)
+        first = programs.redis(first_port, Path(tmp) / "redis-blind", search=True)
+        second = programs.redis(second_port, Path(tmp) / "redis-blind-second", search=True)
         try:
-            tables, failed = asyncio.run(run(plain_port, stack_port, model))
+            tables, failed = asyncio.run(run(plain_port, stack_port, (first_port, second_port), model))
             for table in tables:
                 table.print()
         finally:
-            plain.stop()
-            stack.stop()
+            for proc in (plain, stack, first, second):
+                proc.stop()
     print(f"load average after: {os.getloadavg()}", flush=True)
     return failed
 

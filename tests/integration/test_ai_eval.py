@@ -17,7 +17,7 @@ from tier0_dev import programs
 from tier0_dev.procs import free_port
 from tier0_services.ai import local_model
 from tier0_services.ai.providers import Providers
-from tier0_services.ai.rag.extractive import ExtractiveAnswerer
+from tier0_services.ai.rag.extractive import SentenceReader
 from tier0_services.ai.settings import AISettings
 from tier0_services.api.app import create_app
 from tier0_services.api.settings import Settings
@@ -46,7 +46,7 @@ async def client(stack_port: int) -> AsyncIterator[httpx.AsyncClient]:
         Settings(redis_url=f"redis://127.0.0.1:{stack_port}/0", api_token=SecretStr("t"), ai_rate_limit="")
     )
     app.state.ai_settings = AISettings(provider="local", load_samples=True, record_access_log=False)
-    app.state.ai_providers = Providers(kind="local", embedder=model, answerer=ExtractiveAnswerer(model))
+    app.state.ai_providers = Providers(kind="local", embedder=model, answerer=SentenceReader(model))
     async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
         await app.state.ai.ready.wait()
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://e") as c:

@@ -21,7 +21,7 @@ from tier0_dev import programs
 from tier0_dev.procs import free_port
 from tier0_services.ai.local_model import MiniLMEmbedder
 from tier0_services.ai.providers import Providers
-from tier0_services.ai.rag.extractive import ExtractiveAnswerer
+from tier0_services.ai.rag.extractive import SentenceReader
 from tier0_services.ai.settings import AISettings
 from tier0_services.api.app import create_app
 from tier0_services.api.settings import Settings
@@ -77,7 +77,7 @@ async def client(module_redis_port: int, offline_model: MiniLMEmbedder) -> Async
     )
     app: FastAPI = create_app(settings)
     app.state.ai_settings = AISettings(provider="local", load_samples=True)
-    app.state.ai_providers = Providers(kind="local", embedder=offline_model, answerer=ExtractiveAnswerer(offline_model))
+    app.state.ai_providers = Providers(kind="local", embedder=offline_model, answerer=SentenceReader(offline_model))
     async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
         await app.state.ai.ready.wait()
         transport = httpx.ASGITransport(app=manager.app)
@@ -190,7 +190,7 @@ async def test_samples_load_once_redis_answers_after_the_api_started(
     )
     app: FastAPI = create_app(settings)
     app.state.ai_settings = AISettings(provider="local", load_samples=True)
-    app.state.ai_providers = Providers(kind="local", embedder=offline_model, answerer=ExtractiveAnswerer(offline_model))
+    app.state.ai_providers = Providers(kind="local", embedder=offline_model, answerer=SentenceReader(offline_model))
     async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://region1") as c:
@@ -244,7 +244,7 @@ async def test_a_promoted_replica_finishes_the_samples_its_old_primary_began(
             app: FastAPI = create_app(settings)
             app.state.ai_settings = AISettings(provider="local", load_samples=True, record_access_log=False)
             app.state.ai_providers = Providers(
-                kind="local", embedder=offline_model, answerer=ExtractiveAnswerer(offline_model)
+                kind="local", embedder=offline_model, answerer=SentenceReader(offline_model)
             )
             async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
                 await asyncio.wait_for(app.state.ai.ready.wait(), 60)
@@ -290,9 +290,7 @@ async def test_a_replica_records_nothing_into_a_dataset_no_api_has_judged_yet(
         settings = Settings(region="region2", redis_url=f"redis://127.0.0.1:{new_port}/0", api_token=SecretStr(TOKEN))
         app: FastAPI = create_app(settings)
         app.state.ai_settings = AISettings(provider="local", load_samples=True, record_access_log=True)
-        app.state.ai_providers = Providers(
-            kind="local", embedder=offline_model, answerer=ExtractiveAnswerer(offline_model)
-        )
+        app.state.ai_providers = Providers(kind="local", embedder=offline_model, answerer=SentenceReader(offline_model))
         async with LifespanManager(app, startup_timeout=60, shutdown_timeout=30) as manager:
             await asyncio.wait_for(app.state.ai.ready.wait(), 60)
             transport = httpx.ASGITransport(app=manager.app)

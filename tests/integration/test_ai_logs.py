@@ -128,6 +128,7 @@ async def test_questions_over_several_codes_equal_independent_counts(
     await import_sample(client)
     body = (await client.post("/api/diagnostics/query", json={"question": question})).json()
     assert body["mode"] == "aggregation", body
+    assert ("top_ips" if kind == "ip" else "top_paths") in body["data"], body
     rows = body["data"]["top_ips" if kind == "ip" else "top_paths"]
     counts = Counter(e.ip if kind == "ip" else e.path for e in LOG.entries if e.status in statuses)
     expected = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[: len(rows)]

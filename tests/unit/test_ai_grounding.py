@@ -1,12 +1,13 @@
-"""Pure parts of grounded answering: question constraints and their check against evidence,
-routing of live and log questions, percentiles over the latency histogram, list items, rounding,
-and the FT.INFO reading behind index migration."""
+"""Pure parts of grounded answering: question constraints and their check against evidence (the
+Cohere path's coverage check), percentiles over the latency histogram, rounding, and the FT.INFO
+reading behind index migration. Routing, slots and the reader: test_ai_answering.py."""
 
 import pytest
 
-from tier0_services.ai import diagnostics, vectors
+from tier0_services.ai import vectors
 from tier0_services.ai.logs import aggregates
-from tier0_services.ai.rag import grounding, intents
+from tier0_services.ai.logs import questions as log_questions
+from tier0_services.ai.rag import grounding
 
 BP_2024 = (
     "BP field operations: safety incidents in 2024 (SAMPLE) Incident count: In 2024 the BP field operations "
@@ -45,38 +46,6 @@ def test_site_ids_match_their_names_in_prose() -> None:
     assert not grounding.check(c, "Texas Bravo reported 3 incidents").ok
 
 
-@pytest.mark.parametrize(
-    ("question", "expected"),
-    [
-        ("How many devices are in alert state right now?", intents.LiveQuery("devices_in_state", "ALERT")),
-        (
-            "Which turbines are in alert at WY-ALPHA?",
-            intents.LiveQuery("devices_in_state", "ALERT", "WY-ALPHA", "turbine", enumerate=True),
-        ),
-        ("How many devices are in WARN?", intents.LiveQuery("devices_in_state", "WARN")),
-        ("How many users are online right now?", intents.LiveQuery("active_users")),
-        ("How many active connections are there?", intents.LiveQuery("active_connections")),
-        ("How many devices are active?", intents.LiveQuery("active_devices")),
-        ("How many devices does TX-BRAVO have?", intents.LiveQuery("site", site_id="TX-BRAVO")),
-        ("List the sites", intents.LiveQuery("sites", enumerate=True)),
-        ("What vibration level raises an ALERT on a turbine?", None),
-        ("How many safety incidents occurred in BP operations in 2024?", None),
-    ],
-)
-def test_live_routing(question: str, expected: intents.LiveQuery | None) -> None:
-    assert intents.route(question) == expected
-
-
-def test_log_routing_keeps_the_entities() -> None:
-    assert intents.route("Which paths return 404 most often?") == intents.LogQuery("top_paths", 404)
-    assert intents.route("p99 latency?") == intents.LogQuery("latency", percentiles=(99.0,))
-    assert intents.route("median and 95th percentile latency") == intents.LogQuery("latency", percentiles=(50.0, 95.0))
-    assert intents.route("How many requests got a 404 in 2019?") == intents.LogQuery("count", 404, years=(2019,))
-    assert intents.route("How many requests from 10.0.0.7?") == intents.LogQuery("count", ip="10.0.0.7")
-    routed = intents.route("How many 500 errors on /api/status?")
-    assert routed == intents.LogQuery("count", 500, path="/api/status")
-
-
 def test_percentile_is_nearest_rank_over_the_histogram() -> None:
     values = [float(v) for v in range(1, 101)]
     hist: dict[float, int] = {}
@@ -92,27 +61,9 @@ def test_percentile_is_nearest_rank_over_the_histogram() -> None:
 
 
 def test_rounding_to_significant_digits() -> None:
-    assert diagnostics._sig(971.712115999992) == 972.0
-    assert diagnostics._sig(31.4567) == 31.5
-    assert diagnostics._sig(None) is None
-
-
-def test_enumerate_items_takes_every_item_narrowed_by_qualifiers() -> None:
-    passages = {
-        "econ": "Economic sustainability: Economic statement 1: a. Economic statement 2: b.",
-        "soc": "Social sustainability: Social statement 1: c. Social statement 2: d. Social statement 3: e.",
-    }
-    sentences = [(pid, s) for pid, body in passages.items() for s in diagnostics._item_sentences(body)]
-    both = diagnostics.enumerate_items(("economic", "social", "sustainability", "statement"), sentences)
-    assert [s for _, s in both] == [
-        "Economic statement 1: a.",
-        "Economic statement 2: b.",
-        "Social statement 1: c.",
-        "Social statement 2: d.",
-        "Social statement 3: e.",
-    ]
-    social = diagnostics.enumerate_items(("social", "sustainability", "statement"), sentences)
-    assert [pid for pid, _ in social] == ["soc", "soc", "soc"]
+    assert log_questions.sig(971.712115999992) == 972.0
+    assert log_questions.sig(31.4567) == 31.5
+    assert log_questions.sig(None) is None
 
 
 def test_index_schema_from_ft_info() -> None:

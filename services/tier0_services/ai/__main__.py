@@ -66,7 +66,7 @@ async def run(args: argparse.Namespace) -> int:
         if args.group == "logs":
             for path in args.files:
                 with path.open(encoding="utf-8", errors="replace") as lines:
-                    result = await ai.diagnostics.import_lines(lines)
+                    result = await ai.logs.import_lines(lines)
                 print(json.dumps({"file": str(path), **asdict(result)}))
         elif args.group == "images":
             count, mode = await ai.images.ingest_samples()

@@ -6,11 +6,17 @@ with the `ai` extra, so nothing is downloaded at run time (the process may run w
 Apache-2.0, 110 kB gzipped) ships beside this module; the tokenizer is rebuilt from it with the
 same normaliser, pre-tokeniser and template as the model's `tokenizer.json`. Pipeline as
 sentence-transformers does it: truncate to 256 tokens, mean-pool over the attention mask, L2.
+
+`encode` also returns the contextual vector of every word (the mean of its word pieces' last
+hidden states), from the same run: the reader (`rag.reader`) aligns a question's words with a
+sentence's words on them, so it costs no second model.
 """
 
 import functools
 import gzip
+import re
 import threading
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -23,6 +29,18 @@ MODEL_NAME = "all-MiniLM-L6-v2-onnx-int8"
 DIMENSION = 384
 MAX_TOKENS = 256
 BATCH = 32
+_WORD = re.compile(r"[a-z0-9]+(?:[.'_-][a-z0-9]+)*")
+"""The words of `rag.text.words`: the reader matches its terms against these."""
+
+
+@dataclass(frozen=True)
+class WordVectors:
+    """The words of one text (lowercase, as `rag.text.words` finds them), where each starts, and
+    each word's contextual vector (L2-normalised rows; words past the 256-token cut are absent)."""
+
+    words: list[str]
+    starts: list[int]
+    vectors: Vectors
 
 
 def model_file() -> Path:
@@ -68,7 +86,7 @@ class MiniLMEmbedder:
         self._tokenizer: Any = None
         # A question is embedded for retrieval and again by the extractive answerer: the last
         # query's vector is kept (one entry: repeated questions across requests are not cached).
-        self._last_query: tuple[str, Vectors] | None = None
+        self._last_query: tuple[str, Vectors, WordVectors] | None = None
 
     @property
     def name(self) -> str:
@@ -95,28 +113,46 @@ class MiniLMEmbedder:
 
     def embed_texts(self, texts: list[str], input_type: InputType) -> Vectors:
         # MiniLM is symmetric: queries and documents share one encoding.
-        last = self._last_query
-        if input_type == "search_query" and len(texts) == 1 and last is not None and last[0] == texts[0]:
-            return last[1].copy()
-        out = self._embed(texts)
         if input_type == "search_query" and len(texts) == 1:
-            self._last_query = (texts[0], out.copy())
-        return out
+            return self.encode_query(texts[0])[0][None, :].copy()
+        return self.encode(texts)[0]
 
-    def _embed(self, texts: list[str]) -> Vectors:
+    def encode_query(self, text: str) -> tuple[Vectors, WordVectors]:
+        """One question's vector and word vectors, kept for the next call with the same text (the
+        router, the retrieval and the reader each ask for it)."""
+        last = self._last_query
+        if last is not None and last[0] == text:
+            return last[1], last[2]
+        vectors, words = self.encode([text])
+        self._last_query = (text, vectors[0], words[0])
+        return vectors[0], words[0]
+
+    def encode_query_with(self, text: str, others: list[str]) -> tuple[Vectors, WordVectors, Vectors]:
+        """`encode_query(text)` and the sentence vectors of `others`, in one run of the model (the
+        router reads a question's stand-in form beside the question itself)."""
+        vectors, words = self.encode([text, *others])
+        self._last_query = (text, vectors[0], words[0])
+        return vectors[0], words[0], vectors[1:]
+
+    def encode(self, texts: list[str]) -> tuple[Vectors, list[WordVectors]]:
+        """Sentence vectors and each text's word vectors, in batches sorted by length (padding
+        is wasted compute)."""
         self.load()
         out = np.zeros((len(texts), DIMENSION), dtype=np.float32)
-        # Sorting by length keeps padding (wasted compute) small inside each batch.
+        words: list[WordVectors | None] = [None] * len(texts)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for start in range(0, len(order), BATCH):
             idx = order[start : start + BATCH]
-            out[idx] = self._encode([texts[i] for i in idx])
-        return out
+            vectors, batch_words = self._encode([texts[i] for i in idx])
+            out[idx] = vectors
+            for i, w in zip(idx, batch_words, strict=True):
+                words[i] = w
+        return out, [w for w in words if w is not None]
 
     def embed_images(self, data_uris: list[str]) -> Vectors:
         raise NotImplementedError("the local model embeds text only: images are embedded by caption")
 
-    def _encode(self, texts: list[str]) -> Vectors:
+    def _encode(self, texts: list[str]) -> tuple[Vectors, list[WordVectors]]:
         encodings = self._tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
@@ -126,7 +162,36 @@ class MiniLMEmbedder:
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         result: Vectors = (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
-        return result
+        words = [
+            _word_vectors(t, e.offsets, e.special_tokens_mask, h)
+            for t, e, h in zip(texts, encodings, hidden, strict=True)
+        ]
+        return result, words
+
+
+def _word_vectors(text: str, offsets: list[tuple[int, int]], special: list[int], hidden: Vectors) -> WordVectors:
+    """Each word's vector: the mean of the hidden states of the word pieces inside its span."""
+    pieces = [(s, e, i) for i, ((s, e), sp) in enumerate(zip(offsets, special, strict=True)) if not sp and e > s]
+    found: list[str] = []
+    starts: list[int] = []
+    rows: list[Vectors] = []
+    k = 0
+    for match in _WORD.finditer(text.lower()):
+        while k < len(pieces) and pieces[k][1] <= match.start():
+            k += 1
+        j = k
+        inside: list[int] = []
+        while j < len(pieces) and pieces[j][0] < match.end():
+            inside.append(pieces[j][2])
+            j += 1
+        if not inside:
+            continue
+        vector = hidden[inside].mean(axis=0)
+        rows.append(vector / max(float(np.linalg.norm(vector)), 1e-12))
+        found.append(match.group(0))
+        starts.append(match.start())
+    matrix: Vectors = np.asarray(rows, dtype=np.float32).reshape(len(rows), DIMENSION)
+    return WordVectors(found, starts, matrix)
 
 
 @functools.lru_cache(maxsize=4)

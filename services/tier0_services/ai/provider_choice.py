@@ -6,7 +6,7 @@ import httpx
 
 from tier0_services.ai import cohere_provider, local_model
 from tier0_services.ai.providers import Providers
-from tier0_services.ai.rag.extractive import ExtractiveAnswerer
+from tier0_services.ai.rag.extractive import SentenceReader
 from tier0_services.ai.settings import AISettings
 
 log = logging.getLogger(__name__)
@@ -31,8 +31,9 @@ def build_providers(settings: AISettings, httpx_client: httpx.Client | None = No
             embedder=cohere_provider.CohereEmbedder(client, settings.cohere_embed_model),
             answerer=cohere_provider.CohereAnswerer(client, settings.cohere_chat_model),
             reranker=cohere_provider.CohereReranker(client, settings.cohere_rerank_model),
-            # Loaded only if Cohere chat fails: the extractive answer from the same passages.
-            fallback_answerer=ExtractiveAnswerer(local),
+            # The local reader: answers when Cohere chat fails (from the same passages) and reads
+            # enumerations; the local model also routes every question.
+            fallback_answerer=SentenceReader(local),
         )
     log.info("AI providers: local %s (no COHERE_API_KEY)", local.name)
-    return Providers(kind="local", embedder=local, answerer=ExtractiveAnswerer(local))
+    return Providers(kind="local", embedder=local, answerer=SentenceReader(local))

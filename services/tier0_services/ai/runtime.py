@@ -27,12 +27,18 @@ from redis.exceptions import RedisError
 from tier0_contract import keys
 from tier0_services import aio, rediserrors
 from tier0_services.ai import images as images_mod
-from tier0_services.ai.diagnostics import Diagnostics, Relevance
+from tier0_services.ai import local_model
+from tier0_services.ai.diagnostics import Diagnostics
+from tier0_services.ai.documents import DocumentReader, Relevance
+from tier0_services.ai.live import LiveData
 from tier0_services.ai.logs import sample as logs_sample
 from tier0_services.ai.logs.recorder import AccessLogRecorder
+from tier0_services.ai.logs.store import AccessLogs
 from tier0_services.ai.provider_choice import build_providers
 from tier0_services.ai.providers import Providers, ProviderUnavailableError
 from tier0_services.ai.rag import corpus as corpus_mod
+from tier0_services.ai.rag import router as router_mod
+from tier0_services.ai.rag.extractive import SentenceReader
 from tier0_services.ai.settings import AISettings
 from tier0_services.ai.vector_index import VectorIndex, redisearch_available
 
@@ -57,7 +63,12 @@ class AIRuntime:
     providers: Providers
     images: images_mod.ImageCatalog
     corpus: corpus_mod.Corpus
+    logs: AccessLogs
+    """Log import and the log endpoints' reads."""
+    documents: DocumentReader
+    """Adding documents, answering from them."""
     diagnostics: Diagnostics
+    """Questions: routed to the documents, the logs or the live telemetry."""
     recorder: AccessLogRecorder | None
     vector_backend: str
     ready: asyncio.Event = field(default_factory=asyncio.Event)
@@ -155,7 +166,7 @@ class AIRuntime:
                 await self.corpus.add(doc)
         else:
             log_sample = logs_sample.generate(SAMPLE_LOG_ENTRIES, seed=7)
-            await self.diagnostics.import_entries(log_sample.entries, atomic_marker=mark)
+            await self.logs.import_entries(log_sample.entries, atomic_marker=mark)
             return
         await self.redis.hset(*mark)  # type: ignore[misc]
 
@@ -165,10 +176,8 @@ class AIRuntime:
         Local providers only: with Cohere it would spend API calls."""
         if not self.settings.warm_up or self.providers.kind != "local":
             return
-        prime = getattr(self.providers.answerer, "prime", None)
-        if prime is not None:
-            passages = await self.corpus.all_passages()
-            await asyncio.to_thread(prime, [p.text for p in passages])
+        passages = await self.corpus.all_passages()
+        await asyncio.to_thread(self.documents.local.prime, passages)
         # Questions of a few lengths: onnxruntime plans each new input shape on its first run.
         for question in WARM_UP_QUESTIONS:
             await self.diagnostics.query(question)
@@ -224,11 +233,21 @@ async def _empty_kinds(redis: Redis) -> list[str]:
     return [kind for kind, n in zip(SAMPLE_KINDS, counts, strict=True) if n == 0]
 
 
-def _warm_model(providers: Providers) -> None:
-    """Load the local model and run it once: onnxruntime's first run costs ~1 s (graph
-    optimisation, allocations), which would otherwise land on the first request."""
-    if providers.kind == "local":
-        providers.embedder.embed_texts(["warm up the local model"], "search_query")
+def _local_reader(providers: Providers, settings: AISettings) -> SentenceReader:
+    """The local reader the providers hold (the local answerer, or Cohere's fallback), else one
+    on the shared local model: it also routes every question."""
+    for answerer in (providers.answerer, providers.fallback_answerer):
+        if isinstance(answerer, SentenceReader):
+            return answerer
+    return SentenceReader(local_model.shared(settings.local_threads))
+
+
+def _warm_model(runtime: "AIRuntime") -> None:
+    """Load the local model, run it once (onnxruntime's first run costs ~1 s: graph optimisation,
+    allocations) and embed the routing examples, so none of it lands on the first request."""
+    runtime.diagnostics.router.prime()
+    if runtime.providers.kind == "local":
+        runtime.providers.embedder.embed_texts(["warm up the local model"], "search_query")
 
 
 async def start(redis: Redis, settings: AISettings, providers: Providers | None = None) -> AIRuntime:
@@ -242,19 +261,24 @@ async def start(redis: Redis, settings: AISettings, providers: Providers | None 
     passage_index = VectorIndex(redis, corpus_mod.SPEC, use_ft, model=model)
     corpus = corpus_mod.Corpus(redis, providers.embedder, passage_index)
     relevance = Relevance(min_cosine=settings.min_cosine, min_rerank=settings.min_rerank)
+    local_reader = _local_reader(providers, settings)
+    route_by = router_mod.Router(local_reader.encoder)
     recorder = AccessLogRecorder(redis) if settings.record_access_log else None
+    documents = DocumentReader(providers, corpus, relevance, local_reader)
     runtime = AIRuntime(
         redis=redis,
         settings=settings,
         providers=providers,
         images=images_mod.ImageCatalog(redis, providers.embedder, image_index),
         corpus=corpus,
-        diagnostics=Diagnostics(redis, providers, corpus, relevance),
+        logs=AccessLogs(redis),
+        documents=documents,
+        diagnostics=Diagnostics(redis, route_by, documents, LiveData(redis)),
         recorder=recorder,
         vector_backend=image_index.backend,
     )
     if settings.warm_up:
-        await asyncio.to_thread(_warm_model, providers)
+        await asyncio.to_thread(_warm_model, runtime)
     runtime._tasks.append(asyncio.create_task(runtime._startup_loading(), name="ai-startup-loading"))
     return runtime
 

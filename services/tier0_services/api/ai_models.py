@@ -146,6 +146,9 @@ class EvidenceOut(BaseModel):
     """The Redis commands that computed the figures (`logs`/`live`)."""
     covers: dict[str, Any]
     """What that data holds: the logs' time span, the region's sites, the documents' titles."""
+    route: dict[str, Any] | None = None
+    """How the question was routed: each family's closest route and its score (`routes`), the
+    families tried (`tried`) and the one kept (`chosen`)."""
 
 
 class DiagnosticsAnswer(BaseModel):

@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 
 from tier0_contract import keys
 from tier0_services.ai.providers import Providers
-from tier0_services.ai.rag.extractive import ExtractiveAnswerer
+from tier0_services.ai.rag.extractive import SentenceReader
 from tier0_services.ai.settings import AISettings
 from tier0_services.api.app import create_app
 from tier0_services.api.settings import Settings
@@ -43,7 +43,7 @@ async def start_api(redis_port: int) -> AsyncIterator[Start]:
             app = create_app(Settings(region="region1", redis_url=f"redis://127.0.0.1:{redis_port}/0", **overrides))
             embedder = HashingEmbedder()
             app.state.ai_settings = AISettings(provider="local", record_access_log=False)
-            app.state.ai_providers = Providers(kind="test", embedder=embedder, answerer=ExtractiveAnswerer(embedder))
+            app.state.ai_providers = Providers(kind="test", embedder=embedder, answerer=SentenceReader(embedder))
             manager = await stack.enter_async_context(LifespanManager(app, startup_timeout=60, shutdown_timeout=30))
             started: FastAPI = manager.app  # type: ignore[assignment]
             return started

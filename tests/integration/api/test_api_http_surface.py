@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from tier0_services.ai.providers import Providers
-from tier0_services.ai.rag.extractive import ExtractiveAnswerer
+from tier0_services.ai.rag.extractive import SentenceReader
 from tier0_services.ai.settings import AISettings
 from tier0_services.api.app import create_app
 from tier0_services.api.settings import Settings
@@ -51,7 +51,7 @@ async def start_api(apps: dict[str, Any]) -> AsyncIterator[Start]:
             app = create_app(settings)
             embedder = HashingEmbedder()
             app.state.ai_settings = AISettings(provider="local", record_access_log=False)
-            app.state.ai_providers = Providers(kind="test", embedder=embedder, answerer=ExtractiveAnswerer(embedder))
+            app.state.ai_providers = Providers(kind="test", embedder=embedder, answerer=SentenceReader(embedder))
             manager = await stack.enter_async_context(LifespanManager(app, startup_timeout=60, shutdown_timeout=30))
             apps[region] = app
             transport = httpx.ASGITransport(app=manager.app, raise_app_exceptions=False)

@@ -14,9 +14,11 @@ from typing import Any
 import httpx
 import numpy as np
 
+from tier0_services.ai.local_model import WordVectors
 from tier0_services.ai.providers import InputType, Vectors
 
 _WORD = re.compile(r"[a-z0-9]+")
+_READER_WORD = re.compile(r"[a-z0-9]+(?:[.'_-][a-z0-9]+)*")
 
 
 class HashingEmbedder:
@@ -44,6 +46,26 @@ class HashingEmbedder:
 
     def embed_images(self, data_uris: list[str]) -> Vectors:
         raise NotImplementedError
+
+    def encode(self, texts: list[str]) -> tuple[Vectors, list[WordVectors]]:
+        """The reader's interface: each word's vector is its own hashed one-hot row (a word
+        aligns with itself only)."""
+        out = []
+        for t in texts:
+            found = [(m.group(0), m.start()) for m in _READER_WORD.finditer(t.lower())]
+            rows = (
+                self.embed_texts([w for w, _ in found], "search_document") if found else np.zeros((0, self.dimension))
+            )
+            out.append(WordVectors([w for w, _ in found], [s for _, s in found], rows.astype(np.float32)))
+        return self.embed_texts(texts, "search_document"), out
+
+    def encode_query(self, text: str) -> tuple[Vectors, WordVectors]:
+        vectors, words = self.encode([text])
+        return vectors[0], words[0]
+
+    def encode_query_with(self, text: str, others: list[str]) -> tuple[Vectors, WordVectors, Vectors]:
+        vectors, words = self.encode([text, *others])
+        return vectors[0], words[0], vectors[1:]
 
 
 class FakeCohere:

@@ -217,6 +217,25 @@ async def top(redis: Redis, key: str, limit: int, name: str) -> list[dict[str, A
     return _ranked(ranked_top(highest, ties, limit), name)
 
 
+async def bottom(redis: Redis, key: str, limit: int, name: str) -> list[dict[str, Any]]:
+    """The `limit` least frequent members of a sorted set, ties by name: Redis orders equal scores by
+    member, so one bounded `ZRANGE` is exact."""
+    return _ranked(await redis.zrange(key, 0, limit - 1, withscores=True), name)
+
+
+def status_set(kind: str, codes: list[int], status_class: int | None) -> str:
+    """The sorted set of client IPs (`kind` "ips") or paths ("paths") counting exactly `codes`: one
+    code, one class, or every error; kept at write time so a question over several codes is one
+    bounded read, not a merge of whole sets in the event loop. No codes: the set of every request."""
+    if not codes:
+        return keys.LOGS_IPS if kind == "ips" else keys.LOGS_PATHS
+    if len(codes) == 1:
+        return keys.logs_ips_for_status(codes[0]) if kind == "ips" else keys.logs_paths_for_status(codes[0])
+    if status_class is not None:
+        return keys.logs_ips_for_class(status_class) if kind == "ips" else keys.logs_paths_for_class(status_class)
+    return keys.LOGS_ERROR_IPS if kind == "ips" else keys.LOGS_ERROR_PATHS
+
+
 async def top_ips_for_status(redis: Redis, status: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
     """(requests answered `status`, top `limit` client IPs with their counts; ties by IP)."""
     total = await redis.hget(keys.LOGS_BY_STATUS, str(status))  # type: ignore[misc]

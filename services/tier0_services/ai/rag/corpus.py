@@ -54,6 +54,17 @@ class StoredPassage:
 
 
 @dataclass(frozen=True)
+class Snapshot:
+    """The corpus as of one version: its passages, their BM25 statistics and each document's
+    words (the reader's entity checks)."""
+
+    version: bytes | None
+    passages: list[StoredPassage]
+    bm25: BM25
+    doc_words: dict[str, frozenset[str]]
+
+
+@dataclass(frozen=True)
 class Candidate:
     passage: StoredPassage
     fused: float
@@ -95,7 +106,7 @@ class Corpus:
         self.redis = redis
         self.embedder = embedder
         self.index = index
-        self._bm25: tuple[bytes | None, list[StoredPassage], BM25] | None = None
+        self._snapshot: Snapshot | None = None
         self._lock = asyncio.Lock()
 
     async def add(self, doc: Document) -> tuple[int, bool]:
@@ -154,11 +165,11 @@ class Corpus:
             if t is not None
         ]
 
-    async def _passages(self) -> tuple[list[StoredPassage], BM25]:
+    async def snapshot(self) -> Snapshot:
         version = await self.redis.get(keys.CORPUS_VERSION)
-        cached = self._bm25
-        if cached is not None and cached[0] == version and version is not None:
-            return cached[1], cached[2]
+        cached = self._snapshot
+        if cached is not None and cached.version == version and version is not None:
+            return cached
         async with self._lock:
             ids = sorted(m.decode() for m in await self.redis.smembers(keys.PASSAGE_IDS))  # type: ignore[misc]
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -171,8 +182,18 @@ class Corpus:
                 if values[0] is not None
             ]
             bm25 = BM25([f"{p.title} {p.text}" for p in passages])
-            self._bm25 = (version, passages, bm25)
-            return passages, bm25
+            words: dict[str, set[str]] = {}
+            for p in passages:
+                # A document's name is part of what it is about: "hse-incidents-2024" holds HSE.
+                known = set(text.words(p.title)) | set(text.words(p.doc_id.replace("-", " ").replace("_", " ")))
+                words.setdefault(p.doc_id, known).update(text.words(p.text))
+            snap = Snapshot(version, passages, bm25, {d: frozenset(w) for d, w in words.items()})
+            self._snapshot = snap
+            return snap
+
+    async def _passages(self) -> tuple[list[StoredPassage], BM25]:
+        snap = await self.snapshot()
+        return snap.passages, snap.bm25
 
     async def all_passages(self) -> list[StoredPassage]:
         return (await self._passages())[0]

@@ -1,12 +1,13 @@
-"""Diagnostics endpoints of the seeds (`/api/diagnostics/*`) over `tier0_services.ai.diagnostics`:
-grounded questions, exact access-log aggregates, log import and the document corpus."""
+"""Diagnostics endpoints of the seeds (`/api/diagnostics/*`): grounded questions
+(`ai.diagnostics`), exact access-log aggregates and log import (`ai.logs.store`), the document
+corpus (`ai.documents`)."""
 
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query
 
-from tier0_services.ai.diagnostics import QueryResult
+from tier0_services.ai.answers import QueryResult
 from tier0_services.ai.providers import ProviderUnavailableError
 from tier0_services.ai.rag.corpus import Document
 from tier0_services.ai.runtime import AIDep, AIRuntime
@@ -73,20 +74,20 @@ async def errors_by_code(
     limit: Limit = 10,
 ) -> ErrorIPs:
     """The client IPs that most often got this status code, with exact counts."""
-    found = await ai.diagnostics.errors_for(int(code), limit)
+    found = await ai.logs.errors_for(int(code), limit)
     return ErrorIPs(**found, timestamp=datetime.now(UTC))
 
 
 @router.get("/logs/stats", responses=errors.responses(503))
 async def log_stats(ai: AIDep) -> dict[str, object]:
     """Request counts by status code, class, method and day; latency mean and max; unique IPs."""
-    return {**await ai.diagnostics.stats(), "timestamp": datetime.now(UTC).isoformat()}
+    return {**await ai.logs.stats(), "timestamp": datetime.now(UTC).isoformat()}
 
 
 @router.get("/logs/summary", responses=errors.responses(503))
 async def log_summary(ai: AIDep, limit: Annotated[int, Query(ge=1, le=50)] = 5) -> dict[str, object]:
     """Error rate, top error codes with their top IPs, top (error) paths and the latest errors."""
-    return {**await ai.diagnostics.summary(limit), "timestamp": datetime.now(UTC).isoformat()}
+    return {**await ai.logs.summary(limit), "timestamp": datetime.now(UTC).isoformat()}
 
 
 @router.post("/logs/import", dependencies=[Authorized], responses=errors.responses(401, 403, 503))
@@ -96,7 +97,7 @@ async def import_logs(
 ) -> LogImportResponse:
     """Import access-log lines (combined log format and/or JSON lines) into the aggregates.
     Unreadable lines are counted and sampled in `errors`, never fail the import."""
-    result = await ai.diagnostics.import_lines(body.splitlines())
+    result = await ai.logs.import_lines(body.splitlines())
     return LogImportResponse(
         imported=result.imported, rejected=result.rejected, errors=result.errors, timestamp=datetime.now(UTC)
     )
@@ -107,7 +108,7 @@ async def add_document(request: DocumentIn, ai: AIDep) -> DocumentAdded:
     """Add (or replace) a document of the corpus questions are answered from."""
     doc = Document(doc_id=request.doc_id, title=request.title, body=request.text, tags=tuple(request.tags))
     try:
-        passages, changed = await ai.corpus.add(doc)
+        passages, changed = await ai.documents.add(doc)
     except ProviderUnavailableError as exc:
         raise errors.UnavailableError(str(exc)) from exc
     return DocumentAdded(doc_id=doc.doc_id, passages=passages, changed=changed, timestamp=datetime.now(UTC))
