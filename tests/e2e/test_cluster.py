@@ -142,7 +142,7 @@ def test_switchover_through_the_service(tier0: kit.Cluster) -> None:
 
 
 def test_failover_when_the_active_redis_is_lost(tier0: kit.Cluster) -> None:
-    """The active region's Redis killed and kept down (StatefulSet at 0, pod force-deleted)."""
+    """The active region's Redis killed and kept down (its StatefulSet orphaned, the pod force-deleted)."""
     old = tier0.active()
     new = tier0.other(old)
     with tier0.ledger(duration=30) as ledger, tier0.client(duration=30) as samples:
@@ -153,7 +153,12 @@ def test_failover_when_the_active_redis_is_lost(tier0: kit.Cluster) -> None:
         record(f"failover {old}->{new} (active Redis killed and kept down)", o, ledger, assert_none_lost(tier0, ledger))
         assert o.first_new_s is not None and o.first_new_s < FAILOVER_BUDGET_S, o
         last = tier0.status()["lastTransition"]
-        assert isinstance(last, dict) and last["type"] == "Failover", last
+        # A force-deleted pod is gone from the API at once, but its kubelet still stops it
+        # gracefully: the Redis preStop runs and, while that Redis still answers, the operator
+        # rightly answers the terminating pod with a switchover (kind does this; the built-in
+        # node stops containers at once). Either way the pair moved as a loss demands.
+        assert isinstance(last, dict), last
+        assert last["type"] == "Failover" or (last["type"] == "Switchover" and last["trigger"] == "Disruption"), last
     finally:  # whatever was asserted, the next tests get both regions back
         # The old primary comes back from its volume, is fenced and rejoins as the replica.
         restore()
