@@ -10,7 +10,7 @@ export PATH := $(TOOLS_DIR)/bin:$(CURDIR)/.venv/bin:$(PATH)
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
-EXTRAS := operator,services,simulators,ai,dev
+EXTRAS := operator,services,simulators,kubectl,ai,dev
 comma := ,
 
 ##@ General
