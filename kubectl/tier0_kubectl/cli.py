@@ -198,17 +198,24 @@ async def pause(c: Cluster, name: str, args: argparse.Namespace) -> int:
 
 
 async def wait(
-    c: Cluster, name: str, check: Callable[[rp.RegionPair], drill.Progress], timeout: float, what: str
+    c: Cluster,
+    name: str,
+    check: Callable[[rp.RegionPair], drill.Progress],
+    timeout: float,
+    what: str,
+    clock: float | None = None,
 ) -> rp.RegionPair:
-    """Poll the pair until `check` says done; progress on stderr when it changes. PluginError with the
-    last state on failure (exit 1) or timeout (exit 3)."""
+    """Poll the pair until `check` says done; progress on stderr when it changes (times from `clock`,
+    a monotonic start, default now). PluginError with the last state on failure (exit 1) or timeout
+    (exit 3)."""
     start = time.monotonic()
+    clock = start if clock is None else clock
     last_line = ""
     while True:
         pair = await c.pair(name)
         state = check(pair)
         if state.line != last_line:
-            progress(start, state.line)
+            progress(clock, state.line)
             last_line = state.line
         if state.done:
             return pair
@@ -293,6 +300,12 @@ def confirm(pair: rp.RegionPair, statefulset: str, yes: bool) -> None:
         raise PluginError("not confirmed; nothing was changed")
 
 
+def rejoin_line(pair: rp.RegionPair, lost: str) -> str:
+    region = pair.status.region(lost)
+    role = f"role {region.role}, link {'up' if region.link_up else 'down'}" if region is not None else "not probed"
+    return f"waiting for {lost}'s Redis to be back ({role}, phase {pair.status.phase})"
+
+
 async def run_drill(c: Cluster, name: str, args: argparse.Namespace) -> int:
     before = await c.pair(name)
     if (why := drill.refuse(before, args.unplanned)) is not None:
@@ -341,7 +354,12 @@ async def unplanned(c: Cluster, name: str, before: rp.RegionPair, args: argparse
         )
         try:
             await wait(
-                c, name, lambda p: drill.failover_progress(p, before.status.epoch, lost), args.timeout, "the failover"
+                c,
+                name,
+                lambda p: drill.failover_progress(p, before.status.epoch, lost),
+                args.timeout,
+                "the failover",
+                t0,
             )
         except PluginError as e:
             progress(t0, f"drill: {e}")
@@ -349,23 +367,24 @@ async def unplanned(c: Cluster, name: str, before: rp.RegionPair, args: argparse
         await c.scale(statefulset, replicas)
         progress(t0, f"restored StatefulSet {statefulset} to {replicas} replica(s)")
     after = await c.pair(name)
-    finished = now()
     new_active = after.status.active_region
-    if new_active is not None and new_active != lost:
-        if not args.no_acknowledge and after.spec.active_region != new_active:
-            await c.patch(name, {"spec": {"activeRegion": new_active}})
-            progress(t0, f"acknowledged the failover: spec.activeRegion {new_active}")
-        try:
-            await wait(
-                c,
-                name,
-                lambda p: drill.Progress(
-                    drill.healthy_on(p, new_active), f"waiting for {lost} to rejoin (phase {p.status.phase})"
-                ),
-                args.timeout,
-                f"{lost} to rejoin",
-            )
-            restored = True
-        except PluginError as e:
-            progress(t0, f"drill: {e}")
+    # Back to Healthy: on the region failed over to (the lost one rejoined as its replica), or, when
+    # no failover happened, on the lost region itself once its Redis is back.
+    healthy_region = new_active if new_active is not None else lost
+    if healthy_region != lost and not args.no_acknowledge and after.spec.active_region != healthy_region:
+        await c.patch(name, {"spec": {"activeRegion": healthy_region}})
+        progress(t0, f"acknowledged the failover: spec.activeRegion {healthy_region}")
+    try:
+        await wait(
+            c,
+            name,
+            lambda p: drill.Progress(drill.healthy_on(p, healthy_region), rejoin_line(p, lost)),
+            args.timeout,
+            f"{lost} to rejoin",
+            t0,
+        )
+        restored = True
+    except PluginError as e:
+        progress(t0, f"drill: {e}")
+    finished = now()
     return drill.unplanned_report(before, after, started, fault_at, finished, restored)

@@ -1,6 +1,7 @@
 """Pure: what `kubectl tier0 status` and `history` show — the risks read from a RegionPair, its Events
 as a model, the history newest first, and the text tables. No I/O, so every rule is unit-tested."""
 
+import math
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
@@ -31,6 +32,7 @@ class EventSource(_View):
 class EventMeta(_View):
     name: str = ""
     creation_timestamp: datetime | None = None
+    resource_version: str = ""
 
 
 class PairEvent(_View):
@@ -50,6 +52,12 @@ class PairEvent(_View):
     @property
     def at(self) -> datetime | None:
         return self.last_timestamp or self.event_time or self.first_timestamp or self.metadata.creation_timestamp
+
+    @property
+    def revision(self) -> int:
+        """The Event's etcd revision: Events carry second-resolution times, so this orders those of
+        the same second (resourceVersion is opaque in theory, etcd's revision in every apiserver)."""
+        return int(self.metadata.resource_version) if self.metadata.resource_version.isdigit() else 0
 
     @property
     def component(self) -> str:
@@ -202,10 +210,15 @@ def status_view(pair: rp.RegionPair) -> StatusView:
     )
 
 
+STATUS_RANK = 1 << 62
+
+
 def history(pair: rp.RegionPair, events: list[PairEvent]) -> list[HistoryEntry]:
     """The transition in progress, the last finished one (from status) and the pair's Events, newest
-    first (the status entries first among equal times: they carry the sub-second figures)."""
-    entries: list[tuple[int, HistoryEntry]] = []
+    first. Events have whole seconds, so within a second the Events come first, the newest revision
+    first, then the status entries: the operator posts a transition's Events after writing its
+    status, and a drill's after the transition."""
+    entries: list[tuple[int, HistoryEntry]] = []  # (how many revisions older for an Event, STATUS; entry)
     status = pair.status
     if status.transition is not None:
         t = status.transition
@@ -214,7 +227,7 @@ def history(pair: rp.RegionPair, events: list[PairEvent]) -> list[HistoryEntry]:
         )
         entries.append(
             (
-                0,
+                STATUS_RANK,
                 HistoryEntry(
                     at=t.started_at, type="Normal", reason="InProgress", message=message, source="status.transition"
                 ),
@@ -229,7 +242,7 @@ def history(pair: rp.RegionPair, events: list[PairEvent]) -> list[HistoryEntry]:
         kind = "Normal" if done.outcome == "Succeeded" else "Warning"
         entries.append(
             (
-                0,
+                STATUS_RANK,
                 HistoryEntry(
                     at=done.completed_at,
                     type=kind,
@@ -239,15 +252,15 @@ def history(pair: rp.RegionPair, events: list[PairEvent]) -> list[HistoryEntry]:
                 ),
             )
         )
+    newest = max((e.revision for e in events), default=0)
     for e in events:
         count = f" (x{e.count})" if e.count and e.count > 1 else ""
-        entries.append(
-            (1, HistoryEntry(at=e.at, type=e.type, reason=e.reason, message=e.message + count, source=e.component))
-        )
+        entry = HistoryEntry(at=e.at, type=e.type, reason=e.reason, message=e.message + count, source=e.component)
+        entries.append((newest - e.revision, entry))
 
     def key(item: tuple[int, HistoryEntry]) -> tuple[float, int]:
         at = item[1].at
-        return (-at.timestamp() if at is not None else float("inf"), item[0])
+        return (-math.floor(at.timestamp()) if at is not None else math.inf, item[0])
 
     return [entry for _, entry in sorted(entries, key=key)]
 

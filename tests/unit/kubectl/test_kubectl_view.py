@@ -84,7 +84,7 @@ class TestRisks:
 
 
 class TestHistory:
-    def test_newest_first_with_the_status_figures_before_the_events_of_the_same_second(self) -> None:
+    def test_newest_first_with_the_events_of_a_second_before_its_status_entries(self) -> None:
         last = {
             "type": "Switchover",
             "from": "region1",
@@ -114,14 +114,24 @@ class TestHistory:
         entries = view.history(p, events)
         assert [e.reason for e in entries] == [
             "DrillPassed",
-            "SwitchoverSucceeded",
             "SwitchoverCompleted",
+            "SwitchoverSucceeded",
             "Bootstrapped",
         ]
-        assert entries[1].message.startswith("Switchover region1->region2 Succeeded in 0.060s")
+        assert entries[2].message.startswith("Switchover region1->region2 Succeeded in 0.060s")
         text = view.format_history(entries, NOW)
         assert text.splitlines()[0].split() == ["AGE", "TYPE", "REASON", "FROM", "MESSAGE"]
         assert text.splitlines()[1].startswith("8m ")
+
+    def test_events_of_the_same_second_newest_revision_first(self) -> None:
+        def event(reason: str, revision: str) -> view.PairEvent:
+            meta = {"name": f"pair.{revision}", "resourceVersion": revision}
+            return view.PairEvent.model_validate(
+                {"reason": reason, "lastTimestamp": "2026-01-01T00:00:01Z", "metadata": meta}
+            )
+
+        entries = view.history(pair(), [event("Bootstrapped", "99"), event("ReplicationConfigured", "100")])
+        assert [e.reason for e in entries] == ["ReplicationConfigured", "Bootstrapped"]
 
     def test_an_event_with_only_an_event_time_and_a_count(self) -> None:
         e = view.PairEvent.model_validate({"reason": "Fenced", "eventTime": "2026-01-01T00:00:05.123456Z", "count": 3})
