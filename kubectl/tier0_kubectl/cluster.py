@@ -30,7 +30,8 @@ class PluginError(Exception):
 
 
 def _message(e: ApiException | kubeops.ApiError) -> str:
-    body = e.body if isinstance(e, kubeops.ApiError) else e.body
+    """The apiserver's Status message (its body otherwise), short."""
+    body = e.body
     text = body.decode() if isinstance(body, bytes) else str(body or getattr(e, "reason", "") or "")
     try:
         return str(json.loads(text).get("message") or text)[:300]
