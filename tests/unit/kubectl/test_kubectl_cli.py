@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from tier0_dev import krew
-from tier0_kubectl import cli
+from tier0_kubectl import cli, cluster
 
 COMMANDS = ("status", "switchover", "pause", "resume", "history", "drill")
 
@@ -91,3 +91,23 @@ class TestKrewManifest:
         text = krew.LAUNCHER.format(python=krew.PYTHON)
         assert text.startswith("#!/bin/sh") and "python3.11 -m" not in text
         assert 'exec "$py" -m tier0_kubectl "$@"' in text and "command -v python3.11" in text
+
+
+class TestNamespace:
+    def test_the_contexts_namespace_as_kubectl_takes_it(self, tmp_path: Path) -> None:
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+            "users": [{"name": "u", "user": {"token": "t"}}],
+            "contexts": [
+                {"name": "one", "context": {"cluster": "c", "user": "u", "namespace": "tier0"}},
+                {"name": "two", "context": {"cluster": "c", "user": "u"}},
+            ],
+            "current-context": "one",
+        }
+        path = tmp_path / "kubeconfig"
+        path.write_text(yaml.safe_dump(config))
+        assert cluster.context_namespace(str(path), None) == "tier0"
+        assert cluster.context_namespace(str(path), "two") == "default"
+        assert cluster.context_namespace(str(tmp_path / "missing"), None) == "default"
