@@ -10,7 +10,7 @@ export PATH := $(TOOLS_DIR)/bin:$(CURDIR)/.venv/bin:$(PATH)
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
-EXTRAS := operator,services,simulators,ai,dev
+EXTRAS := operator,services,simulators,kubectl,ai,dev
 comma := ,
 
 ##@ General
@@ -137,6 +137,22 @@ schemathesis: tools venv ## Schemathesis --checks all against both regions, long
 .PHONY: test-browser
 test-browser: tools venv ## The console's tests in Debian's chromium (Playwright); screenshots into .run/screenshots/
 	$(PY) -m pytest tests/browser $(PYTEST_ARGS)
+
+##@ kubectl plugin (`kubectl tier0`)
+
+KREW_VERSION ?= v0.1.0
+KREW_PLATFORMS ?= linux/amd64
+KREW_URI_BASE ?= https://github.com/tier0/tier0/releases/download/$(KREW_VERSION)
+
+.PHONY: kubectl-plugin
+kubectl-plugin: venv ## Install `kubectl tier0`: kubectl-tier0 in .venv/bin, linked into .tools/bin (put either on PATH)
+	@mkdir -p $(TOOLS_DIR)/bin
+	ln -sf $(CURDIR)/$(VENV)/bin/kubectl-tier0 $(TOOLS_DIR)/bin/kubectl-tier0
+	@echo "kubectl tier0: $(TOOLS_DIR)/bin/kubectl-tier0 (export PATH=$(TOOLS_DIR)/bin:\$$PATH; kubectl tier0 --help)"
+
+.PHONY: kubectl-plugin-dist
+kubectl-plugin-dist: venv ## krew archives (KREW_PLATFORMS=linux/amd64,...) and the manifest with their sha256 into .run/krew/
+	$(PY) -m tier0_dev.krew --version $(KREW_VERSION) --platforms $(KREW_PLATFORMS) --uri-base $(KREW_URI_BASE)
 
 ##@ AI samples
 

@@ -55,17 +55,20 @@ async def _unread(call: Awaitable[Any], what: str) -> None:
     resp.release()
 
 
-async def load_configuration(kubeconfig: str | None = None) -> client.Configuration:
-    """KUBECONFIG (or the given path) when set, else the in-cluster service account, else ~/.kube/config."""
+async def load_configuration(kubeconfig: str | None = None, context: str | None = None) -> client.Configuration:
+    """KUBECONFIG (or the given path) when set, else the in-cluster service account, else ~/.kube/config;
+    `context` picks a kubeconfig context other than its current one (kubectl's --context)."""
     conf = client.Configuration()
     path = kubeconfig or os.environ.get("KUBECONFIG")
     if path:
-        await config.load_kube_config(config_file=path, client_configuration=conf)
+        await config.load_kube_config(config_file=path, context=context, client_configuration=conf)
         return conf
     try:
+        if context is not None:
+            raise ConfigException("a context names a kubeconfig's")
         config.load_incluster_config(client_configuration=conf)  # type: ignore[no-untyped-call]
     except ConfigException:
-        await config.load_kube_config(client_configuration=conf)
+        await config.load_kube_config(context=context, client_configuration=conf)
     return conf
 
 
@@ -83,8 +86,8 @@ class Kube:
         self.timeout = timeout
 
     @classmethod
-    async def connect(cls, kubeconfig: str | None = None, timeout: float = 10.0) -> "Kube":
-        return cls(await load_configuration(kubeconfig), timeout)
+    async def connect(cls, kubeconfig: str | None = None, timeout: float = 10.0, context: str | None = None) -> "Kube":
+        return cls(await load_configuration(kubeconfig, context), timeout)
 
     async def close(self) -> None:
         await self.api.close()

@@ -25,6 +25,9 @@ FINALIZER = f"{GROUP}/operator"
 SELECTOR_OWNER_ANNOTATION = f"{GROUP}/selector-owner"
 """On a Service: the name of the RegionPair (same namespace) whose operator may set its selector. A
 Service named in spec.service / spec.additionalServices without it is reported, never patched."""
+LAST_DRILL_ANNOTATION = f"{GROUP}/last-drill"
+"""On a RegionPair: the JSON of its last `DrillReport` (`kubectl tier0 drill` writes it; an annotation,
+not status, because status is the operator's alone)."""
 
 Role = Literal["primary", "replica", "unknown"]
 Phase = Literal["Pending", "Healthy", "Degraded", "SwitchingOver", "FailingOver", "Failed"]
@@ -379,6 +382,7 @@ class ObjectMeta(_Model):
     uid: str = ""
     resource_version: str = ""
     generation: int = 0
+    annotations: dict[str, str] = Field(default_factory=dict)
 
 
 class RegionPair(_Model):
@@ -397,6 +401,46 @@ class RegionPair(_Model):
         if raw.get("status") is None:
             raw.pop("status", None)
         return cls.model_validate(raw)
+
+
+# --- drills ----------------------------------------------------------------------------------------
+
+DrillKind = Literal["Planned", "Unplanned"]
+
+
+class DrillReport(_Model):
+    """What one failover drill (`kubectl tier0 drill`) measured, from the operator's view: the times
+    are the operator's status timestamps, except `fault_at` / `requested_at`, the drill's own clock
+    when it acted (so `detection_seconds` and `outage_seconds` include any skew between the two)."""
+
+    kind: DrillKind
+    passed: bool
+    from_region: str = Field(validation_alias="from", serialization_alias="from")
+    to_region: str | None = Field(default=None, validation_alias="to", serialization_alias="to")
+    """Where the pair went (None: it did not move)."""
+    started_at: datetime
+    finished_at: datetime
+    requested_at: datetime | None = None
+    """Planned: when spec.activeRegion was set."""
+    fault_at: datetime | None = None
+    """Unplanned: when the active region's Redis was taken down."""
+    transition_type: TransitionType | None = None
+    outcome: Outcome | None = None
+    epoch: int | None = None
+    detection_seconds: float | None = None
+    """From the request (planned) or the fault (unplanned) to the operator starting the transition."""
+    transition_seconds: float | None = None
+    """The transition itself (`lastTransition.durationSeconds`)."""
+    outage_seconds: float | None = None
+    """Writes not accepted, as the operator sees it: the transition (planned, writes paused from
+    pause to unpause) or from the fault to the transition's end (unplanned)."""
+    bytes_at_risk: int = 0
+    """The standby's replication lag when the drill started: what an unplanned loss could lose."""
+    lost_bytes: int = 0
+    """The transition's `lostBytes`: the last lag the operator knew when it started."""
+    restored: bool | None = None
+    """Unplanned: the Redis taken down was brought back (and rejoined as a replica)."""
+    message: str = ""
 
 
 def manifest(name: str, spec: RegionPairSpec, namespace: str | None = None) -> dict[str, Any]:
