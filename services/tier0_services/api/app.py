@@ -22,13 +22,14 @@ from redis.backoff import ExponentialBackoff
 from tier0_services import kube
 from tier0_services.ai import runtime as ai_runtime
 from tier0_services.ai.settings import get_ai_settings
-from tier0_services.api import admission, bodyguard, docs, errors
+from tier0_services.api import admission, bodyguard, docs, errors, snapshot
 from tier0_services.api.bodyguard import BodyGuardMiddleware
 from tier0_services.api.console import router as console
 from tier0_services.api.instrument import InstrumentMiddleware, RequestObserver
 from tier0_services.api.metrics import ApiMetrics
 from tier0_services.api.metrics import router as metrics_router
 from tier0_services.api.routers import core, devices, diagnostics, failover, images, users
+from tier0_services.api.schemas import ActiveDevices, Status
 from tier0_services.api.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,9 @@ def create_app(settings: Settings | None = None, observers: Sequence[RequestObse
     )
     app.state.settings = settings
     app.state.metrics = ApiMetrics(settings.region, settings.version)
+    # The hot read endpoints share one read of Redis per `read_max_age_seconds` (see `snapshot`).
+    app.state.status_snapshot = snapshot.Snapshot[Status](settings.read_max_age_seconds)
+    app.state.active_snapshot = snapshot.Snapshot[ActiveDevices](settings.read_max_age_seconds)
     app.state.request_observers = list(observers)
     # Inside CORS, so that its 400/413/415 answers carry the CORS headers too.
     app.add_middleware(BodyGuardMiddleware, settings=settings, upload_paths=UPLOAD_PATHS)

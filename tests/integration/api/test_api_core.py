@@ -1,6 +1,7 @@
 """Region API core over a real redis-server: `/`, health, readiness, status, app version, OpenAPI,
 metrics (promtool-clean), request observers, unknown paths, the last-resort 500, and Redis down."""
 
+import asyncio
 import subprocess
 import time
 from collections.abc import Awaitable, Callable
@@ -71,6 +72,8 @@ async def test_status_counts_what_ingest_and_activity_wrote(client: httpx.AsyncC
     }
     assert body["pipeline"]["ingest"]["state"] == "absent"  # no worker heartbeats here
     await redis.set(keys.region_status("region1"), "failing_over")
+    # Requests share one read per read_max_age_seconds (`snapshot`): a change shows within that.
+    await asyncio.sleep(Settings().read_max_age_seconds)
     assert (await client.get("/api/status")).json()["status"] == "failing_over"
 
 
@@ -180,6 +183,7 @@ async def test_redis_down_is_a_fast_503_with_a_reason(redis_factory: RedisFactor
     client = await api_factory(port)
     assert (await client.get("/api/status")).status_code == 200  # a pooled connection exists
     proc.kill()
+    await asyncio.sleep(Settings().read_max_age_seconds)  # the read above is no longer served
     for path in REDIS_ENDPOINTS:
         started = time.monotonic()
         resp = await client.get(path)
