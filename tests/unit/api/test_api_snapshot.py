@@ -87,4 +87,3 @@ async def test_a_cancelled_caller_does_not_cancel_the_shared_read() -> None:
     assert await staying == 1
     with pytest.raises(asyncio.CancelledError):
         await leaving
-
