@@ -21,6 +21,12 @@ async def test_replica_keeps_entries_and_writes_them_after_promotion(redis_facto
             )
         assert await recorder.flush() == 0  # READONLY: kept, not dropped
         assert recorder.dropped == 0 and recorder.recorded == 0
+        # Still a replica: the next flushes only ask the role, the buffer is not folded or sent.
+        refused = await _refused_writes(replica)
+        assert refused > 0
+        for _ in range(3):
+            assert await recorder.flush() == 0
+        assert await _refused_writes(replica) == refused
 
         await replica.replicaof("NO", "ONE")
         assert await recorder.flush() == 5
@@ -28,3 +34,9 @@ async def test_replica_keeps_entries_and_writes_them_after_promotion(redis_facto
         assert total == 5 and len(ips) == 5
     finally:
         await replica.aclose()
+
+
+async def _refused_writes(redis: Redis) -> int:
+    """INCRBY calls the server refused (READONLY counts as `rejected_calls`)."""
+    stats = (await redis.info("commandstats")).get("cmdstat_incrby", {})
+    return int(stats.get("rejected_calls", 0))

@@ -51,6 +51,10 @@ class Settings(BaseSettings, connect.RedisAccess):
     """Upper bound of one burst's duration: it stops sending when this is reached."""
     active_window_seconds: float = Field(default=keys.ACTIVE_WINDOW_SECONDS, gt=0)
     """A device counts as active when its newest message is at most this old."""
+    read_max_age_seconds: float = Field(default=0.25, ge=0)
+    """`/api/status` and `/api/devices/active` answer from one shared read of Redis at most this
+    old (`tier0_services.api.snapshot`; their `timestamp` says when it was read); 0: every request
+    reads (concurrent ones still share one read)."""
     pipeline_stall_seconds: float = Field(default=pipeline.DEFAULT_STALL_AFTER_SECONDS, gt=0)
     """`/api/status` `pipeline`: a worker holding messages that stored nothing for this long, or
     whose heartbeat is this old, is stalled / dead (`tier0_contract.pipeline.assess`)."""

@@ -72,6 +72,9 @@ class IngestWorker:
         self._pending: list[Received] = []
         self._in_flight = 0
         self._wake = asyncio.Event()
+        self._arrived = asyncio.Event()
+        """Set by the first message after the flush loop found nothing to take: an idle worker
+        sleeps on it instead of polling every `max_delay` (200 times a second by default)."""
         self._stopping = False
         self._connected = False
         self._disconnected_at: float | None = None
@@ -101,6 +104,8 @@ class IngestWorker:
     def _receive(self, topic: bytes, payload: bytes, mid: int | None, conn: Any) -> None:
         self._pending.append((topic, payload, mid, conn))
         self.progress.received += 1
+        if len(self._pending) == 1:
+            self._arrived.set()
         if len(self._pending) >= self.config.batch_size:
             self._wake.set()
 
@@ -388,6 +393,13 @@ class IngestWorker:
                 if len(finishing) > MAX_UNCONFIRMED_BATCHES:
                     await finishing[0]
                     continue
+                if not self._pending and not finishing:
+                    # Idle (a quiet fleet, or nothing routed here): sleep until a message arrives,
+                    # then let the batch fill for `max_delay` as usual.
+                    self._arrived.clear()
+                    if not self._pending:
+                        await self._arrived.wait()
+                        continue
                 if len(self._pending) < cfg.batch_size:
                     self._wake.clear()
                     if finishing:
@@ -554,6 +566,7 @@ class IngestWorker:
         """Stop taking messages, finish the batch being written, disconnect. Messages still pending
         are unacknowledged and come back on the next connection of this client id."""
         self._stopping = True
+        self._arrived.set()  # an idle flush loop ends now, not after the 10 s below
         flush = next(t for t in tasks if t.get_name() == "flush")
         try:
             await asyncio.wait_for(flush, timeout=10)

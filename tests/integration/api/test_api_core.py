@@ -1,6 +1,7 @@
 """Region API core over a real redis-server: `/`, health, readiness, status, app version, OpenAPI,
 metrics (promtool-clean), request observers, unknown paths, the last-resort 500, and Redis down."""
 
+import asyncio
 import subprocess
 import time
 from collections.abc import Awaitable, Callable
@@ -71,7 +72,30 @@ async def test_status_counts_what_ingest_and_activity_wrote(client: httpx.AsyncC
     }
     assert body["pipeline"]["ingest"]["state"] == "absent"  # no worker heartbeats here
     await redis.set(keys.region_status("region1"), "failing_over")
+    # Requests share one read per read_max_age_seconds (`snapshot`): a change shows within that.
+    await asyncio.sleep(Settings().read_max_age_seconds)
     assert (await client.get("/api/status")).json()["status"] == "failing_over"
+
+
+async def test_hot_reads_are_shared_within_their_max_age(client: httpx.AsyncClient, redis: Redis) -> None:
+    """50 concurrent `/api/status` and 50 `/api/devices/active` cost Redis one read each; after
+    read_max_age_seconds the next request reads again and sees what changed."""
+    await testing.write_devices(redis, testing.fleet(30), time.time())
+    before = await _zcount_calls(redis)
+    answers = await asyncio.gather(
+        *(client.get("/api/status") for _ in range(50)), *(client.get("/api/devices/active") for _ in range(50))
+    )
+    assert {a.status_code for a in answers} == {200}
+    assert {a.json()["active_devices"] for a in answers} == {30}
+    assert await _zcount_calls(redis) - before == 2
+    await testing.write_devices(redis, testing.fleet(40)[30:], time.time())
+    await asyncio.sleep(Settings().read_max_age_seconds)
+    assert (await client.get("/api/devices/active")).json()["active_devices"] == 40
+    assert (await client.get("/api/status")).json()["active_devices"] == 40
+
+
+async def _zcount_calls(redis: Redis) -> int:
+    return int((await redis.info("commandstats")).get("cmdstat_zcount", {}).get("calls", 0))
 
 
 async def test_app_version_per_region(api_factory: ApiFactory, redis: Redis, redis_port: int) -> None:
@@ -180,6 +204,7 @@ async def test_redis_down_is_a_fast_503_with_a_reason(redis_factory: RedisFactor
     client = await api_factory(port)
     assert (await client.get("/api/status")).status_code == 200  # a pooled connection exists
     proc.kill()
+    await asyncio.sleep(Settings().read_max_age_seconds)  # the read above is no longer served
     for path in REDIS_ENDPOINTS:
         started = time.monotonic()
         resp = await client.get(path)

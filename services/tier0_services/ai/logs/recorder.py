@@ -5,6 +5,12 @@ background task flushes the buffer with one pipelined `aggregates.record` every 
 or as soon as `batch` entries wait. If Redis is down the entries stay buffered (bounded: the oldest
 are dropped and counted) and go out with the next successful flush.
 
+On a replica (a standby region) the flush is refused READONLY. Each flush then only asks Redis its
+role (`INFO replication`) until it is primary, and folds the buffer only then: folding a buffer
+that cannot be written, every `interval`, cost a standby API about 15% of a core once its probes
+had filled the buffer (tens of thousands of entries), and the promotion is still seen within one
+`interval`.
+
 An entry's path is the request's route template (`/api/images/site/{site_id}`, or
 `instrument.UNMATCHED_ROUTE` for a path no route serves), never the raw path: a flood of random
 8 KB paths adds to one counter instead of one member per path, in the buffer and in Redis.
@@ -53,6 +59,8 @@ class AccessLogRecorder:
         self.recorded = 0
         self.dropped = 0
         self._failing = False  # log a failure once when it starts, not on every flush
+        self._replica = False
+        """The last flush was refused READONLY: check the role before folding again."""
 
     def __call__(self, record: RequestRecordLike) -> None:
         """The request-observer hook: called once per answered request, cheap and non-blocking."""
@@ -77,10 +85,16 @@ class AccessLogRecorder:
     async def flush(self) -> int:
         if not self._buffer:
             return 0
-        entries = list(self._buffer)
         try:
+            if self._replica:
+                info = await self.redis.info("replication")
+                if info.get("role") != "master":
+                    return 0
+                self._replica = False
+            entries = list(self._buffer)
             written = await aggregates.record(self.redis, entries)
         except ReadOnlyError:
+            self._replica = True
             # A replica region serves reads but cannot write: keep the entries (bounded) until
             # the operator promotes this region's Redis.
             if not self._failing:
@@ -89,7 +103,7 @@ class AccessLogRecorder:
             return 0
         except (RedisError, OSError) as exc:
             if not self._failing:
-                log.warning("access log flush failed, %d entries kept: %s", len(entries), rediserrors.reason(exc))
+                log.warning("access log flush failed, %d entries kept: %s", len(self._buffer), rediserrors.reason(exc))
             self._failing = True
             return 0
         self._failing = False

@@ -8,9 +8,10 @@ from typing import Annotated, Any, Literal
 import httpx
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import RedirectResponse
+from redis.asyncio import Redis
 
 from tier0_contract import keys, pipeline
-from tier0_services.api import errors
+from tier0_services.api import errors, snapshot
 from tier0_services.api.deps import RedisDep, SettingsDep
 from tier0_services.api.schemas import AppVersion, Health, PipelineHealth, Root, Status
 from tier0_services.api.settings import Settings
@@ -75,7 +76,14 @@ async def ready(redis: RedisDep, settings: SettingsDep) -> Health:
 
 @router.get("/api/status", responses=REDIS_DOWN)
 async def status(request: Request, redis: RedisDep, settings: SettingsDep) -> Status:
-    """Region, its Redis role (primary or replica), version and counts, read from this region's Redis."""
+    """Region, its Redis role (primary or replica), version and counts, read from this region's Redis
+    at most `TIER0_READ_MAX_AGE_SECONDS` (0.25 s) before the answer; `timestamp` is when."""
+    state = request.app.state
+    snap: snapshot.Snapshot[Status] = state.status_snapshot
+    return await snap.get(lambda: read_status(redis, settings, state))
+
+
+async def read_status(redis: Redis, settings: Settings, state: Any) -> Status:
     async with redis.pipeline(transaction=False) as pipe:
         pipe.get(keys.region_status(settings.region))
         pipe.zcount(keys.DEVICES_LAST_SEEN, time.time() - settings.active_window_seconds, "+inf")
@@ -91,13 +99,13 @@ async def status(request: Request, redis: RedisDep, settings: SettingsDep) -> St
         c: pipeline.assess(heartbeats, c, settings.region, now, settings.pipeline_stall_seconds) for c in COMPONENTS
     }
     for component, h in health.items():
-        request.app.state.metrics.pipeline_healthy.labels(component).set(1 if h.healthy else 0)
+        state.metrics.pipeline_healthy.labels(component).set(1 if h.healthy else 0)
     return Status(
         region=settings.region,
         status=region_status.decode() if region_status else ("active" if role == "primary" else "standby"),
         role=role,
         version=settings.version,
-        startup_time=request.app.state.started_at,
+        startup_time=state.started_at,
         active_devices=int(devices or 0),
         active_users=int(users or 0),
         timestamp=datetime.now(UTC),

@@ -1,6 +1,7 @@
 """Device endpoints: active count, devices in ALERT, per-site metrics (what the ingest worker wrote).
 
-Each endpoint reads this region's Redis in one or two pipelined round trips. The decoding of stored
+Each endpoint reads this region's Redis in one or two pipelined round trips; `/active` shares one
+read between the requests of a quarter second (`snapshot`). The decoding of stored
 values is pure (`site_metrics_from_hash`, `decode_alerts`) and unit-tested.
 """
 
@@ -9,12 +10,12 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from redis.asyncio import Redis
 
 from tier0_contract import keys
 from tier0_contract.models import DeviceType
-from tier0_services.api import errors
+from tier0_services.api import errors, snapshot
 from tier0_services.api.deps import RedisDep, SettingsDep
 from tier0_services.api.schemas import (
     SITE_ID_PATTERN,
@@ -24,6 +25,7 @@ from tier0_services.api.schemas import (
     SiteMetrics,
     decode_stored,
 )
+from tier0_services.api.settings import Settings
 
 router = APIRouter(prefix="/api/devices", tags=["devices"])
 
@@ -34,9 +36,15 @@ SiteIdQuery = Annotated[
 
 
 @router.get("/active", responses=errors.responses(503))
-async def active_devices(redis: RedisDep, settings: SettingsDep) -> ActiveDevices:
-    """How many devices sent a message within the activity window (counted now, so a stopped
-    ingest shows as a falling count rather than a frozen one)."""
+async def active_devices(request: Request, redis: RedisDep, settings: SettingsDep) -> ActiveDevices:
+    """How many devices sent a message within the activity window (counted when read, so a stopped
+    ingest shows as a falling count rather than a frozen one). Read at most
+    `TIER0_READ_MAX_AGE_SECONDS` (0.25 s) before the answer; `timestamp` is when."""
+    snap: snapshot.Snapshot[ActiveDevices] = request.app.state.active_snapshot
+    return await snap.get(lambda: read_active(redis, settings))
+
+
+async def read_active(redis: Redis, settings: Settings) -> ActiveDevices:
     async with redis.pipeline(transaction=False) as pipe:
         pipe.zcount(keys.DEVICES_LAST_SEEN, time.time() - settings.active_window_seconds, "+inf")
         pipe.zcard(keys.DEVICES_LAST_SEEN)
