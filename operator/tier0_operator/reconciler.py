@@ -2,23 +2,23 @@
 
 One loop per RegionPair is the only actor on that pair inside this process, so steps never race
 each other; across processes only the Lease holder acts (lease.py) and a transition starts with a
-compare-and-set on status.epoch. Every decision is in decide.py / transition.py; this module only
-probes, calls, and writes, and the status is written in one place (`write_status`).
+compare-and-set on status.epoch. Every decision is pure: a round's in one call, `rounds.plan()`,
+a transition's steps in transition.py; this module only probes, carries out what they say, and
+writes, and the status is written in one place (`write_status`).
 """
 
 import asyncio
 import logging
 import os
 import time
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import aiohttp
 from redis.exceptions import RedisError
 
 from tier0_contract import regionpair as rp
-from tier0_operator import decide, endpoints, metrics, patches, secrets, transition
+from tier0_operator import decide, endpoints, metrics, patches, rounds, secrets, transition
 from tier0_operator.kube import ApiError, Kube, TransportErrors
 from tier0_operator.lease import Elector
 from tier0_operator.model import Probe, RegionSeen, now
@@ -131,29 +131,23 @@ class PairReconciler:
             await self.generate_secrets(spec)
         await self._ensure_clients(spec)
         probes = await self.probe_all(spec)
-        seen = self.seen()
-        self.status = decide.observe(spec, self.status, probes, seen)
+        r = rounds.plan(spec, self.status, probes, self.seen(), now(), generation)
         corroborated = self.detection.corroborated
-        self.detection = decide.detect(spec, self.status, probes, now(), seen)
-        if leader and self.detection.corroborated and not corroborated:
-            log.info(
-                "%s: fast path: %s; probing every %.2f s",
-                self.pair,
-                "; ".join(self.detection.said),
-                decide.next_interval(spec, self.detection),
-            )
+        self.status, self.detection = r.observed, r.detection
+        if leader and r.detection.corroborated and not corroborated:
+            log.info("%s: fast path: %s; probing every %.2f s", self.pair, "; ".join(r.detection.said), r.interval)
         self._observe(spec, probes, leader)
         if not leader:
             return False
-        action = decide.decide(spec, self.status, probes, now(), seen)
-        if not isinstance(action, decide.Nothing | decide.Blocked):
-            log.info("%s: %s", self.pair, action)
-        acted = await self.execute(spec, action, probes, generation)
-        if acted and isinstance(action, decide.StartSwitchover | decide.StartFailover | decide.Resume):
+        if not isinstance(r.action, decide.Nothing | decide.Blocked):
+            log.info("%s: %s", self.pair, r.action)
+        acted = await self.carry_out(spec, r, generation)
+        if acted and r.runs_transition:
             return True  # the transition wrote its own status; probe afresh
         if not acted:
-            await self.apply_guard(spec, probes)
-        await self.write_status(spec, probes, action, generation, force=acted)
+            await self.apply_guard(r.guard)
+        # The Services as routed meanwhile (Bootstrap routes them) are the reconciler's record.
+        await self.write_status(r.report.model_copy(update={"services": self.status.services}), force=acted)
         if (
             not acted
             and not spec.paused
@@ -163,53 +157,36 @@ class PairReconciler:
             await self.ensure_routing(spec, self.status.active_region)
         return acted
 
-    async def execute(
-        self, spec: rp.RegionPairSpec, action: decide.Action, probes: dict[str, Probe], generation: int
-    ) -> bool:
+    async def carry_out(self, spec: rp.RegionPairSpec, r: rounds.Round, generation: int) -> bool:
+        """Carry out the round's action; False when there was none or its Redis command failed."""
         try:
-            match action:
-                case decide.Bootstrap(active=active):
-                    self.status = decide.bootstrapped(spec, self.status, active)
-                    self._event("Bootstrapped", f"{active} is the active region")
-                    await self.ensure_routing(spec, active)
-                case decide.MakeReplica(region=region, of=of, fencing=fencing):
+            match r.action:
+                case decide.MakeReplica(region=region, of=of):
                     await self.clients[region].replicaof(self.clients[of])
-                    if fencing:
-                        self._event("Fenced", f"{region} was a writable primary; made it a replica of {of}", True)
-                    else:
-                        self._event("ReplicationConfigured", f"{region} replicates from {of}")
                 case decide.Promote(region=region):
                     await self.clients[region].promote()
-                    self._event("Promoted", f"{region} (active, was a replica with no primary) promoted")
-                case decide.Acknowledge(region=region):
-                    self.status = self.status.model_copy(update={"requested_region": region})
-                case decide.StartSwitchover(to=to, attempt=attempt, reason=reason, trigger=trigger):
-                    why = reason or f"spec.activeRegion set to {to}" + (f" (attempt {attempt})" if attempt > 1 else "")
-                    await self.start_transition(spec, "Switchover", to, why, 0, generation, attempt, trigger)
-                case decide.StartFailover(to=to, lost_bytes=lost, reason=reason, trigger=trigger):
-                    await self.start_transition(
-                        spec,
-                        "Failover",
-                        to,
-                        reason,
-                        lost,
-                        generation,
-                        trigger=trigger,
-                        witnesses=action.witnesses,
-                        detection_seconds=action.detection_seconds,
-                    )
+                case decide.StartSwitchover() | decide.StartFailover():
+                    assert r.started is not None
+                    await self.start_transition(spec, r.started, r.events, generation)
+                    return True
                 case decide.Resume():
                     await self.run_transition(spec, generation)
-                case _:
+                    return True
+                case decide.Bootstrap() | decide.Acknowledge():
+                    pass  # a change of status only (and Bootstrap's routing, below)
+                case decide.Nothing() | decide.Blocked():
                     return False
         except RedisErrors as e:
-            log.warning("%s: %s failed: %s", self.pair, action, e)
+            log.warning("%s: %s failed: %s", self.pair, r.action, e)
             return False
+        self.status = r.done
+        self._post_events(r.events)
+        if isinstance(r.action, decide.Bootstrap):
+            await self.ensure_routing(spec, r.action.active)
         return True
 
-    async def apply_guard(self, spec: rp.RegionPairSpec, probes: dict[str, Probe]) -> None:
+    async def apply_guard(self, g: decide.Guard | None) -> None:
         """Write the pair's epoch and the write guard into the active primary when it lacks them."""
-        g = decide.guard(spec, self.status, probes, now())
         if g is None:
             return
         try:
@@ -219,37 +196,21 @@ class PairReconciler:
             return
         if g.min_replicas_to_write is not None:
             log.info("%s: %s min-replicas-to-write %d", self.pair, g.region, g.min_replicas_to_write)
-            probes[g.region] = _with(probes[g.region], min_replicas_to_write=g.min_replicas_to_write)
-        if g.epoch is not None:
-            probes[g.region] = _with(probes[g.region], epoch=g.epoch)
 
     # -- transitions ----------------------------------------------------------------------------
 
     async def start_transition(
         self,
         spec: rp.RegionPairSpec,
-        kind: rp.TransitionType,
-        to: str,
-        reason: str,
-        lost: int,
+        started: rp.RegionPairStatus,
+        events: tuple[decide.Event, ...],
         generation: int,
-        attempt: int = 1,
-        trigger: rp.Trigger | None = None,
-        witnesses: tuple[rp.Witness, ...] = (),
-        detection_seconds: float | None = None,
     ) -> None:
-        started = transition.begin(
-            spec, self.status, kind, to, reason, lost, now(), attempt, trigger, witnesses, detection_seconds
-        )
+        """Write the transition's start (a compare-and-set on the epoch), then run it."""
         if not await self.write_status_cas(self.status.epoch, started):
             return
-        t = started.transition
-        assert t is not None
         metrics.IN_TRANSITION.labels(self.pair).set(1)
-        message = f"{kind} {t.from_region} -> {to} (epoch {t.epoch}): {reason}"
-        if witnesses:
-            message += f" ({decide.witnessed(witnesses, detection_seconds)})"
-        self._event(f"{kind}Started", message, kind == "Failover")
+        self._post_events(events)
         await self.run_transition(spec, generation)
 
     async def run_transition(self, spec: rp.RegionPairSpec, generation: int) -> None:
@@ -339,8 +300,7 @@ class PairReconciler:
         self._event(*transition.event_of_finish(t, last))
         # The phase after a transition is what fresh probes say, like in any other round.
         probes = await self.probe_all(spec)
-        self.status = decide.observe(spec, self.status, probes, self.seen())
-        await self.write_status(spec, probes, decide.Nothing(), generation, force=True)
+        await self.write_status(rounds.settled(spec, self.status, probes, self.seen(), now(), generation), force=True)
 
     # -- Services -------------------------------------------------------------------------------
 
@@ -504,15 +464,9 @@ class PairReconciler:
 
     # -- status: the one place it is written -----------------------------------------------------
 
-    async def write_status(
-        self,
-        spec: rp.RegionPairSpec,
-        probes: dict[str, Probe],
-        action: decide.Action,
-        generation: int,
-        force: bool = False,
-    ) -> None:
-        self.status = decide.report(spec, self.status, probes, action, generation, now())
+    async def write_status(self, status: rp.RegionPairStatus, force: bool = False) -> None:
+        """Make `status` the pair's; written when it changed, or its probe times are due a refresh."""
+        self.status = status
         material = patches.without_probe_times(self.status)
         if (
             not force
@@ -543,8 +497,7 @@ class PairReconciler:
         return True
 
     def _wrote(self, material: dict[str, Any]) -> None:
-        for e in decide.events(self._written, self.status):
-            self._event(e.reason, e.message, e.warning)
+        self._post_events(decide.events(self._written, self.status))
         self._written = self.status
         self._last_written, self._last_write = material, time.monotonic()
 
@@ -560,6 +513,10 @@ class PairReconciler:
         for e in [*self._deferred, event]:
             self._post(e)
         self._deferred.clear()
+
+    def _post_events(self, events: Iterable[decide.Event]) -> None:
+        for e in events:
+            self._event(e.reason, e.message, e.warning)
 
     def _post(self, event: dict[str, Any]) -> None:
         task = asyncio.ensure_future(self._post_event(event))
@@ -695,10 +652,6 @@ class PairReconciler:
         self._deferred.clear()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-def _with(probe: Probe, **changes: Any) -> Probe:
-    return replace(probe, **changes)
 
 
 async def _sleep_or_wake(seconds: float, wake: asyncio.Event, stopped: Any) -> None:
