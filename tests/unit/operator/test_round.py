@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from tier0_contract import regionpair as rp
 from tier0_operator import decide, rounds
+from tier0_operator import transition as tr
 from tier0_operator.model import Probe, RegionSeen
 from tier0_testing.pairs import HEALTHY, SPEC, STEADY, T0, down, primary, probes, replica, spec, status, transition
 
@@ -73,6 +74,19 @@ class TestPlannedSwitchover:
             decide.Event(
                 "SwitchoverStarted", "Switchover region1 -> region2 (epoch 2): spec.activeRegion set to region2"
             ),
+        )
+
+    def test_a_retry_after_a_rollback_says_its_attempt(self) -> None:
+        t = transition("Switchover").model_copy(update={"attempt": 1})
+        last = tr.last_transition(t, "RolledBack", T0, "replica lagging")
+        st = status(requested="region2", epoch=2, last_transition=last)
+        r = plan(self.WANTED, st, STEADY_PROBES, seconds=2 * SPEC.failover.switchover_timeout_seconds)
+        assert r.action == decide.StartSwitchover("region2", attempt=2)
+        assert r.started is not None and r.started.transition is not None
+        assert (r.started.transition.attempt, r.started.transition.epoch) == (2, 3)
+        assert (
+            r.events[0].message
+            == "Switchover region1 -> region2 (epoch 3): spec.activeRegion set to region2 (attempt 2)"
         )
 
     def test_what_is_written_when_it_cannot_start_is_the_observed_pair(self) -> None:
