@@ -1,6 +1,7 @@
 """What to do about a pair, decided from its spec, its status and the latest probes. Pure.
 
-One round of the daemon (reconciler.py) is:
+The rules of a round, in the order `rounds.plan()` applies them (the one entry point the
+reconciler calls; only the checks of step 0 come before the probes):
 
 0. `read_spec()` and `unknown_regions()`: can this round act at all? A spec the model rejects, or a
    status naming a region the spec no longer has (a rename), is a `Problem`: reported as
@@ -12,7 +13,8 @@ One round of the daemon (reconciler.py) is:
 3. `guard()`: what the active primary's Redis must hold besides its role (the pair's epoch,
    `min-replicas-to-write` by `spec.replication`);
 4. `report()`: phase, conditions and the replication status, from all of the above;
-5. `events()`: the Events a change between two statuses deserves.
+5. `events()`: the Events a change between two written statuses deserves (asked by the reconciler
+   at each write: only it knows what it wrote last).
 
 Keeping every rule here (failover threshold and the fast path's witnesses, fencing, switchover
 requests, acknowledging a failover, the write guard, pipeline health) means each is unit-tested

@@ -35,7 +35,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.networking.request_timeout = 30
     settings.networking.connect_timeout = 10
     settings.peering.standalone = True  # leader election is our Lease, not kopf peering
-    settings.posting.enabled = False  # our Events are posted directly (reconciler._event)
+    settings.posting.enabled = False  # our Events are posted directly (reporting.Reporter.event)
     # The CRD is installed before the operator (chart, make up, tests): no CRD/namespace
     # watching, which keeps the RBAC to operator/rbac/role.yaml.
     settings.scanning.disabled = True

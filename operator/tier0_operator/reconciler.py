@@ -2,8 +2,9 @@
 
 One loop per RegionPair is the only actor on that pair inside this process, so steps never race
 each other; across processes only the Lease holder acts (lease.py) and a transition starts with a
-compare-and-set on status.epoch. Every decision is in decide.py / transition.py; this module only
-probes, calls, and writes, and the status is written in one place (`write_status`).
+compare-and-set on status.epoch. Every decision is pure: a round's in one call, `rounds.plan()`,
+a transition's steps in transition.py; this module only probes and carries out what they say. The
+status is written, and Events posted, in one place (reporting.py); the Services move in routing.py.
 """
 
 import asyncio
@@ -11,14 +12,13 @@ import logging
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
 import aiohttp
 from redis.exceptions import RedisError
 
 from tier0_contract import regionpair as rp
-from tier0_operator import decide, endpoints, metrics, patches, secrets, transition
+from tier0_operator import decide, endpoints, metrics, reporting, rounds, routing, secrets, transition
 from tier0_operator.kube import ApiError, Kube, TransportErrors
 from tier0_operator.lease import Elector
 from tier0_operator.model import Probe, RegionSeen, now
@@ -26,7 +26,6 @@ from tier0_operator.redisops import RegionRedis
 from tier0_operator.settings import Settings
 
 log = logging.getLogger("tier0_operator.reconciler")
-STATUS_REFRESH_SECONDS = 5.0  # unchanged status is still rewritten this often (lastProbeTime)
 ROUTE_CHECK_SECONDS = 10.0  # how often the Service selectors are verified outside transitions
 RECHECK_SECONDS = 0.25  # bound of the probe of a region found unreachable by the probe before
 # The same inside a transition, whose every step re-probes both regions: a vanished old primary
@@ -51,31 +50,22 @@ class PairReconciler:
         self.namespace, self.name, self.uid = namespace, name, uid
         self.pair = f"{namespace}/{name}"
         self.kube, self.elector, self.settings = kube, elector, settings
-        self.status = rp.RegionPairStatus()
+        self.reporter = reporting.Reporter(namespace, name, uid, kube)  # status and Events
+        self.router = routing.Router(namespace, name, kube, self.reporter)  # the Services
         self.clients: dict[str, RegionRedis] = {}
         self._client_key: tuple[Any, ...] = ()
-        self._written = rp.RegionPairStatus()
-        self._last_written: dict[str, Any] | None = None
-        self._last_write = 0.0
-        self._last_route_check = 0.0
-        self._tasks: set[asyncio.Task[None]] = set()
         self._http: aiohttp.ClientSession | None = None
         self._missing_secrets: set[tuple[str, str]] = set()
         self._missing_generated: set[str] = set()
         self._secrets_due = 0.0
-        self._unowned: set[str] = set()
-        self._problem: decide.Problem | None = None  # the last problem logged
-        self._announced: decide.Problem | None = None  # ... and reported (Event, status) as the leader
-        self._deferred: list[dict[str, Any]] = []
         self.regions: list[str] = []
-        self._routes: tuple[rp.ServiceRoute, ...] = ()
         self.witness: endpoints.Witness | None = None
         self.detection = decide.Detection()  # the last round's: a corroborated one probes fast
 
     # -- the loop -------------------------------------------------------------------------------
 
     async def run(self, body: Mapping[str, Any], stopped: Any, wake: asyncio.Event) -> None:
-        self._load(body.get("status"))
+        self.reporter.load(body.get("status"))
         self.witness = endpoints.Witness(self.kube, self.namespace, wake)
         was_leader = False
         try:
@@ -86,16 +76,15 @@ class PairReconciler:
                 leader = self.elector.is_leader()
                 try:
                     if leader and not was_leader:
-                        await self._reload_status()  # another replica may have acted meanwhile
-                        self._last_route_check = 0.0
+                        await self.reporter.reload()  # another replica may have acted meanwhile
+                        self.router.last_check = 0.0
                         self._secrets_due = 0.0
                     was_leader = leader
                     spec = decide.read_spec(body.get("spec"))
                     if isinstance(spec, decide.Problem):
-                        await self.report_problem(spec, generation, leader)
+                        await self.reporter.problem(spec, generation, leader)
                         busy = False
                     else:
-                        self._routes = spec.routes
                         self.witness.track(spec)
                         busy = await self.tick(spec, generation, leader)
                         interval = decide.next_interval(spec, self.detection)
@@ -107,7 +96,7 @@ class PairReconciler:
                 except Exception as e:  # noqa: BLE001 - a bug or an unforeseen state: report, go on
                     # Never a crash loop: the pair keeps its daemon, says why in Ready and an Event,
                     # and the next round tries afresh (the steps are derived, safe to repeat).
-                    await self._report_failure(e, generation, leader)
+                    await self.reporter.failure(e, generation, leader)
                     busy = False
                 if busy:
                     continue
@@ -119,97 +108,74 @@ class PairReconciler:
 
     async def tick(self, spec: rp.RegionPairSpec, generation: int, leader: bool) -> bool:
         """One probe-decide-act round; True when something changed and the next round is due now."""
-        problem = decide.unknown_regions(spec, self.status)
+        problem = decide.unknown_regions(spec, self.reporter.status)
         if problem is not None:
-            await self._reload_status()  # fixed by hand meanwhile? (status is read afresh each round)
-            problem = decide.unknown_regions(spec, self.status)
+            await self.reporter.reload()  # fixed by hand meanwhile? (status is read afresh each round)
+            problem = decide.unknown_regions(spec, self.reporter.status)
             if problem is not None:
-                await self.report_problem(problem, generation, leader)
+                await self.reporter.problem(problem, generation, leader)
                 return False
-        self._problem = self._announced = None  # this round can act: a problem seen again is news
+        self.reporter.can_act()
         if leader:
             await self.generate_secrets(spec)
         await self._ensure_clients(spec)
         probes = await self.probe_all(spec)
-        seen = self.seen()
-        self.status = decide.observe(spec, self.status, probes, seen)
+        r = rounds.plan(spec, self.reporter.status, probes, self.seen(), now(), generation)
         corroborated = self.detection.corroborated
-        self.detection = decide.detect(spec, self.status, probes, now(), seen)
-        if leader and self.detection.corroborated and not corroborated:
-            log.info(
-                "%s: fast path: %s; probing every %.2f s",
-                self.pair,
-                "; ".join(self.detection.said),
-                decide.next_interval(spec, self.detection),
-            )
+        self.reporter.status, self.detection = r.observed, r.detection
+        if leader and r.detection.corroborated and not corroborated:
+            log.info("%s: fast path: %s; probing every %.2f s", self.pair, "; ".join(r.detection.said), r.interval)
         self._observe(spec, probes, leader)
         if not leader:
             return False
-        action = decide.decide(spec, self.status, probes, now(), seen)
-        if not isinstance(action, decide.Nothing | decide.Blocked):
-            log.info("%s: %s", self.pair, action)
-        acted = await self.execute(spec, action, probes, generation)
-        if acted and isinstance(action, decide.StartSwitchover | decide.StartFailover | decide.Resume):
+        if not isinstance(r.action, decide.Nothing | decide.Blocked):
+            log.info("%s: %s", self.pair, r.action)
+        acted = await self.carry_out(spec, r, generation)
+        if acted and r.runs_transition:
             return True  # the transition wrote its own status; probe afresh
         if not acted:
-            await self.apply_guard(spec, probes)
-        await self.write_status(spec, probes, action, generation, force=acted)
+            await self.apply_guard(r.guard)
+        # The Services as routed meanwhile (Bootstrap routes them) are the reconciler's record.
+        await self.reporter.write(r.report.model_copy(update={"services": self.reporter.status.services}), force=acted)
         if (
             not acted
             and not spec.paused
-            and self.status.active_region
-            and time.monotonic() - self._last_route_check > ROUTE_CHECK_SECONDS
+            and self.reporter.status.active_region
+            and time.monotonic() - self.router.last_check > ROUTE_CHECK_SECONDS
         ):
-            await self.ensure_routing(spec, self.status.active_region)
+            await self.router.ensure_routing(spec, self.reporter.status.active_region)
         return acted
 
-    async def execute(
-        self, spec: rp.RegionPairSpec, action: decide.Action, probes: dict[str, Probe], generation: int
-    ) -> bool:
+    async def carry_out(self, spec: rp.RegionPairSpec, r: rounds.Round, generation: int) -> bool:
+        """Carry out the round's action; False when there was none or its Redis command failed."""
         try:
-            match action:
-                case decide.Bootstrap(active=active):
-                    self.status = decide.bootstrapped(spec, self.status, active)
-                    self._event("Bootstrapped", f"{active} is the active region")
-                    await self.ensure_routing(spec, active)
-                case decide.MakeReplica(region=region, of=of, fencing=fencing):
+            match r.action:
+                case decide.MakeReplica(region=region, of=of):
                     await self.clients[region].replicaof(self.clients[of])
-                    if fencing:
-                        self._event("Fenced", f"{region} was a writable primary; made it a replica of {of}", True)
-                    else:
-                        self._event("ReplicationConfigured", f"{region} replicates from {of}")
                 case decide.Promote(region=region):
                     await self.clients[region].promote()
-                    self._event("Promoted", f"{region} (active, was a replica with no primary) promoted")
-                case decide.Acknowledge(region=region):
-                    self.status = self.status.model_copy(update={"requested_region": region})
-                case decide.StartSwitchover(to=to, attempt=attempt, reason=reason, trigger=trigger):
-                    why = reason or f"spec.activeRegion set to {to}" + (f" (attempt {attempt})" if attempt > 1 else "")
-                    await self.start_transition(spec, "Switchover", to, why, 0, generation, attempt, trigger)
-                case decide.StartFailover(to=to, lost_bytes=lost, reason=reason, trigger=trigger):
-                    await self.start_transition(
-                        spec,
-                        "Failover",
-                        to,
-                        reason,
-                        lost,
-                        generation,
-                        trigger=trigger,
-                        witnesses=action.witnesses,
-                        detection_seconds=action.detection_seconds,
-                    )
+                case decide.StartSwitchover() | decide.StartFailover():
+                    assert r.started is not None
+                    await self.start_transition(spec, r.started, r.events, generation)
+                    return True
                 case decide.Resume():
                     await self.run_transition(spec, generation)
-                case _:
+                    return True
+                case decide.Bootstrap() | decide.Acknowledge():
+                    pass  # a change of status only (and Bootstrap's routing, below)
+                case decide.Nothing() | decide.Blocked():
                     return False
         except RedisErrors as e:
-            log.warning("%s: %s failed: %s", self.pair, action, e)
+            log.warning("%s: %s failed: %s", self.pair, r.action, e)
             return False
+        self.reporter.status = r.done
+        self.reporter.post(r.events)
+        if isinstance(r.action, decide.Bootstrap):
+            await self.router.ensure_routing(spec, r.action.active)
         return True
 
-    async def apply_guard(self, spec: rp.RegionPairSpec, probes: dict[str, Probe]) -> None:
+    async def apply_guard(self, g: decide.Guard | None) -> None:
         """Write the pair's epoch and the write guard into the active primary when it lacks them."""
-        g = decide.guard(spec, self.status, probes, now())
         if g is None:
             return
         try:
@@ -219,41 +185,25 @@ class PairReconciler:
             return
         if g.min_replicas_to_write is not None:
             log.info("%s: %s min-replicas-to-write %d", self.pair, g.region, g.min_replicas_to_write)
-            probes[g.region] = _with(probes[g.region], min_replicas_to_write=g.min_replicas_to_write)
-        if g.epoch is not None:
-            probes[g.region] = _with(probes[g.region], epoch=g.epoch)
 
     # -- transitions ----------------------------------------------------------------------------
 
     async def start_transition(
         self,
         spec: rp.RegionPairSpec,
-        kind: rp.TransitionType,
-        to: str,
-        reason: str,
-        lost: int,
+        started: rp.RegionPairStatus,
+        events: tuple[decide.Event, ...],
         generation: int,
-        attempt: int = 1,
-        trigger: rp.Trigger | None = None,
-        witnesses: tuple[rp.Witness, ...] = (),
-        detection_seconds: float | None = None,
     ) -> None:
-        started = transition.begin(
-            spec, self.status, kind, to, reason, lost, now(), attempt, trigger, witnesses, detection_seconds
-        )
-        if not await self.write_status_cas(self.status.epoch, started):
+        """Write the transition's start (a compare-and-set on the epoch), then run it."""
+        if not await self.reporter.write_cas(self.reporter.status.epoch, started):
             return
-        t = started.transition
-        assert t is not None
         metrics.IN_TRANSITION.labels(self.pair).set(1)
-        message = f"{kind} {t.from_region} -> {to} (epoch {t.epoch}): {reason}"
-        if witnesses:
-            message += f" ({decide.witnessed(witnesses, detection_seconds)})"
-        self._event(f"{kind}Started", message, kind == "Failover")
+        self.reporter.post(events)
         await self.run_transition(spec, generation)
 
     async def run_transition(self, spec: rp.RegionPairSpec, generation: int) -> None:
-        t = self.status.transition
+        t = self.reporter.status.transition
         assert t is not None
         src, dst = spec.region(t.from_region), spec.region(t.to_region)
         limits = transition.deadlines(spec, t)
@@ -275,7 +225,9 @@ class PairReconciler:
                 )
             )
             gone = {p.region for p in (pf, pt) if not p.reachable}
-            step = transition.next_step(t, src.redis, dst.redis, pf, pt, paused, now(), limits, self.status.lag_bytes)
+            step = transition.next_step(
+                t, src.redis, dst.redis, pf, pt, paused, now(), limits, self.reporter.status.lag_bytes
+            )
             if step.kind != "wait":
                 log.info("%s: %s step %s (%s)", self.pair, t.type, step.kind, step.why)
             if step.lost_bytes is not None:
@@ -297,7 +249,7 @@ class PairReconciler:
                         guard = decide.promotion_min_replicas(spec, pf.reachable)
                         lag = spec.replication.min_replicas_max_lag_seconds
                         await self.clients[dst.name].take_primary(t.epoch, guard, lag)
-                        await self.route(spec, dst.name)
+                        await self.router.route(spec, dst.name)
                         if pf.reachable:  # a pause on an unreachable primary expires on its own
                             await self._unpause(src.name)
                         await self.finish(spec, t, "Succeeded", generation, min_replicas_to_write=guard)
@@ -329,102 +281,19 @@ class PairReconciler:
         why: str = "",
         min_replicas_to_write: int | None = None,
     ) -> None:
-        self.status = transition.finished(self.status, t, outcome, now(), why, min_replicas_to_write)
-        last = self.status.last_transition
+        self.reporter.status = transition.finished(self.reporter.status, t, outcome, now(), why, min_replicas_to_write)
+        last = self.reporter.status.last_transition
         assert last is not None
         metrics.TRANSITIONS.labels(t.type, outcome).inc()
         metrics.TRANSITION_SECONDS.labels(t.type).observe(last.duration_seconds)
         metrics.EPOCH.labels(self.pair).set(t.epoch)
         metrics.IN_TRANSITION.labels(self.pair).set(0)
-        self._event(*transition.event_of_finish(t, last))
+        self.reporter.event(*transition.event_of_finish(t, last))
         # The phase after a transition is what fresh probes say, like in any other round.
         probes = await self.probe_all(spec)
-        self.status = decide.observe(spec, self.status, probes, self.seen())
-        await self.write_status(spec, probes, decide.Nothing(), generation, force=True)
-
-    # -- Services -------------------------------------------------------------------------------
-
-    async def route(self, spec: rp.RegionPairSpec, active: str) -> None:
-        """Point every Service of spec.services at `active`, one after the other in the spec's order
-        (a transition's defined order: the API first, say, then the brokers), and record each. Each
-        flip is one JSON patch whose `test` op leaves a Service that is not annotated as this pair's
-        untouched (reported instead)."""
-        started = time.monotonic()
-        moved = []
-        for route in spec.routes:
-            try:
-                await self.kube.patch_service(
-                    self.namespace, route.name, patches.build_service_patch(spec, active, route, self.name)
-                )
-            except ApiError as e:
-                if e.status == 404:
-                    self._routed(route.name, None, f"Service {route.name} not found")
-                    self._event(
-                        "ServiceMissing", f"Service {route.name} not found; its selector cannot follow {active}", True
-                    )
-                    continue
-                routing = await self.kube.service_routing(self.namespace, route.name) if e.status == 422 else None
-                if routing is None or patches.owned_by(routing[1], self.name):
-                    raise
-                self._not_owned(spec, route, routing[0], active)  # the patch's ownership `test` failed
-                continue
-            self._routed(route.name, active, routed=True)
-            moved.append(route.name)
-        self._last_route_check = time.monotonic()
-        if moved:
-            took = time.monotonic() - started
-            self._event("Routed", f"{', '.join(moved)} routed to {active}, in this order, in {took:.3f} s")
-
-    async def ensure_routing(self, spec: rp.RegionPairSpec, active: str) -> None:
-        self._last_route_check = time.monotonic()
-        for route in spec.routes:
-            routing = await self.kube.service_routing(self.namespace, route.name)
-            if routing is None:
-                self._routed(route.name, None, f"Service {route.name} not found")
-                continue
-            selector, annotations = routing
-            if not patches.owned_by(annotations, self.name):
-                self._not_owned(spec, route, selector, active)
-                continue
-            self._unowned.discard(route.name)
-            now_at = patches.selector_region(spec, selector, route)
-            if now_at == active:
-                self._routed(route.name, active)
-                continue
-            log.info("%s: Service %s does not route to %s; patching", self.pair, route.name, active)
-            try:
-                await self.kube.patch_service(
-                    self.namespace, route.name, patches.build_service_patch(spec, active, route, self.name)
-                )
-            except ApiError as e:
-                routing = await self.kube.service_routing(self.namespace, route.name) if e.status == 422 else None
-                if routing is None or patches.owned_by(routing[1], self.name):
-                    raise
-                self._not_owned(spec, route, routing[0], active)  # its annotation went away since the read
-                continue
-            self._routed(route.name, active, routed=True)
-            self._event("Routed", f"Service {route.name} selector set to {active}")
-
-    def _routed(self, name: str, region: str | None, message: str = "", routed: bool = False) -> None:
-        """Record where one Service points (status.services keeps spec.services' order)."""
-        before = {s.name: s for s in self.status.services}
-        old = before.get(name)
-        at = now() if routed else (old.routed_at if old is not None else None)
-        before[name] = rp.ServiceStatus(name=name, region=region, routed_at=at, message=message)
-        order = [r.name for r in self._routes] or list(before)
-        self.status = self.status.model_copy(update={"services": tuple(before[n] for n in order if n in before)})
-
-    def _not_owned(
-        self, spec: rp.RegionPairSpec, route: rp.ServiceRoute, selector: dict[str, str], active: str
-    ) -> None:
-        """A Service of spec.services that is not annotated as this pair's: left as it is, recorded in
-        status.services and reported once (an Event) until it changes."""
-        why = f"not annotated {rp.SELECTOR_OWNER_ANNOTATION}: {self.name}; its selector is left as it is"
-        self._routed(route.name, patches.selector_region(spec, selector, route), why)
-        if route.name in self._unowned:
-            return
-        self._unowned.add(route.name)
-        self._event("ServiceNotOwned", f"Service {route.name} is {why} (not moved to {active})", True)
+        await self.reporter.write(
+            rounds.settled(spec, self.reporter.status, probes, self.seen(), now(), generation), force=True
+        )
 
     # -- generated Secrets ------------------------------------------------------------------------
 
@@ -448,7 +317,7 @@ class PairReconciler:
         if state is None:
             if name not in self._missing_generated:
                 self._missing_generated.add(name)
-                self._event("SecretMissing", f"Secret {name} (spec.generatedSecrets) not found", True)
+                self.reporter.event("SecretMissing", f"Secret {name} (spec.generatedSecrets) not found", True)
             return False
         self._missing_generated.discard(name)
         keys = secrets.keys_to_generate(state.annotations, state.keys)
@@ -461,122 +330,17 @@ class PairReconciler:
                 raise
             return False  # changed meanwhile: read again at the next check
         log.info("%s: secret %s: generated %s", self.pair, name, ", ".join(keys))
-        self._event("SecretGenerated", f"Secret {name}: generated {', '.join(keys)}")
+        self.reporter.event("SecretGenerated", f"Secret {name}: generated {', '.join(keys)}")
         self._client_key = ()  # a Redis password may be among them: read it again
         return True
 
-    # -- problems: reported, never raised ---------------------------------------------------------
-
-    async def report_problem(self, problem: decide.Problem, generation: int, leader: bool) -> None:
-        """Ready=False with the problem's reason, an Event and a log line, each once per distinct
-        problem; the status and the Event come from the Lease holder only, like every status."""
-        if problem != self._problem:
-            self._problem = problem
-            log.warning("%s: %s: %s", self.pair, problem.reason, problem.message)
-        if not leader:
-            return
-        fresh = problem != self._announced
-        if fresh:
-            self._announced = problem
-            # At once, even inside a transition: a transition that cannot go on never posts its own.
-            self._event(problem.reason, problem.message, True, defer=False)
-        self.status = decide.problem_status(self.status, problem, generation, now())
-        material = patches.without_probe_times(self.status)
-        if not fresh and material == self._last_written:
-            return
-        try:
-            await self.kube.patch_status(self.namespace, self.name, patches.build_status_patch(self.status))
-        except ApiError as e:
-            if e.status != 404:
-                raise
-            return
-        self._written = self.status
-        self._last_written, self._last_write = material, time.monotonic()
-
-    async def _report_failure(self, e: Exception, generation: int, leader: bool) -> None:
-        problem = decide.Problem("RoundFailed", f"{type(e).__name__}: {e}"[:500])
-        if problem != self._problem:
-            log.error("%s: round failed", self.pair, exc_info=e)  # the traceback, once per distinct error
-        try:
-            await self.report_problem(problem, generation, leader)
-        except (ApiError, *TransportErrors) as err:
-            log.warning("%s: round failure not reported: %s", self.pair, err)
-
-    # -- status: the one place it is written -----------------------------------------------------
-
-    async def write_status(
-        self,
-        spec: rp.RegionPairSpec,
-        probes: dict[str, Probe],
-        action: decide.Action,
-        generation: int,
-        force: bool = False,
-    ) -> None:
-        self.status = decide.report(spec, self.status, probes, action, generation, now())
-        material = patches.without_probe_times(self.status)
-        if (
-            not force
-            and material == self._last_written
-            and time.monotonic() - self._last_write < STATUS_REFRESH_SECONDS
-        ):
-            return
-        try:
-            await self.kube.patch_status(self.namespace, self.name, patches.build_status_patch(self.status))
-        except ApiError as e:
-            if e.status == 404:
-                return  # deleted meanwhile
-            raise
-        self._wrote(material)
-
-    async def write_status_cas(self, old_epoch: int, status: rp.RegionPairStatus) -> bool:
-        """Write `status` only if status.epoch is still `old_epoch` (the start of a transition)."""
-        try:
-            await self.kube.patch_status(self.namespace, self.name, patches.build_status_cas(old_epoch, status))
-        except ApiError as e:
-            if not e.conflict:
-                raise
-            log.warning("%s: epoch %d moved under us; reloading status", self.pair, old_epoch)
-            await self._reload_status()
-            return False
-        self.status = status
-        self._wrote(patches.without_probe_times(status))
-        return True
-
-    def _wrote(self, material: dict[str, Any]) -> None:
-        for e in decide.events(self._written, self.status):
-            self._event(e.reason, e.message, e.warning)
-        self._written = self.status
-        self._last_written, self._last_write = material, time.monotonic()
-
     # -- events, metrics ------------------------------------------------------------------------
-
-    def _event(self, reason: str, message: str, warning: bool = False, defer: bool = True) -> None:
-        log.info("%s: event %s: %s", self.pair, reason, message)
-        event = patches.build_event(self.namespace, self.name, self.uid, reason, message, now(), warning)
-        if defer and self.status.transition is not None:
-            # Inside a transition every request competes with the selector flip: post afterwards.
-            self._deferred.append(event)
-            return
-        for e in [*self._deferred, event]:
-            self._post(e)
-        self._deferred.clear()
-
-    def _post(self, event: dict[str, Any]) -> None:
-        task = asyncio.ensure_future(self._post_event(event))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _post_event(self, event: dict[str, Any]) -> None:
-        try:
-            await self.kube.create_event(self.namespace, event)
-        except (ApiError, *TransportErrors) as e:
-            log.warning("%s: event not posted: %s", self.pair, e)
 
     def _observe(self, spec: rp.RegionPairSpec, probes: dict[str, Probe], leader: bool) -> None:
         threshold = spec.failover.failure_threshold
         for p in probes.values():
             metrics.observe_region(self.pair, p.region, p.healthy, p.role)
-            r = self.status.region(p.region)
+            r = self.reporter.status.region(p.region)
             # Each failure up to the threshold, then once a minute at a 1 s interval: a standby that
             # stays down for hours must not fill the log.
             if (
@@ -593,26 +357,14 @@ class PairReconciler:
                     threshold,
                     p.error,
                 )
-        for r in self.status.regions:
+        for r in self.reporter.status.regions:
             metrics.observe_pipeline(self.pair, r.name, r.pipeline.state if r.pipeline else None)
-        metrics.LAG_BYTES.labels(self.pair).set(self.status.lag_bytes)
-        metrics.EPOCH.labels(self.pair).set(self.status.epoch)
+        metrics.LAG_BYTES.labels(self.pair).set(self.reporter.status.lag_bytes)
+        metrics.EPOCH.labels(self.pair).set(self.reporter.status.epoch)
         # Only the acting replica's view of these is current (the others do not write status).
-        at_risk = leader and self.status.replication is not None and self.status.replication.at_risk
+        at_risk = leader and self.reporter.status.replication is not None and self.reporter.status.replication.at_risk
         metrics.WRITES_AT_RISK.labels(self.pair).set(1 if at_risk else 0)
-        metrics.IN_TRANSITION.labels(self.pair).set(1 if leader and self.status.transition is not None else 0)
-
-    def _load(self, raw: Any) -> None:
-        self.status = rp.RegionPairStatus.model_validate(dict(raw or {}))
-        self._written = self.status
-        self._last_written = None
-
-    async def _reload_status(self) -> None:
-        body = await self.kube.get_pair(self.namespace, self.name)
-        if body is not None:
-            regions = self.status.regions  # keep this replica's own failure counts
-            self._load(body.get("status"))
-            self.status = self.status.model_copy(update={"regions": regions})
+        metrics.IN_TRANSITION.labels(self.pair).set(1 if leader and self.reporter.status.transition is not None else 0)
 
     # -- clients --------------------------------------------------------------------------------
 
@@ -639,7 +391,9 @@ class PairReconciler:
                     complete = False  # read again next round (e.g. a generated Secret not filled yet)
                     if (ref.name, ref.key) not in self._missing_secrets:
                         self._missing_secrets.add((ref.name, ref.key))
-                        self._event("SecretMissing", f"{ref.name}/{ref.key} for {r.name}'s Redis not found", True)
+                        self.reporter.event(
+                            "SecretMissing", f"{ref.name}/{ref.key} for {r.name}'s Redis not found", True
+                        )
             ca_pem = None
             if r.redis.tls is not None:
                 ca = r.redis.tls.ca_secret_ref
@@ -648,7 +402,7 @@ class PairReconciler:
                     complete = False
                     if (ca.name, ca.key) not in self._missing_secrets:
                         self._missing_secrets.add((ca.name, ca.key))
-                        self._event(
+                        self.reporter.event(
                             "SecretMissing", f"{ca.name}/{ca.key} (TLS CA) for {r.name}'s Redis not found", True
                         )
             self.clients[r.name] = RegionRedis(r.name, r.redis, password, timeout, ca_pem)
@@ -657,7 +411,7 @@ class PairReconciler:
 
     def _failing(self) -> set[str]:
         """The regions whose last probe failed (their next probe is bounded by a recheck)."""
-        return {r.name for r in self.status.regions if r.consecutive_failures > 0}
+        return {r.name for r in self.reporter.status.regions if r.consecutive_failures > 0}
 
     async def probe_all(self, spec: rp.RegionPairSpec) -> dict[str, Probe]:
         """Every region's probe. A region that failed its last probe gets RECHECK_SECONDS: a vanished
@@ -668,8 +422,8 @@ class PairReconciler:
         not three failures in a row."""
         session = self._session()
         suspect = self._failing()
-        if not self.detection.corroborated and self.status.transition is None:
-            suspect.discard(self.status.active_region or "")
+        if not self.detection.corroborated and self.reporter.status.transition is None:
+            suspect.discard(self.reporter.status.active_region or "")
         probes = await asyncio.gather(
             *(
                 self.clients[r.name].probe(r.health_url, session, bound=RECHECK_SECONDS if r.name in suspect else None)
@@ -690,15 +444,7 @@ class PairReconciler:
             await self.witness.close()
         for c in self.clients.values():
             await c.close()
-        for e in self._deferred:
-            self._post(e)
-        self._deferred.clear()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-def _with(probe: Probe, **changes: Any) -> Probe:
-    return replace(probe, **changes)
+        await self.reporter.close()
 
 
 async def _sleep_or_wake(seconds: float, wake: asyncio.Event, stopped: Any) -> None:

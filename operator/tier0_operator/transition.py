@@ -195,7 +195,7 @@ def finished(
     """The status after a transition: the active region by outcome, the record in lastTransition,
     the new active region's failure count reset, and on success the write guard the new primary got
     (`decide.promotion_min_replicas`; 0: it writes alone, at risk, from now). The phase is not
-    decided here: the round that writes this status probes afresh and `decide.report()` says what
+    decided here: the round that writes this status probes afresh and `rounds.settled()` says what
     the pair is now."""
     active = t.to_region if outcome == "Succeeded" else t.from_region
     replication = status.replication
