@@ -223,6 +223,13 @@ def run_kubectl(kubectl: list[str], *args: str, stdin: str | None = None, check:
     import subprocess
 
     res = subprocess.run([*kubectl, *args], input=stdin, capture_output=True, text=True, timeout=60)
+    for _ in range(20):
+        # `kubectl wait --for=condition=...` on an object created an instant ago, whose status has no
+        # conditions yet, fails at once ("accessor error: <nil>") instead of waiting: ask again.
+        if res.returncode == 0 or args[:1] != ("wait",) or "accessor error" not in res.stderr:
+            break
+        time.sleep(0.25)
+        res = subprocess.run([*kubectl, *args], input=stdin, capture_output=True, text=True, timeout=60)
     if check and res.returncode != 0:
         raise AssertionError(f"kubectl {' '.join(args)} failed: {res.stderr}")
     return res.stdout + res.stderr
