@@ -272,6 +272,27 @@ def pipelines(
     return out
 
 
+def held_routes(
+    spec: rp.RegionPairSpec, region: str, heartbeats: tuple[pipeline.Heartbeat, ...], server_time: float | None
+) -> dict[str, str]:
+    """The Services of spec.services that must not move to `region` yet, with why: those that feed a
+    pipeline component (`ServiceRoute.feeds`) no worker of which in `region` is connected to its
+    broker, judged on the heartbeats of the Redis being made or already the primary (the workers
+    write them into the primary) against that Redis's own clock (`server_time`). Unreadable
+    heartbeats (None) hold nothing: routing waits for evidence that a region would drop messages,
+    not for the lack of it."""
+    if server_time is None:
+        return {}
+    out = {}
+    for route in spec.routes:
+        if route.feeds is None:
+            continue
+        why = pipeline.not_feeding(heartbeats, route.feeds, region, server_time, spec.pipeline.stall_after_seconds)
+        if why is not None:
+            out[route.name] = why
+    return out
+
+
 _PIPELINE_RANK: dict[pipeline.State, int] = {"dead": 0, "stalled": 1, "absent": 2, "idle": 3, "ok": 4}
 
 

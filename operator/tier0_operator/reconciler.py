@@ -130,23 +130,22 @@ class PairReconciler:
             return False
         if not isinstance(r.action, decide.Nothing | decide.Blocked):
             log.info("%s: %s", self.pair, r.action)
-        acted = await self.carry_out(spec, r, generation)
+        acted = await self.carry_out(spec, r, generation, probes)
         if acted and r.runs_transition:
             return True  # the transition wrote its own status; probe afresh
         if not acted:
             await self.apply_guard(r.guard)
         # The Services as routed meanwhile (Bootstrap routes them) are the reconciler's record.
         await self.reporter.write(r.report.model_copy(update={"services": self.reporter.status.services}), force=acted)
-        if (
-            not acted
-            and not spec.paused
-            and self.reporter.status.active_region
-            and time.monotonic() - self.router.last_check > ROUTE_CHECK_SECONDS
-        ):
-            await self.router.ensure_routing(spec, self.reporter.status.active_region)
+        active = self.reporter.status.active_region
+        due = time.monotonic() - self.router.last_check > ROUTE_CHECK_SECONDS or bool(self.router.held)
+        if not acted and not spec.paused and active and due:
+            await self.router.ensure_routing(spec, active, held_on(spec, active, probes[active]))
         return acted
 
-    async def carry_out(self, spec: rp.RegionPairSpec, r: rounds.Round, generation: int) -> bool:
+    async def carry_out(
+        self, spec: rp.RegionPairSpec, r: rounds.Round, generation: int, probes: dict[str, Probe]
+    ) -> bool:
         """Carry out the round's action; False when there was none or its Redis command failed."""
         try:
             match r.action:
@@ -171,7 +170,8 @@ class PairReconciler:
         self.reporter.status = r.done
         self.reporter.post(r.events)
         if isinstance(r.action, decide.Bootstrap):
-            await self.router.ensure_routing(spec, r.action.active)
+            active = r.action.active
+            await self.router.ensure_routing(spec, active, held_on(spec, active, probes[active]))
         return True
 
     async def apply_guard(self, g: decide.Guard | None) -> None:
@@ -248,8 +248,8 @@ class PairReconciler:
                     case "route":
                         guard = decide.promotion_min_replicas(spec, pf.reachable)
                         lag = spec.replication.min_replicas_max_lag_seconds
-                        await self.clients[dst.name].take_primary(t.epoch, guard, lag)
-                        await self.router.route(spec, dst.name)
+                        seen = await self.clients[dst.name].take_primary(t.epoch, guard, lag)
+                        await self.router.route(spec, dst.name, decide.held_routes(spec, dst.name, *seen))
                         if pf.reachable:  # a pause on an unreachable primary expires on its own
                             await self._unpause(src.name)
                         await self.finish(spec, t, "Succeeded", generation, min_replicas_to_write=guard)
@@ -445,6 +445,11 @@ class PairReconciler:
         for c in self.clients.values():
             await c.close()
         await self.reporter.close()
+
+
+def held_on(spec: rp.RegionPairSpec, region: str, probe: Probe) -> dict[str, str]:
+    """`decide.held_routes` on what a full probe of `region`'s Redis read."""
+    return decide.held_routes(spec, region, probe.heartbeats, probe.server_time if probe.reachable else None)
 
 
 async def _sleep_or_wake(seconds: float, wake: asyncio.Event, stopped: Any) -> None:

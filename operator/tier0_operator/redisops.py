@@ -102,17 +102,23 @@ class RegionRedis:
                 pipe.config_get("repl-ping-replica-period")
                 return list(await pipe.execute())
 
-    async def take_primary(self, epoch: int, min_replicas_to_write: int, max_lag: int) -> None:
+    async def take_primary(
+        self, epoch: int, min_replicas_to_write: int, max_lag: int
+    ) -> tuple[tuple[pipeline.Heartbeat, ...], float]:
         """On a just promoted primary, before traffic moves to it: the pair's epoch (so writers pick it
         over any other master) and its write guard. The guard is dropped for the epoch's own SET (a
-        fresh primary has no replica yet); nothing routes to it meanwhile."""
+        fresh primary has no replica yet); nothing routes to it meanwhile. Returns the pipeline
+        heartbeats it holds and its clock, read in the same round trip (`decide.held_routes`)."""
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.config_set("min-replicas-to-write", 0)
             pipe.set(keys.PAIR_EPOCH, epoch)
             pipe.config_set("min-replicas-to-write", min_replicas_to_write)
             pipe.config_set("min-replicas-max-lag", max_lag)
             pipe.config_set("repl-ping-replica-period", REPL_PING_PERIOD)
-            await pipe.execute()
+            pipe.hgetall(keys.PIPELINE_HEARTBEATS)
+            pipe.time()
+            *_, heartbeats, (seconds, micros) = await pipe.execute()
+        return tuple(pipeline.parse(heartbeats or {})), int(seconds) + int(micros) / 1e6
 
     async def apply_guard(self, guard: Guard) -> None:
         """Outside transitions: raise or lower min-replicas-to-write first, then (re)write the epoch."""

@@ -7,6 +7,7 @@ where each points is recorded in status.services, and Events say what moved or w
 
 import logging
 import time
+from collections.abc import Mapping
 
 from tier0_contract import regionpair as rp
 from tier0_operator import patches, reporting
@@ -23,15 +24,22 @@ class Router:
         self.kube, self.reporter = kube, reporter
         self.last_check = 0.0  # time.monotonic() of the last check of every Service
         self._unowned: set[str] = set()  # Services reported as not the pair's (once until they change)
+        self.held: dict[str, str] = {}
+        """Services kept off the active region for now (`decide.held_routes`), with why: the loop
+        checks them every round until they have moved."""
 
-    async def route(self, spec: rp.RegionPairSpec, active: str) -> None:
+    async def route(self, spec: rp.RegionPairSpec, active: str, held: Mapping[str, str] | None = None) -> None:
         """Point every Service of spec.services at `active`, one after the other in the spec's order
         (a transition's defined order: the API first, say, then the brokers), and record each. Each
         flip is one JSON patch whose `test` op leaves a Service that is not annotated as this pair's
-        untouched (reported instead)."""
+        untouched (reported instead). Those in `held` stay where they are (`_hold`)."""
         started = time.monotonic()
         moved = []
+        self._held_now(held)
         for route in spec.routes:
+            if route.name in self.held:
+                self._hold(spec, route.name, active)
+                continue
             try:
                 await self.kube.patch_service(
                     self.namespace, route.name, patches.build_service_patch(spec, active, route, self.name)
@@ -55,10 +63,11 @@ class Router:
             took = time.monotonic() - started
             self.reporter.event("Routed", f"{', '.join(moved)} routed to {active}, in this order, in {took:.3f} s")
 
-    async def ensure_routing(self, spec: rp.RegionPairSpec, active: str) -> None:
+    async def ensure_routing(self, spec: rp.RegionPairSpec, active: str, held: Mapping[str, str] | None = None) -> None:
         """Check every Service of spec.services points at `active` (read by name), and move those
-        that do not (an edit by hand, a Service re-created)."""
+        that do not (an edit by hand, a Service re-created, one held until now) unless `held`."""
         self.last_check = time.monotonic()
+        self._held_now(held)
         for route in spec.routes:
             routing = await self.kube.service_routing(self.namespace, route.name)
             if routing is None:
@@ -73,6 +82,9 @@ class Router:
             if now_at == active:
                 self._routed(spec, route.name, active)
                 continue
+            if route.name in self.held:
+                self._hold(spec, route.name, active, now_at)
+                continue
             log.info("%s: Service %s does not route to %s; patching", self.pair, route.name, active)
             try:
                 await self.kube.patch_service(
@@ -86,6 +98,24 @@ class Router:
                 continue
             self._routed(spec, route.name, active, routed=True)
             self.reporter.event("Routed", f"Service {route.name} selector set to {active}")
+
+    def _held_now(self, held: Mapping[str, str] | None) -> None:
+        """Take this round's holds; a Service that is held no more is reported once as released."""
+        held = dict(held or {})
+        for name in self.held.keys() - held.keys():
+            log.info("%s: Service %s is no longer held", self.pair, name)
+        self.held = held
+
+    def _hold(self, spec: rp.RegionPairSpec, name: str, active: str, now_at: str | None = None) -> None:
+        """Leave Service `name` where it points (`now_at`, else as last recorded) and say why it is
+        not moved to `active` yet: status.services, a log line and a warning Event, once per reason."""
+        before = next((s for s in self.reporter.status.services if s.name == name), None)
+        region = now_at if now_at is not None else (before.region if before is not None else None)
+        message = f"held off {active}: {self.held[name]}"
+        if before is None or before.message != message:
+            log.warning("%s: Service %s %s", self.pair, name, message)
+            self.reporter.event("RouteHeld", f"Service {name} {message}", True)
+        self._routed(spec, name, region, message)
 
     def _routed(
         self, spec: rp.RegionPairSpec, name: str, region: str | None, message: str = "", routed: bool = False

@@ -47,7 +47,8 @@ class Heartbeat(BaseModel):
     pending: int = 0
     """Messages received and not yet acknowledged right now."""
     connected: bool = True
-    """Connected to its broker."""
+    """Connected to its broker (an ingest worker: and subscribed, so the broker has someone to give
+    devices' messages to; `not_feeding` reads it before devices are routed to its region)."""
 
 
 def heartbeat_field(component: Component, worker: str) -> str:
@@ -121,3 +122,23 @@ def assess(
     order: dict[State, int] = {"stalled": 0, "dead": 1}
     state, reason = min(verdicts, key=lambda v: order.get(v[0], 2))
     return Health(component, region, state, reason, len(mine))
+
+
+def not_feeding(
+    heartbeats: Iterable[Heartbeat], component: Component, region: str, now: float, stall_after: float
+) -> str | None:
+    """Why what clients send for `component` must not go to `region` now, or None when it may: no
+    worker of that component in that region has said, in a heartbeat younger than `stall_after`,
+    that it is connected to its broker (an ingest worker: and subscribed). A pair with no worker of
+    `component` anywhere (the operator run without tier0's workers) is never held."""
+    mine = [h for h in heartbeats if h.component == component]
+    if not mine:
+        return None
+    ours = [h for h in mine if h.region == region]
+    if any(h.connected and now - h.at <= stall_after for h in ours):
+        return None
+    if not ours:
+        return f"no {component} worker of {region} has reported"
+    newest = max(ours, key=lambda h: h.at)
+    said = f"no heartbeat for over {stall_after:g} s" if newest.connected else "its newest heartbeat says so"
+    return f"no {component} worker of {region} is connected to its broker ({said})"

@@ -16,6 +16,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+from tier0_contract import pipeline
+
 GROUP = "tier0.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -171,6 +173,12 @@ class ServiceRoute(_Model):
     """Labels the Service selects besides the active region's `selector`, winning over it on a shared
     key: `{app.kubernetes.io/component: emqx}` makes the global MQTT Service select the active
     region's broker pods where the region's selector names its API pods."""
+    feeds: pipeline.Component | None = None
+    """The pipeline component that takes what clients send through this Service. The Service moves
+    to a region only while a worker of that component there reports itself connected (and, for
+    ingest, subscribed) to its broker: an MQTT broker acknowledges a message nobody subscribes to and
+    drops it (a restarted broker keeps no shared subscription until its workers return), so devices
+    wait on the region they were on rather than publish into nothing. None: moves at once."""
 
 
 class RegionPairSpec(_Model):

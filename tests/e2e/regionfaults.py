@@ -32,8 +32,9 @@ OUTPUT carry what passes between the pods and the node itself (the kubelet's pro
 node's bridge address, 10.244.0.1)."""
 IPTABLES_ENV = "TIER0_E2E_IPTABLES"
 """A JSON list: the command that runs iptables where the pods' traffic passes (default: this
-machine's `iptables`, the built-in node's netns; on kind, `docker exec <node container> iptables`,
-set by `make kind-e2e`)."""
+machine's `iptables`, the built-in node's netns; on kind, `docker exec -i <node container>
+iptables`, set by `make kind-e2e`). Its last word with `-restore` appended runs iptables-restore
+there (the partition goes in at once through it)."""
 EVICTION_RETRY_S = 5.0
 """How long `kubectl drain` waits before retrying an eviction refused with 429."""
 
@@ -72,6 +73,15 @@ def hook_rules(chain: str = CHAIN) -> list[list[str]]:
     return [["-I", hook, "1", "-j", chain] for hook in HOOKS]
 
 
+def partition_restore(ips: list[str], chain: str = CHAIN) -> str:
+    """`iptables-restore --noflush` input that puts the whole partition in place in one commit: a
+    cut that grows rule by rule (one `docker exec` each on kind: seconds) would start the operator's
+    detection part way and blur when the fault began."""
+    lines = ["*filter", f":{chain} - [0:0]"]
+    lines += [" ".join(rule) for rule in (*partition_rules(ips, chain), *hook_rules(chain))]
+    return "\n".join([*lines, "COMMIT", ""])
+
+
 def eviction_verdict(returncode: int, stderr: str) -> Verdict:
     """What an answer to POST pods/<name>/eviction means, as `kubectl drain` reads it: 429 is a
     PodDisruptionBudget (or the API's rate limit) saying not now, 404 that the pod is gone."""
@@ -93,6 +103,8 @@ def workload_replicas(items: list[dict[str, Any]]) -> list[tuple[str, str, int]]
 
 
 def _run(argv: list[str], stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    if stdin is None:  # nothing to read (`docker exec -i` would otherwise forward this process's stdin)
+        return subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout)
     return subprocess.run(argv, capture_output=True, text=True, input=stdin, timeout=timeout)
 
 
@@ -154,6 +166,12 @@ def iptables_command() -> list[str]:
     return [find_program("iptables")]
 
 
+def iptables_restore_command() -> list[str]:
+    """argv of iptables-restore beside `iptables_command`, never flushing what is there."""
+    *prefix, program = iptables_command()
+    return [*prefix, f"{program}-restore", "--noflush"]
+
+
 def remove_partition(chain: str = CHAIN) -> None:
     """Every jump into `chain` and the chain itself, whatever state a run left them in."""
     iptables = iptables_command()
@@ -176,7 +194,6 @@ def region_partition(c: kit.Cluster, region: str) -> Iterator[Fault]:
     assert ips, f"no running pod of {region}"
     fault.pods = [p["metadata"]["name"] for p in pods]
     fault.notes.append(f"cut off: {', '.join(ips)}")
-    iptables = iptables_command()
     remove_partition()  # a chain left by a run that was killed
 
     def heal() -> None:
@@ -184,11 +201,9 @@ def region_partition(c: kit.Cluster, region: str) -> Iterator[Fault]:
         fault.returned = time.time()
 
     with _undo_at_exit(heal):
-        subprocess.run([*iptables, "-w", "5", "-N", CHAIN], check=True, capture_output=True)
-        for rule in partition_rules(ips):
-            subprocess.run([*iptables, "-w", "5", *rule], check=True, capture_output=True)
-        for rule in hook_rules():
-            subprocess.run([*iptables, "-w", "5", *rule], check=True, capture_output=True)
+        restore = [*iptables_restore_command(), "-w", "5"]
+        fault.started = time.time()
+        subprocess.run(restore, input=partition_restore(ips), text=True, check=True, capture_output=True)
         fault.applied = time.time()
         yield fault
 

@@ -1,12 +1,16 @@
 """Pure rules of the pipeline: the timestamp rule, choosing the current primary, parsing PUBLISH
 packets (QoS 0/1, MQTT 3.1.1 and 5, with and without properties), heartbeat arguments."""
 
+import asyncio
+import contextlib
+import socket
 import time
 
 import pytest
 
 from tier0_contract import keys, pipeline, timestamps
 from tier0_services import healthz, heartbeat
+from tier0_services.ingest import mqtt as ingest_mqtt
 from tier0_services.ingest import worker
 from tier0_services.ingest.mqtt import parse_publish
 from tier0_services.primary import Choice, Observation, choose, parse_observation
@@ -164,3 +168,31 @@ def test_reconnect_delay_is_short_first_then_stretches() -> None:
     assert worker.reconnect_delay(0.0) == worker.reconnect_delay(2.9) == 0.1
     assert worker.reconnect_delay(30.0) == 3.0
     assert worker.reconnect_delay(3600.0) == 10.0
+
+
+async def test_a_broker_connect_that_gets_no_answer_fails_within_its_bound() -> None:
+    """A listener whose accept queue is full drops SYNs, as a vanished pod address does: gmqtt's
+    own connect would wait out the kernel's SYN retries (about 2 min); the ingest client gives up
+    after `connect_timeout` with an OSError, which its connect loop and gmqtt's reconnect retry."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(3):  # the accept queue holds what listen(0) allows, then SYNs are dropped
+            s = socket.socket()
+            s.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                s.connect(("127.0.0.1", port))
+            fillers.append(s)
+        await asyncio.sleep(0.2)
+        client = ingest_mqtt.IngestClient("t0", lambda *_: None, connect_timeout=0.5)
+        started = time.monotonic()
+        with pytest.raises(OSError):
+            await client.connect("127.0.0.1", port)
+        assert time.monotonic() - started < 2.0
+    finally:
+        for s in fillers:
+            s.close()
+        server.close()

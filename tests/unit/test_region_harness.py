@@ -40,6 +40,17 @@ def test_partition_hooks_go_first_in_forward_input_and_output() -> None:
     assert regionfaults.CHAIN.startswith("TIER0-")  # node-down sweeps TIER0-* chains
 
 
+def test_partition_goes_in_as_one_restore_commit_with_its_hooks_last() -> None:
+    text = regionfaults.partition_restore(["10.244.0.7", "10.244.0.9"], chain="C")
+    lines = text.splitlines()
+    assert lines[:2] == ["*filter", ":C - [0:0]"] and lines[-1] == "COMMIT" and text.endswith("\n")
+    body = lines[2:-1]
+    assert body[0] == "-A C -s 10.244.0.7 -d 10.244.0.7 -j RETURN"
+    # The jumps come after the chain is complete: the cut starts whole, at the commit.
+    assert body[-3:] == ["-I FORWARD 1 -j C", "-I INPUT 1 -j C", "-I OUTPUT 1 -j C"]
+    assert len(body) == 4 + 4 + 3
+
+
 def test_eviction_answers_read_as_drain_reads_them() -> None:
     pdb = "Error from server (TooManyRequests): Cannot evict pod as it would violate the pod's disruption budget."
     assert regionfaults.eviction_verdict(0, "") == "evicted"

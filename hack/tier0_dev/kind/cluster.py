@@ -158,6 +158,7 @@ def e2e(pytest_args: list[str]) -> int:
         eng.client,
         *(["-H", eng.docker_host] if eng.docker_host else []),
         "exec",
+        "-i",  # iptables-restore reads the partition from stdin
         f"{NAME}-control-plane",
         "iptables",
     ]

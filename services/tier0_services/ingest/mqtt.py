@@ -19,6 +19,7 @@ send every topic in full; a PUBLISH with an empty topic anyway reaches the sink 
 is dead-lettered by the batcher (and acknowledged), never silently dropped.
 """
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -86,14 +87,30 @@ class _BatchAckHandler(MqttPackageHandler):  # type: ignore[misc]
         super().__call__(package)
 
 
+CONNECT_TIMEOUT_S = 5.0
+"""Bound of one TCP connect to the broker (first connect and gmqtt's reconnects alike)."""
+
+
 class IngestClient(gmqtt.Client):  # type: ignore[misc]
     """gmqtt.Client whose QoS 0/1 messages go to `sink` and are acknowledged by `ack()`."""
 
-    def __init__(self, client_id: str, sink: Sink, **connect_properties: Any) -> None:
+    def __init__(
+        self, client_id: str, sink: Sink, *, connect_timeout: float = CONNECT_TIMEOUT_S, **connect_properties: Any
+    ) -> None:
         super().__init__(client_id, clean_session=False, optimistic_acknowledgement=False, **connect_properties)
         handler = self._package_handler
         handler.__class__ = _BatchAckHandler  # same object and state, one method overridden
         handler.sink = sink
+        self.connect_timeout = connect_timeout
+
+    async def _create_connection(self, *args: Any, **kwargs: Any) -> Any:
+        """gmqtt's connect, bounded: it opens the socket with no timeout, so a SYN to a vanished pod
+        address (a Service endpoint not yet withdrawn, pinned by conntrack for the retransmits)
+        waited out the kernel's SYN retries, about 2 min, while the broker of a freshly restarted
+        region had no subscriber and acknowledged devices' messages to nobody (kind CI). The
+        TimeoutError is an OSError: the first connect and gmqtt's reconnect both retry on it."""
+        async with asyncio.timeout(self.connect_timeout):
+            return await super()._create_connection(*args, **kwargs)
 
     @property
     def connection(self) -> Any:

@@ -154,7 +154,8 @@ class IngestWorker:
             except MQTTConnectError as exc:  # refused (credentials): each attempt says so; retried
                 log.error("mqtt connect refused by the broker (%s); retrying in %.1f s", exc, delay)
             except (TimeoutError, OSError) as exc:
-                log.warning("mqtt connect failed (%s); retrying in %.1f s", exc, delay)
+                why = str(exc) or f"no answer within {self.client.connect_timeout:g} s"  # a bare TimeoutError
+                log.warning("mqtt connect failed (%s); retrying in %.1f s", why, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10)
 
@@ -206,7 +207,9 @@ class IngestWorker:
         refused (a worker that cannot write heartbeats cannot write data either)."""
         i = self.primary.choice.endpoint
         self.progress.pending = len(self._pending) + self._in_flight
-        self.progress.connected = self._connected
+        # Connected means subscribed too: a broker acknowledges and drops what nobody subscribes to,
+        # so the operator routes devices only to a region whose ingest reports this (`routing`).
+        self.progress.connected = self._connected and self.subscribed.is_set()
         self.metrics.pending.set(self.progress.pending)
         if i is None:
             return False

@@ -5,6 +5,7 @@ primary cut from its replica stops accepting writes); pipeline heartbeats (writt
 as the workers write them) make the pair Degraded with the reason, and onStall: Failover fails over."""
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -154,7 +155,9 @@ def _reason(st: rp.RegionPairStatus, type_: str) -> str | None:
     return c.reason if c else None
 
 
-async def write_heartbeat(port: int, component: pipeline.Component, region: str, age: float, pending: int = 0) -> None:
+async def write_heartbeat(
+    port: int, component: pipeline.Component, region: str, age: float, pending: int = 0, connected: bool = True
+) -> None:
     """A worker's heartbeat as the workers write it: times on the Redis server's clock. Like the
     workers, it holds and retries while the guarded primary answers NOREPLICAS (a replica that has
     just synced counts as good only after its first acknowledgement)."""
@@ -171,6 +174,7 @@ async def write_heartbeat(port: int, component: pipeline.Component, region: str,
                 at=now - age,
                 last_stored_at=now - age,
                 pending=pending,
+                connected=connected,
             )
             field = pipeline.heartbeat_field(component, hb.worker)
             try:
@@ -229,3 +233,51 @@ async def test_on_stall_failover_moves_to_the_region_whose_pipeline_works(
     st = await status_where(kube, namespace, "failed over", lambda s: s.active_region == "region2", timeout=20)
     assert st.last_transition is not None and st.last_transition.type == "Failover"
     assert "pipeline is dead" in st.last_transition.reason or "pipeline is stalled" in st.last_transition.reason
+
+
+async def test_the_mqtt_service_waits_for_a_region_whose_ingest_is_subscribed(
+    kubectl: list[str], namespace: str, kube: Kube, redis_factory: RedisFactory, operator: OperatorFactory
+) -> None:
+    """A Service that `feeds: ingest` moves to a region only once an ingest worker there says it is
+    connected and subscribed: a broker nobody subscribes to acknowledges devices' messages and drops
+    them (kind CI: a region's broker restarted, its worker's connect hung, the region was made active
+    and 1,254 acknowledged messages were gone). The API's Service moves at once; the MQTT Service
+    stays, says why (status.services, a RouteHeld Event) and follows once the worker reports in."""
+    mqtt = testing.service_manifest("mqtt", app="emqx")
+    run_kubectl(kubectl, "-n", namespace, "apply", "-f", "-", stdin=json.dumps(mqtt))
+    services: list[dict[str, Any]] = [
+        {"name": "region-api"},
+        {"name": "mqtt", "selector": {"app": "emqx"}, "feeds": "ingest"},
+    ]
+    (_, p1), (_, p2) = redis_factory(), redis_factory()
+    operator()
+    apply(kubectl, namespace, testing.pair_manifest("pair", {"region1": p1, "region2": p2}, services=services))
+    await status_where(kube, namespace, "Healthy", healthy_on("region1"))
+    assert await testing.service_region(kube, namespace, "mqtt") == "region1"
+    await write_heartbeat(p1, "ingest", "region1", age=0.1)
+    await write_heartbeat(p1, "ingest", "region2", age=0.1, connected=False)  # replicated to region2
+    await testing.patch_pair(kube, namespace, "pair", {"activeRegion": "region2"})
+
+    def held(st: rp.RegionPairStatus) -> bool:
+        by_name = {s.name: s for s in st.services}
+        mq, api = by_name.get("mqtt"), by_name.get("region-api")
+        return bool(st.active_region == "region2" and api and api.region == "region2" and mq and mq.region == "region1")
+
+    st = await status_where(kube, namespace, "the API on region2, MQTT held on region1", held)
+    (mq,) = [s for s in st.services if s.name == "mqtt"]
+    assert "held off region2: no ingest worker of region2 is connected to its broker" in mq.message, mq
+    assert await testing.service_region(kube, namespace, "mqtt") == "region1"
+    assert await testing.wait_for("a RouteHeld Event", lambda: testing.list_events(kube, namespace, "RouteHeld"))
+    await asyncio.sleep(1.5)  # rounds go by: still held while the worker says it is not connected
+    assert await testing.service_region(kube, namespace, "mqtt") == "region1"
+    await write_heartbeat(p2, "ingest", "region2", age=0.1)  # into the new primary, as the worker does
+
+    async def followed() -> bool:
+        return await testing.service_region(kube, namespace, "mqtt") == "region2"
+
+    await testing.wait_for("the MQTT Service on region2", followed, timeout=10)
+
+    def recorded(st: rp.RegionPairStatus) -> bool:
+        return any(s.name == "mqtt" and s.region == "region2" and s.message == "" for s in st.services)
+
+    await status_where(kube, namespace, "status.services: mqtt on region2, no longer held", recorded, timeout=10)

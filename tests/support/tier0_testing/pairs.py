@@ -55,7 +55,12 @@ STEADY = status()
 
 
 def heartbeat(
-    component: pipeline.Component, region: str, at: float, stored_at: float | None, pending: int = 0
+    component: pipeline.Component,
+    region: str,
+    at: float,
+    stored_at: float | None,
+    pending: int = 0,
+    connected: bool = True,
 ) -> pipeline.Heartbeat:
     return pipeline.Heartbeat(
         component=component,
@@ -64,6 +69,7 @@ def heartbeat(
         at=at,
         last_stored_at=stored_at,
         pending=pending,
+        connected=connected,
     )
 
 

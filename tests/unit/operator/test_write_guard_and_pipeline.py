@@ -163,3 +163,42 @@ class TestPipeline:
         )
         action = d.decide(eager, d.observe(eager, STEADY, both), both)
         assert isinstance(action, d.Blocked) and action.reason == "StandbyPipelineUnhealthy"
+
+
+class TestRoutesThatFeedAPipeline:
+    """`decide.held_routes`: a Service with `feeds` moves to a region only while a worker of that
+    component there says it is connected to its broker (a broker with no subscriber acknowledges
+    devices' messages and drops them)."""
+
+    ROUTES = [{"name": "api"}, {"name": "mqtt", "selector": {"app": "emqx"}, "feeds": "ingest"}]
+
+    def test_held_while_the_regions_ingest_worker_is_not_connected(self) -> None:
+        s = spec(services=self.ROUTES)
+        hbs = (heartbeat("ingest", "region1", NOW, NOW), heartbeat("ingest", "region2", NOW, None, connected=False))
+        held = d.held_routes(s, "region2", hbs, NOW)
+        assert list(held) == ["mqtt"]
+        assert "no ingest worker of region2 is connected to its broker" in held["mqtt"]
+        assert d.held_routes(s, "region1", hbs, NOW) == {}
+
+    def test_held_when_its_connected_heartbeat_is_too_old_or_missing(self) -> None:
+        s = spec(services=self.ROUTES)
+        stale = (heartbeat("ingest", "region1", NOW, NOW), heartbeat("ingest", "region2", NOW - 60, NOW - 60))
+        assert "no heartbeat for over 10 s" in d.held_routes(s, "region2", stale, NOW)["mqtt"]
+        only_region1 = (heartbeat("ingest", "region1", NOW, NOW),)
+        assert "has reported" in d.held_routes(s, "region2", only_region1, NOW)["mqtt"]
+
+    def test_one_connected_worker_is_enough(self) -> None:
+        s = spec(services=self.ROUTES)
+        down_one = heartbeat("ingest", "region2", NOW, None, connected=False)
+        up_one = heartbeat("ingest", "region2", NOW - 1, NOW - 1).model_copy(update={"worker": "ingest-region2-1"})
+        assert d.held_routes(s, "region2", (down_one, up_one), NOW) == {}
+
+    def test_nothing_held_without_workers_unreadable_heartbeats_or_feeds(self) -> None:
+        s = spec(services=self.ROUTES)
+        assert d.held_routes(s, "region2", (), NOW) == {}  # a pair run without tier0's workers
+        hbs = (heartbeat("ingest", "region2", NOW, None, connected=False),)
+        assert d.held_routes(s, "region2", hbs, None) == {}  # the heartbeats could not be read
+        plain = spec(services=[{"name": "api"}, {"name": "mqtt", "selector": {"app": "emqx"}}])
+        assert d.held_routes(plain, "region2", hbs, NOW) == {}
+        activity = (heartbeat("activity", "region2", NOW, None, connected=False),)
+        assert d.held_routes(s, "region2", activity, NOW) == {}  # another component says nothing
