@@ -154,8 +154,7 @@ def cluster(kubectl: list[str]) -> Iterator[list[str]]:
     out = run([*kubectl, "apply", "-f", "-"], yaml.safe_dump_all(crds))
     assert out.returncode == 0, out.stderr
     names = [f"crd/{c['metadata']['name']}" for c in crds]
-    out = run([*kubectl, "wait", "--for=condition=Established", "--timeout=60s", *names])
-    assert out.returncode == 0, out.stderr
+    operator_testing.run_kubectl(kubectl, "wait", "--for=condition=Established", "--timeout=60s", *names)
     yield kubectl
 
 

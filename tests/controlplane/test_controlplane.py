@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from tier0_dev.controlplane import ControlPlane, write_kubeconfig
+from tier0_testing.operator import run_kubectl
 
 CRD = {
     "apiVersion": "apiextensions.k8s.io/v1",
@@ -55,8 +56,7 @@ def test_readyz_answers_ok_through_kubectl(kubectl: list[str]) -> None:
 def test_crd_schema_and_cel_rules_are_enforced(kubectl: list[str]) -> None:
     applied = run([*kubectl, "apply", "-f", "-"], json.dumps(CRD))
     assert applied.returncode == 0, applied.stderr
-    est = run([*kubectl, "wait", "--for=condition=Established", "crd/widgets.probe.tier0.dev", "--timeout=30s"])
-    assert est.returncode == 0, est.stderr
+    run_kubectl(kubectl, "wait", "--for=condition=Established", "crd/widgets.probe.tier0.dev", "--timeout=30s")
 
     def widget(spec: dict[str, object]) -> str:
         name = f"w-{uuid.uuid4().hex[:8]}"
