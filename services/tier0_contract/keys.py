@@ -165,7 +165,13 @@ region API serves the primary finishes the plan, so a transition in the middle o
 leave the samples half loaded, and a restart never loads a kind twice."""
 
 IMAGE_IDS = "images:ids"
-"""SET of the catalogued image ids (the numpy search path and `/api/images/list` read it)."""
+"""SET of the catalogued image ids (the numpy search path and `/api/images/list` read it whole),
+at most IMAGES_MAX of them."""
+IMAGES_MAX = 20_000
+"""Most images the catalog holds (default of `TIER0_AI_IMAGES_MAX`): an upload that would add ids
+beyond it is refused whole (409), replacing a catalogued id still works. Generous for a fleet's
+pictures, and small enough to read whole: at Cohere's 1,536 float32 dimensions each image is about
+6 kB, 120 MB in Redis and as much in the API's numpy search matrix."""
 IMAGE_SITES = "images:sites"
 """SET of the site ids that have at least one image (404 for `/api/images/site/{unknown}`)."""
 IMAGE_VERSION = "images:version"
@@ -190,7 +196,13 @@ def document(doc_id: str) -> str:
 DOCUMENT_IDS = "rag:docs"
 """SET of document ids in the corpus."""
 PASSAGE_IDS = "rag:passages"
-"""SET of passage ids in the corpus (`{doc_id}#{n}`)."""
+"""SET of passage ids in the corpus (`{doc_id}#{n}`), at most PASSAGES_MAX of them (every document
+has at least one passage, so DOCUMENT_IDS is bounded by it too)."""
+PASSAGES_MAX = 20_000
+"""Most passages the corpus holds (default of `TIER0_AI_PASSAGES_MAX`): a document that would add
+passages beyond it is refused whole (409), replacing one with as many passages or fewer still works.
+About 14 MB of notes (passages are cut at 700 characters); each passage is about 7 kB with Cohere's
+vectors, and the corpus is read whole into BM25 and the numpy search matrix."""
 CORPUS_VERSION = "rag:version"
 """Counter bumped on every corpus change (BM25 and vector caches reload when it moves)."""
 PASSAGE_INDEX = "idx:passages"
@@ -211,7 +223,13 @@ LOGS_BY_STATUS = "logs:by_status"
 LOGS_BY_METHOD = "logs:by_method"
 """HASH HTTP method -> count (`OTHER` for a method HTTP does not define)."""
 LOGS_BY_DAY = "logs:by_day"
-"""HASH `YYYY-MM-DD` (UTC) -> count."""
+"""HASH `YYYY-MM-DD` (UTC) -> count for the newest LOGS_MAX_DAYS days, and LOGS_BY_DAY_EARLIER ->
+the requests of older days (summed when a newer day took their field)."""
+LOGS_MAX_DAYS = 5 * 366
+"""Most day fields LOGS_BY_DAY keeps (default of `TIER0_AI_LOGS_MAX_DAYS`): five years of the API's
+own traffic; an imported log can name any day, and the hash is read whole."""
+LOGS_BY_DAY_EARLIER = "earlier"
+"""Field of LOGS_BY_DAY summing the requests of the days older than the LOGS_MAX_DAYS it keeps."""
 LOGS_IPS = "logs:ips"
 """ZSET client IP -> number of requests."""
 LOGS_PATHS = "logs:paths"
@@ -270,10 +288,11 @@ CONTROL = "control"
 never evicted, no TTL, a handful of small keys."""
 CATALOG = "catalog"
 """Image catalog and document corpus (AI): never evicted, no TTL; grows only through the
-authenticated upload endpoints (bounded bodies)."""
+authenticated upload endpoints (bounded bodies), up to IMAGES_MAX images and PASSAGES_MAX passages."""
 ACCESS_LOG = "access-log"
 """Access-log aggregates: never evicted, no TTL (an imported log has no natural expiry), bounded
-instead: route templates, LOGS_MAX_MEMBERS per sorted set, LOGS_MEMBER_MAX_CHARS per member."""
+instead: route templates, LOGS_MAX_MEMBERS per sorted set, LOGS_MEMBER_MAX_CHARS per member,
+LOGS_MAX_DAYS day fields."""
 DEAD_LETTER = "dead-letter"
 """Rejected device messages: never evicted, no TTL, capped at DEAD_LETTER_MAX."""
 EPHEMERAL = "ephemeral"

@@ -186,7 +186,11 @@ async def test_the_vector_index_works_as_the_applications_user(
 ) -> None:
     _, port = redis_search_factory(secrets=local_secrets)
     app_user = as_user(port, local_secrets, redis_access.APP)
-    index = VectorIndex(app_user, IndexSpec("t:item:", "t:ids", "t:version", "idx:t", ("model",)), use_ft=True)
+    index = VectorIndex(
+        app_user,
+        IndexSpec("t:item:", "t:ids", "t:version", "idx:t", ("model",), 1000, "test catalog", "items", "TEST_MAX"),
+        use_ft=True,
+    )
     matrix = np.eye(8, dtype=np.float32)
     await index.upsert([(f"i{n}", {"embedding": vectors.to_bytes(v), "model": "m"}) for n, v in enumerate(matrix)])
     found, backend = await index.search(matrix[3], 1, {"model": "m"})

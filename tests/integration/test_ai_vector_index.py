@@ -16,7 +16,9 @@ from tier0_dev.procs import Process
 from tier0_services.ai import vectors
 from tier0_services.ai.vector_index import IndexSpec, VectorIndex, redisearch_available
 
-SPEC = IndexSpec("t:item:", "t:ids", "t:version", "idx:t", ("site_id", "model"))
+SPEC = IndexSpec(
+    "t:item:", "t:ids", "t:version", "idx:t", ("site_id", "model"), 1000, "test catalog", "items", "TEST_MAX"
+)
 
 
 def rows(n: int, dim: int, seed: int) -> np.ndarray:
@@ -73,7 +75,17 @@ def items(matrix: np.ndarray, model: str, offset: int = 0) -> list[tuple[str, di
     ]
 
 
-SPEC3 = IndexSpec("k:item:", "k:ids", "k:version", "idx:k", ("site_id", "device_type", "model"))
+SPEC3 = IndexSpec(
+    "k:item:",
+    "k:ids",
+    "k:version",
+    "idx:k",
+    ("site_id", "device_type", "model"),
+    1000,
+    "test catalog",
+    "items",
+    "TEST_MAX",
+)
 
 
 async def ft_info(redis: Redis) -> vectors.IndexSchema | None:

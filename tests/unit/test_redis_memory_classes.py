@@ -23,6 +23,7 @@ NOT_KEYS = {
     "ACCESS_LOG",
     "DEAD_LETTER",
     "EPHEMERAL",
+    "LOGS_BY_DAY_EARLIER",  # a hash field's name
 }
 
 

@@ -28,6 +28,7 @@ from tier0_services.ai import runtime
 from tier0_services.ai.logs import sample
 from tier0_services.ai.rag import corpus
 from tier0_services.ai.settings import AISettings
+from tier0_services.ai.vector_index import CatalogFullError
 
 
 def parser() -> argparse.ArgumentParser:
@@ -87,6 +88,9 @@ async def run(args: argparse.Namespace) -> int:
         else:
             answer = await ai.diagnostics.query(args.question)
             print(json.dumps(asdict(answer), indent=2, default=str))
+    except CatalogFullError as exc:
+        print(json.dumps({"error": str(exc)}), file=sys.stderr)
+        return 1
     finally:
         await ai.stop()
         await redis.aclose()

@@ -27,6 +27,10 @@ SPEC = IndexSpec(
     version_key=keys.IMAGE_VERSION,
     index_name=keys.IMAGE_INDEX,
     tag_fields=("site_id", "device_type", "model"),
+    max_items=keys.IMAGES_MAX,
+    catalog="image catalog",
+    items="images",
+    bound_setting="TIER0_AI_IMAGES_MAX",
 )
 _META_FIELDS = ["site_id", "device_type", "description", "tags", "mode", "model"]
 
@@ -59,7 +63,11 @@ class ImageCatalog:
         return "image" if self.embedder.supports_images else "caption"
 
     async def ingest(self, items: list[tuple[ImageMeta, bytes | None]]) -> Mode:
-        """Embed and store; pixels are used only when every item has them and the model takes them."""
+        """Embed and store; pixels are used only when every item has them and the model takes them.
+        `CatalogFullError` (nothing stored) when the new ids would take the catalog past its bound."""
+        # Checked before embedding too, so a full catalog costs no provider calls; `upsert` checks
+        # again atomically with the write.
+        await self.index.check_room([meta.image_id for meta, _ in items])
         mode: Mode = "image" if self.mode == "image" and all(png for _, png in items) else "caption"
         if mode == "image":
             uris = [sample_images.data_uri(png or b"") for _, png in items]
@@ -108,6 +116,7 @@ class ImageCatalog:
         return [Hit(image, score) for (image_id, score) in found if (image := images.get(image_id))], backend
 
     async def all(self, site_id: str | None = None) -> list[StoredImage]:
+        # A whole read, fine: the catalog holds at most `index.max_items` ids (`keys.IMAGES_MAX`).
         ids = sorted(m.decode() for m in await self.redis.smembers(keys.IMAGE_IDS))  # type: ignore[misc]
         images = await self._fetch(ids)
         out = [images[i] for i in ids if i in images]

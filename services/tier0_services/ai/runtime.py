@@ -40,7 +40,7 @@ from tier0_services.ai.rag import corpus as corpus_mod
 from tier0_services.ai.rag import router as router_mod
 from tier0_services.ai.rag.extractive import SentenceReader
 from tier0_services.ai.settings import AISettings
-from tier0_services.ai.vector_index import VectorIndex, redisearch_available
+from tier0_services.ai.vector_index import CatalogFullError, VectorIndex, redisearch_available
 
 log = logging.getLogger(__name__)
 SAMPLE_LOG_ENTRIES = 12_000
@@ -80,7 +80,7 @@ class AIRuntime:
     async def _startup_loading(self) -> None:
         try:
             await self._load_until_complete()
-        except (RedisError, OSError, ProviderUnavailableError) as exc:
+        except (RedisError, OSError, ProviderUnavailableError, CatalogFullError) as exc:
             log.warning("AI start-up loading failed (retry with the CLI or the API): %s", rediserrors.reason(exc))
         finally:
             self.ready.set()
@@ -257,13 +257,13 @@ async def start(redis: Redis, settings: AISettings, providers: Providers | None 
     except (RedisError, OSError):
         use_ft = None  # probed again on first use
     model = providers.embedder.name
-    image_index = VectorIndex(redis, images_mod.SPEC, use_ft, model=model)
-    passage_index = VectorIndex(redis, corpus_mod.SPEC, use_ft, model=model)
+    image_index = VectorIndex(redis, images_mod.SPEC, use_ft, model=model, max_items=settings.images_max)
+    passage_index = VectorIndex(redis, corpus_mod.SPEC, use_ft, model=model, max_items=settings.passages_max)
     corpus = corpus_mod.Corpus(redis, providers.embedder, passage_index)
     relevance = Relevance(min_cosine=settings.min_cosine, min_rerank=settings.min_rerank)
     local_reader = _local_reader(providers, settings)
     route_by = router_mod.Router(local_reader.encoder)
-    recorder = AccessLogRecorder(redis) if settings.record_access_log else None
+    recorder = AccessLogRecorder(redis, max_days=settings.logs_max_days) if settings.record_access_log else None
     documents = DocumentReader(providers, corpus, relevance, local_reader)
     runtime = AIRuntime(
         redis=redis,
@@ -271,7 +271,7 @@ async def start(redis: Redis, settings: AISettings, providers: Providers | None 
         providers=providers,
         images=images_mod.ImageCatalog(redis, providers.embedder, image_index),
         corpus=corpus,
-        logs=AccessLogs(redis),
+        logs=AccessLogs(redis, max_days=settings.logs_max_days),
         documents=documents,
         diagnostics=Diagnostics(redis, route_by, documents, LiveData(redis)),
         recorder=recorder,

@@ -11,6 +11,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tier0_contract import keys
+
 
 class AISettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TIER0_AI_")
@@ -38,6 +40,12 @@ class AISettings(BaseSettings):
     """Local relevance bar: passages below this cosine to the question are not used."""
     min_rerank: float = 0.15
     """Cohere relevance bar (rerank score) when the reranker is on."""
+    images_max: int = Field(default=keys.IMAGES_MAX, ge=1)
+    """Most images the catalog holds (`keys.IMAGES_MAX`): uploads beyond it are refused (409)."""
+    passages_max: int = Field(default=keys.PASSAGES_MAX, ge=1)
+    """Most corpus passages (`keys.PASSAGES_MAX`): documents beyond it are refused (409)."""
+    logs_max_days: int = Field(default=keys.LOGS_MAX_DAYS, ge=1)
+    """Most days the access-log day counts keep (`keys.LOGS_MAX_DAYS`); older days are summed."""
 
 
 @lru_cache

@@ -4,6 +4,9 @@ Both are exact (the RediSearch field is FLAT), so they return the same neighbour
 
 The numpy path keeps the matrix in process memory and reloads it only when the index's version
 counter moves (every upsert bumps it), so a search costs one GET plus one matrix product.
+
+Each index holds at most `max_items` ids: an upsert that would add ids beyond it is refused whole
+(`CatalogFullError`), checked and written in one WATCH/MULTI, so concurrent uploads cannot overshoot.
 """
 
 import asyncio
@@ -13,7 +16,7 @@ from typing import Any, Literal
 
 import numpy as np
 from redis.asyncio import Redis
-from redis.exceptions import ReadOnlyError, ResponseError
+from redis.exceptions import ReadOnlyError, ResponseError, WatchError
 
 from tier0_services.ai import vectors
 from tier0_services.ai.providers import Vectors
@@ -28,6 +31,17 @@ class IndexSpec:
     version_key: str
     index_name: str
     tag_fields: tuple[str, ...]
+    max_items: int
+    """The contract's bound on the ids (`keys.IMAGES_MAX`, ...); a VectorIndex may be given another."""
+    catalog: str
+    """What the refusal calls the store and its items: `image catalog`, `images`."""
+    items: str
+    bound_setting: str
+    """The setting that changes the bound, named in the refusal."""
+
+
+class CatalogFullError(Exception):
+    """An upsert would take the index past its bound; nothing was written (the routers answer 409)."""
 
 
 @dataclass
@@ -53,9 +67,17 @@ class VectorIndex:
     finds the module later); `model` restricts the RediSearch index to that model's vectors
     (`FILTER @model==...`), so changing the model or its dimension rebuilds the index."""
 
-    def __init__(self, redis: Redis, spec: IndexSpec, use_ft: bool | None = None, model: str | None = None) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        spec: IndexSpec,
+        use_ft: bool | None = None,
+        model: str | None = None,
+        max_items: int | None = None,
+    ) -> None:
         self.redis = redis
         self.spec = spec
+        self.max_items = spec.max_items if max_items is None else max_items
         self.use_ft = use_ft
         self.model = model
         self._snapshot = _Snapshot()
@@ -122,20 +144,51 @@ class VectorIndex:
                 return
             await asyncio.sleep(0.01)
 
-    async def upsert(self, items: Sequence[tuple[str, Mapping[str, str | bytes]]]) -> None:
-        """Write HASHes (each mapping carries `embedding` bytes) and bump the version once."""
+    async def check_room(self, ids: Sequence[str], remove: Sequence[str] = (), client: Redis | None = None) -> None:
+        """Raise `CatalogFullError` when adding `ids` (and removing `remove`) would take the index
+        past `max_items`. Replacing stored ids never counts, so updates work in a full index."""
+        redis = self.redis if client is None else client
+        added = list(dict.fromkeys(ids))
+        removed = [i for i in dict.fromkeys(remove) if i not in set(ids)]
+        held = int(await redis.scard(self.spec.ids_key))  # type: ignore[misc]
+        new = len(added) - sum(await redis.smismember(self.spec.ids_key, added)) if added else 0  # type: ignore[misc]
+        gone = sum(await redis.smismember(self.spec.ids_key, removed)) if removed else 0  # type: ignore[misc]
+        if new > gone and held - gone + new > self.max_items:
+            s = self.spec
+            raise CatalogFullError(
+                f"the {s.catalog} has no room: it holds {held} {s.items}, at most {self.max_items} "
+                f"({s.bound_setting}), and this upload would add {new - gone} more, so nothing was stored. "
+                f"Replacing {s.items} already stored under the same ids still works."
+            )
+
+    async def upsert(self, items: Sequence[tuple[str, Mapping[str, str | bytes]]], remove: Sequence[str] = ()) -> None:
+        """Write HASHes (each mapping carries `embedding` bytes), delete the ids in `remove`, and
+        bump the version once, all or nothing; `CatalogFullError` when past the bound."""
         if not items:
             return
         dims = {len(fields[vectors.EMBEDDING_FIELD]) // 4 for _, fields in items}
         if len(dims) == 1:
             await self.ensure_ft_index(dims.pop())
         async with self.redis.pipeline(transaction=True) as pipe:
-            for item_id, fields in items:
-                pipe.delete(self.spec.prefix + item_id)
-                pipe.hset(self.spec.prefix + item_id, mapping=dict(fields))
-                pipe.sadd(self.spec.ids_key, item_id)
-            pipe.incr(self.spec.version_key)
-            await pipe.execute()
+            while True:
+                # WATCH the ids: a concurrent upsert that adds ids between the check and EXEC makes
+                # EXEC fail and this one check again (some writer always succeeds, so it ends).
+                await pipe.watch(self.spec.ids_key)
+                await self.check_room([item_id for item_id, _ in items], remove, client=pipe)
+                pipe.multi()  # type: ignore[no-untyped-call]
+                for item_id in remove:
+                    pipe.delete(self.spec.prefix + item_id)
+                    pipe.srem(self.spec.ids_key, item_id)
+                for item_id, fields in items:
+                    pipe.delete(self.spec.prefix + item_id)
+                    pipe.hset(self.spec.prefix + item_id, mapping=dict(fields))
+                    pipe.sadd(self.spec.ids_key, item_id)
+                pipe.incr(self.spec.version_key)
+                try:
+                    await pipe.execute()
+                except WatchError:
+                    continue
+                return
 
     async def delete(self, ids: Sequence[str]) -> None:
         if not ids:
@@ -187,6 +240,7 @@ class VectorIndex:
             return self._snapshot
 
     async def _load(self, version: bytes | None) -> _Snapshot:
+        # A whole read, fine: the ids are bounded (`max_items`, checked on every upsert).
         ids = sorted(m.decode() for m in await self.redis.smembers(self.spec.ids_key))  # type: ignore[misc]
         fields = [vectors.EMBEDDING_FIELD, *self.spec.tag_fields]
         rows: dict[int, tuple[list[str], list[np.ndarray[Any, Any]], dict[str, list[str]]]] = {}

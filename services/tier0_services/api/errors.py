@@ -78,7 +78,7 @@ def responses(*codes: int) -> dict[int | str, dict[str, object]]:
         401: "No bearer token",
         403: "Wrong bearer token, or none configured",
         404: "Unknown name",
-        409: "Conflicts with the current state (the RegionPair's, or a run already under way)",
+        409: "Conflicts with the current state (the RegionPair's, a run already under way, or a full catalog)",
         413: "The request body is larger than this endpoint accepts",
         415: "The request body is not of the media type this endpoint reads",
         429: "Too many requests from this client, or in flight here: retry after `Retry-After` seconds",

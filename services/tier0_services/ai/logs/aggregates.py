@@ -9,9 +9,11 @@ endpoints answer is a sum of these counters, hence exact; `max` and first/last t
 Bounded both ways, whatever the traffic: a member (path, IP) is cut to `keys.LOGS_MEMBER_MAX_CHARS`,
 a method outside HTTP's is `OTHER`, and each sorted set keeps its `keys.LOGS_MAX_MEMBERS` most
 frequent members (the rarest are trimmed after each batch), so the figures stay exact until a set
-holds that many distinct members. Reads fetch at most twice the rows asked for (`top`: Redis
-ranks, ties by name as before), never a whole set; "by class" and "errors" questions read sets
-kept for them at write time instead of merging per-status sets in the event loop.
+holds that many distinct members; the day counts keep the newest `keys.LOGS_MAX_DAYS` days and sum
+older ones under `keys.LOGS_BY_DAY_EARLIER` (`BY_DAY_LUA`, in the same round trip). Reads fetch
+at most twice the rows asked for (`top`: Redis ranks, ties by name as before), never a whole set;
+"by class" and "errors" questions read sets kept for them at write time instead of merging
+per-status sets in the event loop.
 """
 
 import json
@@ -28,6 +30,35 @@ from tier0_contract import keys
 from tier0_services.ai.logs.parse import LogEntry
 
 RECENT_ERRORS = 200
+BY_DAY_LUA = """
+local key, keep, earlier = KEYS[1], tonumber(ARGV[1]), ARGV[2]
+for i = 3, #ARGV, 2 do
+  redis.call('HINCRBY', key, ARGV[i], ARGV[i + 1])
+end
+local over = redis.call('HLEN', key) - redis.call('HEXISTS', key, earlier) - keep
+if over <= 0 then
+  return 0
+end
+local days = {}
+for _, name in ipairs(redis.call('HKEYS', key)) do
+  if name ~= earlier then
+    days[#days + 1] = name
+  end
+end
+table.sort(days)
+local moved = 0
+for i = 1, over do
+  moved = moved + tonumber(redis.call('HGET', key, days[i]))
+  redis.call('HDEL', key, days[i])
+end
+redis.call('HINCRBY', key, earlier, moved)
+return over
+"""
+"""Add a batch's day counts to `keys.LOGS_BY_DAY` (KEYS[1]; ARGV: days kept, the `earlier` field,
+then day/count pairs) and, past the bound, move the oldest days' counts into `earlier`: the newest
+days stay exact (`YYYY-MM-DD` sorts by date), and the sort runs only when a new day is added to a
+full hash. Sent with EVAL inside the batch's pipeline: a registered script would cost a SCRIPT
+EXISTS round trip on every batch."""
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE", "-"})
 """Methods counted as themselves (`-`: a log line whose request had none); others are `OTHER`."""
 
@@ -150,10 +181,16 @@ def sorted_sets(f: Folded) -> dict[str, Counter[str]]:
     return {key: counter for key, counter in out.items() if counter}
 
 
-async def record(redis: Redis, entries: Iterable[LogEntry], marker: tuple[str, str, str] | None = None) -> int:
+async def record(
+    redis: Redis,
+    entries: Iterable[LogEntry],
+    marker: tuple[str, str, str] | None = None,
+    max_days: int = keys.LOGS_MAX_DAYS,
+) -> int:
     """Add entries to the aggregates in one pipeline round trip; returns how many. With `marker`
     (key, field, value) the write is one MULTI/EXEC that also sets that hash field: the entries and
-    the marker land together or not at all, so a retried import never counts an entry twice."""
+    the marker land together or not at all, so a retried import never counts an entry twice. The
+    day counts keep the newest `max_days` days (`BY_DAY_LUA`)."""
     f = fold(entries)
     if f.total == 0:
         return 0
@@ -163,8 +200,8 @@ async def record(redis: Redis, entries: Iterable[LogEntry], marker: tuple[str, s
             pipe.hincrby(keys.LOGS_BY_STATUS, str(status), n)
         for method, n in f.by_method.items():
             pipe.hincrby(keys.LOGS_BY_METHOD, method, n)
-        for day, n in f.by_day.items():
-            pipe.hincrby(keys.LOGS_BY_DAY, day, n)
+        day_counts = [x for day, n in f.by_day.items() for x in (day, str(n))]
+        pipe.eval(BY_DAY_LUA, 1, keys.LOGS_BY_DAY, str(max_days), keys.LOGS_BY_DAY_EARLIER, *day_counts)
         for key, counter in sorted_sets(f).items():
             for name, n in counter.items():
                 pipe.zincrby(key, n, name)
@@ -251,12 +288,15 @@ class Stats:
     by_status: dict[int, int]
     by_method: dict[str, int]
     by_day: dict[str, int]
+    """Requests per day, the newest `max_days` days the aggregates keep."""
     unique_ips: int
     latency_sum_ms: float
     latency_count: int
     max_latency_ms: float | None
     first_ts: float | None
     last_ts: float | None
+    earlier: int = 0
+    """Requests on days older than `by_day` holds (summed there once the day bound was reached)."""
 
     @property
     def errors(self) -> int:
@@ -274,6 +314,7 @@ def _int_map(raw: dict[bytes, bytes]) -> dict[str, int]:
 
 
 async def stats(redis: Redis) -> Stats:
+    # Whole-hash reads, fine: status codes are 100-599, methods a fixed set, days `keys.LOGS_MAX_DAYS`.
     async with redis.pipeline(transaction=False) as pipe:
         pipe.get(keys.LOGS_TOTAL)
         pipe.hgetall(keys.LOGS_BY_STATUS)
@@ -284,17 +325,20 @@ async def stats(redis: Redis) -> Stats:
         pipe.zmscore(keys.LOGS_EXTREMES, list(EXTREMES))
         total, status, method, day, ips, latency, extremes = await pipe.execute()
     ext = dict(zip(EXTREMES, extremes, strict=True))
+    days = _int_map(day)
+    earlier = days.pop(keys.LOGS_BY_DAY_EARLIER, 0)
     return Stats(
         total=int(total or 0),
         by_status={int(k): v for k, v in sorted(_int_map(status).items())},
         by_method=dict(sorted(_int_map(method).items())),
-        by_day=dict(sorted(_int_map(day).items())),
+        by_day=dict(sorted(days.items())),
         unique_ips=int(ips),
         latency_sum_ms=float(latency.get(b"sum_ms", 0.0)),
         latency_count=int(latency.get(b"count", 0)),
         max_latency_ms=ext.get("max_latency_ms"),
         first_ts=ext.get("first_ts"),
         last_ts=ext.get("last_ts"),
+        earlier=earlier,
     )
 
 

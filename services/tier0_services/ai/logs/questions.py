@@ -63,13 +63,42 @@ def iso(ts: float | None) -> str | None:
 
 def covers(s: aggregates.Stats) -> dict[str, Any]:
     days = list(s.by_day)
-    return {
+    out = {
         "entries": s.total,
         "first_seen": iso(s.first_ts),
         "last_seen": iso(s.last_ts),
         "days": [days[0], days[-1]] if days else [],
         "aggregated_by": AGGREGATED_BY,
     }
+    if s.earlier:
+        out["earlier_days_entries"] = s.earlier
+    return out
+
+
+def summed_away(s: aggregates.Stats, when: str) -> bool:
+    """Could requests of `when` (`YYYY`, `YYYY-MM` or a day; `0000-` without a year) be among those
+    the day counts summed under `earlier` (older than the `keys.LOGS_MAX_DAYS` days kept)? Then the
+    day counts cannot answer for it. A kept day's count is exact: a day is summed only once every
+    kept day is newer."""
+    if not s.earlier or not s.by_day:
+        return False
+    first = iso(s.first_ts)
+    oldest = next(iter(s.by_day))
+    if when.startswith("0000"):
+        if first is None:
+            return True
+        return any(summed_away(s, f"{year}{when[4:]}") for year in range(int(first[:4]), int(oldest[:4]) + 1))
+    if first is not None and when < first[: len(when)]:
+        return False  # before the first request: nothing there
+    return when < oldest if len(when) == len(oldest) else when <= oldest[: len(when)]
+
+
+def summed_note(s: aggregates.Stats) -> str:
+    days = list(s.by_day)
+    return (
+        f"the day counts keep the newest {len(days)} days (from {days[0]}); the {s.earlier} requests "
+        "of earlier days are counted in the totals only"
+    )
 
 
 def resolve_days(q: LogQuery, s: aggregates.Stats) -> tuple[str, ...]:
@@ -87,22 +116,31 @@ def resolve_days(q: LogQuery, s: aggregates.Stats) -> tuple[str, ...]:
 def gap(q: LogQuery, s: aggregates.Stats) -> str | None:
     """Why the aggregates cannot answer what the question restricts to, or None (pure)."""
     days = list(s.by_day)
-    span = f"{days[0]} to {days[-1]}" if days else "no days"
+    first = (iso(s.first_ts) or "")[:10] if s.earlier else (days[0] if days else "")
+    span = f"{first or 'earlier days'} to {days[-1]}" if days else "no days"
     held = f"The logs I hold cover {span} ({s.total} requests)"
     by = "aggregated by status, client IP, path, method and day"
     for year in q.years:
+        summed = summed_away(s, str(year))
+        if summed and not (q.days or q.months):  # else the day or month named decides
+            return f"{held}; {summed_note(s)}, so I cannot answer for {year}."
         in_year = [d for d in days if d.startswith(str(year))]
-        if not in_year:
+        if not in_year and not summed:
             return f"{held}: nothing in {year}, so I cannot answer for {year}."
         if len(in_year) != len(days) and not q.days:
             return f"{held}; they are aggregated by day only in total, so I cannot break {year} out."
     for day in resolve_days(q, s):
         if day not in s.by_day:
             shown = day[5:] if day.startswith("0000-") else day
+            if summed_away(s, day):
+                return f"{held}; {summed_note(s)}, so I cannot answer for {shown}."
             return f"{held}: nothing on {shown}, so I cannot answer for that day."
     if q.future:
         return f"{held}: the logs record what happened, not what will."
     for month in q.months:
+        if summed_away(s, month) and not q.days:
+            shown = month[5:7] if month.startswith("0000") else month
+            return f"{held}; {summed_note(s)}, so I cannot answer for {shown}."
         in_month = [d for d in days if d[5:7] == month[5:7] and (month.startswith("0000") or d[:4] == month[:4])]
         shown = month[5:7] if month.startswith("0000") else month
         if not in_month:
@@ -419,9 +457,10 @@ async def _days(redis: Redis, q: LogQuery, s: aggregates.Stats, codes: list[int]
     day, n = order[0]
     which = "fewest" if q.direction == "least" else "most"
     per_day = ", ".join(f"{d}: {c}" for d, c in s.by_day.items())
-    mean = s.total / max(1, len(s.by_day))
+    mean = (s.total - s.earlier) / max(1, len(s.by_day))
+    over = f"; {summed_note(s)}. Of those days" if s.earlier else f" over {len(s.by_day)} days;"
     text = (
-        f"The logs run from {iso(s.first_ts)} to {iso(s.last_ts)} over {len(s.by_day)} days; the day with the "
+        f"The logs run from {iso(s.first_ts)} to {iso(s.last_ts)}{over} the day with the "
         f"{which} requests is {day} ({n}). Per day: {per_day} (mean {math.floor(mean + 0.5)})."
     )
     data = {
@@ -429,6 +468,7 @@ async def _days(redis: Redis, q: LogQuery, s: aggregates.Stats, codes: list[int]
         "count": n,
         "days": len(s.by_day),
         "by_day": s.by_day,
+        "earlier_days_entries": s.earlier,
         "first_seen": iso(s.first_ts),
         "last_seen": iso(s.last_ts),
         "total": s.total,

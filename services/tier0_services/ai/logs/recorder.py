@@ -24,6 +24,7 @@ from typing import Protocol
 from redis.asyncio import Redis
 from redis.exceptions import ReadOnlyError, RedisError
 
+from tier0_contract import keys
 from tier0_services import aio, rediserrors
 from tier0_services.ai.logs import aggregates
 from tier0_services.ai.logs.parse import LogEntry
@@ -49,8 +50,16 @@ class RequestRecordLike(Protocol):
 
 
 class AccessLogRecorder:
-    def __init__(self, redis: Redis, interval: float = 0.5, batch: int = 500, limit: int = 50_000) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        interval: float = 0.5,
+        batch: int = 500,
+        limit: int = 50_000,
+        max_days: int = keys.LOGS_MAX_DAYS,
+    ) -> None:
         self.redis = redis
+        self.max_days = max_days
         self.interval = interval
         self.batch = batch
         self._buffer: deque[LogEntry] = deque(maxlen=limit)
@@ -92,7 +101,7 @@ class AccessLogRecorder:
                     return 0
                 self._replica = False
             entries = list(self._buffer)
-            written = await aggregates.record(self.redis, entries)
+            written = await aggregates.record(self.redis, entries, max_days=self.max_days)
         except ReadOnlyError:
             self._replica = True
             # A replica region serves reads but cannot write: keep the entries (bounded) until

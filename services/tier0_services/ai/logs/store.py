@@ -24,8 +24,10 @@ class ImportResult:
 
 
 class AccessLogs:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, max_days: int = keys.LOGS_MAX_DAYS) -> None:
         self.redis = redis
+        self.max_days = max_days
+        """Days the day counts keep (`aggregates.record`)."""
 
     async def import_lines(self, lines: Iterable[str]) -> ImportResult:
         """Combined-format or JSON lines; an unreadable line is counted and sampled, never fatal."""
@@ -43,19 +45,20 @@ class AccessLogs:
             if entry is not None:
                 batch.append(entry)
             if len(batch) >= IMPORT_BATCH:
-                imported += await aggregates.record(self.redis, batch)
+                imported += await aggregates.record(self.redis, batch, max_days=self.max_days)
                 batch = []
-        imported += await aggregates.record(self.redis, batch)
+        imported += await aggregates.record(self.redis, batch, max_days=self.max_days)
         return ImportResult(imported, rejected, errors)
 
     async def import_entries(self, entries: list[LogEntry], atomic_marker: tuple[str, str, str] | None = None) -> int:
         """Add entries to the aggregates, in batches; with `atomic_marker` (key, field, value) all
         of them and that hash field in one transaction instead (`aggregates.record`)."""
         if atomic_marker is not None:
-            return await aggregates.record(self.redis, entries, atomic_marker)
+            return await aggregates.record(self.redis, entries, atomic_marker, self.max_days)
         imported = 0
         for start in range(0, len(entries), IMPORT_BATCH):
-            imported += await aggregates.record(self.redis, entries[start : start + IMPORT_BATCH])
+            batch = entries[start : start + IMPORT_BATCH]
+            imported += await aggregates.record(self.redis, batch, max_days=self.max_days)
         return imported
 
     async def errors_for(self, status: int, limit: int) -> dict[str, Any]:
@@ -73,6 +76,7 @@ class AccessLogs:
             "by_class": s.by_class(),
             "by_method": s.by_method,
             "by_day": s.by_day,
+            "by_day_earlier": s.earlier,
             "latency_ms": {
                 "count": s.latency_count,
                 "mean": round(s.latency_sum_ms / s.latency_count, 3) if s.latency_count else None,

@@ -31,6 +31,10 @@ SPEC = IndexSpec(
     version_key=keys.CORPUS_VERSION,
     index_name=keys.PASSAGE_INDEX,
     tag_fields=("doc_id", "model"),
+    max_items=keys.PASSAGES_MAX,
+    catalog="document corpus",
+    items="passages",
+    bound_setting="TIER0_AI_PASSAGES_MAX",
 )
 DOC_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -110,7 +114,8 @@ class Corpus:
         self._lock = asyncio.Lock()
 
     async def add(self, doc: Document) -> tuple[int, bool]:
-        """Store a document's passages with embeddings: (passages, changed)."""
+        """Store a document's passages with embeddings: (passages, changed). `CatalogFullError`
+        (nothing stored) when its new passages would take the corpus past its bound."""
         if not DOC_ID.match(doc.doc_id):
             raise ValueError(f"bad doc_id {doc.doc_id!r}: letters, digits, '_', '.', '-' only")
         sha = hashlib.sha256(f"{doc.title}\n{doc.body}\n{self.embedder.name}".encode()).hexdigest()
@@ -118,15 +123,18 @@ class Corpus:
         if old_sha is not None and old_sha.decode() == sha:
             return int(old_count or 0), False
         chunks = text.chunk(doc.body) or [doc.title]
+        ids = [f"{doc.doc_id}#{n}" for n in range(len(chunks))]
+        stale = [f"{doc.doc_id}#{n}" for n in range(len(chunks), int(old_count or 0))]
+        # Checked before embedding too (a full corpus costs no provider calls); `upsert` checks
+        # again atomically with the write, which also drops the stale passages.
+        await self.index.check_room(ids, stale)
         matrix = await asyncio.to_thread(
             self.embedder.embed_texts, [f"{doc.title}. {c}" for c in chunks], "search_document"
         )
-        stale = [f"{doc.doc_id}#{n}" for n in range(len(chunks), int(old_count or 0))]
-        await self.index.delete(stale)
         await self.index.upsert(
             [
                 (
-                    f"{doc.doc_id}#{n}",
+                    ids[n],
                     {
                         vectors.EMBEDDING_FIELD: vectors.to_bytes(vec),
                         "doc_id": doc.doc_id,
@@ -137,7 +145,8 @@ class Corpus:
                     },
                 )
                 for n, (chunk, vec) in enumerate(zip(chunks, matrix, strict=True))
-            ]
+            ],
+            remove=stale,
         )
         await self.redis.hset(
             keys.document(doc.doc_id),
@@ -154,6 +163,8 @@ class Corpus:
         return len(chunks), True
 
     async def documents(self) -> list[dict[str, str | int]]:
+        # Whole reads here and in `snapshot` are fine: the corpus holds at most `index.max_items`
+        # passages (`keys.PASSAGES_MAX`), and every document at least one of them.
         ids = sorted(m.decode() for m in await self.redis.smembers(keys.DOCUMENT_IDS))  # type: ignore[misc]
         async with self.redis.pipeline(transaction=False) as pipe:
             for doc_id in ids:

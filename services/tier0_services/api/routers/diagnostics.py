@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query
 
+from tier0_services.ai import vector_index
 from tier0_services.ai.answers import QueryResult
 from tier0_services.ai.providers import ProviderUnavailableError
 from tier0_services.ai.rag.corpus import Document
@@ -103,14 +104,18 @@ async def import_logs(
     )
 
 
-@router.post("/documents", dependencies=[Authorized], responses=errors.responses(401, 403, 503))
+@router.post("/documents", dependencies=[Authorized], responses=errors.responses(401, 403, 409, 503))
 async def add_document(request: DocumentIn, ai: AIDep) -> DocumentAdded:
-    """Add (or replace) a document of the corpus questions are answered from."""
+    """Add (or replace) a document of the corpus questions are answered from. 409 when its new
+    passages would take the corpus past its bound (nothing is stored then)."""
     doc = Document(doc_id=request.doc_id, title=request.title, body=request.text, tags=tuple(request.tags))
     try:
         passages, changed = await ai.documents.add(doc)
     except ProviderUnavailableError as exc:
         raise errors.UnavailableError(str(exc)) from exc
+    except vector_index.CatalogFullError as exc:
+        # 409, not 413: the body is within its limits; the corpus's state refuses it.
+        raise errors.ConflictError(str(exc)) from exc
     return DocumentAdded(doc_id=doc.doc_id, passages=passages, changed=changed, timestamp=datetime.now(UTC))
 
 

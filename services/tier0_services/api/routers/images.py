@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
+from tier0_services.ai import sample_images, vector_index
 from tier0_services.ai.images import StoredImage, UnknownSiteError
 from tier0_services.ai.providers import ProviderUnavailableError
 from tier0_services.ai.runtime import AIDep
@@ -72,12 +73,17 @@ async def site_images(site_id: SiteId, ai: AIDep) -> SiteImages:
     return SiteImages(site_id=site_id, count=len(images), images=images, timestamp=datetime.now(UTC))
 
 
-@router.post("/ingest", dependencies=[Authorized], responses=errors.responses(401, 403, 503))
+@router.post("/ingest", dependencies=[Authorized], responses=errors.responses(401, 403, 409, 503))
 async def ingest(request: ImageIngest, ai: AIDep) -> ImageIngestResponse:
-    """Embed and store images (uploads and/or the labelled samples). Needs the bearer token."""
+    """Embed and store images (uploads and/or the labelled samples). Needs the bearer token.
+    409 when the new ids would take the catalog past its bound (nothing is stored then)."""
     count = 0
     mode = ai.images.mode
     try:
+        if request.samples and request.images:
+            # Both fit or neither is stored: the samples are written before the uploads.
+            ids = [s.image_id for s in sample_images.load_catalog()] + [u.image_id for u in request.images]
+            await ai.images.index.check_room(ids)
         if request.samples:
             count, mode = await ai.images.ingest_samples()
         if request.images:
@@ -89,4 +95,7 @@ async def ingest(request: ImageIngest, ai: AIDep) -> ImageIngestResponse:
             count += len(items)
     except ProviderUnavailableError as exc:
         raise errors.UnavailableError(str(exc)) from exc
+    except vector_index.CatalogFullError as exc:
+        # 409, not 413: the body is within its limits; the catalog's state refuses it.
+        raise errors.ConflictError(str(exc)) from exc
     return ImageIngestResponse(ingested=count, mode=mode, model=ai.providers.embedder.name, timestamp=datetime.now(UTC))
