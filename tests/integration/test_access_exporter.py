@@ -43,7 +43,9 @@ def exporter(tmp_path: Path, redis_factory: RedisFactory, local_secrets: program
         "TIER0_STANDIN_EXPORTER": find_program("prometheus-redis-exporter"),
     }
     proc = Process("redis-exporter", [sys.executable, str(WRAPPER)], tmp_path / "exporter.log", env=env).start()
-    proc.wait_ready(lambda: port_open(port), timeout=15)
+    # Ready when the exporter behind the proxy answers: the proxy listens at once and says 503 until
+    # then (a loaded CI machine once asked for /metrics in that gap).
+    proc.wait_ready(lambda: port_open(port) and answers(f"http://127.0.0.1:{port}/health"), timeout=15)
     yield port, redis_port
     proc.stop()
 
@@ -54,6 +56,13 @@ def get(url: str) -> tuple[int, str]:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
+
+
+def answers(url: str) -> bool:
+    try:
+        return get(url)[0] == 200
+    except OSError:
+        return False
 
 
 def test_the_exporter_reads_redis_as_its_own_user(exporter: tuple[int, int], local_secrets: programs.Secrets) -> None:
