@@ -684,9 +684,11 @@ def test_brokers_run_per_region_behind_global_services_that_follow_the_pair() ->
     # The RegionPair lists them in a defined order, API first; its routes select exactly the active
     # region's pods of each (what the operator sets: patches.wanted_selector).
     assert "service" not in pair_doc["spec"]
+    # The MQTT route feeds ingest: it moves only to a region whose ingest worker is subscribed (a
+    # broker acknowledges and drops what nobody subscribes to); RabbitMQ's queues keep messages.
     assert pair_doc["spec"]["services"] == [
         {"name": "tier0-region-api"},
-        {"name": "tier0-mqtt", "selector": {"app.kubernetes.io/component": "emqx"}},
+        {"name": "tier0-mqtt", "selector": {"app.kubernetes.io/component": "emqx"}, "feeds": "ingest"},
         {"name": "tier0-amqp", "selector": {"app.kubernetes.io/component": "rabbitmq"}},
     ]
     spec = rp.RegionPairSpec.model_validate(pair_doc["spec"])

@@ -119,10 +119,15 @@ def test_invalid_pairs_are_rejected_with_a_readable_message(
 def test_services_in_their_order_replace_the_deprecated_service(kubectl: list[str], regionpair_crd: Path) -> None:
     m = copy.deepcopy(GOOD)
     del m["spec"]["service"]
-    m["spec"]["services"] = [{"name": "api"}, {"name": "mqtt", "selector": {"app.kubernetes.io/component": "emqx"}}]
+    mqtt = {"name": "mqtt", "selector": {"app.kubernetes.io/component": "emqx"}, "feeds": "ingest"}
+    m["spec"]["services"] = [{"name": "api"}, mqtt]
     ok, out = dry_run(kubectl, m)
     assert ok, out
     assert [s["name"] for s in json.loads(out)["spec"]["services"]] == ["api", "mqtt"]
+    assert json.loads(out)["spec"]["services"][1]["feeds"] == "ingest"
+    m["spec"]["services"][1]["feeds"] = "telemetry"  # not a pipeline component
+    ok, out = dry_run(kubectl, m)
+    assert not ok and "feeds" in out and "ingest" in out, out
 
 
 def test_printer_columns_and_short_name(kubectl: list[str], regionpair_crd: Path) -> None:
