@@ -172,8 +172,6 @@ IMAGES_MAX = 20_000
 beyond it is refused whole (409), replacing a catalogued id still works. Generous for a fleet's
 pictures, and small enough to read whole: at Cohere's 1,536 float32 dimensions each image is about
 6 kB, 120 MB in Redis and as much in the API's numpy search matrix."""
-IMAGE_SITES = "images:sites"
-"""SET of the site ids that have at least one image (404 for `/api/images/site/{unknown}`)."""
 IMAGE_VERSION = "images:version"
 """Counter bumped on every catalog change, so that in-process vector caches know to reload."""
 IMAGE_INDEX = "idx:images"
@@ -328,7 +326,6 @@ DATA_CLASSES: dict[str, str] = {
     DEVICES_DEAD_LETTER: DEAD_LETTER,
     image_embedding("{image_id}"): CATALOG,
     IMAGE_IDS: CATALOG,
-    IMAGE_SITES: CATALOG,
     IMAGE_VERSION: CATALOG,
     passage("{passage_id}"): CATALOG,
     document("{doc_id}"): CATALOG,

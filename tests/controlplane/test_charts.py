@@ -49,6 +49,7 @@ from tier0_operator import patches, secrets
 from tier0_services.access import mqtt as mqtt_access
 from tier0_services.access import rabbitmq as rabbitmq_access
 from tier0_services.access import redis as redis_access
+from tier0_services.ai import settings as ai_settings
 from tier0_testing import operator as operator_testing
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "e2e"))
@@ -216,6 +217,7 @@ def test_every_rendered_object_is_accepted_by_the_apiserver(
         (TIER0_CHART, ["--set", "redis.antiAffinity=sometimes"], "/redis/antiAffinity"),
         (TIER0_CHART, ["--set", "brokers.antiAffinity=always"], "/brokers/antiAffinity"),
         (TIER0_CHART, ["--set", "regionApi.preStopSleepSeconds=-1"], "/regionApi/preStopSleepSeconds"),
+        (TIER0_CHART, ["--set", "regionApi.aiStores.images=0"], "/regionApi/aiStores/images"),
         (
             TIER0_CHART,
             ["--set-json", 'regions=[{"name":"region1","zones":["a"]},{"name":"region2"}]'],
@@ -607,6 +609,23 @@ def test_budgets_keep_a_drain_from_taking_both_redis_both_brokers_or_a_regions_a
         assert b["unhealthyPodEvictionPolicy"] == "AlwaysAllow", name  # a broken pod never blocks a drain
     shared = objects(render(TIER0_CHART, "tier0", APP_NS, "-f", str(SHARED)))
     assert not [d for d in shared if d["kind"] == "PodDisruptionBudget"]
+
+
+def test_the_ai_stores_bounds_are_values_the_api_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The images, passages and day counts each region's Redis keeps are chart values, and what the
+    chart renders is what the API's settings read."""
+    docs = objects(render(TIER0_CHART, "tier0", APP_NS, "--set", "regionApi.aiStores.images=7"))
+    env = env_of(workloads(docs)["tier0-region-api-region1"])
+    for name, value in env.items():
+        if name.startswith("TIER0_AI_"):
+            monkeypatch.setenv(name, value)
+    settings = ai_settings.AISettings()
+    defaults = yaml.safe_load((TIER0_CHART / "values.yaml").read_text())["regionApi"]["aiStores"]
+    assert (settings.images_max, settings.passages_max, settings.logs_max_days) == (
+        7,
+        defaults["passages"],
+        defaults["logDays"],
+    )
 
 
 def test_the_api_rolls_and_terminates_gracefully_and_a_primary_redis_waits_for_a_switchover() -> None:

@@ -65,12 +65,11 @@ async def ingest(client: httpx.AsyncClient, *images: dict[str, Any], samples: bo
     return await client.post("/api/images/ingest", json={"images": list(images), "samples": samples}, headers=AUTH)
 
 
-async def catalog_state(redis: Redis) -> tuple[set[bytes], list[bytes], bytes | None, set[bytes]]:
-    """The image ids, every image HASH's key, the version counter and the site set."""
+async def catalog_state(redis: Redis) -> tuple[set[bytes], list[bytes], bytes | None]:
+    """The image ids, every image HASH's key and the version counter."""
     ids = await redis.smembers(keys.IMAGE_IDS)  # type: ignore[misc]
     hashes = sorted([k async for k in redis.scan_iter(match=f"{keys.IMAGE_EMBEDDING_PREFIX}*")])
-    sites = await redis.smembers(keys.IMAGE_SITES)  # type: ignore[misc]
-    return ids, hashes, await redis.get(keys.IMAGE_VERSION), sites
+    return ids, hashes, await redis.get(keys.IMAGE_VERSION)
 
 
 async def test_image_catalog_refuses_uploads_past_its_bound(client: httpx.AsyncClient, redis: Redis) -> None:
@@ -81,7 +80,7 @@ async def test_image_catalog_refuses_uploads_past_its_bound(client: httpx.AsyncC
     detail = refused.json()["detail"]
     assert "image catalog has no room: it holds 2 images" in detail and f"at most {IMAGES_MAX}" in detail, detail
     assert "TIER0_AI_IMAGES_MAX" in detail and "would add 2 more" in detail, detail
-    assert await catalog_state(redis) == before  # nothing partial: no id, HASH, version bump or site
+    assert await catalog_state(redis) == before  # nothing partial: no id, HASH or version bump
 
     assert (await ingest(client, image("C"))).status_code == 200  # exactly at the bound
     full = await catalog_state(redis)
@@ -98,6 +97,19 @@ async def test_image_catalog_refuses_uploads_past_its_bound(client: httpx.AsyncC
     listed = (await client.get("/api/images/list")).json()
     assert listed["count"] == IMAGES_MAX
     assert {i["image_id"]: i["description"] for i in listed["images"]}["A"] == "a turbine with a cracked blade"
+
+
+async def test_a_site_is_known_while_it_has_images_and_no_longer(client: httpx.AsyncClient, redis: Redis) -> None:
+    """Moving every image of a site to others leaves nothing behind for it: the site answers 404 and
+    no key grows with the sites ever named (the catalog's bound is the only one needed)."""
+    assert (await ingest(client, image("A"), image("B"))).status_code == 200
+    assert [i["image_id"] for i in (await client.get("/api/images/site/WY-ALPHA")).json()["images"]] == ["A", "B"]
+    for n, site in enumerate(("OK-DELTA", "TX-BRAVO", "CA-ECHO")):
+        moved = await ingest(client, {**image("A"), "site_id": site}, {**image("B"), "site_id": site})
+        assert moved.status_code == 200, moved.text
+        assert (await client.get(f"/api/images/site/{site}")).json()["count"] == 2
+        assert (await client.get("/api/images/site/WY-ALPHA")).status_code == 404
+        assert len([k async for k in redis.scan_iter(match="image*")]) == 2, n  # images:ids, images:version
 
 
 def note(*paragraphs: str) -> str:

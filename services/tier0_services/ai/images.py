@@ -92,7 +92,6 @@ class ImageCatalog:
                 )
             )
         await self.index.upsert(rows)
-        await self.redis.sadd(keys.IMAGE_SITES, *{meta.site_id for meta, _ in items})  # type: ignore[misc]
         return mode
 
     async def ingest_samples(self) -> tuple[int, Mode]:
@@ -125,9 +124,11 @@ class ImageCatalog:
         return out
 
     async def for_site(self, site_id: str) -> list[StoredImage]:
-        if not await self.redis.sismember(keys.IMAGE_SITES, site_id):  # type: ignore[misc]
+        # From the catalog itself, not a set of sites kept beside it: such a set keeps a site whose
+        # images moved to another site, and grows without bound as ids are re-uploaded.
+        if not (images := await self.all(site_id)):
             raise UnknownSiteError(f"no images for site {site_id!r}")
-        return await self.all(site_id)
+        return images
 
     async def _fetch(self, ids: list[str]) -> dict[str, StoredImage]:
         if not ids:
