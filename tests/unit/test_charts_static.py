@@ -130,7 +130,7 @@ def test_each_image_copies_only_its_component_and_the_contract(component: str, p
     text = (ROOT / "images" / component / "Dockerfile").read_text()
     copies = re.findall(r"^COPY (?!--from)(\S+)", text, re.M)
     assert sorted(copies) == sorted(
-        [f"hack/requirements/{component}.txt", "pyproject.toml", package, "services/tier0_contract/"]
+        [f"hack/requirements/{component}.txt", "pyproject.toml", package, "contract/tier0_contract/"]
     )
 
 

@@ -81,7 +81,9 @@ LOCAL_PATH = Image(
     IMAGES_DIR / "local-path-provisioner" / "Dockerfile",
     binaries=("local-path-provisioner",),
 )
-_SOURCES = tuple(ROOT / p for p in ("pyproject.toml", "operator", "services", "simulators", "hack/tier0_dev"))
+_SOURCES = tuple(
+    ROOT / p for p in ("pyproject.toml", "contract", "operator", "services", "simulators", "hack/tier0_dev")
+)
 
 
 def _tier0(component: str) -> Image:
