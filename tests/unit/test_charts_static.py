@@ -6,9 +6,10 @@ What is tested:
 - every value in each chart's values.yaml is described in its values.schema.json (and vice versa);
 - the defaults make a region a failure domain (brokers per region, anti-affinity, budgets, the
   switchover wait); the single-node clusters relax the anti-affinity and say why;
-- each Dockerfile is multi-stage, takes ARG BASE_IMAGE (default python:3.11-slim), runs as a numeric
-  non-root user, installs its component's hash-pinned lock and copies only its own package and the
-  contract.
+- tier0's one Dockerfile (images/tier0) is multi-stage, takes ARG BASE_IMAGE (default
+  python:3.11-slim) and ARG COMPONENT, runs as a numeric non-root user, installs the component's
+  hash-pinned lock, copies only its own package and the contract, and has a final stage per
+  component; `make images` builds each component from it with its COMPONENT.
 """
 
 import json
@@ -21,6 +22,7 @@ import pytest
 import yaml
 
 from tier0_dev import dashboards
+from tier0_dev.node import images
 from tier0_dev.procs import ROOT
 
 CHARTS = ROOT / "charts"
@@ -98,40 +100,83 @@ def test_every_value_is_described_in_the_schema(chart: str) -> None:
     walk(schema, "")
 
 
-@pytest.mark.parametrize("component", sorted(IMAGES))
-def test_dockerfile_is_multi_stage_non_root_and_installs_only_its_group(component: str) -> None:
-    """Multi-stage, non-root, and only its component: its optional group, or (pinned) its lock."""
-    wanted, module = IMAGES[component]
-    text = (ROOT / "images" / component / "Dockerfile").read_text()
+DOCKERFILE = ROOT / "images" / "tier0" / "Dockerfile"
+
+
+def _stages(text: str) -> dict[str, str]:
+    """The Dockerfile's named stages: name -> the instructions up to the next FROM."""
+    parts = re.split(r"^FROM ", text, flags=re.M)[1:]
+    named = {}
+    for part in parts:
+        head, _, body = part.partition("\n")
+        m = re.search(r" AS (\S+)$", head)
+        if m:
+            named[m.group(1)] = body
+    return named
+
+
+def test_dockerfile_is_multi_stage_non_root_and_ends_in_the_components_stage() -> None:
+    text = DOCKERFILE.read_text()
     assert re.search(r"^ARG BASE_IMAGE=python:3\.11-slim$", text, re.M)
+    assert re.search(r"^ARG COMPONENT$", text, re.M)
     assert len(re.findall(r"^FROM \$\{BASE_IMAGE\}", text, re.M)) >= 2, "not multi-stage"
     users = re.findall(r"^USER (\d+)(?::(\d+))?$", text, re.M)
-    assert users and int(users[-1][0]) > 0, "the final stage must run as a numeric non-root user"
-    groups = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    assert users and all(int(u) > 0 for u, _ in users), "the final stages must run as a numeric non-root user"
+    # The last FROM picks the component's stage, so one build argument gives one component's image.
+    assert re.findall(r"^FROM (.*)$", text, re.M)[-1] == "final-${COMPONENT}"
     # Pinned: the dependencies from the component's hash-locked file, the project without deps.
-    locked = re.findall(r"^COPY hack/requirements/([a-z]+)\.txt ", text, re.M)
-    assert locked == [component] and "--require-hashes" in text and "pip install --no-deps ." in text
+    assert re.findall(r"^COPY hack/requirements/(\S+)\.txt ", text, re.M) == ["${COMPONENT}"]
+    assert "--require-hashes" in text and "pip install --no-deps ." in text
+
+
+@pytest.mark.parametrize("component", sorted(IMAGES))
+def test_each_component_has_its_stage_lock_and_entrypoint(component: str) -> None:
+    """A final stage per component, titled tier0-<component>, whose `python -m` module exists; its
+    lock is hash-pinned and installs only its component's groups."""
+    wanted, module = IMAGES[component]
+    stage = _stages(DOCKERFILE.read_text())[f"final-{component}"]
+    assert f'org.opencontainers.image.title="tier0-{component}"' in stage
+    groups = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
     assert "--hash=sha256:" in (ROOT / "hack" / "requirements" / f"{component}.txt").read_text()
     assert set(wanted) <= groups
+    assert module in stage, f"the final-{component} stage does not run {module}"
     path = module.replace(".", "/")
     entry = [*ROOT.glob(f"*/{path}/__main__.py"), *ROOT.glob(f"*/{path}.py")]
     assert entry, f"python -m {module} has nothing to run: the image's entrypoint would fail"
+    # The smoke import of the build stage names this component's package.
+    smoke = re.search(rf"^\s+{component}\) echo \"([^\"]+)\"", DOCKERFILE.read_text(), re.M)
+    assert smoke and all(m.strip().startswith(f"tier0_{component}") for m in smoke.group(1).split(","))
 
 
-@pytest.mark.parametrize(
-    ("component", "package"),
-    [
-        ("operator", "operator/tier0_operator/"),
-        ("services", "services/tier0_services/"),
-        ("simulators", "simulators/tier0_simulators/"),
-    ],
-)
-def test_each_image_copies_only_its_component_and_the_contract(component: str, package: str) -> None:
-    text = (ROOT / "images" / component / "Dockerfile").read_text()
-    copies = re.findall(r"^COPY (?!--from)(\S+)", text, re.M)
+def test_the_image_copies_only_the_components_package_and_the_contract() -> None:
+    copies = re.findall(r"^COPY (?!--from)(\S+)", DOCKERFILE.read_text(), re.M)
     assert sorted(copies) == sorted(
-        [f"hack/requirements/{component}.txt", "pyproject.toml", package, "services/tier0_contract/"]
+        [
+            "hack/requirements/${COMPONENT}.txt",
+            "pyproject.toml",
+            "${COMPONENT}/tier0_${COMPONENT}/",
+            "contract/tier0_contract/",
+        ]
     )
+    for component in IMAGES:
+        assert (ROOT / component / f"tier0_{component}").is_dir()
+
+
+def test_make_images_builds_each_component_from_the_one_dockerfile() -> None:
+    """`make images` (tier0_dev.node.images) passes COMPONENT, keeps the image names, and hashes what
+    the Dockerfile copies for that component (a changed lock or contract rebuilds)."""
+    assert {i.name: (i.dockerfile, i.build_args, i.ref.rsplit(":", 1)[0]) for i in images.TIER0} == {
+        c: (DOCKERFILE, {"COMPONENT": c}, f"localhost/tier0/{c}") for c in IMAGES
+    }
+    for img in images.TIER0:
+        hashed = {p.relative_to(ROOT).as_posix() for p in img.inputs}
+        assert {
+            f"hack/requirements/{img.name}.txt",
+            f"{img.name}/tier0_{img.name}",
+            "contract/tier0_contract",
+            "pyproject.toml",
+        } <= hashed
+        assert all(p.exists() for p in img.inputs)
 
 
 @pytest.mark.parametrize("component", sorted(IMAGES))

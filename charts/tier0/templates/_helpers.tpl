@@ -69,7 +69,7 @@ app.kubernetes.io/part-of: tier0
 {{/*
 Redis memory options: `--maxmemory` (redis.maxmemory, else redis.maxmemoryPercent of
 redis.resources.limits.memory, in bytes) and `--maxmemory-policy`. Which keys a policy may evict:
-the data classes in services/tier0_contract/keys.py.
+the data classes in contract/tier0_contract/keys.py.
 */}}
 {{- define "tier0.redisMemoryArgs" -}}
 {{- $v := .Values.redis }}

@@ -1,10 +1,11 @@
 """The images the node runs, built here without a registry (`make images`).
 
-A Python base made with debootstrap from the Debian mirror; tier0's images from the repository's
-Dockerfiles on top of it (BASE_IMAGE); the cluster's add-ons and the stand-ins for third-party
-images no registry can give here, from Debian packages and Go-built binaries. Each image carries a
-label with the hash of its inputs, so a second `make images` builds nothing; archives (OCI, under
-their final fully qualified name) are what node-up imports into containerd.
+A Python base made with debootstrap from the Debian mirror; tier0's images from the repository's one
+Dockerfile for them (images/tier0, built once per component with COMPONENT) on top of it
+(BASE_IMAGE); the cluster's add-ons and the stand-ins for third-party images no registry can give
+here, from Debian packages and Go-built binaries. Each image carries a label with the hash of its
+inputs, so a second `make images` builds nothing; archives (OCI, under their final fully qualified
+name) are what node-up imports into containerd.
 """
 
 import hashlib
@@ -81,17 +82,28 @@ LOCAL_PATH = Image(
     IMAGES_DIR / "local-path-provisioner" / "Dockerfile",
     binaries=("local-path-provisioner",),
 )
-_SOURCES = tuple(ROOT / p for p in ("pyproject.toml", "operator", "services", "simulators", "hack/tier0_dev"))
+# tier0's images come from one Dockerfile, the component a build argument.
+TIER0_DOCKERFILE = IMAGES_DIR / "tier0" / "Dockerfile"
 
 
 def _tier0(component: str) -> Image:
+    # The hash covers what the Dockerfile copies for this component (its lock, its package, the
+    # contract) and the build driver: a change to another component's package rebuilds only that one.
+    sources = (
+        "pyproject.toml",
+        f"hack/requirements/{component}.txt",
+        f"{component}/tier0_{component}",
+        "contract/tier0_contract",
+        "hack/tier0_dev",
+    )
     return Image(
         component,
         f"localhost/tier0/{component}:{TIER0_TAG}",
-        IMAGES_DIR / component / "Dockerfile",
+        TIER0_DOCKERFILE,
         context=ROOT,
+        build_args={"COMPONENT": component},
         uses_base=True,
-        inputs=_SOURCES,
+        inputs=tuple(ROOT / s for s in sources),
     )
 
 

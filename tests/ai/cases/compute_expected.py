@@ -6,7 +6,7 @@ its arguments, this script computes the value from the same data the evaluation 
 (`sample.generate(12_000, seed=7)`, `api.fleet(1000)`, `api.activity_message(42, ...)`) and writes it,
 with the answer phrases that a right answer must contain, into cases.yaml.
 
-    PYTHONPATH=/work/main/services:/work/main/tests/support python3 compute_expected.py
+    PYTHONPATH=/work/main/contract:/work/main/services:/work/main/tests/support python3 compute_expected.py
     (needs pydantic, redis, orjson, kubernetes_asyncio, aiohttp, PyYAML: tier0's services extras,
     because tier0_testing.api imports the ingest store; /work/main/.venv has them once it exists)
 

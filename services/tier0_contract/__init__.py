@@ -1,1 +1,0 @@
-"""The telemetry contract shared by simulators and services: payloads, topics, Redis keys."""
