@@ -196,6 +196,11 @@ test-operator: tools venv ## The RegionPair operator's unit tests and its tests 
 IMAGE_TAG ?= 0.1.0
 export KIND_CLUSTER ?= tier0
 
+.PHONY: crds
+crds: venv ## Generate crds/ from the RegionPair model (hack/tier0_dev/crd.py), then charts-sync
+	$(PY) -m tier0_dev.crd
+	$(MAKE) charts-sync
+
 .PHONY: charts-sync
 charts-sync: ## Copy crds/ and operator/rbac/ into the operator chart; regenerate dashboards/ (+ the chart's copy)
 	cp crds/*.yaml charts/tier0-operator/files/crds/

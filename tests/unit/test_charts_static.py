@@ -45,7 +45,7 @@ IMAGES = {
     ids=lambda v: v.name if isinstance(v, Path) else None,
 )
 def test_operator_chart_files_are_copies_of_their_sources(source: Path, copy: str) -> None:
-    """The CRD (crds/ is the one source of truth) and the RBAC rules the operator's tests run with."""
+    """The CRD (crds/, generated from the RegionPair model) and the RBAC rules the operator's tests run with."""
     chart_copy = CHARTS / "tier0-operator" / copy
     assert chart_copy.read_bytes() == source.read_bytes(), f"{copy} drifted from {source}: run `make charts-sync`"
 
