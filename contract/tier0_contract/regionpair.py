@@ -294,7 +294,7 @@ class PipelinePolicy(_Model):
 
     stall_after_seconds: float = Field(default=10.0, ge=1, le=3600)
     """A worker that holds messages and stored nothing for this long (or sent no heartbeat) is stalled
-    / dead (`tier0_contract.pipeline.assess`)."""
+    / dead."""
     on_stall: Literal["Report", "Failover"] = "Report"
     """Report (the phase becomes Degraded, with the reason) or Failover to a healthy standby."""
 
@@ -462,9 +462,8 @@ class RegionPairSpec(_Model):
 
 
 class PipelineStatus(_Model):
-    """The region's telemetry pipeline, judged from the heartbeats in the active primary by
-    `tier0_contract.pipeline.assess`: the worse of ingest and activity (ok and idle are healthy;
-    unknown: its Redis could not be read)."""
+    """The region's telemetry pipeline, judged from the workers' heartbeats in the active primary: the
+    worse of ingest and activity (ok and idle are healthy; unknown: its Redis could not be read)."""
 
     state: PipelineState
     reason: str = ""
@@ -576,8 +575,7 @@ class Condition(_Model):
 
 
 class RegionPairStatus(_Model):
-    """Written by the operator only, in one place (its write_status); the model is
-    tier0_contract.regionpair.RegionPairStatus."""
+    """What the operator observed and did; written by the operator only."""
 
     active_region: str | None = None
     """The region that is active now (the truth; spec.activeRegion is the wish)."""
@@ -586,7 +584,7 @@ class RegionPairStatus(_Model):
     phase: Phase = "Pending"
     epoch: int = 0
     """Grows by one with every promotion; a transition is started with a compare-and-set on it. Also
-    written into the primary's Redis (keys.PAIR_EPOCH)."""
+    written into the primary's Redis, where writers check it."""
     lag_bytes: int = 0
     """Replication lag of the standby in bytes (0 when in sync)."""
     observed_generation: int | None = None
