@@ -584,7 +584,8 @@ class RegionPairStatus(_Model):
     phase: Phase = "Pending"
     epoch: int = 0
     """Grows by one with every promotion; a transition is started with a compare-and-set on it. Also
-    written into the primary's Redis, where writers check it."""
+    written into the primary's Redis: among Redis that all claim to be primary, clients pick the
+    highest epoch."""
     lag_bytes: int = 0
     """Replication lag of the standby in bytes (0 when in sync)."""
     observed_generation: int | None = None
