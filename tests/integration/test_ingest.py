@@ -117,7 +117,7 @@ async def start_worker(local_secrets: programs.Secrets) -> AsyncIterator[Callabl
         rw = RunningWorker(IngestWorker(config, IngestMetrics(CollectorRegistry())))
         running.append(rw)
         if wait_subscribed:
-            await asyncio.wait_for(rw.worker.subscribed.wait(), 20)
+            await asyncio.wait_for(rw.worker.session.subscribed.wait(), 20)
         return rw.worker
 
     yield start
@@ -310,7 +310,7 @@ async def test_a_worker_holding_a_batch_stops_at_once_and_the_batch_comes_back(
     config = Config(**values)
     first = RunningWorker(IngestWorker(config, IngestMetrics(CollectorRegistry())))
     try:
-        await asyncio.wait_for(first.worker.subscribed.wait(), 20)
+        await asyncio.wait_for(first.worker.session.subscribed.wait(), 20)
         await own.replicaof("127.0.0.1", other_port)
         await wait_for(lambda: _gauge_is(first.worker.metrics.writable, 0), timeout=10)
         rng, states = random.Random(7), dict[int, int]()
@@ -416,5 +416,5 @@ async def _log_has(path: Path, text: str) -> bool:
 
 
 async def _resubscribed(worker: IngestWorker) -> None:
-    while not (worker._connected and worker.subscribed.is_set()):
+    while not worker.session.ready:
         await asyncio.sleep(0.05)

@@ -1,5 +1,6 @@
-"""Pure logic of the diagnostics: log parsing, batch folding, question routing, chunking, BM25 and
-RRF, the extractive answerer (with the test-only hashing embedder), the sample pictures' PNGs."""
+"""Pure logic of the diagnostics: log parsing, batch folding, question routing, which answer is
+grounded and which is kept, chunking, BM25 and RRF, the extractive answerer (with the test-only
+hashing embedder), the sample pictures' PNGs."""
 
 import json
 import struct
@@ -7,11 +8,11 @@ import zlib
 
 import pytest
 
-from tier0_services.ai import sample_images
+from tier0_services.ai import answers, diagnostics, sample_images
 from tier0_services.ai.logs import aggregates, sample
 from tier0_services.ai.logs.parse import LogEntry, LogParseError, format_combined, parse_line
 from tier0_services.ai.providers import Passage
-from tier0_services.ai.rag import text
+from tier0_services.ai.rag import router, text
 from tier0_services.ai.rag.bm25 import BM25, rrf
 from tier0_services.ai.rag.corpus import parse_note, sample_documents
 from tier0_services.ai.rag.extractive import SentenceReader
@@ -140,3 +141,57 @@ def test_sample_pictures_are_valid_labelled_pngs() -> None:
     assert len(raw) == height * (1 + 3 * width)
     caption = sample_images.caption(catalog[0])
     assert "workers without hard hats" in caption and "WY-ALPHA" in caption
+
+
+def _aggregate(mode: answers.Mode = "aggregation") -> answers.QueryResult:
+    return answers.QueryResult("q", "42", mode, evidence=answers.Evidence("logs", "HGET x", {"days": 3}))
+
+
+def _decision(order: list[str]) -> router.Decision:
+    best = {"docs": "docs.fact", "logs": "logs.count", "live": "live.state"}
+    return router.Decision({best[f]: 0.5 for f in order}, {f: best[f] for f in order}, order, order)
+
+
+def test_an_aggregate_is_grounded_only_when_its_route_fits_and_it_names_nothing_strange() -> None:
+    rules = diagnostics.Routing()
+    fits = diagnostics.graded("logs", "q", _aggregate(), [], rules.min_aggregate, rules)
+    assert fits.grounded and not fits.strong_abstention and fits.result.answer == "42"
+    assert not diagnostics.graded("logs", "q", _aggregate(), [], rules.min_aggregate - 0.01, rules).grounded
+    strange = diagnostics.graded("live", "q", _aggregate(), ["BP"], 0.9, rules)
+    assert not strange.grounded and strange.result.mode == "abstain"
+    assert (
+        strange.result.answer == "The live telemetry cannot answer this: the question names what they do not hold (BP)."
+    )
+    assert strange.result.evidence == answers.Evidence("none", None, {"days": 3})  # what the data holds, kept
+    said_no = diagnostics.graded("logs", "q", _aggregate("abstain"), [], rules.confident, rules)
+    assert said_no.strong_abstention and not said_no.grounded
+    assert not diagnostics.graded(
+        "logs", "q", _aggregate("abstain"), [], rules.confident - 0.01, rules
+    ).strong_abstention
+
+
+def test_the_kept_answer_documents_against_aggregates() -> None:
+    rules = diagnostics.Routing()
+    result = _aggregate()
+
+    def attempt(family: str, grounded: bool, confidence: float, strong: bool = False) -> diagnostics.Attempt:
+        return diagnostics.Attempt(family, result, grounded, confidence, strong)
+
+    sure_docs = attempt("docs", True, rules.docs_close)
+    meant = attempt("logs", True, rules.confident)
+    unsure = attempt("logs", True, rules.confident - 0.01)
+    # The documents are the closest family: they win.
+    assert diagnostics.choose([meant, sure_docs], _decision(["docs", "logs"]), rules) is sure_docs
+    # A clearly meant aggregate is kept over a sure reader; one not clearly meant is not.
+    assert diagnostics.choose([meant, sure_docs], _decision(["logs", "docs"]), rules) is meant
+    assert diagnostics.choose([unsure, sure_docs], _decision(["logs", "docs"]), rules) is sure_docs
+    unsure_docs = attempt("docs", True, rules.docs_close - 0.01)
+    assert diagnostics.choose([unsure, unsure_docs], _decision(["logs", "docs"]), rules) is unsure
+    # Nothing grounded: the family whose data says no, else the documents' abstention.
+    no_docs = attempt("docs", False, 0.1)
+    said_no = attempt("live", False, 0.7, strong=True)
+    assert (
+        diagnostics.choose([attempt("logs", False, 0.5), said_no, no_docs], _decision(["logs", "live", "docs"]), rules)
+        is said_no
+    )
+    assert diagnostics.choose([attempt("logs", False, 0.5), no_docs], _decision(["logs", "docs"]), rules) is no_docs

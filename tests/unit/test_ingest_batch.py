@@ -73,9 +73,9 @@ def test_empty_batch() -> None:
 
 
 def test_a_refused_batch_splits_into_pieces_and_dead_letters_that_name_their_message() -> None:
-    """What worker._salvage writes: accepted messages in pieces without the batch's dead letters, the
-    dead letters (and counts) on their own, and a message the store refused as a dead letter that
-    carries its topic and payload again."""
+    """What delivery.Delivery._salvage writes: accepted messages in pieces without the batch's dead
+    letters, the dead letters (and counts) on their own, and a message the store refused as a dead
+    letter that carries its topic and payload again."""
     good = [message(i) for i in range(4)]
     prepared = batch.prepare([*good, (fleet.device(9).topic.encode(), b"{")], NOW)
     half = batch.records_only(prepared, 0, 2)

@@ -11,7 +11,7 @@ import pytest
 from tier0_contract import keys, pipeline, timestamps
 from tier0_services import healthz, heartbeat
 from tier0_services.ingest import mqtt as ingest_mqtt
-from tier0_services.ingest import worker
+from tier0_services.ingest import session
 from tier0_services.ingest.mqtt import parse_publish
 from tier0_services.primary import Choice, Observation, choose, parse_observation
 
@@ -165,9 +165,9 @@ def test_worker_healthz_verdict_uses_the_shared_rule() -> None:
 
 
 def test_reconnect_delay_is_short_first_then_stretches() -> None:
-    assert worker.reconnect_delay(0.0) == worker.reconnect_delay(2.9) == 0.1
-    assert worker.reconnect_delay(30.0) == 3.0
-    assert worker.reconnect_delay(3600.0) == 10.0
+    assert session.reconnect_delay(0.0) == session.reconnect_delay(2.9) == 0.1
+    assert session.reconnect_delay(30.0) == 3.0
+    assert session.reconnect_delay(3600.0) == 10.0
 
 
 async def test_a_broker_connect_that_gets_no_answer_fails_within_its_bound() -> None:

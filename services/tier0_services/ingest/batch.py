@@ -130,7 +130,7 @@ def dead_letter(topic: bytes, payload: bytes, error: str, now: float) -> bytes:
 
 def records_only(prepared: Prepared, start: int = 0, stop: int | None = None) -> Prepared:
     """The accepted messages `start:stop` of a batch, without its dead letters and counts: a piece
-    of a batch the primary refused, written on its own (`worker.IngestWorker._salvage`)."""
+    of a batch the primary refused, written on its own (`delivery.Delivery._salvage`)."""
     records = prepared.records[start:stop]
     return Prepared(records=records, accepted=len(records), newest_ts=prepared.newest_ts)
 
