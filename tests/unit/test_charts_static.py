@@ -119,18 +119,19 @@ def test_dockerfile_is_multi_stage_non_root_and_installs_only_its_group(componen
 
 
 @pytest.mark.parametrize(
-    ("component", "package"),
+    ("component", "packages"),
     [
-        ("operator", "operator/tier0_operator/"),
-        ("services", "services/tier0_services/"),
-        ("simulators", "simulators/tier0_simulators/"),
+        ("operator", ["operator/tier0_operator/", "kube/tier0_kube/"]),
+        ("services", ["services/tier0_services/", "kube/tier0_kube/"]),
+        ("simulators", ["simulators/tier0_simulators/"]),
     ],
 )
-def test_each_image_copies_only_its_component_and_the_contract(component: str, package: str) -> None:
+def test_each_image_copies_only_its_component_and_the_contract(component: str, packages: list[str]) -> None:
+    """Its component, the contract and (operator, region API) the Kubernetes layer, nothing else."""
     text = (ROOT / "images" / component / "Dockerfile").read_text()
     copies = re.findall(r"^COPY (?!--from)(\S+)", text, re.M)
     assert sorted(copies) == sorted(
-        [f"hack/requirements/{component}.txt", "pyproject.toml", package, "services/tier0_contract/"]
+        [f"hack/requirements/{component}.txt", "pyproject.toml", *packages, "services/tier0_contract/"]
     )
 
 
