@@ -86,8 +86,7 @@ class Client:
             raise errors.unreachable(what, e) from e
 
     async def _raw(self, what: str, call: Awaitable[Any], json_patch: bool = False, missing_ok: bool = False) -> Any:
-        """A response sent with `_preload_content=False`: its JSON body (None when it is 404 and
-        `missing_ok`, or when nobody reads it: `json_patch`'s unread patches pass `read=False`)."""
+        """The JSON body of a response sent with `_preload_content=False` (None: a 404 and `missing_ok`)."""
         resp = await self._send(what, call, json_patch)
         try:
             if resp.status == 404 and missing_ok:
