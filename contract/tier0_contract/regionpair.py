@@ -419,7 +419,8 @@ class RegionPairSpec(_Model):
 
     @model_validator(mode="before")
     @classmethod
-    def _first_region_by_default(cls, raw: Any) -> Any:
+    def _home_region_by_default(cls, raw: Any) -> Any:
+        # The home region (the first) is active unless the resource says otherwise: see `home_region`.
         if isinstance(raw, dict) and not raw.get("activeRegion") and not raw.get("active_region"):
             regions = raw.get("regions") or []
             if regions and isinstance(regions[0], dict) and regions[0].get("name"):
@@ -440,6 +441,12 @@ class RegionPairSpec(_Model):
             return self.services
         legacy = (self.service, *self.additional_services) if self.service else self.additional_services
         return tuple(ServiceRoute(name=name) for name in legacy)
+
+    @property
+    def home_region(self) -> str:
+        """The first region: active when spec.activeRegion is unset, and where the API's `restore`
+        returns to unless told otherwise. The one place that says "the first region is the default"."""
+        return self.regions[0].name
 
     @property
     def region_names(self) -> tuple[str, str]:

@@ -8,7 +8,7 @@ each component's pid, restarts and uptime, the Redis roles as `INFO replication`
 the RegionPair's phase. Re-running `up` never changes a live RegionPair or its Service.
 """
 
-import json
+import asyncio
 import os
 import socket
 import subprocess
@@ -19,8 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tier0_contract import regionpair as rp
 from tier0_dev import controlplane, procs, programs, supervise
-from tier0_dev.procs import ROOT, MissingProgramError, Process, find_program, group_alive, port_open, stop_group
+from tier0_dev.procs import ROOT, Process, find_program, group_alive, port_open, stop_group
+from tier0_kube import client as kube_client
+from tier0_kube import errors as kube_errors
 from tier0_services.access import mqtt as mqtt_access
 from tier0_services.access import redis as redis_access
 
@@ -402,17 +405,16 @@ def describe_redis(info: dict[str, str]) -> str:
     )
 
 
-def describe_pair(pair: dict[str, object] | None) -> str:
+def describe_pair(pair: rp.RegionPair | None) -> str:
     """The RegionPair's phase and active region from its status (pure)."""
     if pair is None:
         return "not found"
-    st = pair.get("status") or {}
-    spec = pair.get("spec") or {}
-    assert isinstance(st, dict) and isinstance(spec, dict)
-    line = f"phase {st.get('phase', '?')}, active {st.get('activeRegion', '?')} (spec {spec.get('activeRegion')})"
-    last = st.get("lastTransition")
-    if isinstance(last, dict):
-        line += f"; last {last.get('type')} {last.get('from')}->{last.get('to')} at {last.get('completedAt', '?')}"
+    st = pair.status
+    line = f"phase {st.phase}, active {st.active_region or '?'} (spec {pair.spec.active_region})"
+    last = st.last_transition
+    if last is not None:
+        at = last.completed_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        line += f"; last {last.type} {last.from_region}->{last.to_region} at {at}"
     return line
 
 
@@ -420,30 +422,22 @@ def _regionpair() -> str:
     kubeconfig = RUN / "controlplane" / "kubeconfig"
     if not kubeconfig.exists():
         return "no control plane"
+    return asyncio.run(_read_pair(kubeconfig))
+
+
+async def _read_pair(kubeconfig: Path) -> str:
     try:
-        kubectl = find_program("kubectl")
-    except MissingProgramError as exc:
-        return str(exc)
-    res = subprocess.run(
-        [
-            kubectl,
-            "--kubeconfig",
-            str(kubeconfig),
-            "-n",
-            PAIR_NAMESPACE,
-            "get",
-            "regionpair",
-            PAIR_NAME,
-            "-o",
-            "json",
-            "--request-timeout=2s",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    if res.returncode != 0:
-        return "not found" if "NotFound" in res.stderr else f"unreadable: {res.stderr.strip()[:120]}"
-    return describe_pair(json.loads(res.stdout))
+        kube = await kube_client.connect(kubeconfig, timeout=2.0)
+    except kube_errors.KubeConfigError as exc:
+        return f"unreadable: {exc}"
+    try:
+        return describe_pair(await kube.get_pair(PAIR_NAMESPACE, PAIR_NAME))
+    except kube_errors.KubeNotFoundError:
+        return describe_pair(None)
+    except kube_errors.KubeError as exc:
+        return f"unreadable: {str(exc)[:120]}"
+    finally:
+        await kube.close()
 
 
 def _duration(seconds: float) -> str:

@@ -192,7 +192,7 @@ async def pause(c: Cluster, name: str, args: argparse.Namespace) -> int:
     if pair.spec.paused == want:
         print(f"regionpair/{name} already {'paused' if want else 'running (not paused)'}")
         return 0
-    await c.patch(name, {"spec": {"paused": want}})
+    await c.set_paused(name, want)
     print(f"regionpair/{name} {'paused: the operator changes nothing until resumed' if want else 'resumed'}")
     return 0
 
@@ -234,11 +234,11 @@ def check_region(pair: rp.RegionPair, region: str) -> None:
 
 async def switch(c: Cluster, name: str, pair: rp.RegionPair, to: str, timeout: float | None) -> rp.RegionPair:
     """Set spec.activeRegion to `to` and (timeout given) wait until the operator made it active."""
-    if pair.spec.active_region == to and pair.status.requested_region == to and pair.status.active_region != to:
+    current = pair.status.active_region
+    if pair.spec.active_region == to and pair.status.requested_region == to and current not in (to, None):
         # The operator acts on a change of spec.activeRegion; after a failover away from `to` the spec
         # still names it, so acknowledge the failover first, then ask again.
-        current = pair.status.active_region
-        await c.patch(name, {"spec": {"activeRegion": current}})
+        await c.request_region(name, current)
         await wait(
             c,
             name,
@@ -246,7 +246,7 @@ async def switch(c: Cluster, name: str, pair: rp.RegionPair, to: str, timeout: f
             timeout or 30.0,
             "the acknowledgement",
         )
-    await c.patch(name, {"spec": {"activeRegion": to}})
+    await c.request_region(name, to)
     if timeout is None:
         return pair
     return await wait(
@@ -311,7 +311,7 @@ async def run_drill(c: Cluster, name: str, args: argparse.Namespace) -> int:
     if (why := drill.refuse(before, args.unplanned)) is not None:
         raise PluginError(f"regionpair/{name}: no drill: {why}")
     report = await (unplanned(c, name, before, args) if args.unplanned else planned(c, name, before, args))
-    await c.patch(name, drill.annotation_patch(report))
+    await c.annotate(name, drill.annotation(report))
     await c.record_event(drill.event_body(before, report, now()))
     if args.output == "text":
         print(drill.format_report(report))
@@ -372,7 +372,7 @@ async def unplanned(c: Cluster, name: str, before: rp.RegionPair, args: argparse
     # no failover happened, on the lost region itself once its Redis is back.
     healthy_region = new_active if new_active is not None else lost
     if healthy_region != lost and not args.no_acknowledge and after.spec.active_region != healthy_region:
-        await c.patch(name, {"spec": {"activeRegion": healthy_region}})
+        await c.request_region(name, healthy_region)
         progress(t0, f"acknowledged the failover: spec.activeRegion {healthy_region}")
     try:
         await wait(

@@ -1,26 +1,21 @@
-"""The plugin's Kubernetes calls, on the operator's client (`tier0_operator.kube`, `kubernetes_asyncio`):
-the RegionPair parsed with the contract's model, its Events, and the Redis StatefulSet an unplanned
-drill takes down. Every failure becomes a `PluginError` whose message says what to do."""
+"""The plugin's Kubernetes calls, on tier0's one client (`tier0_kube`): the RegionPair as the
+contract's model, its Events, and the Redis StatefulSet an unplanned drill takes down. Every failure
+becomes a `PluginError` whose message says what to do."""
 
 import json
 import os
-from pathlib import Path
-from typing import Any
-
-from kubernetes_asyncio import client, config
-from kubernetes_asyncio.client.exceptions import ApiException
-from kubernetes_asyncio.config.config_exception import ConfigException
-from pydantic import ValidationError
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from tier0_contract import regionpair as rp
+from tier0_kube import client, errors
 from tier0_kubectl import view
-from tier0_operator import kube as kubeops
-
-SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_TIMEOUT = 3
+
+T = TypeVar("T")
 
 
 class PluginError(Exception):
@@ -29,76 +24,54 @@ class PluginError(Exception):
         self.code = code
 
 
-def _message(e: ApiException | kubeops.ApiError) -> str:
+def _message(e: errors.KubeError) -> str:
     """The apiserver's Status message (its body otherwise), short."""
-    body = e.body
-    text = body.decode() if isinstance(body, bytes) else str(body or getattr(e, "reason", "") or "")
     try:
-        return str(json.loads(text).get("message") or text)[:300]
+        return str(json.loads(e.body).get("message") or e.body)[:300]
     except (ValueError, AttributeError):
-        return text[:300]
-
-
-def context_namespace(kubeconfig: str | None, context: str | None) -> str:
-    """The namespace of the kubeconfig context in use (kubectl's default for -n), else the pod's own
-    namespace in a cluster, else `default`."""
-    try:
-        contexts, current = config.list_kube_config_contexts(config_file=kubeconfig)
-    except (ConfigException, OSError, ValueError, TypeError, KeyError):
-        contexts, current = [], None
-    chosen = next((c for c in contexts if c.get("name") == context), None) if context else current
-    namespace = ((chosen or {}).get("context") or {}).get("namespace")
-    if namespace:
-        return str(namespace)
-    if not kubeconfig and not os.environ.get("KUBECONFIG") and SERVICE_ACCOUNT_NAMESPACE.exists():
-        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
-    return "default"
+        return e.body[:300]
 
 
 class Cluster:
     """One namespace of one cluster, through one keep-alive connection pool."""
 
-    def __init__(self, kube: kubeops.Kube, namespace: str) -> None:
+    def __init__(self, kube: client.Client, namespace: str) -> None:
         self.kube = kube
         self.namespace = namespace
-        self.apps: Any = client.AppsV1Api(kube.api)
 
     @classmethod
     async def connect(
         cls, kubeconfig: str | None, context: str | None, namespace: str | None, timeout: float
     ) -> "Cluster":
+        """`namespace`, else the kubeconfig context's (kubectl's default for -n), else the pod's own
+        namespace in a cluster, else `default`."""
         try:
-            kube = await kubeops.Kube.connect(kubeconfig, timeout, context)
-        except (ConfigException, OSError, ValueError, TypeError, KeyError) as e:
+            kube = await client.connect(kubeconfig, context, timeout=timeout)
+        except errors.KubeConfigError as e:
             where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
             raise PluginError(f"no usable Kubernetes configuration ({where}): {e}") from e
-        return cls(kube, namespace or context_namespace(kubeconfig, context))
+        return cls(kube, namespace or kube.namespace)
 
     async def close(self) -> None:
         await self.kube.close()
 
-    async def _call(self, what: str, call: Any) -> Any:
+    async def _call(self, what: str, call: Awaitable[T]) -> T:
         try:
             return await call
-        except ApiException as e:
-            if e.status == 404:
-                raise PluginError(f"{what}: not found in namespace {self.namespace}") from e
-            raise PluginError(f"{what}: HTTP {e.status}: {_message(e)}") from e
-        except kubeops.ApiError as e:
-            raise PluginError(f"{what}: HTTP {e.status}: {_message(e)}") from e
-        except kubeops.TransportErrors as e:
-            raise PluginError(f"{what}: the Kubernetes API is unreachable: {e!r}") from e
+        except errors.KubeError as e:
+            raise self._error(what, e) from e
+
+    def _error(self, what: str, e: errors.KubeError) -> PluginError:
+        if isinstance(e, errors.KubeNotFoundError):
+            return PluginError(f"{what}: not found in namespace {self.namespace}")
+        if e.status == 0 and not isinstance(e, errors.KubeObjectError):
+            return PluginError(f"{what}: the Kubernetes API is unreachable: {e.__cause__!r}")
+        return PluginError(f"{what}: HTTP {e.status}: {_message(e)}")
 
     # -- RegionPairs ----------------------------------------------------------------------------
 
     async def pair_names(self) -> list[str]:
-        found = await self._call(
-            "list regionpairs",
-            self.kube.custom.list_namespaced_custom_object(
-                rp.GROUP, rp.VERSION, self.namespace, rp.PLURAL, _request_timeout=self.kube.timeout
-            ),
-        )
-        return sorted(str(item["metadata"]["name"]) for item in found.get("items") or [])
+        return await self._call("list regionpairs", self.kube.pair_names(self.namespace))
 
     async def resolve(self, name: str | None) -> str:
         """The pair to act on: `name`, or the namespace's only one."""
@@ -112,33 +85,34 @@ class Cluster:
         raise PluginError(f"{len(names)} RegionPairs in namespace {self.namespace}: name one of {', '.join(names)}")
 
     async def pair(self, name: str) -> rp.RegionPair:
-        obj = await self._call(f"get regionpair {name}", self.kube.get_pair(self.namespace, name))
-        if obj is None:
-            raise PluginError(f'RegionPair "{name}" not found in namespace {self.namespace}')
         try:
-            return rp.RegionPair.from_object(obj)
-        except ValidationError as e:
-            raise PluginError(f"RegionPair {name} does not parse as a tier0 RegionPair: {e}") from e
+            return await self.kube.get_pair(self.namespace, name)
+        except errors.KubeNotFoundError as e:
+            raise PluginError(f'RegionPair "{name}" not found in namespace {self.namespace}') from e
+        except errors.KubeObjectError as e:
+            raise PluginError(f"{e} (not a tier0 RegionPair?)") from e
+        except errors.KubeError as e:
+            raise self._error(f"get regionpair {name}", e) from e
 
-    async def patch(self, name: str, patch: dict[str, Any]) -> rp.RegionPair:
-        obj = await self._call(f"patch regionpair {name}", self.kube.patch_pair(self.namespace, name, patch))
-        return rp.RegionPair.from_object(obj)
+    async def request_region(self, name: str, region: str) -> rp.RegionPair:
+        """spec.activeRegion := `region` (the operator switches over to it)."""
+        return await self._call(f"patch regionpair {name}", self.kube.request_region(self.namespace, name, region))
+
+    async def set_paused(self, name: str, paused: bool) -> rp.RegionPair:
+        return await self._call(f"patch regionpair {name}", self.kube.set_paused(self.namespace, name, paused))
+
+    async def annotate(self, name: str, annotations: dict[str, str | None]) -> rp.RegionPair:
+        return await self._call(f"patch regionpair {name}", self.kube.annotate_pair(self.namespace, name, annotations))
 
     # -- Events ---------------------------------------------------------------------------------
 
     async def events(self, pair: rp.RegionPair) -> list[view.PairEvent]:
         selector = f"involvedObject.kind={rp.KIND},involvedObject.name={pair.metadata.name}"
-        found = await self._call(
-            "list events",
-            self.kube.core.list_namespaced_event(
-                self.namespace, field_selector=selector, _preload_content=False, _request_timeout=self.kube.timeout
-            ),
-        )
-        body = json.loads(await found.read())
+        items = await self._call("list events", self.kube.list_events(self.namespace, selector))
         uid = pair.metadata.uid
         return [
             view.PairEvent.model_validate(item)
-            for item in body.get("items") or []
+            for item in items
             if not uid or (item.get("involvedObject") or {}).get("uid") in (None, "", uid)
         ]
 
@@ -149,20 +123,13 @@ class Cluster:
 
     async def replicas(self, statefulset: str) -> tuple[int, str]:
         """The StatefulSet's spec.replicas and its pods' label selector (from its scale subresource)."""
-        scale = await self._call(
-            f"get statefulset {statefulset}",
-            self.apps.read_namespaced_stateful_set_scale(
-                statefulset, self.namespace, _request_timeout=self.kube.timeout
-            ),
+        return await self._call(
+            f"get statefulset {statefulset}", self.kube.statefulset_scale(self.namespace, statefulset)
         )
-        return int(scale.spec.replicas or 0), str(scale.status.selector or "")
 
     async def scale(self, statefulset: str, replicas: int) -> None:
         await self._call(
-            f"scale statefulset {statefulset}",
-            self.apps.patch_namespaced_stateful_set_scale(
-                statefulset, self.namespace, {"spec": {"replicas": replicas}}, _request_timeout=self.kube.timeout
-            ),
+            f"scale statefulset {statefulset}", self.kube.scale_statefulset(self.namespace, statefulset, replicas)
         )
 
     async def force_delete_pods(self, selector: str) -> list[str]:
@@ -170,19 +137,12 @@ class Cluster:
         would answer with a switchover)."""
         if not selector:
             return []
-        pods = await self._call(
-            "list pods",
-            self.kube.core.list_namespaced_pod(
-                self.namespace, label_selector=selector, _request_timeout=self.kube.timeout
-            ),
-        )
-        names = [str(p.metadata.name) for p in pods.items]
+        names = await self._call("list pods", self.kube.pod_names(self.namespace, selector))
         for name in names:
             try:
-                await self.kube.core.delete_namespaced_pod(
-                    name, self.namespace, grace_period_seconds=0, _request_timeout=self.kube.timeout
-                )
-            except ApiException as e:
-                if e.status != 404:
-                    raise PluginError(f"delete pod {name}: HTTP {e.status}: {_message(e)}") from e
+                await self.kube.delete_pod(self.namespace, name, grace_period_seconds=0)
+            except errors.KubeNotFoundError:
+                continue
+            except errors.KubeError as e:
+                raise PluginError(f"delete pod {name}: HTTP {e.status}: {_message(e)}") from e
         return names

@@ -203,11 +203,9 @@ def format_report(report: rp.DrillReport) -> str:
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
 
 
-def annotation_patch(report: rp.DrillReport) -> dict[str, Any]:
-    """Merge patch recording the report on the pair (compact JSON in `tier0.dev/last-drill`)."""
-    return {
-        "metadata": {"annotations": {rp.LAST_DRILL_ANNOTATION: json.dumps(report.to_json(), separators=(",", ":"))}}
-    }
+def annotation(report: rp.DrillReport) -> dict[str, str | None]:
+    """The annotation recording the report on the pair (compact JSON in `tier0.dev/last-drill`)."""
+    return {rp.LAST_DRILL_ANNOTATION: json.dumps(report.to_json(), separators=(",", ":"))}
 
 
 def event_body(pair: rp.RegionPair, report: rp.DrillReport, at: datetime) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tier0_contract import regionpair as rp
+from tier0_kube import client
 from tier0_operator.model import RegionSeen
 
 log = logging.getLogger("tier0_operator.endpoints")
@@ -88,7 +89,7 @@ class Witness:
     """Watches the EndpointSlices of a pair's Services; `seen()` is the latest reading, and `wake`
     is set whenever it changes. Runs until cancelled; a broken watch is listed again after a second."""
 
-    def __init__(self, kube: Any, namespace: str, wake: asyncio.Event) -> None:
+    def __init__(self, kube: client.Client, namespace: str, wake: asyncio.Event) -> None:
         self.kube, self.namespace, self.wake = kube, namespace, wake
         self._services: dict[str, tuple[str | None, str | None]] = {}
         self._slices: dict[str, dict[str, Mapping[str, Any]]] = {}  # service -> slice name -> slice

@@ -15,8 +15,8 @@ import kopf
 
 from tier0_contract import liveness
 from tier0_contract import regionpair as rp
+from tier0_kube import client
 from tier0_operator import metrics
-from tier0_operator.kube import Kube
 from tier0_operator.lease import Elector
 from tier0_operator.reconciler import PairReconciler
 from tier0_operator.settings import get_settings
@@ -46,7 +46,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     clock = liveness.LoopClock()
     memo.liveness_task = asyncio.create_task(liveness.tick_forever(clock), name="liveness")
     metrics.serve(conf.metrics_port, conf.metrics_host, clock, conf.liveness_max_age_seconds)
-    kube = await Kube.connect(conf.kubeconfig)
+    kube = await client.connect(conf.kubeconfig)
     elector = Elector(kube, conf.lease_name, conf.lease_namespace, conf.identity, conf.lease_duration_seconds)
     memo.kube, memo.elector = kube, elector
     memo.elector_task = asyncio.create_task(elector.run())

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from tier0_kube import client, errors
 from tier0_operator import metrics
-from tier0_operator.kube import ApiError, Kube, TransportErrors
 
 log = logging.getLogger("tier0_operator.lease")
 
@@ -92,7 +92,7 @@ def _wall() -> datetime:
 class Elector:
     def __init__(
         self,
-        kube: Kube,
+        kube: client.Client,
         name: str,
         namespace: str,
         identity: str,
@@ -125,7 +125,7 @@ class Elector:
         while True:
             try:
                 await self.try_once()
-            except (ApiError, *TransportErrors) as e:
+            except errors.KubeError as e:
                 log.warning("lease %s/%s: %s", self.namespace, self.name, e)
             now_leader = self.is_leader()
             if now_leader != was:
@@ -152,7 +152,7 @@ class Elector:
             else:
                 lease["metadata"]["resourceVersion"] = body["metadata"]["resourceVersion"]
                 await self.kube.put_lease(self.namespace, self.name, lease, create=False)
-        except ApiError as e:
+        except errors.KubeError as e:
             if e.status in (409, 422):
                 self._valid_until = 0.0  # somebody else won this round
                 return

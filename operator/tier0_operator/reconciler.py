@@ -18,8 +18,8 @@ import aiohttp
 from redis.exceptions import RedisError
 
 from tier0_contract import regionpair as rp
+from tier0_kube import client, errors
 from tier0_operator import decide, endpoints, metrics, reporting, rounds, routing, secrets, transition
-from tier0_operator.kube import ApiError, Kube, TransportErrors
 from tier0_operator.lease import Elector
 from tier0_operator.model import Probe, RegionSeen, now
 from tier0_operator.redisops import RegionRedis
@@ -43,7 +43,7 @@ class PairReconciler:
         namespace: str,
         name: str,
         uid: str,
-        kube: Kube,
+        kube: client.Client,
         elector: Elector,
         settings: Settings,
     ) -> None:
@@ -88,9 +88,10 @@ class PairReconciler:
                         self.witness.track(spec)
                         busy = await self.tick(spec, generation, leader)
                         interval = decide.next_interval(spec, self.detection)
-                except (ApiError, *TransportErrors) as e:
-                    # The apiserver hiccuped: report and go on (kopf would back off a crashed daemon
-                    # for a minute). An unfinished transition is resumed from status next round.
+                except (errors.KubeError, *errors.TRANSPORT_ERRORS) as e:
+                    # The apiserver (or a connection of the round) hiccuped: report and go on (kopf would
+                    # back off a crashed daemon for a minute). An unfinished transition is resumed from
+                    # status next round.
                     log.warning("%s: round failed: %s", self.pair, e)
                     busy = False
                 except Exception as e:  # noqa: BLE001 - a bug or an unforeseen state: report, go on
@@ -306,7 +307,7 @@ class PairReconciler:
         for name in spec.generated_secrets:
             try:
                 all_filled &= await self._generate_secret(name)
-            except (ApiError, *TransportErrors) as e:
+            except errors.KubeError as e:
                 all_filled = False
                 log.warning("%s: generated Secret %s: %s", self.pair, name, e)
         self._secrets_due = time.monotonic() + secrets.next_check(all_filled)
@@ -325,7 +326,7 @@ class PairReconciler:
             return True
         try:
             await self.kube.patch_secret(self.namespace, name, secrets.build_patch(keys, state.resource_version))
-        except ApiError as e:
+        except errors.KubeError as e:
             if e.status != 409:
                 raise
             return False  # changed meanwhile: read again at the next check

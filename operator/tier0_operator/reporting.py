@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from tier0_contract import regionpair as rp
+from tier0_kube import client, errors
 from tier0_operator import decide, patches
-from tier0_operator.kube import ApiError, Kube, TransportErrors
 from tier0_operator.model import now
 
 log = logging.getLogger("tier0_operator.reconciler")  # the loop's: one stream per pair
@@ -22,7 +22,7 @@ STATUS_REFRESH_SECONDS = 5.0  # unchanged status is still rewritten this often (
 
 
 class Reporter:
-    def __init__(self, namespace: str, name: str, uid: str, kube: Kube) -> None:
+    def __init__(self, namespace: str, name: str, uid: str, kube: client.Client) -> None:
         self.namespace, self.name, self.uid = namespace, name, uid
         self.pair = f"{namespace}/{name}"
         self.kube = kube
@@ -43,11 +43,13 @@ class Reporter:
         self._last_written = None
 
     async def reload(self) -> None:
-        body = await self.kube.get_pair(self.namespace, self.name)
-        if body is not None:
-            regions = self.status.regions  # keep this replica's own failure counts
-            self.load(body.get("status"))
-            self.status = self.status.model_copy(update={"regions": regions})
+        try:
+            body = await self.kube.read_pair(self.namespace, self.name)
+        except errors.KubeNotFoundError:
+            return  # deleted meanwhile
+        regions = self.status.regions  # keep this replica's own failure counts
+        self.load(body.get("status"))
+        self.status = self.status.model_copy(update={"regions": regions})
 
     async def write(self, status: rp.RegionPairStatus, force: bool = False) -> None:
         """Make `status` the pair's; written when it changed, or its probe times are due a refresh."""
@@ -61,7 +63,7 @@ class Reporter:
             return
         try:
             await self.kube.patch_status(self.namespace, self.name, patches.build_status_patch(self.status))
-        except ApiError as e:
+        except errors.KubeError as e:
             if e.status == 404:
                 return  # deleted meanwhile
             raise
@@ -71,7 +73,7 @@ class Reporter:
         """Write `status` only if status.epoch is still `old_epoch` (the start of a transition)."""
         try:
             await self.kube.patch_status(self.namespace, self.name, patches.build_status_cas(old_epoch, status))
-        except ApiError as e:
+        except errors.KubeError as e:
             if not e.conflict:
                 raise
             log.warning("%s: epoch %d moved under us; reloading status", self.pair, old_epoch)
@@ -111,7 +113,7 @@ class Reporter:
             return
         try:
             await self.kube.patch_status(self.namespace, self.name, patches.build_status_patch(self.status))
-        except ApiError as e:
+        except errors.KubeError as e:
             if e.status != 404:
                 raise
             return
@@ -125,7 +127,7 @@ class Reporter:
             log.error("%s: round failed", self.pair, exc_info=e)  # the traceback, once per distinct error
         try:
             await self.problem(problem, generation, leader)
-        except (ApiError, *TransportErrors) as err:
+        except errors.KubeError as err:
             log.warning("%s: round failure not reported: %s", self.pair, err)
 
     # -- Events ---------------------------------------------------------------------------------
@@ -153,7 +155,7 @@ class Reporter:
     async def _post_event(self, event: dict[str, Any]) -> None:
         try:
             await self.kube.create_event(self.namespace, event)
-        except (ApiError, *TransportErrors) as e:
+        except errors.KubeError as e:
             log.warning("%s: event not posted: %s", self.pair, e)
 
     async def close(self) -> None:

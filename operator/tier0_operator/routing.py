@@ -10,15 +10,15 @@ import time
 from collections.abc import Mapping
 
 from tier0_contract import regionpair as rp
+from tier0_kube import client, errors
 from tier0_operator import patches, reporting
-from tier0_operator.kube import ApiError, Kube
 from tier0_operator.model import now
 
 log = logging.getLogger("tier0_operator.reconciler")  # the loop's: one stream per pair
 
 
 class Router:
-    def __init__(self, namespace: str, name: str, kube: Kube, reporter: reporting.Reporter) -> None:
+    def __init__(self, namespace: str, name: str, kube: client.Client, reporter: reporting.Reporter) -> None:
         self.namespace, self.name = namespace, name
         self.pair = f"{namespace}/{name}"
         self.kube, self.reporter = kube, reporter
@@ -44,7 +44,7 @@ class Router:
                 await self.kube.patch_service(
                     self.namespace, route.name, patches.build_service_patch(spec, active, route, self.name)
                 )
-            except ApiError as e:
+            except errors.KubeError as e:
                 if e.status == 404:
                     self._routed(spec, route.name, None, f"Service {route.name} not found")
                     self.reporter.event(
@@ -90,7 +90,7 @@ class Router:
                 await self.kube.patch_service(
                     self.namespace, route.name, patches.build_service_patch(spec, active, route, self.name)
                 )
-            except ApiError as e:
+            except errors.KubeError as e:
                 routing = await self.kube.service_routing(self.namespace, route.name) if e.status == 422 else None
                 if routing is None or patches.owned_by(routing[1], self.name):
                     raise

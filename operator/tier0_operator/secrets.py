@@ -14,22 +14,12 @@ RBAC's `resourceNames` cannot narrow list/watch. Reading the named Secrets needs
 
 import base64
 import secrets
-from dataclasses import dataclass
 from typing import Any
 
 GENERATE_ANNOTATION = "tier0.dev/generate"
 VALUE_BYTES = 24  # 32 URL-safe characters
 CHECK_SECONDS = 10.0  # how often named Secrets are read while one is missing or unfilled
 RECHECK_SECONDS = 60.0  # ... and once all are filled (a GitOps tool may re-create one empty)
-
-
-@dataclass(frozen=True)
-class SecretState:
-    """What the operator reads of a Secret: never the values, only which keys it has."""
-
-    annotations: dict[str, str]
-    keys: frozenset[str]
-    resource_version: str
 
 
 def keys_to_generate(annotations: dict[str, str] | None, data: dict[str, str] | frozenset[str] | None) -> list[str]:

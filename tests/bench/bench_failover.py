@@ -22,7 +22,7 @@ from table import Table
 
 from tier0_dev import controlplane, programs
 from tier0_dev.procs import ROOT, Process, free_port
-from tier0_operator.kube import Kube
+from tier0_kube import client as kube_client
 from tier0_testing import operator as testing
 
 NS = "bench"
@@ -36,7 +36,7 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def wait_region(kube: Kube, region: str, timeout: float = 20) -> float:
+async def wait_region(kube: kube_client.Client, region: str, timeout: float = 20) -> float:
     """Poll the Service until it routes to `region`; returns the monotonic time it was seen."""
 
     async def flipped() -> float | None:
@@ -46,7 +46,7 @@ async def wait_region(kube: Kube, region: str, timeout: float = 20) -> float:
     return result
 
 
-async def wait_healthy(kube: Kube, active: str, timeout: float = 30) -> None:
+async def wait_healthy(kube: kube_client.Client, active: str, timeout: float = 30) -> None:
     async def ok() -> bool:
         st = (await testing.get_pair(kube, NS, "pair")).get("status") or {}
         return st.get("phase") == "Healthy" and st.get("activeRegion") == active
@@ -55,7 +55,7 @@ async def wait_healthy(kube: Kube, active: str, timeout: float = 30) -> None:
 
 
 async def one_run(
-    kube: Kube, ports: dict[str, int], active: str, key: str, kill: Process | None
+    kube: kube_client.Client, ports: dict[str, int], active: str, key: str, kill: Process | None
 ) -> tuple[float, float, int, int]:
     target = "region2" if active == "region1" else "region1"
     writer = testing.Writer(kube, NS, "region-api", ports, key=key)

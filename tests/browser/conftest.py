@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 
 from tier0_dev.controlplane import ControlPlane
 from tier0_dev.procs import ROOT, Process, free_port
-from tier0_services import kube
+from tier0_kube import client as kube
 from tier0_services.ai.logs import sample as sample_logs
 from tier0_testing import api as testing
 from tier0_testing.operator import run_kubectl
@@ -185,23 +185,21 @@ async def operator(
     """A settled RegionPair (region1 active, Healthy) and the stand-in reacting to spec changes the
     way the operator reports them (SwitchingOver for 1.5 s, then the new region)."""
     run_kubectl(kubectl, "-n", namespace, "create", "-f", "-", stdin=json.dumps(testing.regionpair_manifest()))
-    client = kube.KubeClient(kube.load_config(control_plane.kubeconfig))
-    ref = kube.regionpair_ref(namespace, "og-field")
+    client = await kube.connect(control_plane.kubeconfig, timeout=5.0)
+    ref = kube.PairRef(namespace, "og-field")
     regions = [
         {"name": "region1", "role": "primary", "healthy": True, "lagBytes": 0},
         {"name": "region2", "role": "replica", "healthy": True, "lagBytes": 0},
     ]
     status = {"activeRegion": "region1", "requestedRegion": "region1", "phase": "Healthy", "epoch": 1}
-    await client.merge_patch(
-        ref, {"status": {**status, "observedGeneration": 1, "regions": regions}}, subresource="status"
-    )
+    await client.patch_status(namespace, ref.name, {"status": {**status, "observedGeneration": 1, "regions": regions}})
     fake = testing.FakeOperator(client, ref, delay=1.5)
     task = asyncio.create_task(fake.run())
     yield fake
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    await client.aclose()
+    await client.close()
 
 
 # --- the global Service: a stand-in that follows the RegionPair ---------------------------------------
@@ -224,10 +222,9 @@ class ServiceProxy:
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
 
-    async def follow(self, client: kube.KubeClient, ref: kube.ObjectRef) -> None:
+    async def follow(self, client: kube.Client, ref: kube.PairRef) -> None:
         while True:
-            status = (await client.get(ref)).get("status") or {}
-            active = status.get("activeRegion")
+            active = (await client.get_pair(ref.namespace, ref.name)).status.active_region
             if active in self.backends and active != self.active:
                 self.active = active
                 for writer, (region, flags) in list(self._conns.items()):

@@ -290,7 +290,7 @@ async def test_a_gitops_sync_after_a_failover_changes_nothing(
         for route in pair.spec.routes:
             assert "selector" not in live("service", route.name)["spec"]
             await kube.patch_service(ns, route.name, patches.build_service_patch(pair.spec, "region2", route, "tier0"))
-        await kube.patch_pair(ns, "tier0", {"spec": {"activeRegion": "region2"}})
+        await operator_testing.patch_pair(kube, ns, "tier0", {"activeRegion": "region2"})
     finally:
         await kube.close()
         proc.stop(timeout=5)

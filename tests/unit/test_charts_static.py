@@ -149,13 +149,18 @@ def test_each_component_has_its_stage_lock_and_entrypoint(component: str) -> Non
 
 
 def test_the_image_copies_only_the_components_package_and_the_contract() -> None:
-    copies = re.findall(r"^COPY (?!--from)(\S+)", DOCKERFILE.read_text(), re.M)
+    """Its component, the contract and the Kubernetes layer, which the simulators' image drops
+    before its wheel is built (they never talk to Kubernetes)."""
+    text = DOCKERFILE.read_text()
+    copies = re.findall(r"^COPY (?!--from)(\S+)", text, re.M)
+    assert 'if [ "${COMPONENT}" = simulators ]; then rm -r kube; fi' in text
     assert sorted(copies) == sorted(
         [
             "hack/requirements/${COMPONENT}.txt",
             "pyproject.toml",
             "${COMPONENT}/tier0_${COMPONENT}/",
             "contract/tier0_contract/",
+            "kube/tier0_kube/",
         ]
     )
     for component in IMAGES:
@@ -176,6 +181,7 @@ def test_make_images_builds_each_component_from_the_one_dockerfile() -> None:
             "contract/tier0_contract",
             "pyproject.toml",
         } <= hashed
+        assert ("kube/tier0_kube" in hashed) == (img.name != "simulators")
         assert all(p.exists() for p in img.inputs)
 
 

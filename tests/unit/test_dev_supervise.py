@@ -3,7 +3,9 @@ roles and the RegionPair."""
 
 import pytest
 
+from tier0_contract import regionpair as rp
 from tier0_dev import stack, supervise
+from tier0_testing.api import regionpair_manifest
 
 
 def test_backoff_doubles_per_crash_in_a_row_up_to_the_cap() -> None:
@@ -43,15 +45,19 @@ def test_redis_role_comes_from_info_replication(info: dict[str, str], expected: 
 
 
 def test_pair_line_shows_phase_active_region_and_last_transition() -> None:
-    pair = {
-        "spec": {"activeRegion": "region2"},
-        "status": {
-            "phase": "Healthy",
-            "activeRegion": "region2",
-            "lastTransition": {"type": "Switchover", "from": "region1", "to": "region2", "completedAt": "T"},
-        },
+    last = {
+        "type": "Switchover",
+        "from": "region1",
+        "to": "region2",
+        "outcome": "Succeeded",
+        "epoch": 2,
+        "startedAt": "2025-01-02T03:04:04Z",
+        "completedAt": "2025-01-02T03:04:05Z",
+        "durationSeconds": 1.0,
     }
+    status = {"phase": "Healthy", "activeRegion": "region2", "lastTransition": last}
+    pair = rp.RegionPair.from_object({**regionpair_manifest(active="region2"), "status": status})
     assert stack.describe_pair(pair) == (
-        "phase Healthy, active region2 (spec region2); last Switchover region1->region2 at T"
+        "phase Healthy, active region2 (spec region2); last Switchover region1->region2 at 2025-01-02T03:04:05Z"
     )
     assert stack.describe_pair(None) == "not found"

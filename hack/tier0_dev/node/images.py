@@ -88,12 +88,14 @@ TIER0_DOCKERFILE = IMAGES_DIR / "tier0" / "Dockerfile"
 
 def _tier0(component: str) -> Image:
     # The hash covers what the Dockerfile copies for this component (its lock, its package, the
-    # contract) and the build driver: a change to another component's package rebuilds only that one.
+    # contract, the Kubernetes layer where it is installed) and the build driver: a change to another
+    # component's package rebuilds only that one.
     sources = (
         "pyproject.toml",
         f"hack/requirements/{component}.txt",
         f"{component}/tier0_{component}",
         "contract/tier0_contract",
+        *(() if component == "simulators" else ("kube/tier0_kube",)),
         "hack/tier0_dev",
     )
     return Image(

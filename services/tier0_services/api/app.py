@@ -20,7 +20,8 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
-from tier0_services import kube
+from tier0_kube import client as kube
+from tier0_kube import errors as kube_errors
 from tier0_services.ai import runtime as ai_runtime
 from tier0_services.ai.settings import get_ai_settings
 from tier0_services.api import admission, bodyguard, docs, errors, snapshot
@@ -67,10 +68,13 @@ def create_app(settings: Settings | None = None, observers: Sequence[RequestObse
         )
         app.state.kube, app.state.kube_error = None, None
         try:
-            app.state.kube = kube.KubeClient(kube.load_config(settings.kubeconfig), settings.kube_timeout_seconds)
-        except (kube.KubeConfigError, OSError, ValueError) as exc:
-            app.state.kube_error = str(exc)
-            log.warning("failover endpoints disabled: %s", exc)
+            # ambient=False: TIER0_KUBECONFIG or the service account, never a developer's kubeconfig.
+            app.state.kube = await kube.connect(
+                settings.kubeconfig, ambient=False, timeout=settings.kube_timeout_seconds
+            )
+        except kube_errors.KubeConfigError as exc:
+            app.state.kube_error = str(exc) if settings.kubeconfig else f"{exc} (set TIER0_KUBECONFIG)"
+            log.warning("failover endpoints disabled: %s", app.state.kube_error)
         # AI features (images, diagnostics): providers chosen once; tests may preset
         # `app.state.ai_settings` / `app.state.ai_providers` before start-up.
         app.state.ai = await ai_runtime.start(
@@ -103,7 +107,7 @@ def create_app(settings: Settings | None = None, observers: Sequence[RequestObse
             await app.state.ai.stop()
             await app.state.redis.aclose()
             if app.state.kube is not None:
-                await app.state.kube.aclose()
+                await app.state.kube.close()
 
     app = FastAPI(
         title=f"tier0 region API ({settings.region})",

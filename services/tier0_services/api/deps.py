@@ -12,7 +12,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from redis.asyncio import Redis
 
-from tier0_services import kube
+from tier0_kube import client as kube
 from tier0_services.api import auth, errors
 from tier0_services.api.metrics import ApiMetrics
 from tier0_services.api.settings import Settings
@@ -33,16 +33,16 @@ async def get_metrics(request: Request) -> ApiMetrics:
     return metrics
 
 
-async def get_kube(request: Request) -> kube.KubeClient:
-    client: kube.KubeClient | None = request.app.state.kube
+async def get_kube(request: Request) -> kube.Client:
+    client: kube.Client | None = request.app.state.kube
     if client is None:
         raise errors.UnavailableError(f"kubernetes API not configured: {request.app.state.kube_error}")
     return client
 
 
-async def get_regionpair(request: Request, client: Annotated[kube.KubeClient, Depends(get_kube)]) -> kube.ObjectRef:
+async def get_regionpair(request: Request, client: Annotated[kube.Client, Depends(get_kube)]) -> kube.PairRef:
     settings: Settings = request.app.state.settings
-    return kube.regionpair_ref(settings.regionpair_namespace or client.config.namespace, settings.regionpair_name)
+    return kube.PairRef(settings.regionpair_namespace or client.namespace, settings.regionpair_name)
 
 
 _bearer = HTTPBearer(auto_error=False, description="The region API token (TIER0_API_TOKEN or its Secret)")
@@ -57,7 +57,7 @@ async def require_token(
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]
-KubeDep = Annotated[kube.KubeClient, Depends(get_kube)]
-RegionPairDep = Annotated[kube.ObjectRef, Depends(get_regionpair)]
+KubeDep = Annotated[kube.Client, Depends(get_kube)]
+RegionPairDep = Annotated[kube.PairRef, Depends(get_regionpair)]
 Authorized = Depends(require_token)
 """`dependencies=[Authorized]` on a route: it needs the bearer token."""

@@ -15,7 +15,8 @@ from redis.exceptions import ReadOnlyError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tier0_services import kube, rediserrors
+from tier0_kube import errors as kube_errors
+from tier0_services import rediserrors
 from tier0_services.api import bodyguard
 
 log = logging.getLogger(__name__)
@@ -102,11 +103,12 @@ _STATUS: dict[type[Exception], int] = {
     UpstreamFailedError: 502,
     UpstreamTimeoutError: 504,
     NotImplementedYetError: 501,
-    kube.KubeUnavailableError: 503,
-    kube.KubeConfigError: 503,
-    kube.KubeNotFoundError: 503,
-    kube.KubeConflictError: 409,
-    kube.KubeRequestError: 502,
+    kube_errors.KubeUnavailableError: 503,
+    kube_errors.KubeConfigError: 503,
+    kube_errors.KubeNotFoundError: 503,
+    kube_errors.KubeConflictError: 409,
+    kube_errors.KubeRequestError: 502,
+    kube_errors.KubeObjectError: 502,
 }
 
 

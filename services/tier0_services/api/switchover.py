@@ -14,26 +14,25 @@ the operator has seen it, and only then asks for the target.
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-from pydantic import ValidationError
 
 from tier0_contract import regionpair as rp
-from tier0_services import kube
+from tier0_kube import client as kube
 from tier0_services.api import errors
 
 
 @dataclass(frozen=True)
 class PairView:
-    """What the failover endpoints need of a RegionPair object (read through the contract's model)."""
+    """What the failover endpoints need of a RegionPair (the contract's model)."""
 
     name: str
     namespace: str
     resource_version: str
     generation: int
     regions: tuple[str, ...]
+    home: str
+    """The pair's home region (the contract's `home_region`): where `restore` goes back to."""
     desired: str | None
     paused: bool
     active: str | None
@@ -48,19 +47,16 @@ class PairView:
     region_status: tuple[rp.RegionStatus, ...]
 
     @classmethod
-    def from_object(cls, obj: Mapping[str, Any]) -> "PairView":
-        try:
-            pair = rp.RegionPair.from_object(obj)
-        except ValidationError as exc:
-            name = (obj.get("metadata") or {}).get("name", "?")
-            raise errors.UpstreamFailedError(f"RegionPair {name} does not match its schema: {exc}") from None
-        st, written = pair.status, bool(obj.get("status"))
+    def of(cls, pair: rp.RegionPair) -> "PairView":
+        # No status field set: the operator has written none yet.
+        st, written = pair.status, bool(pair.status.model_fields_set)
         return cls(
             name=pair.metadata.name,
             namespace=pair.metadata.namespace,
             resource_version=pair.metadata.resource_version,
             generation=pair.metadata.generation,
             regions=pair.spec.region_names,
+            home=pair.spec.home_region,
             desired=pair.spec.active_region,
             paused=pair.spec.paused,
             active=st.active_region,
@@ -92,13 +88,6 @@ def other_region(view: PairView) -> str:
     if not others:
         raise errors.ConflictError(f"RegionPair {view.name} has no region other than {source}")
     return others[0]
-
-
-def home_region(view: PairView) -> str:
-    """The pair's first region: where `restore` goes back to unless told otherwise."""
-    if not view.regions:
-        raise errors.ConflictError(f"RegionPair {view.name} lists no regions")
-    return view.regions[0]
 
 
 def plan(view: PairView, target: str) -> Plan:
@@ -157,40 +146,41 @@ class Outcome:
 
 
 async def switch_to(
-    client: kube.KubeClient,
-    ref: kube.ObjectRef,
+    client: kube.Client,
+    ref: kube.PairRef,
     choose_target: Callable[[PairView], str],
     timeout: float,
 ) -> Outcome:
     """Make the region `choose_target(view)` active and wait (at most `timeout` s) until it is."""
     last_seen: list[PairView] = []
 
-    def observe(obj: Mapping[str, Any]) -> PairView:
-        view = PairView.from_object(obj)
+    def observe(pair: rp.RegionPair) -> PairView:
+        view = PairView.of(pair)
         last_seen[:] = [view]
         return view
 
+    async def wait_for(check: Callable[[rp.RegionPair], rp.RegionPair | None], start: rp.RegionPair) -> rp.RegionPair:
+        return await client.wait_for_pair(ref.namespace, ref.name, check, start)
+
     async def attempt() -> Outcome:
-        view = observe(await client.get(ref))
+        view = observe(await client.get_pair(ref.namespace, ref.name))
         target = choose_target(view)
         steps = plan(view, target)
         if steps.acknowledge is not None:
-            acked = await client.merge_patch(
-                ref, kube.build_active_region_patch(steps.acknowledge, view.resource_version)
-            )
+            acked = await client.request_region(ref.namespace, ref.name, steps.acknowledge, view.resource_version)
             if not steps.switch:
                 return Outcome(steps.source, target, 0.0, False, observe(acked), None)
-            generation = int(acked["metadata"].get("generation") or 0)
+            generation = acked.metadata.generation
             ack = steps.acknowledge
-            seen = await client.wait_for(ref, lambda o: o if operator_saw(observe(o), generation, ack) else None, acked)
+            seen = await wait_for(lambda p: p if operator_saw(observe(p), generation, ack) else None, acked)
             view = observe(seen)
             steps = plan(view, target)
         if not steps.switch:
             return Outcome(steps.source, target, 0.0, False, view, None)
         baseline = view.last_transition
         started = time.monotonic()
-        patched = await client.merge_patch(ref, kube.build_active_region_patch(target, view.resource_version))
-        done = await client.wait_for(ref, lambda o: o if progress(observe(o), target, baseline) else None, patched)
+        patched = await client.request_region(ref.namespace, ref.name, target, view.resource_version)
+        done = await wait_for(lambda p: p if progress(observe(p), target, baseline) else None, patched)
         latency = time.monotonic() - started
         final = observe(done)
         last = final.last_transition

@@ -18,7 +18,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from tier0_dev.controlplane import ControlPlane
-from tier0_services import kube
+from tier0_kube import client as kube
 from tier0_services.api.app import create_app
 from tier0_services.api.settings import Settings
 from tier0_testing import api as testing
@@ -36,24 +36,24 @@ def namespace(kubectl: list[str], regionpair_crd: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-async def kube_client(control_plane: ControlPlane) -> AsyncIterator[kube.KubeClient]:
-    client = kube.KubeClient(kube.load_config(control_plane.kubeconfig))
+async def kube_client(control_plane: ControlPlane) -> AsyncIterator[kube.Client]:
+    client = await kube.connect(control_plane.kubeconfig, timeout=5.0)
     yield client
-    await client.aclose()
+    await client.close()
 
 
 @pytest.fixture
-async def regionpair(kubectl: list[str], namespace: str, kube_client: kube.KubeClient) -> kube.ObjectRef:
+async def regionpair(kubectl: list[str], namespace: str, kube_client: kube.Client) -> kube.PairRef:
     """A RegionPair with region1 active and Healthy, as the operator reports a settled pair."""
     run_kubectl(kubectl, "-n", namespace, "create", "-f", "-", stdin=json.dumps(testing.regionpair_manifest()))
-    ref = kube.regionpair_ref(namespace, "og-field")
+    ref = kube.PairRef(namespace, "og-field")
     status = {"activeRegion": "region1", "requestedRegion": "region1", "phase": "Healthy", "epoch": 1}
-    await kube_client.merge_patch(ref, {"status": {**status, "observedGeneration": 1}}, subresource="status")
+    await kube_client.patch_status(namespace, ref.name, {"status": {**status, "observedGeneration": 1}})
     return ref
 
 
 @pytest.fixture
-async def operator(kube_client: kube.KubeClient, regionpair: kube.ObjectRef) -> AsyncIterator[testing.FakeOperator]:
+async def operator(kube_client: kube.Client, regionpair: kube.PairRef) -> AsyncIterator[testing.FakeOperator]:
     fake = testing.FakeOperator(kube_client, regionpair)
     task = asyncio.create_task(fake.run())
     yield fake

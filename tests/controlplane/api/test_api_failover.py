@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from tier0_dev.procs import free_port
-from tier0_services import kube
+from tier0_kube import client as kube
 from tier0_testing.api import FakeOperator
 
 ApiFactory = Callable[..., Awaitable[httpx.AsyncClient]]
@@ -20,7 +20,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 async def test_mutations_need_the_bearer_token(
-    api_factory: ApiFactory, regionpair: kube.ObjectRef, tmp_path: Path
+    api_factory: ApiFactory, regionpair: kube.PairRef, tmp_path: Path
 ) -> None:
     api = await api_factory(regionpair.namespace)
     for path in ("/api/failover/simulate", "/api/failover/restore"):
@@ -37,7 +37,7 @@ async def test_mutations_need_the_bearer_token(
     assert resp.status_code == 403 and "no API token is configured" in resp.json()["detail"]
 
 
-async def test_status_reads_the_regionpair(api_factory: ApiFactory, regionpair: kube.ObjectRef) -> None:
+async def test_status_reads_the_regionpair(api_factory: ApiFactory, regionpair: kube.PairRef) -> None:
     api = await api_factory(regionpair.namespace)
     body = (await api.get("/api/failover/status")).json()
     assert (body["name"], body["namespace"], body["active_region"], body["desired_region"]) == (
@@ -51,7 +51,7 @@ async def test_status_reads_the_regionpair(api_factory: ApiFactory, regionpair: 
 
 
 async def test_simulate_switches_over_and_measures_the_latency(
-    api_factory: ApiFactory, operator: FakeOperator, kube_client: kube.KubeClient
+    api_factory: ApiFactory, operator: FakeOperator, kube_client: kube.Client
 ) -> None:
     api = await api_factory(operator.ref.namespace)
     started = time.monotonic()
@@ -64,7 +64,7 @@ async def test_simulate_switches_over_and_measures_the_latency(
     assert operator.delay <= body["failover_latency_seconds"] <= elapsed
     assert body["phase"] == "Healthy" and body["epoch"] == 2
     assert body["operator_duration_seconds"] is not None and body["lost_bytes"] == 0
-    obj = await kube_client.get(operator.ref)
+    obj = await kube_client.read_pair(operator.ref.namespace, operator.ref.name)
     assert obj["spec"]["activeRegion"] == "region2" and obj["status"]["activeRegion"] == "region2"
 
     status = (await api.get("/api/failover/status")).json()
@@ -93,25 +93,25 @@ async def test_restore_goes_home_or_to_a_named_region(api_factory: ApiFactory, o
 
 
 async def test_restore_after_an_automatic_failover_acknowledges_it_first(
-    api_factory: ApiFactory, operator: FakeOperator, kube_client: kube.KubeClient
+    api_factory: ApiFactory, operator: FakeOperator, kube_client: kube.Client
 ) -> None:
     # The operator failed over on its own: region2 active, spec still says region1.
     operator.react = False
     failed_over = {"activeRegion": "region2", "phase": "Healthy", "epoch": 2}
-    await kube_client.merge_patch(operator.ref, {"status": failed_over}, subresource="status")
+    await kube_client.patch_status(operator.ref.namespace, operator.ref.name, {"status": failed_over})
     operator.react = True
     api = await api_factory(operator.ref.namespace)
     resp = await api.post("/api/failover/restore", headers=AUTH)
     assert resp.status_code == 200, resp.text
     assert (resp.json()["source_region"], resp.json()["target_region"]) == ("region2", "region1")
-    obj = await kube_client.get(operator.ref)
+    obj = await kube_client.read_pair(operator.ref.namespace, operator.ref.name)
     assert obj["status"]["activeRegion"] == "region1" and obj["metadata"]["generation"] == 3  # ack + switch
 
 
 async def test_a_transition_in_progress_is_a_409(
-    api_factory: ApiFactory, regionpair: kube.ObjectRef, kube_client: kube.KubeClient
+    api_factory: ApiFactory, regionpair: kube.PairRef, kube_client: kube.Client
 ) -> None:
-    await kube_client.merge_patch(regionpair, {"status": {"phase": "SwitchingOver"}}, subresource="status")
+    await kube_client.patch_status(regionpair.namespace, regionpair.name, {"status": {"phase": "SwitchingOver"}})
     api = await api_factory(regionpair.namespace)
     resp = await api.post("/api/failover/simulate", headers=AUTH)
     assert resp.status_code == 409 and "already in a transition" in resp.json()["detail"]
@@ -124,7 +124,7 @@ async def test_rolled_back_switchover_is_a_502(api_factory: ApiFactory, operator
     assert resp.status_code == 502 and "RolledBack" in resp.json()["detail"]
 
 
-async def test_no_operator_answer_is_a_bounded_504(api_factory: ApiFactory, regionpair: kube.ObjectRef) -> None:
+async def test_no_operator_answer_is_a_bounded_504(api_factory: ApiFactory, regionpair: kube.PairRef) -> None:
     api = await api_factory(regionpair.namespace, failover_timeout_seconds=1.0)
     started = time.monotonic()
     resp = await api.post("/api/failover/simulate", headers=AUTH)

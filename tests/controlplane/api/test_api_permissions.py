@@ -24,7 +24,7 @@ import yaml
 
 from tier0_dev.controlplane import ControlPlane, write_kubeconfig
 from tier0_dev.procs import find_program
-from tier0_services import kube
+from tier0_kube import client as kube
 from tier0_testing import charts
 from tier0_testing.operator import run_kubectl, wait_for
 
@@ -103,20 +103,18 @@ async def test_the_api_may_change_only_spec_active_region(
 
     await wait_for("the admission policy in force", enforced, timeout=20, every=0.2)
 
-    # What the API sends (services/tier0_services/kube.py), through its own client, as its SA.
-    client = kube.KubeClient(kube.load_config(api_sa))
+    # What the API sends (tier0_kube's request_region), through its own client, as its SA.
+    client = await kube.connect(api_sa, ambient=False)
     try:
-        ref = kube.regionpair_ref(namespace, PAIR)
-        before = await client.get(ref)
-        patched = await client.merge_patch(
-            ref, kube.build_active_region_patch("region2", before["metadata"]["resourceVersion"])
-        )
-        assert patched["spec"]["activeRegion"] == "region2"
-        assert {k: v for k, v in patched["spec"].items() if k != "activeRegion"} == {
+        before = await client.read_pair(namespace, PAIR)
+        patched = await client.request_region(namespace, PAIR, "region2", before["metadata"]["resourceVersion"])
+        assert patched.spec.active_region == "region2"
+        after = await client.read_pair(namespace, PAIR)
+        assert {k: v for k, v in after["spec"].items() if k != "activeRegion"} == {
             k: v for k, v in before["spec"].items() if k != "activeRegion"
         }
     finally:
-        await client.aclose()
+        await client.close()
 
 
 @pytest.mark.parametrize(("body", "message"), REFUSED, ids=lambda v: json.dumps(v)[:40] if isinstance(v, dict) else "")

@@ -12,7 +12,7 @@ import pytest
 
 from tier0_dev.controlplane import ControlPlane, write_kubeconfig
 from tier0_dev.procs import ROOT, Process
-from tier0_operator.kube import Kube
+from tier0_kube import client as kube_client
 from tier0_testing import operator as testing
 from tier0_testing.operator import run_kubectl
 
@@ -30,7 +30,7 @@ def namespace(kubectl: list[str], regionpair_crd: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-async def kube(control_plane: ControlPlane) -> AsyncIterator[Kube]:
+async def kube(control_plane: ControlPlane) -> AsyncIterator[kube_client.Client]:
     client = await testing.kube_for(control_plane.kubeconfig)
     yield client
     await client.close()

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tier0_operator.kube import Kube
+from tier0_kube import client as kube_client
 from tier0_testing import detection
 from tier0_testing import operator as testing
 
@@ -32,7 +32,9 @@ Starter = Callable[..., AbstractAsyncContextManager[detection.Stack]]
 
 
 @pytest.fixture
-def stack(kubectl: list[str], namespace: str, kube: Kube, operator: OperatorFactory, tmp_path: Path) -> Starter:
+def stack(
+    kubectl: list[str], namespace: str, kube: kube_client.Client, operator: OperatorFactory, tmp_path: Path
+) -> Starter:
     """`async with stack(interval=..., threshold=...) as s:`: the operator's fixture writes
     operator-op-0.log; everything else is stopped afterwards."""
 

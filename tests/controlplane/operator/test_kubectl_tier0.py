@@ -23,7 +23,7 @@ from tier0_contract import regionpair as rp
 from tier0_dev import programs
 from tier0_dev.controlplane import ControlPlane
 from tier0_dev.procs import Process, free_port
-from tier0_operator.kube import Kube
+from tier0_kube import client as kube_client
 from tier0_testing import operator as testing
 from tier0_testing.operator import apply
 
@@ -50,7 +50,7 @@ async def plugin(kubeconfig: Path, namespace: str, *args: str, timeout: float = 
     return int(proc.returncode or 0), out.decode(), err.decode()
 
 
-async def pair_healthy_on(kube: Kube, namespace: str, region: str) -> rp.RegionPair:
+async def pair_healthy_on(kube: kube_client.Client, namespace: str, region: str) -> rp.RegionPair:
     async def check() -> rp.RegionPair | None:
         pair = rp.RegionPair.from_object(await testing.get_pair(kube, namespace, "pair"))
         return pair if pair.status.phase == "Healthy" and pair.status.active_region == region else None
@@ -60,7 +60,7 @@ async def pair_healthy_on(kube: Kube, namespace: str, region: str) -> rp.RegionP
 
 
 async def start_pair(
-    kubectl: list[str], namespace: str, kube: Kube, redis_factory: RedisFactory, operator: OperatorFactory
+    kubectl: list[str], namespace: str, kube: kube_client.Client, redis_factory: RedisFactory, operator: OperatorFactory
 ) -> dict[str, int]:
     (_, p1), (_, p2) = redis_factory(), redis_factory()
     operator()
@@ -74,7 +74,7 @@ async def test_status_pause_resume_and_history(
     control_plane: ControlPlane,
     kubectl: list[str],
     namespace: str,
-    kube: Kube,
+    kube: kube_client.Client,
     redis_factory: RedisFactory,
     operator: OperatorFactory,
 ) -> None:
@@ -144,7 +144,7 @@ async def test_switchover_waits_for_the_operator_and_is_idempotent(
     control_plane: ControlPlane,
     kubectl: list[str],
     namespace: str,
-    kube: Kube,
+    kube: kube_client.Client,
     redis_factory: RedisFactory,
     operator: OperatorFactory,
 ) -> None:
@@ -167,7 +167,7 @@ async def test_switchover_waits_for_the_operator_and_is_idempotent(
 
 
 async def test_switchover_times_out_when_no_operator_acts(
-    control_plane: ControlPlane, kubectl: list[str], namespace: str, kube: Kube
+    control_plane: ControlPlane, kubectl: list[str], namespace: str, kube: kube_client.Client
 ) -> None:
     apply(kubectl, namespace, testing.pair_manifest("pair", {"region1": free_port(), "region2": free_port()}))
     code, _, err = await plugin(control_plane.kubeconfig, namespace, "switchover", "region2", "--timeout", "1")
@@ -183,7 +183,7 @@ async def test_planned_drill_is_recorded_on_the_pair_and_as_an_event(
     control_plane: ControlPlane,
     kubectl: list[str],
     namespace: str,
-    kube: Kube,
+    kube: kube_client.Client,
     redis_factory: RedisFactory,
     operator: OperatorFactory,
 ) -> None:
@@ -226,7 +226,7 @@ class ManagedRedis:
 
 
 async def statefulset_controller(
-    kube: Kube, namespace: str, name: str, redis: ManagedRedis, stop: asyncio.Event
+    kube: kube_client.Client, namespace: str, name: str, redis: ManagedRedis, stop: asyncio.Event
 ) -> list[int]:
     """Plays the StatefulSet controller for one redis-server: kills it at replicas 0, starts it again
     (same port and data) at replicas 1. Returns the replica counts it acted on."""
@@ -265,7 +265,7 @@ async def test_unplanned_drill_takes_the_active_redis_down_and_restores_it(
     control_plane: ControlPlane,
     kubectl: list[str],
     namespace: str,
-    kube: Kube,
+    kube: kube_client.Client,
     operator: OperatorFactory,
     tmp_path: Path,
 ) -> None:

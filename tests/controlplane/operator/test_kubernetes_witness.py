@@ -6,8 +6,8 @@ import asyncio
 import json
 
 from tier0_contract import regionpair as rp
+from tier0_kube import client as kube_client
 from tier0_operator import endpoints
-from tier0_operator.kube import Kube
 from tier0_operator.model import RegionSeen
 from tier0_testing import operator as testing
 from tier0_testing.operator import run_kubectl
@@ -27,7 +27,7 @@ def endpoint_slice(service: str, ready: bool = True, terminating: bool = False) 
 
 
 async def test_the_witness_follows_the_slices_of_each_regions_services(
-    kubectl: list[str], namespace: str, kube: Kube
+    kubectl: list[str], namespace: str, kube: kube_client.Client
 ) -> None:
     def apply(body: dict[str, object]) -> None:
         run_kubectl(kubectl, "-n", namespace, "apply", "-f", "-", stdin=json.dumps(body))

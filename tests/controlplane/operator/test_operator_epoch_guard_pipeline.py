@@ -18,7 +18,7 @@ from tier0_contract import keys, pipeline
 from tier0_contract import regionpair as rp
 from tier0_dev import programs
 from tier0_dev.procs import Process, free_port
-from tier0_operator.kube import Kube
+from tier0_kube import client as kube_client
 from tier0_testing import operator as testing
 from tier0_testing.operator import apply, run_kubectl
 
@@ -27,7 +27,7 @@ OperatorFactory = Callable[..., tuple[Process, int]]
 
 
 async def status_where(
-    kube: Kube, ns: str, what: str, check: Callable[[rp.RegionPairStatus], bool], timeout: float = 20
+    kube: kube_client.Client, ns: str, what: str, check: Callable[[rp.RegionPairStatus], bool], timeout: float = 20
 ) -> rp.RegionPairStatus:
     async def probe() -> rp.RegionPairStatus | None:
         st = await testing.get_status(kube, ns, "pair")
@@ -54,7 +54,7 @@ async def min_replicas(port: int) -> int:
 
 
 async def test_the_epoch_is_in_every_new_primary_before_the_selector_flips(
-    kubectl: list[str], namespace: str, kube: Kube, redis_factory: RedisFactory, operator: OperatorFactory
+    kubectl: list[str], namespace: str, kube: kube_client.Client, redis_factory: RedisFactory, operator: OperatorFactory
 ) -> None:
     (_, p1), (r2, p2) = redis_factory(), redis_factory()
     operator()
@@ -83,7 +83,7 @@ async def _epoch_is(port: int, epoch: int) -> bool:
 
 
 async def test_accept_lowers_the_write_guard_while_the_standby_is_down_and_reports_the_risk(
-    kubectl: list[str], namespace: str, kube: Kube, operator: OperatorFactory, tmp_path: Path
+    kubectl: list[str], namespace: str, kube: kube_client.Client, operator: OperatorFactory, tmp_path: Path
 ) -> None:
     p1, p2 = free_port(), free_port()
     r1, r2 = programs.redis(p1, tmp_path / "r1"), programs.redis(p2, tmp_path / "r2")
@@ -124,7 +124,7 @@ async def _min_is(port: int, value: int) -> bool:
 
 
 async def test_hold_keeps_the_guard_so_a_primary_without_its_replica_stops_accepting_writes(
-    kubectl: list[str], namespace: str, kube: Kube, redis_factory: RedisFactory, operator: OperatorFactory
+    kubectl: list[str], namespace: str, kube: kube_client.Client, redis_factory: RedisFactory, operator: OperatorFactory
 ) -> None:
     (_, p1), (r2, p2) = redis_factory(), redis_factory()
     operator()
@@ -189,7 +189,7 @@ async def write_heartbeat(
 
 
 async def test_a_dead_pipeline_of_the_active_region_degrades_the_pair_with_the_reason(
-    kubectl: list[str], namespace: str, kube: Kube, redis_factory: RedisFactory, operator: OperatorFactory
+    kubectl: list[str], namespace: str, kube: kube_client.Client, redis_factory: RedisFactory, operator: OperatorFactory
 ) -> None:
     (_, p1), (_, p2) = redis_factory(), redis_factory()
     operator()
@@ -219,7 +219,7 @@ async def test_a_dead_pipeline_of_the_active_region_degrades_the_pair_with_the_r
 
 
 async def test_on_stall_failover_moves_to_the_region_whose_pipeline_works(
-    kubectl: list[str], namespace: str, kube: Kube, redis_factory: RedisFactory, operator: OperatorFactory
+    kubectl: list[str], namespace: str, kube: kube_client.Client, redis_factory: RedisFactory, operator: OperatorFactory
 ) -> None:
     (_, p1), (_, p2) = redis_factory(), redis_factory()
     operator()
@@ -236,7 +236,7 @@ async def test_on_stall_failover_moves_to_the_region_whose_pipeline_works(
 
 
 async def test_the_mqtt_service_waits_for_a_region_whose_ingest_is_subscribed(
-    kubectl: list[str], namespace: str, kube: Kube, redis_factory: RedisFactory, operator: OperatorFactory
+    kubectl: list[str], namespace: str, kube: kube_client.Client, redis_factory: RedisFactory, operator: OperatorFactory
 ) -> None:
     """A Service that `feeds: ingest` moves to a region only once an ingest worker there says it is
     connected and subscribed: a broker nobody subscribes to acknowledges devices' messages and drops

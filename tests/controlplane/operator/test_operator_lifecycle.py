@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from tier0_dev.procs import Process
-from tier0_operator.kube import Kube
+from tier0_kube import client as kube_client
 from tier0_testing import operator as testing
 from tier0_testing.operator import apply, run_kubectl
 
@@ -15,7 +15,7 @@ RedisFactory = Callable[..., tuple[Process, int]]
 OperatorFactory = Callable[..., tuple[Process, int]]
 
 
-async def healthy(kube: Kube, ns: str, name: str = "pair") -> dict[str, object]:
+async def healthy(kube: kube_client.Client, ns: str, name: str = "pair") -> dict[str, object]:
     async def check() -> dict[str, object] | None:
         body = await testing.get_pair(kube, ns, name)
         st = body.get("status") or {}
@@ -26,7 +26,7 @@ async def healthy(kube: Kube, ns: str, name: str = "pair") -> dict[str, object]:
 
 
 async def test_create_establishes_replication_and_reports_healthy(
-    kubectl: list[str], namespace: str, kube: Kube, redis_factory: RedisFactory, operator: OperatorFactory
+    kubectl: list[str], namespace: str, kube: kube_client.Client, redis_factory: RedisFactory, operator: OperatorFactory
 ) -> None:
     (_, p1), (_, p2) = redis_factory(), redis_factory()
     operator()
@@ -43,12 +43,17 @@ async def test_create_establishes_replication_and_reports_healthy(
     print(out)
 
 
-async def events(kube: Kube, ns: str, reason: str) -> list[dict[str, object]]:
+async def events(kube: kube_client.Client, ns: str, reason: str) -> list[dict[str, object]]:
     return await testing.list_events(kube, ns, reason)
 
 
 async def start_pair(
-    kubectl: list[str], ns: str, kube: Kube, redis_factory: RedisFactory, operator: OperatorFactory, **kw: object
+    kubectl: list[str],
+    ns: str,
+    kube: kube_client.Client,
+    redis_factory: RedisFactory,
+    operator: OperatorFactory,
+    **kw: object,
 ) -> tuple[dict[str, int], dict[str, Process]]:
     (r1, p1), (r2, p2) = redis_factory(), redis_factory()
     operator()
@@ -59,7 +64,7 @@ async def start_pair(
 
 
 async def test_switchover_under_full_speed_writer_loses_no_acknowledged_write(
-    kubectl: list[str], namespace: str, kube: Kube, redis_factory: RedisFactory, operator: OperatorFactory
+    kubectl: list[str], namespace: str, kube: kube_client.Client, redis_factory: RedisFactory, operator: OperatorFactory
 ) -> None:
     ports, _ = await start_pair(kubectl, namespace, kube, redis_factory, operator)
     writer = testing.Writer(kube, namespace, "region-api", ports)
@@ -93,7 +98,7 @@ async def test_switchover_under_full_speed_writer_loses_no_acknowledged_write(
 
 
 async def test_killing_the_active_redis_fails_over_once_within_the_detection_time(
-    kubectl: list[str], namespace: str, kube: Kube, redis_factory: RedisFactory, operator: OperatorFactory
+    kubectl: list[str], namespace: str, kube: kube_client.Client, redis_factory: RedisFactory, operator: OperatorFactory
 ) -> None:
     interval, threshold = 0.3, 3
     ports, procs = await start_pair(
@@ -122,7 +127,7 @@ async def test_killing_the_active_redis_fails_over_once_within_the_detection_tim
 
 
 async def test_password_protected_redis_from_secrets(
-    kubectl: list[str], namespace: str, kube: Kube, redis_factory: RedisFactory, operator: OperatorFactory
+    kubectl: list[str], namespace: str, kube: kube_client.Client, redis_factory: RedisFactory, operator: OperatorFactory
 ) -> None:
     """Passwords come from passwordSecretRef; the replica authenticates with its primary's (masterauth)."""
     import redis.asyncio as aioredis
@@ -152,7 +157,7 @@ async def test_password_protected_redis_from_secrets(
 
 
 async def test_every_service_of_the_pair_follows_a_switchover_in_its_order(
-    kubectl: list[str], namespace: str, kube: Kube, redis_factory: RedisFactory, operator: OperatorFactory
+    kubectl: list[str], namespace: str, kube: kube_client.Client, redis_factory: RedisFactory, operator: OperatorFactory
 ) -> None:
     """spec.services: the API's Service and a broker's, which selects the active region's broker
     pods (its own `app` label over the region's): both move, in the spec's order, recorded in

@@ -12,7 +12,7 @@ What is tested:
 from collections.abc import Callable
 
 from tier0_dev.procs import Process, http_ok
-from tier0_operator.kube import Kube
+from tier0_kube import client as kube_client
 from tier0_testing import operator as testing
 from tier0_testing import wedge
 from tier0_testing.operator import apply
@@ -24,7 +24,7 @@ WEDGE_SECONDS = 4.0
 
 
 async def test_a_wedged_operator_loop_fails_its_liveness_probe_then_recovers(
-    kubectl: list[str], namespace: str, kube: Kube, redis_factory: RedisFactory, operator: OperatorFactory
+    kubectl: list[str], namespace: str, kube: kube_client.Client, redis_factory: RedisFactory, operator: OperatorFactory
 ) -> None:
     path = wedge.liveness_path("tier0-operator", "Deployment", "operator")
     env = {"TIER0_OPERATOR_LIVENESS_MAX_AGE_SECONDS": str(MAX_AGE), wedge.WEDGE_SECONDS_ENV: str(WEDGE_SECONDS)}

@@ -27,8 +27,8 @@ import yaml
 
 from tier0_contract import regionpair as rp
 from tier0_dev.procs import Process
+from tier0_kube import client as kube_client
 from tier0_operator import secrets
-from tier0_operator.kube import Kube
 from tier0_testing import charts
 from tier0_testing import operator as testing
 from tier0_testing.operator import apply, run_kubectl
@@ -81,7 +81,7 @@ def test_the_charts_rbac_never_lets_the_operator_list_or_watch_secrets(
 
 
 async def test_a_service_not_annotated_as_the_pairs_is_reported_and_never_patched(
-    kubectl: list[str], namespace: str, kube: Kube, redis_factory: RedisFactory, operator: OperatorFactory
+    kubectl: list[str], namespace: str, kube: kube_client.Client, redis_factory: RedisFactory, operator: OperatorFactory
 ) -> None:
     """The reproduction of "any Service in the namespace can be named and patched"."""
     (_, p1), (_, p2) = redis_factory(), redis_factory()
@@ -126,7 +126,7 @@ async def test_a_service_not_annotated_as_the_pairs_is_reported_and_never_patche
 async def test_generated_secrets_are_filled_by_name_with_get_and_patch_only(
     kubectl: list[str],
     namespace: str,
-    kube: Kube,
+    kube: kube_client.Client,
     redis_factory: RedisFactory,
     operator: OperatorFactory,
     tmp_path: Path,
@@ -172,7 +172,7 @@ async def test_generated_secrets_are_filled_by_name_with_get_and_patch_only(
 
 
 async def test_a_status_naming_a_region_the_spec_lacks_is_reported_not_a_crash_loop(
-    kubectl: list[str], namespace: str, kube: Kube, redis_factory: RedisFactory, operator: OperatorFactory
+    kubectl: list[str], namespace: str, kube: kube_client.Client, redis_factory: RedisFactory, operator: OperatorFactory
 ) -> None:
     """The reproduction of "renaming the active region mid-flight makes decide() raise a KeyError every
     round": the state a rename leaves (status.activeRegion names a region spec.regions lacks)."""

@@ -7,9 +7,12 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tier0_dev import programs
 from tier0_dev.procs import Process
-from tier0_operator.kube import Kube
+from tier0_kube import client as kube_client
+from tier0_kube import errors as kube_errors
 from tier0_testing import operator as testing
 from tier0_testing.operator import apply, run_kubectl
 
@@ -17,7 +20,9 @@ RedisFactory = Callable[..., tuple[Process, int]]
 OperatorFactory = Callable[..., tuple[Process, int]]
 
 
-async def phase_is(kube: Kube, ns: str, phase: str, active: str, timeout: float = 20) -> dict[str, object]:
+async def phase_is(
+    kube: kube_client.Client, ns: str, phase: str, active: str, timeout: float = 20
+) -> dict[str, object]:
     async def check() -> dict[str, object] | None:
         st = (await testing.get_pair(kube, ns, "pair")).get("status") or {}
         return st if st.get("phase") == phase and st.get("activeRegion") == active else None
@@ -26,7 +31,7 @@ async def phase_is(kube: Kube, ns: str, phase: str, active: str, timeout: float 
     return result
 
 
-async def count_events(kube: Kube, ns: str, reason: str) -> int:
+async def count_events(kube: kube_client.Client, ns: str, reason: str) -> int:
     return len(await testing.list_events(kube, ns, reason))
 
 
@@ -55,7 +60,7 @@ async def role(port: int) -> tuple[str, int | None]:
 
 
 async def test_restarted_old_primary_rejoins_as_replica_and_is_never_routed_to_while_writable(
-    kubectl: list[str], namespace: str, kube: Kube, operator: OperatorFactory, tmp_path: Path
+    kubectl: list[str], namespace: str, kube: kube_client.Client, operator: OperatorFactory, tmp_path: Path
 ) -> None:
     from tier0_dev.procs import free_port
 
@@ -99,7 +104,7 @@ async def test_restarted_old_primary_rejoins_as_replica_and_is_never_routed_to_w
 
 
 async def test_operator_killed_mid_switchover_resumes_and_converges(
-    kubectl: list[str], namespace: str, kube: Kube, redis_factory: RedisFactory, operator: OperatorFactory
+    kubectl: list[str], namespace: str, kube: kube_client.Client, redis_factory: RedisFactory, operator: OperatorFactory
 ) -> None:
     (_, p1), (_, p2) = redis_factory(), redis_factory()
     ports = {"region1": p1, "region2": p2}
@@ -131,7 +136,7 @@ async def _dead(proc: Process) -> bool:
 
 
 async def test_two_operator_replicas_only_the_lease_holder_acts(
-    kubectl: list[str], namespace: str, kube: Kube, redis_factory: RedisFactory, operator: OperatorFactory
+    kubectl: list[str], namespace: str, kube: kube_client.Client, redis_factory: RedisFactory, operator: OperatorFactory
 ) -> None:
     (_, p1), (_, p2) = redis_factory(), redis_factory()
     a, port_a = operator(identity="a")
@@ -170,7 +175,7 @@ async def _leads(port: int) -> bool:
 
 
 async def test_paused_pair_is_left_alone(
-    kubectl: list[str], namespace: str, kube: Kube, redis_factory: RedisFactory, operator: OperatorFactory
+    kubectl: list[str], namespace: str, kube: kube_client.Client, redis_factory: RedisFactory, operator: OperatorFactory
 ) -> None:
     (r1, p1), (_, p2) = redis_factory(), redis_factory()
     operator()
@@ -194,7 +199,7 @@ async def test_paused_pair_is_left_alone(
 
 
 async def test_deleting_a_pair_leaves_nothing_behind(
-    kubectl: list[str], namespace: str, kube: Kube, redis_factory: RedisFactory, operator: OperatorFactory
+    kubectl: list[str], namespace: str, kube: kube_client.Client, redis_factory: RedisFactory, operator: OperatorFactory
 ) -> None:
     (_, p1), (_, p2) = redis_factory(), redis_factory()
     _, port = operator()
@@ -205,8 +210,8 @@ async def test_deleting_a_pair_leaves_nothing_behind(
     assert body["metadata"].get("finalizers") == ["tier0.dev/operator"]  # daemons stop before deletion
     assert any(pair in labels for labels, _ in metric(port, "tier0_operator_region_healthy"))
     run_kubectl(kubectl, "-n", namespace, "delete", "rp", "pair", "--timeout=15s")
-    gone = await kube.get_pair(namespace, "pair")
-    assert gone is None
+    with pytest.raises(kube_errors.KubeNotFoundError):
+        await kube.read_pair(namespace, "pair")
     await asyncio.sleep(0.5)
     for name in ("tier0_operator_region_healthy", "tier0_operator_region_role", "tier0_operator_replication_lag_bytes"):
         assert not any(pair in labels for labels, _ in metric(port, name)), name
@@ -215,7 +220,7 @@ async def test_deleting_a_pair_leaves_nothing_behind(
 
 
 async def test_failed_health_url_fails_over_and_fences_the_still_running_primary(
-    kubectl: list[str], namespace: str, kube: Kube, redis_factory: RedisFactory, operator: OperatorFactory
+    kubectl: list[str], namespace: str, kube: kube_client.Client, redis_factory: RedisFactory, operator: OperatorFactory
 ) -> None:
     from aiohttp import web
 
@@ -265,7 +270,7 @@ async def test_failed_health_url_fails_over_and_fences_the_still_running_primary
 
 
 async def test_switchover_past_its_timeout_rolls_back_cleanly(
-    kubectl: list[str], namespace: str, kube: Kube, redis_factory: RedisFactory, operator: OperatorFactory
+    kubectl: list[str], namespace: str, kube: kube_client.Client, redis_factory: RedisFactory, operator: OperatorFactory
 ) -> None:
     """The operator dies right after pausing writes; its successor finds the switchover past
     switchoverTimeoutSeconds and rolls back: writes resume on the old primary, nothing lost. As

@@ -20,7 +20,8 @@ from redis.asyncio import Redis
 from tier0_contract import keys, topics
 from tier0_contract import regionpair as rp
 from tier0_contract.models import DeviceState, DeviceType
-from tier0_services import kube
+from tier0_kube import client as kube
+from tier0_kube import errors as kube_errors
 from tier0_services.ingest import batch, store
 
 SITES = (
@@ -212,8 +213,8 @@ class FakeOperator:
     epoch and lastTransition. `outcome="RolledBack"` keeps the old region instead; `react=False`
     stays silent."""
 
-    client: kube.KubeClient
-    ref: kube.ObjectRef
+    client: kube.Client
+    ref: kube.PairRef
     delay: float = 0.3
     outcome: rp.Outcome = "Succeeded"
     react: bool = True
@@ -222,19 +223,17 @@ class FakeOperator:
     async def run(self) -> None:
         while True:
             try:
-                obj = await self.client.get(self.ref)
-                status = obj.get("status") or {}
-                if self.react and status.get("observedGeneration") != obj["metadata"]["generation"]:
-                    await self._reconcile(obj)
-            except kube.KubeUnavailableError:
+                pair = await self.client.get_pair(self.ref.namespace, self.ref.name)
+                if self.react and pair.status.observed_generation != pair.metadata.generation:
+                    await self._reconcile(pair)
+            except kube_errors.KubeUnavailableError:
                 # An apiserver slowed past the client's timeout on a loaded machine: like the real
                 # operator, try again instead of dying (the next pass reconciles what is left).
                 await asyncio.sleep(0.2)
                 continue
             await asyncio.sleep(0.02)
 
-    async def _reconcile(self, obj: dict[str, Any]) -> None:
-        pair = rp.RegionPair.from_object(obj)
+    async def _reconcile(self, pair: rp.RegionPair) -> None:
         status, generation = pair.status, pair.metadata.generation
         wanted, active = pair.spec.active_region, status.active_region
         assert active is not None, "FakeOperator needs a status with an activeRegion to start from"
@@ -279,4 +278,4 @@ class FakeOperator:
         self.switchovers += 1
 
     async def _status(self, status: rp.RegionPairStatus) -> None:
-        await self.client.merge_patch(self.ref, {"status": status.to_json()}, subresource="status")
+        await self.client.patch_status(self.ref.namespace, self.ref.name, {"status": status.to_json()})

@@ -36,7 +36,7 @@ from tier0_checker import toxiproxy
 from tier0_contract import regionpair as rp
 from tier0_dev import programs
 from tier0_dev.procs import Process, free_port
-from tier0_operator.kube import Kube
+from tier0_kube import client as kube_client
 from tier0_testing import operator as testing
 
 REGIONS = ("region1", "region2")
@@ -52,7 +52,7 @@ def other(region: str) -> str:
 class Stack:
     state: Path
     kubectl: list[str]
-    kube: Kube
+    kube: kube_client.Client
     namespace: str
     toxi: toxiproxy.Toxiproxy
     operator_log: Path
@@ -111,7 +111,7 @@ class Stack:
 async def start(
     state: Path,
     kubectl: list[str],
-    kube: Kube,
+    kube: kube_client.Client,
     namespace: str,
     start_operator: Callable[[], Any],
     operator_log: Path,

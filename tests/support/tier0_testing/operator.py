@@ -21,7 +21,8 @@ from redis.exceptions import RedisError
 
 from tier0_contract import regionpair as rp
 from tier0_dev.procs import Process, free_port
-from tier0_operator.kube import Kube
+from tier0_kube import client as kube_client
+from tier0_kube import patches
 from tier0_testing import wedge
 
 
@@ -122,30 +123,30 @@ def service_manifest(
     }
 
 
-async def get_pair(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
-    body = await kube.get_pair(namespace, name)
-    assert body is not None, f"RegionPair {namespace}/{name} not found"
-    return body
+async def get_pair(kube: kube_client.Client, namespace: str, name: str) -> dict[str, Any]:
+    return await kube.read_pair(namespace, name)
 
 
-async def get_status(kube: Kube, namespace: str, name: str) -> rp.RegionPairStatus:
+async def get_status(kube: kube_client.Client, namespace: str, name: str) -> rp.RegionPairStatus:
     """The pair's status through the contract's model (what every reader sees)."""
     return rp.RegionPair.from_object(await get_pair(kube, namespace, name)).status
 
 
-async def patch_pair(kube: Kube, namespace: str, name: str, spec: dict[str, Any]) -> None:
-    await kube.patch_pair(namespace, name, {"spec": spec})
+async def patch_pair(kube: kube_client.Client, namespace: str, name: str, spec: dict[str, Any]) -> None:
+    """A merge patch of the pair's spec, as a person or GitOps tool edits it (the product writes a
+    pair only through the client's intents: `request_region`, `set_paused`, `annotate_pair`)."""
+    await kube.custom.patch_namespaced_custom_object(
+        rp.GROUP, rp.VERSION, namespace, rp.PLURAL, name, {"spec": spec}, _content_type=patches.MERGE_PATCH
+    )
 
 
-async def service_region(kube: Kube, namespace: str, service: str) -> str | None:
+async def service_region(kube: kube_client.Client, namespace: str, service: str) -> str | None:
     return ((await kube.service_selector(namespace, service)) or {}).get("tier0.dev/region")
 
 
-async def list_events(kube: Kube, namespace: str, reason: str | None = None) -> list[dict[str, Any]]:
+async def list_events(kube: kube_client.Client, namespace: str, reason: str | None = None) -> list[dict[str, Any]]:
     """Events in `namespace` (as JSON), optionally only those with `reason`."""
-    found = await kube.core.list_namespaced_event(namespace)
-    items: list[dict[str, Any]] = kube.api.sanitize_for_serialization(found).get("items", [])
-    return [e for e in items if reason is None or e.get("reason") == reason]
+    return [e for e in await kube.list_events(namespace) if reason is None or e.get("reason") == reason]
 
 
 async def wait_for(what: str, check: Any, timeout: float = 20.0, every: float = 0.02) -> Any:
@@ -164,7 +165,7 @@ async def wait_for(what: str, check: Any, timeout: float = 20.0, every: float = 
 class Writer:
     """SADD unique ids as fast as possible to whichever Redis the Service routes to."""
 
-    kube: Kube
+    kube: kube_client.Client
     namespace: str
     service: str
     ports: dict[str, int]
@@ -215,8 +216,8 @@ async def missing_writes(port: int, acked: list[int], key: str = "writer:acked")
     return len(set(acked) - present)
 
 
-async def kube_for(kubeconfig: Path) -> Kube:
-    return await Kube.connect(str(kubeconfig))
+async def kube_for(kubeconfig: Path) -> kube_client.Client:
+    return await kube_client.connect(kubeconfig)
 
 
 def run_kubectl(kubectl: list[str], *args: str, stdin: str | None = None, check: bool = True) -> str:

@@ -7,11 +7,13 @@ from typing import Annotated, Any
 import pytest
 from pydantic import BaseModel, Field, ValidationError
 
+from tier0_contract import regionpair as rp
 from tier0_services.ai.logs import parse
 from tier0_services.api import bodyguard
 from tier0_services.api.console import overview, traffic
 from tier0_services.api.routers.core import wants_html
 from tier0_services.api.schemas import INTEGER_ONLY, NOT_BLANK_PATTERN, not_blank
+from tier0_testing.api import regionpair_manifest
 
 
 @pytest.mark.parametrize(
@@ -68,38 +70,51 @@ def test_operation_index_matches_templates() -> None:
 
 
 def test_pair_and_peer_decoding() -> None:
-    obj = {
-        "metadata": {"name": "og-field"},
-        "spec": {"activeRegion": "region2"},
-        "status": {
-            "activeRegion": "region1",
-            "phase": "SwitchingOver",
-            "epoch": 4,
-            "transition": {"to": "region2"},
-            "regions": [{"name": "region2", "role": "replica", "healthy": True, "lagBytes": 120}],
-            "lastTransition": {"type": "Failover", "from": "region2", "to": "region1", "durationSeconds": 2.5},
-        },
+    last = {
+        "type": "Failover",
+        "from": "region2",
+        "to": "region1",
+        "outcome": "Succeeded",
+        "epoch": 4,
+        "startedAt": "2025-01-02T03:04:02Z",
+        "completedAt": "2025-01-02T03:04:05Z",
+        "durationSeconds": 2.5,
     }
-    pair = overview.pair_from_object(obj)
-    assert (pair.active_region, pair.desired_region, pair.phase, pair.in_transition) == (
+    status = {
+        "activeRegion": "region1",
+        "phase": "SwitchingOver",
+        "epoch": 4,
+        "transition": {**last, "type": "Switchover", "from": "region1", "to": "region2", "epoch": 5},
+        "regions": [{"name": "region2", "role": "replica", "healthy": True, "lagBytes": 120}],
+        "lastTransition": last,
+    }
+    found = rp.RegionPair.from_object({**regionpair_manifest(active="region2"), "status": status})
+    pair = overview.pair_view(found)
+    assert (pair.name, pair.active_region, pair.desired_region, pair.phase, pair.in_transition) == (
+        "og-field",
         "region1",
         "region2",
         "SwitchingOver",
         True,
     )
     assert pair.last_transition is not None and pair.last_transition.duration_seconds == 2.5
-    unset = overview.pair_from_object({"spec": {"regions": [{"name": "region1"}, {"name": "region2"}]}})
-    assert unset.desired_region == "region1"
-    peer = overview.peer_from_pair("region2", overview.pair_regions(obj)["region2"], pair, "v2", None)
-    assert (peer.source, peer.role, peer.status, peer.lag_bytes, peer.version) == (
+    # No spec.activeRegion: the home region, as the contract's model reads it; no status: no phase.
+    manifest = regionpair_manifest()
+    del manifest["spec"]["activeRegion"]
+    unset = overview.pair_view(rp.RegionPair.from_object(manifest))
+    assert (unset.desired_region, unset.phase, unset.epoch, unset.active_region) == ("region1", None, None, None)
+    peer = overview.peer_from_pair("region2", overview.pair_regions(found)["region2"], pair, "v2", None)
+    assert (peer.source, peer.role, peer.status, peer.lag_bytes, peer.version, peer.healthy) == (
         "regionpair",
         "replica",
         "standby",
         120,
         "v2",
+        True,
     )
     unknown = overview.peer_from_pair("region2", None, None, None, "apiserver down")
     assert unknown.source == "unknown" and unknown.error == "apiserver down"
+    assert overview.pair_regions(None) == {}
 
 
 def test_replica_lag_and_telemetry() -> None:

@@ -6,8 +6,10 @@ from typing import Any
 import pytest
 
 from tier0_contract import regionpair as rp
+from tier0_kube import client
+from tier0_kube import errors as kube_errors
 from tier0_services.api import errors
-from tier0_services.api.switchover import PairView, home_region, operator_saw, other_region, plan, progress
+from tier0_services.api.switchover import PairView, operator_saw, other_region, plan, progress
 from tier0_testing.api import regionpair_manifest
 
 
@@ -27,7 +29,7 @@ def pair(
     }
     if paused:
         obj["spec"]["paused"] = True
-    return PairView.from_object(obj)
+    return PairView.of(client.parse_pair(obj))
 
 
 def last(to: str, outcome: rp.Outcome = "Succeeded", reason: str = "") -> dict[str, Any]:
@@ -51,14 +53,15 @@ def test_view_reads_spec_status_and_metadata() -> None:
     assert (view.name, view.namespace, view.resource_version, view.generation) == ("og-field", "ns", "42", 3)
     assert view.regions == ("region1", "region2") and view.desired == "region1" and view.active == "region1"
     assert (view.phase, view.epoch, view.lag_bytes, view.in_transition) == ("Healthy", 7, 12, False)
-    with pytest.raises(errors.UpstreamFailedError, match="does not match its schema"):
-        PairView.from_object({"metadata": {"name": "broken"}, "spec": {"regions": []}})
+    with pytest.raises(kube_errors.KubeObjectError, match="does not match its schema"):
+        client.parse_pair({"metadata": {"name": "broken"}, "spec": {"regions": []}})
+    assert (pair(active=None, phase=None).phase, pair(active=None, phase=None).epoch) == (None, None)
 
 
 def test_simulate_targets_the_other_region_and_restore_the_first() -> None:
     assert other_region(pair()) == "region2"
     assert other_region(pair(active="region2", desired="region2")) == "region1"
-    assert home_region(pair(active="region2", desired="region2")) == "region1"
+    assert pair(active="region2", desired="region2").home == "region1"
 
 
 def test_plain_switchover_patches_once() -> None:

@@ -94,7 +94,7 @@ class TestKrewManifest:
 
 
 class TestNamespace:
-    def test_the_contexts_namespace_as_kubectl_takes_it(self, tmp_path: Path) -> None:
+    async def test_the_contexts_namespace_as_kubectl_takes_it(self, tmp_path: Path) -> None:
         config = {
             "apiVersion": "v1",
             "kind": "Config",
@@ -108,6 +108,11 @@ class TestNamespace:
         }
         path = tmp_path / "kubeconfig"
         path.write_text(yaml.safe_dump(config))
-        assert cluster.context_namespace(str(path), None) == "tier0"
-        assert cluster.context_namespace(str(path), "two") == "default"
-        assert cluster.context_namespace(str(tmp_path / "missing"), None) == "default"
+        for context, given, namespace in ((None, None, "tier0"), ("two", None, "default"), ("two", "ns", "ns")):
+            c = await cluster.Cluster.connect(str(path), context, given, 1.0)
+            try:
+                assert c.namespace == namespace
+            finally:
+                await c.close()
+        with pytest.raises(cluster.PluginError, match="no usable Kubernetes configuration"):
+            await cluster.Cluster.connect(str(tmp_path / "missing"), None, None, 1.0)

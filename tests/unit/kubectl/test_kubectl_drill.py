@@ -155,8 +155,8 @@ class TestRecording:
     )
 
     def test_the_annotation_round_trips_through_the_status_view(self) -> None:
-        patch = drill.annotation_patch(self.REPORT)
-        raw = patch["metadata"]["annotations"][rp.LAST_DRILL_ANNOTATION]
+        raw = drill.annotation(self.REPORT)[rp.LAST_DRILL_ANNOTATION]
+        assert raw is not None
         assert json.loads(raw)["from"] == "region1" and " " not in raw.split('"message"')[0]
         assert view.last_drill(pair(annotations={rp.LAST_DRILL_ANNOTATION: raw})) == self.REPORT
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tier0_kube import errors as kube_errors
 from tier0_operator import lease
 from tier0_operator.lease import LeaseRecord, build_lease, lease_decision
 from tier0_testing.pairs import T0
@@ -44,12 +45,10 @@ class FakeLeases:
         return None if self.body is None else {**self.body, "metadata": {"resourceVersion": str(self.version)}}
 
     async def put_lease(self, namespace: str, name: str, body: dict[str, Any], create: bool) -> None:
-        from tier0_operator.kube import ApiError
-
         if (create and self.body is not None) or (
             not create and body["metadata"].get("resourceVersion") != str(self.version)
         ):
-            raise ApiError(409, "conflict", "PUT lease")
+            raise kube_errors.from_status("lease ns/l", 409, "conflict")
         self.body, self.version = body, self.version + 1
 
 

@@ -18,7 +18,9 @@ from fastapi import Request
 from redis.asyncio import Redis
 
 from tier0_contract import keys
-from tier0_services import kube
+from tier0_contract import regionpair as rp
+from tier0_kube import client as kube
+from tier0_kube import errors as kube_errors
 from tier0_services.api.console.models import Overview, PairView, RegionView, Telemetry
 from tier0_services.api.routers import core
 from tier0_services.api.schemas import Transition
@@ -33,25 +35,25 @@ STATES = ("OK", "WARN", "ALERT")
 # --- pure decoding -----------------------------------------------------------------------------------
 
 
-def pair_from_object(obj: Mapping[str, Any]) -> PairView:
-    spec, status = obj.get("spec") or {}, obj.get("status") or {}
-    last = status.get("lastTransition")
+def pair_view(pair: rp.RegionPair) -> PairView:
+    """The pair as the panel shows it; phase and epoch stay None until the operator writes them."""
+    st, written = pair.status, pair.status.model_fields_set
+    last = st.last_transition
     return PairView(
-        name=str((obj.get("metadata") or {}).get("name", "")),
-        active_region=status.get("activeRegion"),
-        # Unset (the chart leaves it to the operator) means the first region, as the operator reads it.
-        desired_region=spec.get("activeRegion") or next((r.get("name") for r in spec.get("regions") or []), None),
-        phase=status.get("phase"),
-        epoch=status.get("epoch"),
-        in_transition=bool(status.get("transition")),
-        last_transition=Transition.model_validate(last) if isinstance(last, Mapping) and last else None,
+        name=pair.metadata.name,
+        active_region=st.active_region,
+        # The contract's model reads an unset spec.activeRegion as the home region, like the operator.
+        desired_region=pair.spec.active_region,
+        phase=st.phase if "phase" in written else None,
+        epoch=st.epoch if "epoch" in written else None,
+        in_transition=st.transition is not None,
+        last_transition=Transition.model_validate(last.to_json()) if last else None,
     )
 
 
-def pair_regions(obj: Mapping[str, Any] | None) -> dict[str, Mapping[str, Any]]:
+def pair_regions(pair: rp.RegionPair | None) -> dict[str, rp.RegionStatus]:
     """`status.regions` of the RegionPair by name."""
-    regions = ((obj or {}).get("status") or {}).get("regions") or []
-    return {str(r["name"]): r for r in regions if isinstance(r, Mapping) and "name" in r}
+    return {r.name: r for r in pair.status.regions} if pair is not None else {}
 
 
 def replica_lag(replication: Mapping[str, Any]) -> int | None:
@@ -74,7 +76,7 @@ def telemetry_from(ingest: Mapping[bytes, bytes], sites: Sequence[Sequence[bytes
 
 
 def peer_from_pair(
-    name: str, entry: Mapping[str, Any] | None, pair: PairView | None, version: str | None, pair_error: str | None
+    name: str, entry: rp.RegionStatus | None, pair: PairView | None, version: str | None, pair_error: str | None
 ) -> RegionView:
     if entry is None:
         why = pair_error or f"the RegionPair reports nothing about {name} yet"
@@ -90,35 +92,38 @@ def peer_from_pair(
             lag_bytes=None,
             error=why,
         )
-    role = entry.get("role")
     active = pair.active_region if pair else None
     return RegionView(
         name=name,
         source="regionpair",
-        role=str(role) if role else None,
+        role=entry.role,
         status=("active" if active == name else "standby") if active else None,
-        healthy=entry.get("healthy") if isinstance(entry.get("healthy"), bool) else None,
+        healthy=entry.healthy,
         version=version,
         active_devices=None,
         active_users=None,
-        lag_bytes=entry.get("lagBytes") if isinstance(entry.get("lagBytes"), int) else None,
+        lag_bytes=entry.lag_bytes,
     )
+
+
+def _lag(entry: rp.RegionStatus | None) -> int | None:
+    return entry.lag_bytes if entry is not None else None
 
 
 # --- I/O ---------------------------------------------------------------------------------------------
 
 
-async def _read_pair(request: Request, settings: Settings) -> tuple[dict[str, Any] | None, str | None]:
-    client: kube.KubeClient | None = request.app.state.kube
+async def _read_pair(request: Request, settings: Settings) -> tuple[rp.RegionPair | None, str | None]:
+    client: kube.Client | None = request.app.state.kube
     if client is None:
         return None, f"kubernetes API not configured: {request.app.state.kube_error}"
-    ref = kube.regionpair_ref(settings.regionpair_namespace or client.config.namespace, settings.regionpair_name)
+    namespace = settings.regionpair_namespace or client.namespace
     try:
         async with asyncio.timeout(PAIR_TIMEOUT_SECONDS):
-            return await client.get(ref), None
+            return await client.get_pair(namespace, settings.regionpair_name), None
     except TimeoutError:
         return None, f"the Kubernetes API did not answer within {PAIR_TIMEOUT_SECONDS} s"
-    except kube.KubeError as exc:
+    except kube_errors.KubeError as exc:
         return None, str(exc)
 
 
@@ -170,9 +175,9 @@ async def read_overview(request: Request, redis: Redis, settings: Settings) -> O
             pipe.hmget(keys.site_metrics(site), [keys.SITE_STATE_FIELDS[s] for s in STATES])
         site_counts = await pipe.execute() if sites else []
 
-    obj, pair_error = await _read_pair(request, settings)
-    pair = pair_from_object(obj) if obj is not None else None
-    by_name = pair_regions(obj)
+    found, pair_error = await _read_pair(request, settings)
+    pair = pair_view(found) if found is not None else None
+    by_name = pair_regions(found)
     lag_here = replica_lag(replication) if own.role == "primary" else None
     regions = [
         RegionView(
@@ -184,7 +189,7 @@ async def read_overview(request: Request, redis: Redis, settings: Settings) -> O
             version=own.version,
             active_devices=own.active_devices,
             active_users=own.active_users,
-            lag_bytes=0 if own.role == "primary" else by_name.get(settings.region, {}).get("lagBytes"),
+            lag_bytes=0 if own.role == "primary" else _lag(by_name.get(settings.region)),
         )
     ]
     peer_http: httpx.AsyncClient | None = request.app.state.peer_http
@@ -194,10 +199,9 @@ async def read_overview(request: Request, redis: Redis, settings: Settings) -> O
             view = await _read_peer_api(peer_http, settings.peer_api_url, peer)
         else:
             view = peer_from_pair(peer, by_name.get(peer), pair, version, pair_error)
-        entry = by_name.get(peer, {})
         if view.lag_bytes is None:
-            lag = entry.get("lagBytes") if isinstance(entry.get("lagBytes"), int) else lag_here
-            view = view.model_copy(update={"lag_bytes": lag})
+            lag = _lag(by_name.get(peer))
+            view = view.model_copy(update={"lag_bytes": lag if lag is not None else lag_here})
         regions.append(view)
     return Overview(
         answered_by=settings.region,

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Body
 
 from tier0_contract import regionpair as rp
-from tier0_services import kube
+from tier0_kube import client as kube
 from tier0_services.api import errors, switchover
 from tier0_services.api.deps import Authorized, KubeDep, MetricsDep, RegionPairDep, SettingsDep
 from tier0_services.api.metrics import ApiMetrics
@@ -25,7 +25,7 @@ MUTATING = errors.responses(401, 403, 404, 409, 502, 503, 504)
 @router.get("/status", responses=errors.responses(503))
 async def failover_status(client: KubeDep, ref: RegionPairDep) -> FailoverStatus:
     """The RegionPair as the operator reports it: active region, phase, epoch, last transition."""
-    view = switchover.PairView.from_object(await client.get(ref))
+    view = switchover.PairView.of(await client.get_pair(ref.namespace, ref.name))
     return FailoverStatus(
         name=view.name,
         namespace=view.namespace,
@@ -63,14 +63,14 @@ async def restore(
     named = request.region if request else None
 
     def target(view: switchover.PairView) -> str:
-        return named or switchover.home_region(view)
+        return named or view.home
 
     return await _switch(client, ref, target, settings.failover_timeout_seconds, metrics)
 
 
 async def _switch(
-    client: kube.KubeClient,
-    ref: kube.ObjectRef,
+    client: kube.Client,
+    ref: kube.PairRef,
     target: Callable[[switchover.PairView], str],
     timeout: float,
     metrics: ApiMetrics,
