@@ -1,4 +1,4 @@
-"""Credentials and access rules, without servers (the servers enforcing them: tests/integration/
+"""Credentials and access rules, without servers (the servers enforcing them: tests/access/
 test_access_*.py).
 
 What is tested: a URL shown in a log keeps its user but not its password; a credential file's errors

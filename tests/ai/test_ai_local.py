@@ -68,7 +68,7 @@ def module_redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def client(module_redis_port: int, offline_model: MiniLMEmbedder) -> AsyncIterator[httpx.AsyncClient]:
     # No AI rate limit: the module asks dozens of questions a second from one client (admission
-    # has its own tests, tests/integration/api/test_api_admission.py).
+    # has its own tests, tests/access/test_api_admission_flood.py).
     settings = Settings(
         region="region1",
         redis_url=f"redis://127.0.0.1:{module_redis_port}/0",

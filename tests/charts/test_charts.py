@@ -92,7 +92,7 @@ def helm(*args: str, kubeconfig: Path | None = None) -> subprocess.CompletedProc
 
 def render(chart: Path, release: str, namespace: str, *extra: str, kubeconfig: Path | None = None) -> str:
     # Without the `helm test` pods: they need the namespace's default ServiceAccount, which only a
-    # controller-manager creates (tests/e2e runs them on a real cluster).
+    # controller-manager creates (tests/system runs them on a real cluster).
     out = helm(
         "template",
         release,

@@ -3,9 +3,9 @@
 What is tested: each file is valid JSON with a unique uid; a `datasource` variable and a `namespace`
 variable exist and every query uses the datasource variable and filters by namespace; every
 rate()/increase() uses `$__rate_interval`; every panel has a description and one of Grafana's own units
-(`mps`, not a custom suffix; the strict schema check is tests/integration/test_dashboards_schema.py);
+(`mps`, not a custom suffix; the strict schema check is tests/charts/test_dashboards_schema.py);
 every metric is either a tier0 metric (checked against real /metrics in
-tests/integration/test_dashboards_prometheus.py) or one of dashboards.EXTERNAL_METRICS (EMQX, RabbitMQ, redis_exporter).
+tests/charts/test_dashboards_prometheus.py) or one of dashboards.EXTERNAL_METRICS (EMQX, RabbitMQ, redis_exporter).
 """
 
 import json

@@ -1,7 +1,7 @@
 """The liveness rule of the operator and the workers (`tier0_contract.liveness`): `/livez` is alive
 while the loop's last stamp is at most the maximum age old, and says how long the loop has been
-silent when it is not. (The real loops, wedged for real, are in tests/integration/test_liveness.py
-and tests/controlplane/operator/test_operator_liveness.py.)"""
+silent when it is not. (The real loops, wedged for real, are in tests/health/test_liveness_workers.py
+and tests/health/test_operator_liveness.py.)"""
 
 import pytest
 

@@ -1,5 +1,5 @@
 """Writes Redis refuses for good are dead-lettered and counted, never retried forever (issue 17,
-"queues bounded"), while refusals that pass (NOREPLICAS, a replica: tests/integration/
+"queues bounded"), while refusals that pass (NOREPLICAS, a replica: tests/pipeline/
 test_ingest_pair.py, test_activity_pipeline.py) are still held.
 
 What is tested, over real mosquitto, rabbitmq-server and redis-server: a batch the ingest store

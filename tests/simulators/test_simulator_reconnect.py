@@ -1,5 +1,5 @@
 """When the simulators give up on a broker connection and how soon they try again
-(tier0_simulators.reconnect; the I/O around it: tests/integration/test_simulator_reconnect.py).
+(tier0_simulators.reconnect; the I/O around it: tests/simulators/test_simulator_reconnect_brokers.py).
 
 What is tested: a publish waiting longer than the timeout with nothing acknowledged meanwhile is a
 stall; nothing waiting, an acknowledgement or a new connection since, or a wait within the timeout

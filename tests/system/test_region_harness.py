@@ -1,4 +1,4 @@
-"""The region-loss harness's pure parts (tests/e2e/regionfaults.py, regionrun.py, kit.py): the
+"""The region-loss harness's pure parts (tests/system/regionfaults.py, regionrun.py, kit.py): the
 partition's iptables rules, how an eviction answer is read, the ledgers' and reader's logs, the
 role samples' same-epoch check, freshness, rejoin, the old primary's late writes, percentiles and
 the benchmark's cells and verdicts."""

@@ -1,4 +1,4 @@
-"""The scripts the region-loss harness runs inside the cluster's pods (tests/e2e: kit's Redis reads,
+"""The scripts the region-loss harness runs inside the cluster's pods (tests/system: kit's Redis reads,
 regionrun's role loop, its stop and the old primary's read, the activity ledger), run here on the
 real redis-server with the chart's ACL users and the real rabbitmq-server with the chart's users and
 vhost, with the environment the chart gives the region API and the user simulator. A script that

@@ -1,5 +1,5 @@
 """`make bench BENCH=scale`'s pure parts (tests/bench/scaleplan.py) and the prober's `latency` mode
-(tests/e2e/prober.py, against a real local HTTP server): step planning, the rate/interval choice,
+(tests/system/prober.py, against a real local HTTP server): step planning, the rate/interval choice,
 the kubelet's stats per component, saturation, memory per identity, the simulator Job and the rows."""
 
 import contextlib
