@@ -99,20 +99,22 @@ stack-status: ## Show each process of the stack and where it listens
 
 ##@ Test
 
+# Tests live in behaviour folders (tests/README.md); each file declares its tier with a marker
+# (`pytestmark = pytest.mark.unit`) and the targets below select a tier with `-m`.
 .PHONY: test
-test: tools venv lint images ## Lint, type-check and run every test tier (e2e on the built-in node, or TIER0_E2E_KUBECONFIG)
+test: tools venv lint images ## Lint, type-check and run every test tier, heavy tiers first (e2e on the built-in node, or TIER0_E2E_KUBECONFIG)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: test-unit
-test-unit: venv ## Only the unit tests (no I/O)
+test-unit: venv ## Only the unit tests (-m unit: no I/O)
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)
 
 .PHONY: test-integration
-test-integration: tools venv ## Only the tests against real redis-server, mosquitto, rabbitmq-server
+test-integration: tools venv ## Only the tests against real redis-server, mosquitto, rabbitmq-server (-m integration)
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)
 
 .PHONY: test-controlplane
-test-controlplane: tools venv ## Only the tests against a real kube-apiserver + etcd
+test-controlplane: tools venv ## Only the tests against a real kube-apiserver + etcd (-m controlplane)
 	$(PY) -m pytest -m controlplane $(PYTEST_ARGS)
 
 .PHONY: lint
@@ -132,11 +134,11 @@ SCHEMATHESIS_EXAMPLES ?= 200
 
 .PHONY: schemathesis
 schemathesis: tools venv ## Schemathesis --checks all against both regions, longer (SCHEMATHESIS_EXAMPLES=200, SCHEMATHESIS_SEED=n)
-	SCHEMATHESIS_EXAMPLES=$(SCHEMATHESIS_EXAMPLES) $(PY) -m pytest tests/controlplane/api/test_api_schemathesis.py -s --timeout 3600 $(PYTEST_ARGS)
+	SCHEMATHESIS_EXAMPLES=$(SCHEMATHESIS_EXAMPLES) $(PY) -m pytest tests/api/test_api_schemathesis.py -s --timeout 3600 $(PYTEST_ARGS)
 
 .PHONY: test-browser
-test-browser: tools venv ## The console's tests in Debian's chromium (Playwright); screenshots into .run/screenshots/
-	$(PY) -m pytest tests/browser $(PYTEST_ARGS)
+test-browser: tools venv ## The console's tests in Debian's chromium (-m browser, Playwright); screenshots into .run/screenshots/
+	$(PY) -m pytest -m browser $(PYTEST_ARGS)
 
 ##@ kubectl plugin (`kubectl tier0`)
 
@@ -187,9 +189,20 @@ bench-failover: tools venv ## RegionPair switchover + failover under a writer, 2
 
 ##@ Operator
 
+# The operator's own tests, in the behaviour folders they belong to (most in tests/failover).
+OPERATOR_TESTS := $(addprefix tests/failover/test_,decide.py detection.py round.py transition.py problems.py lease.py \
+  kubernetes_witness.py kubernetes_witness_apiserver.py write_guard_and_pipeline.py operator_epoch_guard_pipeline.py \
+  operator_lifecycle.py operator_resilience.py failure_detection.py) \
+  tests/access/test_generated_secrets.py tests/access/test_operator_owns.py tests/health/test_operator_liveness.py \
+  tests/charts/test_regionpair_crd.py tests/kubectl/test_kubectl_tier0.py tests/dev/test_bringup_idempotent.py
+
 .PHONY: test-operator
 test-operator: tools venv ## The RegionPair operator's unit tests and its tests on a real apiserver + Redis
-	$(PY) -m pytest tests/unit/operator tests/controlplane/operator $(PYTEST_ARGS)
+	$(PY) -m pytest $(OPERATOR_TESTS) $(PYTEST_ARGS)
+
+.PHONY: test-failover
+test-failover: tools venv ## Every tier of the failover behaviour (tests/failover: the operator's decisions, transitions, the API's switchover)
+	$(PY) -m pytest tests/failover $(PYTEST_ARGS)
 
 ##@ Charts and images
 
@@ -236,7 +249,7 @@ charts-lint: tools ## helm lint --strict both charts (default and all-on values)
 
 .PHONY: charts-score
 charts-score: tools venv ## kube-score over both charts (default and all-on values); exceptions in charts/kube-score.yaml
-	$(PY) -m pytest tests/controlplane/test_charts_score.py -q
+	$(PY) -m pytest tests/charts/test_charts_score.py -q
 
 .PHONY: images
 images: venv ## Build every image with buildah (base, tier0, stand-ins, node add-ons): the built-in node's and kind's
@@ -266,7 +279,7 @@ kind-up: kind-tools venv images ## Engine, node image, kind cluster, `kind load`
 	$(PY) -m tier0_dev.kind up
 
 .PHONY: kind-e2e
-kind-e2e: venv ## The e2e tier (tests/e2e, as on the built-in node) on the kind cluster (after kind-up)
+kind-e2e: venv ## The e2e tier (-m e2e: tests/system, as on the built-in node) on the kind cluster (after kind-up)
 	$(PY) -m tier0_dev.kind e2e $(PYTEST_ARGS)
 
 .PHONY: kind-down

@@ -18,17 +18,42 @@ from tier0_dev.controlplane import ControlPlane
 from tier0_dev.procs import Process, free_port
 from tier0_testing import leftovers
 
+pytest_plugins = ["tier0_fixtures.controlplane"]
+
 leftovers.mark()
 LEFTOVER_GRACE_S = 1.0
 """How long a process a test stopped may take to be gone after the test's fixtures have ended."""
 
 
+TIERS = ("browser", "controlplane", "e2e", "integration", "unit")
+"""The tier markers (pyproject.toml describes each), in the order a whole run (`make test`) runs
+them: the heavy tiers first, as when the tests lived in tier folders (browser, controlplane, e2e,
+integration, unit, alphabetically). A test declares its tier: `pytestmark = pytest.mark.unit`."""
+
+
+def tier_of(item: pytest.Item) -> str | None:
+    """The item's one tier marker, or None when it has none or more than one."""
+    tiers = {mark.name for mark in item.iter_markers() if mark.name in TIERS}
+    return tiers.pop() if len(tiers) == 1 else None
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test gets the marker of the tier folder it lives in."""
+    """Refuse a test without exactly one tier marker (before `-m` deselects it unseen), and order
+    the tests by tier. Tests are filed by behaviour (tests/README.md); `-m unit` etc. select a tier."""
+    wrong: dict[str, list[str]] = {}
     for item in items:
-        tier = Path(str(item.fspath)).relative_to(Path(__file__).parent).parts[0]
-        if tier in {"unit", "integration", "controlplane", "browser", "e2e"}:
-            item.add_marker(getattr(pytest.mark, tier))
+        if tier_of(item) is None:
+            found = sorted({mark.name for mark in item.iter_markers() if mark.name in TIERS})
+            what = f"{len(found)} tier markers ({', '.join(found)})" if found else "no tier marker"
+            wrong.setdefault(f"{item.nodeid.split('::')[0]}: {what}", []).append(item.name)
+    if wrong:
+        lines = "\n".join(f"  {where}, e.g. {names[0]}" for where, names in sorted(wrong.items()))
+        raise pytest.UsageError(
+            f"each test needs exactly one tier marker, one of {', '.join(TIERS)} "
+            f"(declare it in the file: `pytestmark = pytest.mark.unit`; tests/README.md):\n{lines}"
+        )
+    items.sort(key=lambda item: TIERS.index(tier_of(item) or "unit"))
 
 
 @pytest.fixture(autouse=True)

@@ -227,7 +227,7 @@ COMPONENTS: list[Component] = [
     # per region as the chart runs by default: here no Service moves publishers between brokers
     # (there is no kube-proxy; the operator's selectors route nothing), so a second broker would only
     # hold what nothing publishes to, for a second Erlang VM's memory and start-up. Brokers per region
-    # are exercised by the chart (tests/e2e, BENCH=region) and by the simulators' reconnection test.
+    # are exercised by the chart (tests/system, BENCH=region) and by the simulators' reconnection test.
     Component(
         "mosquitto",
         "mqtt://127.0.0.1:1883 (stand-in for EMQX)",

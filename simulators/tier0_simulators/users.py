@@ -177,7 +177,7 @@ def _cut(connection: pika.BlockingConnection) -> None:
     thread-safe and has no timeout for a confirm; a socket shut down is the one thing it notices
     from outside: its own thread reads the end of the stream and raises StreamLostError out of the
     call that was waiting. (The socket is pika's internal: `connection._impl._transport._sock`,
-    pika 1.3 and 1.4; tests/integration/test_simulator_reconnect.py fails if that changes.)"""
+    pika 1.3 and 1.4; tests/simulators/test_simulator_reconnect_brokers.py fails if that changes.)"""
     transport = getattr(getattr(connection, "_impl", None), "_transport", None)
     sock = getattr(transport, "_sock", None)
     if isinstance(sock, socket.socket):

@@ -302,7 +302,7 @@ class OnCluster(Target):
     """tier0 on the e2e tier's cluster; the flood to the global Service's ClusterIP."""
 
     def __init__(self) -> None:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "system"))
         import kit
 
         from tier0_dev.node import deploy

@@ -4,7 +4,7 @@ On the cluster of the e2e tier (the built-in node, or TIER0_E2E_KUBECONFIG) with
 installed, RUNS times each (default 3): the active region killed and kept down, cut off by iptables,
 drained off its node, and its API rolled, while a client pod calls the global API Service every
 10 ms, devices publish through the MQTT Service and users through the AMQP Service, and a reader
-pod polls telemetry and activity through the API every 20 ms (tests/e2e/regionrun.py says what
+pod polls telemetry and activity through the API every 20 ms (tests/system/regionrun.py says what
 each figure is and how it is measured). Reference in the same run: a bare selector flip of a
 Service between two trivial pods (bench_cluster's), the floor kube-proxy sets. Exits non-zero when
 an acknowledged message was lost or two primaries accepted writes (a failed check, not a figure).
@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "system"))
 
 import bench_cluster  # noqa: E402
 import kit  # noqa: E402

@@ -1,5 +1,5 @@
 """The pure decisions of `make bench BENCH=scale` (bench_scale.py), kept apart from the cluster so
-they are unit-tested (tests/unit/test_scale_plan.py): which steps run at which rate, how the kubelet's
+they are unit-tested (tests/system/test_scale_plan.py): which steps run at which rate, how the kubelet's
 stats become each component's CPU and memory, when a step counts as saturated, what a device
 identity costs in Redis, and the table rows.
 """

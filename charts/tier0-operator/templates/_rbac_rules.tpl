@@ -1,6 +1,6 @@
 {{/*
 The operator's rules are read from files/rbac/, byte-for-byte copies of operator/rbac/ (the rules the
-operator's own control-plane tests run with; tests/unit/test_charts_static.py checks the copies,
+operator's own control-plane tests run with; tests/charts/test_charts_static.py checks the copies,
 `make charts-sync` refreshes them), so the chart grants exactly what was tested.
 */}}
 

@@ -146,14 +146,14 @@ def up() -> int:
 
 
 def e2e(pytest_args: list[str]) -> int:
-    """The e2e tier (tests/e2e, the same tests the built-in node runs) against this cluster."""
+    """The e2e tier (`-m e2e`: tests/system, the same tests the built-in node runs) against this cluster."""
     eng = engine_mod.find(engine_mod.Layout.default())
     if eng is None or not _exists(eng):
         raise StartupError(f"no kind cluster {NAME}: make kind-up")
     STATE.mkdir(parents=True, exist_ok=True)
     kubeconfig().write_text(_kind(eng, "get", "kubeconfig", "--name", NAME, capture=True))
     # The pods' traffic passes inside the node container: the region partition's iptables rules go
-    # there (tests/e2e/regionfaults.py), through the same engine.
+    # there (tests/system/regionfaults.py), through the same engine.
     iptables = [
         eng.client,
         *(["-H", eng.docker_host] if eng.docker_host else []),
@@ -163,7 +163,7 @@ def e2e(pytest_args: list[str]) -> int:
         "iptables",
     ]
     env = {**os.environ, "TIER0_E2E_KUBECONFIG": str(kubeconfig()), "TIER0_E2E_IPTABLES": json.dumps(iptables)}
-    argv = [sys.executable, "-m", "pytest", str(ROOT / "tests" / "e2e"), *pytest_args]
+    argv = [sys.executable, "-m", "pytest", "-m", "e2e", *pytest_args]
     return subprocess.run(argv, env=env, cwd=ROOT).returncode
 
 
