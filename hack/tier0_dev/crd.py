@@ -12,7 +12,7 @@ defaults fill it, so each default is written once), empty lists and maps get non
 here rather than a CRD the apiserver refuses.
 
 The output is crds/regionpairs.tier0.dev.yaml; `make crds` also copies it into the operator chart
-(`make charts-sync`), and tests/unit/test_regionpair_model.py fails when the committed file differs.
+(`make charts-sync`), and tests/contract/test_regionpair_model.py fails when the committed file differs.
 """
 
 import argparse
