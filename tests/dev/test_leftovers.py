@@ -1,7 +1,8 @@
 """The leftover-process check (`tier0_testing.leftovers`, behind tests/conftest.py's autouse
 fixture): a process a test started is found while it runs, also once orphaned (its parent gone,
 reparented away from pytest); one spawned by a program that ran before the test began is not the
-test's; a stopped one is not reported."""
+test's; a stopped one is not reported; Erlang's port mapper, shared by every RabbitMQ node after
+the first, is not a leftover."""
 
 import os
 import signal
@@ -65,3 +66,16 @@ def test_what_an_older_program_spawns_is_not_the_tests(tmp_path: Path) -> None:
         assert leftovers.started_since(before) == []
     finally:
         assert procs.stop_all([spawner]) == []
+
+
+def test_the_erlang_port_mapper_a_broker_starts_is_not_a_leftover() -> None:
+    """A CI run once failed the test that happened to start the first RabbitMQ node: its
+    `epmd -daemon` outlived it, as it is meant to. A port mapper of its own here, stopped after."""
+    port = procs.free_port()
+    before = leftovers.snapshot()
+    subprocess.run([procs.find_program("epmd"), "-port", str(port), "-daemon"], check=True)
+    try:
+        wait_until(lambda: any(p.program == "epmd" for p in leftovers.ours().values() if p.pid not in before))
+        assert leftovers.started_since(before) == []
+    finally:
+        subprocess.run([procs.find_program("epmd"), "-port", str(port), "-kill"], check=False, capture_output=True)

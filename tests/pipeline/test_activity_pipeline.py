@@ -56,12 +56,24 @@ def queue(rabbitmq_port: int, local_secrets: programs.Secrets) -> Iterator[Chann
 START = datetime.now(UTC) - timedelta(hours=1)  # within the timestamp rule's max age
 
 
-def publish(ch: Channel, n: int, seed: int = 3, start: datetime = START) -> list[str]:
+def publish(ch: Channel, n: int, seed: int = 3, start: datetime = START, nacks_allowed: int = 0) -> list[str]:
+    """Publish `n` confirmed messages. With `nacks_allowed`, a message the broker nacks is sent again
+    (as the user simulator does): a node just restarted nacks while it is still recovering its queues,
+    and the consumer applies a resent message once (by its id)."""
     pop = Population(20, 40, seed=seed)
     ids = []
     for i in range(n):
         msg = pop.tick(start + timedelta(seconds=i))
-        ch.basic_publish("", topics.ACTIVITY_QUEUE, msg.model_dump_json().encode(), PERSISTENT, mandatory=True)
+        body = msg.model_dump_json().encode()
+        while True:
+            try:
+                ch.basic_publish("", topics.ACTIVITY_QUEUE, body, PERSISTENT, mandatory=True)
+                break
+            except pika.exceptions.NackError:
+                if nacks_allowed == 0:
+                    raise
+                nacks_allowed -= 1
+                time.sleep(0.2)
         ids.append(msg.message_id)
     return ids
 
@@ -205,7 +217,7 @@ def test_consumer_reconnects_after_broker_restart(
         conn = connect(ports.amqp, local_secrets)
         ch = conn.channel()
         ch.confirm_delivery()
-        publish(ch, 5, seed=2, start=START + timedelta(minutes=1))
+        publish(ch, 5, seed=2, start=START + timedelta(minutes=1), nacks_allowed=50)
         wait_for(lambda: stats(redis).get("stored", 0) == 10, timeout=60)
         conn.close()
     finally:

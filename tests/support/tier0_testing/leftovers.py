@@ -18,6 +18,11 @@ from pathlib import Path
 
 MARKER = "TIER0_TEST_RUN"
 
+SHARED_DAEMONS = frozenset({"epmd"})
+"""Programs meant to outlive whoever started them, shared by every later user on the machine:
+Erlang's port mapper is started (`epmd -daemon`) by the first RabbitMQ node and serves every node
+after it, so it stays. Which test starts it depends only on the order the tests run in."""
+
 
 def mark() -> None:
     """Label every process this pytest starts from now on (children inherit the environment)."""
@@ -29,6 +34,11 @@ class Proc:
     pid: int
     ppid: int
     argv: str
+
+    @property
+    def program(self) -> str:
+        """The file name of the program (argv[0]'s last part)."""
+        return os.path.basename(self.argv.split(" ", 1)[0])
 
     def __str__(self) -> str:
         return f"pid {self.pid}: {self.argv}"
@@ -68,7 +78,7 @@ def started_since(before: frozenset[int]) -> list[Proc]:
     now = ours()
     left = []
     for proc in now.values():
-        if proc.pid in before:
+        if proc.pid in before or proc.program in SHARED_DAEMONS:
             continue
         parent = proc.ppid
         while parent in now and parent not in before:
