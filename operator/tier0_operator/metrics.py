@@ -40,6 +40,11 @@ PIPELINE_HEALTHY = Gauge(
 WRITES_AT_RISK = Gauge(
     "tier0_operator_writes_at_risk", "1 while the primary acknowledges writes alone (standby down)", ["pair"]
 )
+REDIS_HANGUPS = Counter(
+    "tier0_operator_redis_hangups_total",
+    "Times the active region's Redis closed the operator's idle connection (each wakes a probe at once)",
+    ["pair", "region"],
+)
 IN_TRANSITION = Gauge("tier0_operator_in_transition", "1 while a switchover or failover is in progress", ["pair"])
 
 ROLES = ("primary", "replica", "unknown")
@@ -68,7 +73,7 @@ def forget_pair(pair: str, regions: list[str]) -> None:
         except KeyError:
             pass
     for region in regions:
-        for per_region in (REGION_HEALTHY, PIPELINE_HEALTHY):
+        for per_region in (REGION_HEALTHY, PIPELINE_HEALTHY, REDIS_HANGUPS):
             try:
                 per_region.remove(pair, region)
             except KeyError:

@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 
 from tier0_contract import regionpair as rp
 from tier0_kube import client, errors
-from tier0_operator import decide, endpoints, metrics, reporting, rounds, routing, secrets, transition
+from tier0_operator import decide, endpoints, hangup, metrics, reporting, rounds, routing, secrets, transition
 from tier0_operator.lease import Elector
 from tier0_operator.model import Probe, RegionSeen, now
 from tier0_operator.redisops import RegionRedis
@@ -60,6 +60,7 @@ class PairReconciler:
         self._secrets_due = 0.0
         self.regions: list[str] = []
         self.witness: endpoints.Witness | None = None
+        self.hangup: hangup.HangupWatch | None = None
         self.detection = decide.Detection()  # the last round's: a corroborated one probes fast
 
     # -- the loop -------------------------------------------------------------------------------
@@ -67,6 +68,7 @@ class PairReconciler:
     async def run(self, body: Mapping[str, Any], stopped: Any, wake: asyncio.Event) -> None:
         self.reporter.load(body.get("status"))
         self.witness = endpoints.Witness(self.kube, self.namespace, wake)
+        self.hangup = hangup.HangupWatch(self.pair, wake)
         was_leader = False
         try:
             while not stopped:
@@ -87,6 +89,7 @@ class PairReconciler:
                     else:
                         self.witness.track(spec)
                         busy = await self.tick(spec, generation, leader)
+                        self.hangup.track(self.clients.get(self.reporter.status.active_region or ""))
                         interval = decide.next_interval(spec, self.detection)
                 except (errors.KubeError, *errors.TRANSPORT_ERRORS) as e:
                     # The apiserver (or a connection of the round) hiccuped: report and go on (kopf would
@@ -443,6 +446,8 @@ class PairReconciler:
             await asyncio.shield(self._http.close())
         if self.witness is not None:
             await self.witness.close()
+        if self.hangup is not None:
+            await self.hangup.close()
         for c in self.clients.values():
             await c.close()
         await self.reporter.close()

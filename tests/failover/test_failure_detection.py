@@ -4,6 +4,8 @@ toxiproxy, the operator as a subprocess; `tier0_testing.detection`):
 - a killed active Redis is failed over on the fast path (its standby's link drops at once), with
   the witnesses in lastTransition, the condition and the Events, faster than the same kill with the
   fast path out of reach (the slow budget, measured in the same test);
+- a crash between two probes is heard at once (the Redis hangs up on the operator's idle
+  connection): at a 5 s probe interval the Service still follows within about the confirmation;
 - the operator cut off from the active Redis alone (the standby still replicating) keeps the slow
   budget, and says its probes were the only witness;
 - a primary frozen (SIGSTOP) for 0.6 s, its link up, is no failover; frozen for good, the
@@ -83,6 +85,18 @@ async def test_a_killed_active_redis_fails_over_on_the_fast_path_with_its_witnes
         assert slow.detection_seconds >= (threshold - 1 - 0.1) * interval, slow
         assert fast.detection_seconds < slow.detection_seconds
         print(f"kill -9 of the active Redis: fast path {fast}, slow path {slow}")
+
+
+@pytest.mark.timeout(120)
+async def test_a_crash_between_two_probes_is_heard_at_once(stack: Starter) -> None:
+    """Without the hang-up watch the kill would wait for the next probe: uniformly up to 5 s here."""
+    interval = 5.0
+    async with stack(interval=interval, threshold=3) as s:
+        kill = await detection.kill_active(s)
+        assert kill.witnesses == ("Probes", "StandbyLink"), kill
+        confirm = 0.5  # fastConfirmSeconds' default
+        assert kill.flip_seconds < confirm + 1.0, f"the Service followed {kill.flip_seconds:.2f} s after the kill"
+        assert s.log_lines("closed the operator's idle connection: probing now")
 
 
 @pytest.mark.timeout(120)
