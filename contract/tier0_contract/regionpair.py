@@ -254,7 +254,7 @@ class FailoverPolicy(_Model):
     """When Kubernetes takes the active region down on purpose (its Redis pod, or its last serving API
     pod, is terminating: a drain, an eviction, a deletion), switch over to the standby first, without
     loss, instead of failing over once it is gone. The pods' EndpointSlices tell."""
-    fast_confirm_seconds: float = Field(default=0.5, ge=0.1, le=60)
+    fast_confirm_seconds: float = Field(default=0.25, ge=0.1, le=60)
     """The fast path: once the active region's probes fail and an independent witness agrees (the
     standby's replication link lost or silent, or Kubernetes showing the active Redis pod not ready or
     gone), fail over when the probes have kept failing, with a witness still agreeing, for this long.

@@ -98,7 +98,7 @@ def test_a_valid_pair_is_accepted_with_defaults(kubectl: list[str], regionpair_c
         "failureThreshold": 3,
         "switchoverTimeoutSeconds": 5,
         "onDisruption": "Switchover",
-        "fastConfirmSeconds": 0.5,
+        "fastConfirmSeconds": 0.25,
         "fastProbeIntervalSeconds": 0.1,
         "linkSilenceSeconds": 3,
     }

@@ -19,7 +19,7 @@ from tier0_testing.pairs import HEALTHY, SPEC, T0, down, primary, probes, replic
 
 pytestmark = pytest.mark.unit
 
-CONFIRM = SPEC.failover.fast_confirm_seconds  # 0.5 by default
+CONFIRM = SPEC.failover.fast_confirm_seconds  # 0.25 by default
 LATER = T0 + timedelta(seconds=CONFIRM)
 
 
@@ -54,7 +54,7 @@ class TestWitnesses:
         det = d.detect(SPEC, failing(2), probes(down("region1"), LINK_UP), LATER)
         assert det.witnesses == ("Probes",) and not det.corroborated
         assert det.failing_for == CONFIRM
-        assert det.said == ("region1 failed 2 consecutive probes in 0.50 s",)
+        assert det.said == (f"region1 failed 2 consecutive probes in {CONFIRM:.2f} s",)
 
     def test_the_standby_that_lost_its_link_is_a_witness(self) -> None:
         det = d.detect(SPEC, failing(1), probes(down("region1"), lost_link(0)), T0)
@@ -200,12 +200,12 @@ class TestRecorded:
         done = tr.finished(st, st.transition, "Succeeded", LATER)
         assert done.last_transition is not None
         _, message, warning = tr.event_of_finish(st.transition, done.last_transition)
-        assert "(witnesses: Probes, StandbyLink; detected in 0.50 s)" in message and warning
+        assert f"(witnesses: Probes, StandbyLink; detected in {CONFIRM:.2f} s)" in message and warning
         ps = probes(replica("region1", 7002), primary("region2"))
         conds = {c.type: c for c in d.conditions_of(SPEC, done, ps, d.Nothing())}
         cond = conds[rp.ACTIVE_REGION_MATCHES_SPEC]
         assert cond.reason == "FailedOver"
-        assert "witnesses: Probes, StandbyLink; detected in 0.50 s" in cond.message
+        assert f"witnesses: Probes, StandbyLink; detected in {CONFIRM:.2f} s" in cond.message
 
 
 class TestObserved:

@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from tier0_contract import regionpair as rp
 from tier0_kube import client as kube_client
 from tier0_testing import detection
 from tier0_testing import operator as testing
@@ -64,7 +65,7 @@ async def test_a_killed_active_redis_fails_over_on_the_fast_path_with_its_witnes
     async with stack(interval=interval, threshold=threshold) as s:
         fast = await detection.kill_active(s)
         assert fast.witnesses == ("Probes", "StandbyLink"), fast
-        assert fast.detection_seconds is not None and fast.detection_seconds < 1.0, fast  # confirm 0.5 s
+        assert fast.detection_seconds is not None and fast.detection_seconds < 1.0, fast  # confirm 0.25 s
         st = await s.status()
         cond = st.condition("ActiveRegionMatchesSpec")
         assert cond is not None and cond.reason == "FailedOver"
@@ -94,7 +95,7 @@ async def test_a_crash_between_two_probes_is_heard_at_once(stack: Starter) -> No
     async with stack(interval=interval, threshold=3) as s:
         kill = await detection.kill_active(s)
         assert kill.witnesses == ("Probes", "StandbyLink"), kill
-        confirm = 0.5  # fastConfirmSeconds' default
+        confirm = rp.FailoverPolicy().fast_confirm_seconds
         assert kill.flip_seconds < confirm + 1.0, f"the Service followed {kill.flip_seconds:.2f} s after the kill"
         assert s.log_lines("closed the operator's idle connection: probing now")
 

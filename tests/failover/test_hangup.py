@@ -30,7 +30,7 @@ def watchers(port: int) -> int:
 
 
 def hangups() -> float:
-    return metrics.REDIS_HANGUPS.labels("ns/pair", "region1")._value.get()
+    return float(metrics.REDIS_HANGUPS.labels("ns/pair", "region1")._value.get())
 
 
 async def woken(wake: asyncio.Event, within: float) -> float | None:

@@ -130,13 +130,15 @@ class TestFastPathFailover:
             "region2",
             2,
             ("Probes", "StandbyLink"),
-            0.5,
+            SPEC.failover.fast_confirm_seconds,
         )
         assert r.started.requested_region == "region1"  # the user's wish is unchanged by a failover
         (event,) = r.events
         assert (event.reason, event.warning) == ("FailoverStarted", True)
         assert event.message.startswith("Failover region1 -> region2 (epoch 2): region1 failed 2 consecutive probes")
-        assert event.message.endswith("(witnesses: Probes, StandbyLink; detected in 0.50 s)")
+        assert event.message.endswith(
+            f"(witnesses: Probes, StandbyLink; detected in {SPEC.failover.fast_confirm_seconds:.2f} s)"
+        )
         assert r.guard is None  # the active primary does not answer
 
     def test_before_the_confirmation_it_probes_fast_and_waits(self) -> None:
