@@ -14,6 +14,8 @@ import os
 import statistics
 import sys
 import time
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "system"))
@@ -135,7 +137,42 @@ def failover(c: kit.Cluster) -> Run:
     lost = len(c.missing(ledger))
     restore()
     c.healthy()
+    DETECTIONS.append(detection_of(c.status().get("lastTransition"), t0))
+    print(f"  failover {old}->{new}: {DETECTIONS[-1]}", flush=True)
     return kit.summarize(samples, t0, new), len(ledger.acked), lost
+
+
+@dataclass(frozen=True)
+class Detection:
+    """How one failover was decided, from status.lastTransition: seconds from the kill to the
+    decision (its startedAt), the operator's own detection time, the witnesses, the transition."""
+
+    decided_after_kill: float
+    detection: float | None
+    witnesses: str
+    transition: float
+
+    def __str__(self) -> str:
+        detection = "-" if self.detection is None else f"{self.detection:.3f}"
+        return (
+            f"decided {self.decided_after_kill:.3f} s after the kill, detection {detection} s "
+            f"({self.witnesses}), transition {self.transition:.3f} s"
+        )
+
+
+DETECTIONS: list[Detection] = []
+
+
+def detection_of(last: object, killed: float) -> Detection:
+    assert isinstance(last, dict) and last.get("type") == "Failover", f"not a failover: {last}"
+    started = datetime.fromisoformat(str(last["startedAt"]).replace("Z", "+00:00")).timestamp()
+    seconds = last.get("detectionSeconds")
+    return Detection(
+        started - killed,
+        float(seconds) if seconds is not None else None,
+        ", ".join(last.get("witnesses") or []) or "-",
+        float(last.get("durationSeconds") or 0.0),
+    )
 
 
 def main() -> int:
@@ -190,6 +227,19 @@ def main() -> int:
                 targets[name],
             )
         table.print()
+        where = Table(
+            "Where a failover's outage goes (status.lastTransition of each run)",
+            ["kill -> decision p50 s", "max s", "detection p50 s", "witnesses", "transition p50 s"],
+        )
+        found = [d.detection for d in DETECTIONS if d.detection is not None]
+        where.add(
+            p([d.decided_after_kill for d in DETECTIONS], 50),
+            max((d.decided_after_kill for d in DETECTIONS), default=float("nan")),
+            p(found, 50),
+            "; ".join(sorted({d.witnesses for d in DETECTIONS})),
+            p([d.transition for d in DETECTIONS], 50),
+        )
+        where.print()
         print(f"load average after: {os.getloadavg()}", flush=True)
         lost = sum(m for runs in results.values() for _, _, m in runs)
         return 1 if lost else 0  # an acknowledged message lost is a failed check, not a figure
