@@ -36,6 +36,10 @@ REDIS_MAXMEMORY = "768mb"
 default, 75% of its 1 GiB container limit. A full Redis evicts only what `keys.MAXMEMORY_POLICY`
 allows (keys with a TTL) and refuses other writes, as in the chart."""
 
+MQTT_MAX_PACKET = "64KB"
+"""The largest MQTT packet a client may send to a local mosquitto: the chart's `emqx.maxPacketSize`
+default, applied as the node's stand-in applies it."""
+
 MOSQUITTO_STANDIN = ROOT / "images" / "standins" / "mosquitto" / "entrypoint.py"
 EMQX_ACL = ROOT / "charts" / "tier0" / "files" / "emqx" / "acl.conf"
 """The chart's MQTT topic rules: the local Mosquitto enforces them through the node stand-in's
@@ -229,6 +233,7 @@ def mosquitto(port: int, state_dir: Path, secrets: Secrets | None = None, durabl
         *auth,
         # Sessions and their queued messages survive a restart (durable: even a `kill -9`).
         *standin.persistence_config(str(state_dir), durable),
+        *standin.limits_config(MQTT_MAX_PACKET),
         # Started as root, mosquitto would switch to the `mosquitto` user, which cannot write (or
         # even reach, under pytest's 0700 folders) the state directory: it keeps the caller's user.
         f"user {pwd.getpwuid(os.geteuid()).pw_name}",

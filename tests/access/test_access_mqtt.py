@@ -144,3 +144,45 @@ async def test_a_would_be_member_of_the_share_group_takes_no_message(
         await asyncio.sleep(0.05)
     assert sorted(t for t, _ in worker.received) == sorted(sent)
     assert intruder.received == []
+
+
+async def test_a_device_sending_a_packet_above_the_limit_is_disconnected_and_others_go_on(
+    mosquitto_port: int, local_secrets: programs.Secrets, clients: list[Client]
+) -> None:
+    """One device cannot fill its region's broker: a packet bigger than the chart's
+    `emqx.maxPacketSize` (64KB) disconnects its sender before anything is stored or queued; a
+    payload below the limit but above the telemetry's 8 KiB still reaches the ingest workers (who
+    dead-letter it with its reason), and the other devices are not affected."""
+    group = f"t{uuid.uuid4().hex[:6]}"
+    worker = await connect(clients, mosquitto_port, local_secrets, mqtt_access.INGEST)
+    assert await worker.subscribe(topics.shared_subscription(group)) == [1]
+    limit = programs.mosquitto_standin().packet_size_bytes(programs.MQTT_MAX_PACKET)
+    big = await connect(clients, mosquitto_port, local_secrets, mqtt_access.DEVICE, client_id="TURB-00001")
+    big_topic = topics.device_topic("WY-ALPHA", "turbine", "TURB-00001")
+    await big.publish(big_topic, b"x" * 20_000)  # above 8 KiB, under the limit: delivered
+    big.client.publish(big_topic, b"x" * (limit + 1), qos=1)
+    for _ in range(100):
+        if not big.client.is_connected:
+            break
+        await asyncio.sleep(0.05)
+    assert not big.client.is_connected, "the broker kept a client that sent a packet above its limit"
+    other = await connect(clients, mosquitto_port, local_secrets, mqtt_access.DEVICE, client_id="TURB-00002")
+    other_topic = topics.device_topic("WY-ALPHA", "turbine", "TURB-00002")
+    await other.publish(other_topic, b"{}")
+    await asyncio.sleep(0.5)
+    assert [(t, len(p)) for t, p in worker.received] == [(big_topic, 20_000), (other_topic, 2)]
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [("64KB", 65536), ("1MB", 1048576), ("1mb", 1048576), ("4096", 4096), ("100B", 100)],
+)
+def test_the_stand_in_reads_emqx_packet_sizes(size: str, expected: int) -> None:
+    assert programs.mosquitto_standin().packet_size_bytes(size) == expected
+
+
+@pytest.mark.parametrize("size", ["", "64 kilobytes", "1TB", "10", "512MB", "-1KB"])
+def test_the_stand_in_refuses_a_packet_size_it_cannot_apply(size: str) -> None:
+    standin = programs.mosquitto_standin()
+    with pytest.raises(standin.TranslationError, match="EMQX_MQTT__MAX_PACKET_SIZE"):
+        standin.packet_size_bytes(size)

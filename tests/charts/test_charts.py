@@ -426,6 +426,20 @@ def test_redis_exporter_serves_no_scrape_endpoint_and_only_to_the_scrapers() -> 
     assert [r["ports"][0]["port"] for r in policy["spec"]["ingress"]] == [6379]
 
 
+def test_one_device_cannot_fill_a_broker_the_packet_limit_reaches_each_emqx() -> None:
+    """`emqx.maxPacketSize` is EMQX's `mqtt.max_packet_size` in each region's broker, the node's
+    stand-in applies it, and the local stack (tier0_dev.programs) uses the chart's default."""
+    default = yaml.safe_load((CHARTS / "tier0" / "values.yaml").read_text())["emqx"]["maxPacketSize"]
+    assert default == programs.MQTT_MAX_PACKET
+    docs = objects(render(TIER0_CHART, "tier0", APP_NS, "--set", "emqx.maxPacketSize=1MB"))
+    by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    for region in ("region1", "region2"):
+        (emqx,) = [c for c in containers(by_name[("StatefulSet", f"tier0-emqx-{region}")]) if c["name"] == "emqx"]
+        size = {e["name"]: e.get("value") for e in emqx["env"]}["EMQX_MQTT__MAX_PACKET_SIZE"]
+        assert size == "1MB"
+        assert programs.mosquitto_standin().limits_config(size) == ["max_packet_size 1048576"]
+
+
 def test_the_brokers_refuse_anonymous_clients_and_close_their_administration() -> None:
     docs = objects(render(TIER0_CHART, "tier0", APP_NS))
     by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}

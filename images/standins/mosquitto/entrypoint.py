@@ -46,6 +46,7 @@ def port_of(bind: str, default: int) -> int:
 MQTT_PORT = port_of(os.environ.get("EMQX_LISTENERS__TCP__DEFAULT__BIND", ""), 1883)
 STATUS_PORT = port_of(os.environ.get("EMQX_DASHBOARD__LISTENERS__HTTP__BIND", ""), 18083)
 QUEUE = int(os.environ.get("EMQX_MQTT__MAX_MQUEUE_LEN", "1000000"))
+MAX_PACKET = os.environ.get("EMQX_MQTT__MAX_PACKET_SIZE", "1MB")  # EMQX's default
 DURABLE = os.environ.get("EMQX_DURABLE_SESSIONS__ENABLE", "false").lower() == "true"
 CONF = "/opt/emqx/etc/mosquitto.conf"
 AUTH_DIR = Path("/opt/emqx/etc/tier0-standin")
@@ -260,6 +261,28 @@ def emqx_access(env: dict[str, str]) -> tuple[Path, Path] | None:
 # --- the program --------------------------------------------------------------------------------
 
 
+SIZE_UNITS = {"": 1, "B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
+
+
+def packet_size_bytes(size: str) -> int:
+    """EMQX's `mqtt.max_packet_size` (`64KB`, `1MB`, bytes) in bytes: what Mosquitto's
+    `max_packet_size` takes. MQTT's own limit is 268,435,455 bytes."""
+    m = re.fullmatch(r"\s*(\d+)\s*([KMG]?B?)\s*", size.upper())
+    if m is None or m.group(2) not in SIZE_UNITS:
+        raise TranslationError(f"EMQX_MQTT__MAX_PACKET_SIZE: {size!r} is not a size such as 64KB or 1MB")
+    value = int(m.group(1)) * SIZE_UNITS[m.group(2)]
+    if not 20 <= value <= 268_435_455:
+        raise TranslationError(f"EMQX_MQTT__MAX_PACKET_SIZE: {size!r} is outside 20 bytes to 256MB")
+    return value
+
+
+def limits_config(max_packet: str) -> list[str]:
+    """Mosquitto's lines for EMQX's packet limit: a client that sends a bigger packet is
+    disconnected (MQTT 5: reason 0x95, packet too large) before the broker stores or queues it, so
+    one device cannot fill the broker's memory (or, through a queued session, its volume)."""
+    return [f"max_packet_size {packet_size_bytes(max_packet)}"]
+
+
 def persistence_config(location: str, durable: bool) -> list[str]:
     """Mosquitto's persistence lines. Durable (EMQX's durable sessions): the in-memory database is
     written after every queued message, subscription or retained change, so a message acknowledged
@@ -296,6 +319,7 @@ def main() -> int:
     try:
         access = emqx_access(dict(os.environ))
         auth = auth_config(*access, AUTH_DIR) if access else ["allow_anonymous true"]
+        limits = limits_config(MAX_PACKET)
     except (TranslationError, OSError, ValueError) as exc:
         print(f"tier0 EMQX stand-in: {exc}", file=sys.stderr)
         return 1
@@ -304,6 +328,7 @@ def main() -> int:
             f"listener {MQTT_PORT} 0.0.0.0\n"
             + "".join(f"{line}\n" for line in auth)
             + "".join(f"{line}\n" for line in persistence_config("/opt/emqx/data", DURABLE))
+            + "".join(f"{line}\n" for line in limits)
             + f"max_queued_messages {QUEUE}\nmax_inflight_messages 1000\n"
             "log_dest stdout\nlog_type error\nlog_type warning\nlog_type notice\n"
         )
