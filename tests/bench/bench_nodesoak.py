@@ -9,8 +9,9 @@ always taken back):
 2. the soak: BENCH_NODESOAK_SECONDS (default 180) with latency and jitter (250 +- 250 ms, where the
    kernel has sch_netem) and 5 % loss each way on the link between the operator's pods and the
    active Redis pod throughout, and in rotating windows of BENCH_NODESOAK_WINDOW seconds (default
-   20): a restart of the standby Redis pod, load on the active region's API (wrk) while /health is
-   timed, a restart of the active region's MQTT broker pod, then of its RabbitMQ pod.
+   20): a restart of the standby Redis pod, load on the active region's API (the console's Simulate
+   High Traffic burst inside the API process and wrk from the node) while /health is timed, a
+   restart of the active region's MQTT broker pod, then of its RabbitMQ pod.
 
 What the operator did is read from every status it wrote (failed probes of the active region, the
 longest streak, transitions), its log (fast paths) and the pods (restarts). Exits 1 on any
@@ -35,6 +36,7 @@ from table import Table  # noqa: E402
 from tier0_contract import regionpair as rp  # noqa: E402
 from tier0_dev.node import cluster, deploy  # noqa: E402
 from tier0_dev.node.layout import Layout  # noqa: E402
+from tier0_services.api.console import models as console  # noqa: E402
 
 SECONDS = float(os.environ.get("BENCH_NODESOAK_SECONDS", "180"))
 QUIET = float(os.environ.get("BENCH_NODESOAK_QUIET", "30"))
@@ -57,6 +59,7 @@ class Run:
     restarts: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in (STANDBY, MQTT, AMQP)})
     in_sync: list[float] = field(default_factory=list)  # standby restarts: deleted -> in sync again
     loads: list[soakfaults.Load] = field(default_factory=list)
+    bursts: list[console.TrafficRun] = field(default_factory=list)
     load_health: soakfaults.HealthStats | None = None
     logged_failures: int = 0  # Redis probe failures in the operator's log (the cross-check)
     unsettled: str = ""  # why the pair was not Healthy again after the soak
@@ -88,6 +91,7 @@ def read_log(c: kit.Cluster, run: Run, since: datetime) -> None:
 def soak(c: kit.Cluster, watch: soakfaults.StatusWatch, health: soakfaults.HealthTimer, active: str) -> Run:
     standby = c.other(active)
     ip, port = deploy.address(c.rel, f"{c.rel.name}-region-api-{active}")
+    api, token = f"http://{ip}:{port}", soakfaults.api_token(c)
     since, before = datetime.now(UTC), epoch(c)
     tally = soakfaults.Tally(active, since)
     run = Run("soak", 0.0, tally, 0, soakfaults.health_stats([], "soak"), 0)
@@ -112,7 +116,9 @@ def soak(c: kit.Cluster, watch: soakfaults.StatusWatch, health: soakfaults.Healt
             elif kind == LOAD:
                 health.label = "load"
                 try:
-                    run.loads.append(soakfaults.api_load(f"http://{ip}:{port}/api/status", WINDOW - 5))
+                    soakfaults.start_burst(api, token)  # before wrk: the rate limit would refuse it after
+                    run.loads.append(soakfaults.api_load(f"{api}/api/status", WINDOW - 5))
+                    run.bursts.append(soakfaults.burst_result(api))
                 finally:
                     health.label = "soak"
             else:
@@ -217,11 +223,13 @@ def report(active: str, policy: rp.FailoverPolicy, reference: Run, run: Run, ope
     h = run.load_health
     over = f"{h.over} over {soakfaults.PROBE_TIMEOUT} s, {h.failed} failed" if h else "-"
     ft.add(
-        f"API load (wrk, {soakfaults.LOAD_CONNECTIONS} connections, /api/status)",
+        "API load: the console's burst + wrk",
         len(run.loads),
         "-",
-        f"{requests} requests ({requests / secs if secs else 0:.0f}/s), "
-        f"{sum(x.non_2xx for x in run.loads)} non-2xx, {sum(x.socket_errors for x in run.loads)} socket errors; "
+        f"burst (in the API process, {soakfaults.BURST_CONCURRENCY} at once): {soakfaults.burst_cell(run.bursts)}; "
+        f"wrk ({soakfaults.LOAD_CONNECTIONS} connections, /api/status): {requests} requests "
+        f"({requests / secs if secs else 0:.0f}/s), {sum(x.non_2xx for x in run.loads)} non-2xx (429: the "
+        f"per-client rate limit), {sum(x.socket_errors for x in run.loads)} socket errors; "
         f"/health p50 / p99 / max {health_cell(h)} s, {over}",
     )
     ft.print()

@@ -16,15 +16,19 @@ process die inside it): a qdisc or a rule left behind would slow or cut the next
     made with iptables on every kernel, netem or not: the same fault, measured the same way.
 - A pod deleted (gracefully, as a rollout would) and waited for until its replacement is Ready: the
   standby Redis, the active region's EMQX (MQTT) and RabbitMQ.
-- Load on the active region's API: wrk (closed loop, `LOAD_CONNECTIONS`) on its Service from the
-  node, while `HealthTimer` times /health through the same Service for the whole soak, each sample
-  tagged with the window it fell in.
+- Load on the active region's API, two kinds at once: the console's Simulate High Traffic burst
+  (`POST /api/console/traffic` with the chart's API token: up to 5,000 real reads in the API
+  process, 32 at a time, on the event loop that answers /health; admission neither counts nor
+  refuses them), and wrk (closed loop, `LOAD_CONNECTIONS`) on its Service from the node, most of
+  which the per-client rate limit answers 429 (one client address). `HealthTimer` times /health
+  through the same Service for the whole soak, each sample tagged with the window it fell in.
 - `StatusWatch`: every status the operator writes (`kubectl get --watch`), tallied (`Tally`): the
   active region's failed probes and their longest streak (`consecutiveFailures` counts a probe that
   failed on Redis or on /health), epochs and transitions.
 """
 
 import atexit
+import base64
 import json
 import re
 import subprocess
@@ -44,6 +48,7 @@ from tier0_contract import regionpair as rp
 from tier0_dev.node import layout
 from tier0_dev.node.layout import Layout
 from tier0_dev.procs import find_program
+from tier0_services.api.console import models as console
 
 CHAIN = "TIER0-NODESOAK"
 """The loss rules' iptables chain (node-down removes every TIER0-* chain too)."""
@@ -416,6 +421,53 @@ def api_load(url: str, seconds: float, connections: int = LOAD_CONNECTIONS) -> L
     return parse_wrk(out.stdout)
 
 
+BURST_REQUESTS, BURST_CONCURRENCY = 5000, 32
+"""The console's burst at its largest (TrafficRequest's bounds; the chart's TIER0_TRAFFIC_MAX_* cap it)."""
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # straight to the Service
+
+
+def api_token(c: kit.Cluster) -> str:
+    """The chart's API token (Secret `<release>-api`), for the burst's bearer header; kept in memory,
+    never printed nor passed as an argument."""
+    raw = c.kubectl("-n", c.ns, "get", "secret", c.rel.api_secret, "-o", "jsonpath={.data.token}")
+    return base64.b64decode(raw).decode()
+
+
+def start_burst(base: str, token: str) -> None:
+    """Simulate High Traffic on the API at `base` (202, or an error naming the status)."""
+    body = json.dumps({"requests": BURST_REQUESTS, "concurrency": BURST_CONCURRENCY}).encode()
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    req = urllib.request.Request(f"{base}/api/console/traffic", data=body, headers=headers, method="POST")
+    with _DIRECT.open(req, timeout=10) as resp:
+        if resp.status != 202:
+            raise AssertionError(f"POST /api/console/traffic answered {resp.status}")
+
+
+def burst_result(base: str, timeout: float = 30) -> console.TrafficRun:
+    """The latest burst of the API at `base`, once finished."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with _DIRECT.open(f"{base}/api/console/traffic", timeout=10) as resp:
+            run = console.TrafficRun.model_validate_json(resp.read())
+        if run.state != "running" or time.monotonic() > deadline:
+            return run
+        time.sleep(0.5)
+
+
+def burst_cell(runs: list[console.TrafficRun]) -> str:
+    """The bursts in a few words: sent, answers by status, their own p99."""
+    if not runs:
+        return "-"
+    statuses: dict[str, int] = {}
+    for r in runs:
+        for code, n in r.by_status.items():
+            statuses[code] = statuses.get(code, 0) + n
+    codes = ", ".join(f"{code}: {n}" for code, n in sorted(statuses.items()))
+    p99 = max(r.latency_ms.get("p99", float("nan")) for r in runs)
+    elapsed = sum(r.elapsed_seconds for r in runs)
+    return f"{sum(r.sent for r in runs)} sent in {elapsed:.1f} s ({codes}), their p99 up to {p99:.0f} ms"
+
+
 class HealthTimer:
     """A thread GETting `url` every `every` s (a fresh connection each, HEALTH_TIMEOUT): one sample
     per GET, its seconds (None: failed), tagged with `label` as it was when the GET began."""
@@ -426,14 +478,13 @@ class HealthTimer:
         self.samples: list[tuple[str, float | None]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="health-timer", daemon=True)
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # straight to the Service
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             label, began = self.label, time.monotonic()
             took: float | None = None
             try:
-                with self._opener.open(self.url, timeout=HEALTH_TIMEOUT) as resp:
+                with _DIRECT.open(self.url, timeout=HEALTH_TIMEOUT) as resp:
                     resp.read()
                     took = time.monotonic() - began if 200 <= resp.status < 300 else None
             except OSError:  # URLError, a refused connection, a timeout

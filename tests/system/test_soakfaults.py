@@ -22,6 +22,7 @@ import bench_nodesoak as bench  # noqa: E402
 import soakfaults  # noqa: E402
 
 from tier0_contract import regionpair as rp  # noqa: E402
+from tier0_services.api.console import models as console  # noqa: E402
 
 pytestmark = pytest.mark.unit
 
@@ -248,6 +249,13 @@ def run(name: str, transitions: dict[tuple[int, str], str] | None = None) -> ben
     r.restarts[bench.STANDBY] = [8.0, 9.5]
     r.loads = [soakfaults.Load(requests=1500, seconds=15.0, non_2xx=1000, socket_errors=0)]
     r.load_health = health
+    r.bursts = [
+        console.TrafficRun(
+            state="finished", requests=5000, concurrency=32, max_seconds=10.0, sent=4000, by_status={"200": 4000},
+            started_at=T0, finished_at=T0, elapsed_seconds=10.0, stopped_by="time limit",
+            latency_ms={"p50": 20.0, "p99": 180.4}, targets=["/api/status"],
+        )
+    ]  # fmt: skip
     return r
 
 
@@ -260,3 +268,4 @@ def test_the_report_fails_the_run_on_any_transition_in_the_soak(
     out = capsys.readouterr().out
     assert "12 of 240 pkts (5.0%)" in out and "none (x)" in out and "0 failovers" in out
     assert "| 2 of 3 " in out and "8.8 / 9.5" in out and "1500 requests (100/s), 1000 non-2xx" in out
+    assert "4000 sent in 10.0 s (200: 4000), their p99 up to 180 ms" in out
