@@ -63,6 +63,7 @@ class Run:
     load_health: soakfaults.HealthStats | None = None
     logged_failures: int = 0  # Redis probe failures in the operator's log (the cross-check)
     unsettled: str = ""  # why the pair was not Healthy again after the soak
+    aborted: str = ""  # why the soak stopped before its time (a fault that could not be made)
 
 
 def epoch(c: kit.Cluster) -> int:
@@ -109,21 +110,26 @@ def soak(c: kit.Cluster, watch: soakfaults.StatusWatch, health: soakfaults.Healt
         n = 0
         while time.monotonic() + WINDOW <= start + SECONDS + 0.01:
             kind, began = ROTATION[n % len(ROTATION)], time.monotonic()
-            if kind == STANDBY:
-                run.restarts[STANDBY].append(soakfaults.restart_pod(c, soakfaults.redis_selector(standby)))
-                watch.wait_for(f"{standby} in sync again", back_in_sync, timeout=180)
-                run.in_sync.append(time.monotonic() - began)
-            elif kind == LOAD:
-                health.label = "load"
-                try:
-                    soakfaults.start_burst(api, token)  # before wrk: the rate limit would refuse it after
-                    run.loads.append(soakfaults.api_load(f"{api}/api/status", WINDOW - 5))
-                    run.bursts.append(soakfaults.burst_result(api))
-                finally:
-                    health.label = "soak"
-            else:
-                selector = soakfaults.broker_selector("emqx" if kind == MQTT else "rabbitmq", active)
-                run.restarts[kind].append(soakfaults.restart_pod(c, selector))
+            try:
+                if kind == STANDBY:
+                    run.restarts[STANDBY].append(soakfaults.restart_pod(c, soakfaults.redis_selector(standby)))
+                    watch.wait_for(f"{standby} in sync again", back_in_sync, timeout=180)
+                    run.in_sync.append(time.monotonic() - began)
+                elif kind == LOAD:
+                    health.label = "load"
+                    try:
+                        soakfaults.start_burst(api, token)  # before wrk, which spends the client's rate limit
+                        run.loads.append(soakfaults.api_load(f"{api}/api/status", WINDOW - 5))
+                        run.bursts.append(soakfaults.burst_result(api))
+                    finally:
+                        health.label = "soak"
+                else:
+                    selector = soakfaults.broker_selector("emqx" if kind == MQTT else "rabbitmq", active)
+                    run.restarts[kind].append(soakfaults.restart_pod(c, selector))
+            except Exception as e:  # noqa: BLE001 - what ran until then is still reported, and the run fails
+                run.aborted = f"the {kind} window at {began - start:.0f} s: {type(e).__name__}: {e}"
+                print(f"  soak stopped: {run.aborted}", flush=True)
+                break
             now = time.monotonic()
             print(f"  {now - start:5.0f} s: {kind} window done in {now - began:.1f} s", flush=True)
             n += 1
@@ -244,6 +250,9 @@ def report(active: str, policy: rp.FailoverPolicy, reference: Run, run: Run, ope
     )
     if run.epochs or run.tally.transitions:
         print(f"CHECK FAILED: transitions in the soak: {run.tally.transitions}", file=sys.stderr)
+        return 1
+    if run.aborted:
+        print(f"CHECK FAILED: the soak stopped early, in {run.aborted}", file=sys.stderr)
         return 1
     if run.unsettled:
         print(f"CHECK FAILED: the pair did not settle after the soak: {run.unsettled}", file=sys.stderr)

@@ -34,6 +34,7 @@ import re
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -433,22 +434,34 @@ def api_token(c: kit.Cluster) -> str:
     return base64.b64decode(raw).decode()
 
 
+def _call(req: urllib.request.Request, timeout: float = 30) -> tuple[int, bytes]:
+    """(status, body) of `req`; a 429 (the per-client rate limit: wrk shares this client's address)
+    is waited out as its Retry-After says, for up to `timeout` s. Other errors raise (HTTPError)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with _DIRECT.open(req, timeout=10) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as e:
+            if e.code != 429 or time.monotonic() > deadline:
+                raise
+            time.sleep(float(e.headers.get("Retry-After") or 1))
+
+
 def start_burst(base: str, token: str) -> None:
     """Simulate High Traffic on the API at `base` (202, or an error naming the status)."""
     body = json.dumps({"requests": BURST_REQUESTS, "concurrency": BURST_CONCURRENCY}).encode()
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
-    req = urllib.request.Request(f"{base}/api/console/traffic", data=body, headers=headers, method="POST")
-    with _DIRECT.open(req, timeout=10) as resp:
-        if resp.status != 202:
-            raise AssertionError(f"POST /api/console/traffic answered {resp.status}")
+    status, _ = _call(urllib.request.Request(f"{base}/api/console/traffic", body, headers, method="POST"))
+    if status != 202:
+        raise AssertionError(f"POST /api/console/traffic answered {status}")
 
 
 def burst_result(base: str, timeout: float = 30) -> console.TrafficRun:
     """The latest burst of the API at `base`, once finished."""
     deadline = time.monotonic() + timeout
     while True:
-        with _DIRECT.open(f"{base}/api/console/traffic", timeout=10) as resp:
-            run = console.TrafficRun.model_validate_json(resp.read())
+        run = console.TrafficRun.model_validate_json(_call(urllib.request.Request(f"{base}/api/console/traffic"))[1])
         if run.state != "running" or time.monotonic() > deadline:
             return run
         time.sleep(0.5)

@@ -269,3 +269,11 @@ def test_the_report_fails_the_run_on_any_transition_in_the_soak(
     assert "12 of 240 pkts (5.0%)" in out and "none (x)" in out and "0 failovers" in out
     assert "| 2 of 3 " in out and "8.8 / 9.5" in out and "1500 requests (100/s), 1000 non-2xx" in out
     assert "4000 sent in 10.0 s (200: 4000), their p99 up to 180 ms" in out
+
+
+def test_a_soak_stopped_early_is_reported_and_fails(capsys: CaptureFixture[str]) -> None:
+    soak = run("soak")
+    soak.aborted = "the API load window at 100 s: HTTPError: HTTP Error 429: Too Many Requests"
+    assert bench.report("region1", rp.FailoverPolicy(), run("quiet (reference)"), soak, 0) == 1
+    captured = capsys.readouterr()
+    assert "0 failovers" in captured.out and "stopped early, in the API load window" in captured.err
