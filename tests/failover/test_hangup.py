@@ -1,7 +1,7 @@
 """The hang-up watch (`tier0_operator.hangup`) on a real redis-server: an idle Redis never wakes the
 pair's loop; a killed one wakes it at once (not at the next probe), and so does a connection
-killed by hand; a server that is down is tried again, and watched once it is back; a watch
-replaced or closed leaves no connection behind."""
+killed by hand; a server that is down is tried again, and watched once it is back; a watch replaced
+or closed leaves no connection behind."""
 
 import asyncio
 import time
