@@ -252,7 +252,8 @@ class FailoverPolicy(_Model):
     it is rolled back (writes resume on the old primary)."""
     on_disruption: Literal["Switchover", "Ignore"] = "Switchover"
     """When Kubernetes takes the active region down on purpose (its Redis pod, or its last serving API
-    pod, is terminating: a drain, an eviction, a deletion), switch over to the standby first, without
+    pod, is terminating: a drain, an eviction, a deletion; or its serving Redis pod was force-deleted,
+    which the kubelet still stops with a grace of about 2 s), switch over to the standby first, without
     loss, instead of failing over once it is gone. The pods' EndpointSlices tell."""
     fast_confirm_seconds: float = Field(default=0.25, ge=0.1, le=60)
     """The fast path: once the active region's probes fail and an independent witness agrees (the

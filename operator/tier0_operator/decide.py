@@ -496,7 +496,8 @@ def decide(
         return MakeReplica(standby.name, of=active.name, fencing=False)
 
     disrupted = (seen or {}).get(active.name, NOTHING_SEEN).disruption
-    if disrupted is not None and spec.failover.on_disruption == "Switchover":
+    # A region that no longer answers is the failure detector's (its confirmation may be running).
+    if disrupted is not None and pa.reachable and spec.failover.on_disruption == "Switchover":
         why = f"{active.name} is being taken down: {disrupted}"
         if (seen or {}).get(standby.name, NOTHING_SEEN).disruption is not None:
             # Both going (a whole node drained with both regions on it): moving would only ping-pong.

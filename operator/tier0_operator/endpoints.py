@@ -8,6 +8,7 @@ probes. The reading of the slices (`state_of`) and of the names (`service_of`) i
 """
 
 import asyncio
+import dataclasses
 import ipaddress
 import logging
 import time
@@ -83,6 +84,22 @@ def seen_of(
         return state_of(slices.get(service, []))
 
     return {region: RegionSeen(state(redis), state(api)) for region, (redis, api) in services.items()}
+
+
+def followed(previous: Mapping[str, RegionSeen], current: Mapping[str, RegionSeen]) -> dict[str, RegionSeen]:
+    """`current`, with `redis_vanished` carried from `previous`: set where a region's Redis went from
+    serving (or terminating) straight to absent, kept while it stays absent. A Redis that was never
+    seen serving (a Service that has no slices at all, like an ExternalName) never vanishes."""
+    out = {}
+    for region, now in current.items():
+        before = previous.get(region)
+        vanished = (
+            now.redis == "absent"
+            and before is not None
+            and (before.redis in ("serving", "terminating") or before.redis_vanished)
+        )
+        out[region] = dataclasses.replace(now, redis_vanished=vanished)
+    return out
 
 
 class Witness:
@@ -166,7 +183,9 @@ class Witness:
             self._update()
 
     def _update(self) -> None:
-        seen = seen_of(self._services, {s: list(v.values()) for s, v in self._slices.items()}, self._synced)
+        seen = followed(
+            self._seen, seen_of(self._services, {s: list(v.values()) for s, v in self._slices.items()}, self._synced)
+        )
         if seen != self._seen:
             if self._seen:
                 log.info("%s: Kubernetes sees %s", self.namespace, _describe(seen))
@@ -176,4 +195,7 @@ class Witness:
 
 
 def _describe(seen: Mapping[str, RegionSeen]) -> str:
-    return "; ".join(f"{region}: redis {s.redis}, api {s.api}" for region, s in sorted(seen.items()))
+    return "; ".join(
+        f"{region}: redis {s.redis}{' (force-deleted)' if s.redis_vanished else ''}, api {s.api}"
+        for region, s in sorted(seen.items())
+    )

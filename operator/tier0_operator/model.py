@@ -54,6 +54,9 @@ class RegionSeen:
 
     redis: rp.EndpointState = "unknown"
     api: rp.EndpointState = "unknown"
+    redis_vanished: bool = False
+    """Its Redis endpoint went from serving to absent without a terminating stage (`endpoints.followed`):
+    the pod was force-deleted. The kubelet still stops it with a grace of about 2 s."""
 
     @property
     def disruption(self) -> str | None:
@@ -61,6 +64,10 @@ class RegionSeen:
         leaves nothing serving), or None. A crash is not a disruption: its probes say so."""
         if self.redis == "terminating":
             return "its Redis pod is terminating (drain, eviction or deletion)"
+        if self.redis == "absent" and self.redis_vanished:
+            # Nothing new can connect to it; the connections open to it still work until the kubelet
+            # stops it: time to switch over without loss.
+            return "its serving Redis pod was deleted without grace (forced)"
         if self.api == "terminating":
             return "its last serving API pod is terminating (drain, eviction or deletion)"
         return None

@@ -25,8 +25,9 @@ past the hard deadline (3 × timeout + 10 s) any `wait` becomes `fail`.
     Switchover  primary             replica    timed out: rollback; not paused: pause;
                                                new caught up (link up, offset >= old): demote;
                                                else wait
-    Switchover  gone                replica    timed out: promote, lostBytes := last lag
-                                               (finishes as a failover would); else wait
+    Switchover  gone                replica    timed out, or trigger Disruption: promote,
+                                               lostBytes := last lag (finishes as a failover
+                                               would); else wait
     Switchover  primary             gone       rollback
     Switchover  replica             gone       restore  (REPLICAOF NO ONE on old again)
     Switchover  gone                gone       timed out: fail; else wait
@@ -170,8 +171,9 @@ def _step(
             if pt.replicates_from(from_ep) and pt.link_up and pt.offset >= pf.offset:
                 return Step("demote", f"{t.to_region} reached offset {pf.offset}")
             return Step("wait", f"{t.to_region} at {pt.offset} of {pf.offset}")
-        # The old primary vanished mid-switchover: after the timeout finish it as a failover.
-        if timed_out:
+        # The old primary vanished mid-switchover: after the timeout finish it as a failover; at once
+        # when the switchover was away from a region being taken down (it will not come back).
+        if timed_out or t.trigger == "Disruption":
             return Step("promote", f"{t.from_region} is unreachable; promoting {t.to_region}", lost_bytes=lag_bytes)
         return Step("wait", f"{t.from_region} is unreachable")
     # Target unreachable.

@@ -84,6 +84,20 @@ def test_nothing_is_known_before_the_first_list() -> None:
     assert endpoints.seen_of(services, {}, synced=True) == {"region1": RegionSeen("absent", "absent")}
 
 
+def test_a_redis_that_leaves_its_service_without_terminating_has_vanished() -> None:
+    def seen(redis: str, vanished: bool = False) -> dict[str, RegionSeen]:
+        return {"region1": RegionSeen(redis, "serving", redis_vanished=vanished)}  # type: ignore[arg-type]
+
+    assert endpoints.followed(seen("serving"), seen("absent")) == seen("absent", vanished=True)
+    assert endpoints.followed(seen("terminating"), seen("absent")) == seen("absent", vanished=True)
+    assert endpoints.followed(seen("absent", vanished=True), seen("absent")) == seen("absent", vanished=True)
+    # Back (a replacement starting), or never seen serving: not vanished.
+    assert endpoints.followed(seen("absent", vanished=True), seen("notready")) == seen("notready")
+    assert endpoints.followed(seen("absent"), seen("absent")) == seen("absent")
+    assert endpoints.followed(seen("unknown"), seen("absent")) == seen("absent")
+    assert endpoints.followed({}, seen("absent")) == seen("absent")
+
+
 class TestDisruption:
     def test_a_terminating_active_redis_is_switched_away_from_first(self) -> None:
         seen = {"region1": RegionSeen(redis="terminating", api="serving")}
@@ -94,6 +108,17 @@ class TestDisruption:
     def test_the_last_serving_api_pod_terminating_is_a_disruption_too(self) -> None:
         action = d.decide(SPEC, STEADY, HEALTHY, T0, {"region1": RegionSeen(redis="serving", api="terminating")})
         assert isinstance(action, d.StartSwitchover) and action.trigger == "Disruption"
+
+    def test_a_force_deleted_active_redis_that_still_answers_is_switched_away_from(self) -> None:
+        seen = {"region1": RegionSeen(redis="absent", api="serving", redis_vanished=True)}
+        action = d.decide(SPEC, STEADY, HEALTHY, T0, seen)
+        assert isinstance(action, d.StartSwitchover) and action.to == "region2" and action.trigger == "Disruption"
+        assert "deleted without grace" in action.reason
+        # Crashed, then deleted: no switchover to try (it needs the old primary), the failure
+        # detector decides (here still confirming).
+        assert d.decide(SPEC, STEADY, probes(down("region1"), replica("region2", 7001)), T0, seen) == d.Nothing()
+        # A Redis Service that never had endpoints (an ExternalName, say) is no disruption.
+        assert d.decide(SPEC, STEADY, HEALTHY, T0, {"region1": RegionSeen("absent", "serving")}) == d.Nothing()
 
     def test_a_crash_or_a_standby_drain_is_not_a_disruption_of_the_active_region(self) -> None:
         assert d.decide(SPEC, STEADY, HEALTHY, T0, {"region1": RegionSeen("notready", "absent")}) == d.Nothing()

@@ -65,8 +65,15 @@ async def test_the_witness_follows_the_slices_of_each_regions_services(
         assert wake.is_set(), "a change must wake the pair's loop"
         assert witness.seen()["region1"].disruption is not None
         run_kubectl(kubectl, "-n", namespace, "delete", "endpointslice", "redis-region1-abc")
-        await seen("region1", RegionSeen(redis="absent"))
+        await seen("region1", RegionSeen(redis="absent", redis_vanished=True))  # gone after serving
+        apply(endpoint_slice("redis-region1", ready=False))  # its replacement starting
+        await seen("region1", RegionSeen(redis="notready"))
         apply(endpoint_slice("redis-region2"))
         await seen("region2", RegionSeen(redis="serving"))
+        # A forced deletion: the endpoint leaves the slice with no terminating stage.
+        wake.clear()
+        apply({**endpoint_slice("redis-region2"), "endpoints": []})
+        await seen("region2", RegionSeen(redis="absent", redis_vanished=True))
+        assert wake.is_set() and witness.seen()["region2"].disruption is not None
     finally:
         await witness.close()

@@ -51,6 +51,15 @@ class TestSwitchoverSteps:
         promote = full_step(SW, down("region1"), replica("region2", 7001), timed_out=True)
         assert (promote.kind, promote.lost_bytes) == ("promote", 42)
 
+    def test_a_region_being_taken_down_is_not_waited_for_when_it_goes(self) -> None:
+        # Switching away from a disrupted region (a forced deletion: the kubelet stops it about 2 s
+        # later): once it has gone, it will not come back, so finish as a failover at once.
+        away = SW.model_copy(update={"trigger": "Disruption"})
+        promote = full_step(away, down("region1"), replica("region2", 7001))
+        assert (promote.kind, promote.lost_bytes) == ("promote", 42)
+        # While it still answers, the switchover goes on as any other.
+        assert step(away, primary("region1", 100), replica("region2", 7001, 90), paused=True) == "wait"
+
     def test_route_when_old_primary_is_gone(self) -> None:
         assert step(SW, down("region1"), primary("region2")) == "route"
 

@@ -8,6 +8,7 @@ built-in node with hack/node-values.yaml, started (and stopped afterwards) by th
 
 import json
 import os
+import signal
 import statistics
 import subprocess
 import time
@@ -255,15 +256,57 @@ class Cluster:
         (a race the e2e tier lost once). So the
         workloads that own the pods (StatefulSets, Deployments and their ReplicaSets) are deleted
         first with `--cascade=orphan`, then the pods; giving back recreates the workloads from
-        their manifests as they were (their volumes, kept by their claims, come back with them)."""
+        their manifests as they were (their volumes, kept by their claims, come back with them).
+        A force-deleted pod still lives about 2 s (the kubelet's shortest grace): the operator may
+        answer it with a switchover while it answers; `crash` is the loss without that warning."""
+        give_back = self._orphan(selector)
+        killed = time.time()
+        self._force_delete(selector)
+        return give_back, killed
+
+    def crash(self, selector: str, container: str) -> tuple[Callable[[], None], float]:
+        """`container` of every pod matching `selector` crashed and kept down: its process
+        SIGKILLed from the node's host, as a segfault or the OOM killer would (connections reset at
+        once, the pod still in the API), then the pod force-deleted so that the kubelet does not
+        restart it; the workloads are orphaned first (`hold_down`). Needs the built-in node, whose
+        containers run on this host; returns what brings them back and when they died."""
+        lay = Layout.default()
+        assert cluster.status_quiet(lay) and self.rel.kubeconfig == lay.kubeconfig, (
+            "a crash is a SIGKILL from the node's host: it needs the built-in node (make node-up), not "
+            f"{self.rel.kubeconfig}"
+        )
+        pods = self.kubectl("-n", self.ns, "get", "pods", "-l", selector, "-o", "jsonpath={.items[*].metadata.name}")
+        assert pods.split(), f"no pod carries {selector}"
+        pids = [self._pid(lay, pod, container) for pod in pods.split()]
+        give_back = self._orphan(selector)
+        killed = time.time()
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        self._force_delete(selector)
+        return give_back, killed
+
+    def _pid(self, lay: Layout, pod: str, container: str) -> int:
+        """The host PID of `container` in `pod` (through the node's container runtime)."""
+        crictl = [find_program("crictl"), "--runtime-endpoint", f"unix://{lay.containerd_sock}"]
+        labels = [f"io.kubernetes.pod.namespace={self.ns}", f"io.kubernetes.pod.name={pod}"]
+        labels.append(f"io.kubernetes.container.name={container}")
+        argv = [*crictl, "ps", "-q", "--state", "running", *(a for label in labels for a in ("--label", label))]
+        ids = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=True).stdout.split()
+        assert len(ids) == 1, f"{pod}: {len(ids)} running containers named {container}"
+        out = subprocess.run([*crictl, "inspect", ids[0]], capture_output=True, text=True, timeout=30, check=True)
+        pid = json.loads(out.stdout)["info"]["pid"]
+        assert isinstance(pid, int) and pid > 1, f"{pod}/{container}: no host PID in crictl inspect"
+        return pid
+
+    def _orphan(self, selector: str) -> Callable[[], None]:
+        """The workloads owning the pods of `selector` deleted, their pods left (see `hold_down`);
+        returns what recreates them."""
         kinds = "statefulsets,deployments"
         items = self.json("-n", self.ns, "get", kinds, "-l", selector)["items"]
         assert isinstance(items, list) and items, f"no workload carries {selector}"
         manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": [recreatable(i) for i in items]})
         for kind in (kinds, "replicasets"):
             self.kubectl("-n", self.ns, "delete", kind, "-l", selector, "--cascade=orphan", "--wait=true")
-        killed = time.time()
-        self.kubectl("-n", self.ns, "delete", "pods", "-l", selector, "--grace-period=0", "--force", "--wait=false")
 
         def give_back() -> None:
             out = subprocess.run(
@@ -273,11 +316,18 @@ class Cluster:
             failed = [line for line in out.stderr.splitlines() if "AlreadyExists" not in line and line.strip()]
             assert out.returncode == 0 or not failed, f"could not recreate {selector}: {out.stderr.strip()}"
 
-        return give_back, killed
+        return give_back
+
+    def _force_delete(self, selector: str) -> None:
+        self.kubectl("-n", self.ns, "delete", "pods", "-l", selector, "--grace-period=0", "--force", "--wait=false")
 
     def lose_redis(self, region: str) -> tuple[Callable[[], None], float]:
-        """The region's Redis killed and kept down (`hold_down`): what restores it, when it died."""
-        return self.hold_down(f"app.kubernetes.io/component=redis,tier0.dev/region={region}")
+        """The region's Redis pod force-deleted and kept down (`hold_down`): what restores it, when."""
+        return self.hold_down(_redis_of(region))
+
+    def crash_redis(self, region: str) -> tuple[Callable[[], None], float]:
+        """The region's Redis process killed and kept down (`crash`): what restores it, when it died."""
+        return self.crash(_redis_of(region), "redis")
 
     def _prober_pod(self, name: str, args: list[str]) -> str:
         return self._client_pod(name, PROBER.read_text(), args, "e2e-client")
@@ -534,6 +584,10 @@ class Cluster:
         log = self.wait_pod_done(name, timeout=240)
         prefix = self.url("")
         return {url.removeprefix(prefix): status for status, url in (line.split(" ", 1) for line in log.splitlines())}
+
+
+def _redis_of(region: str) -> str:
+    return f"app.kubernetes.io/component=redis,tier0.dev/region={region}"
 
 
 def recreatable(obj: dict[str, Any]) -> dict[str, Any]:
