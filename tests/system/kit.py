@@ -271,10 +271,8 @@ class Cluster:
         restart it; the workloads are orphaned first (`hold_down`). Needs the built-in node, whose
         containers run on this host; returns what brings them back and when they died."""
         lay = Layout.default()
-        assert cluster.status_quiet(lay) and self.rel.kubeconfig == lay.kubeconfig, (
-            "a crash is a SIGKILL from the node's host: it needs the built-in node (make node-up), not "
-            f"{self.rel.kubeconfig}"
-        )
+        needs = "a crash is a SIGKILL from the node's host: it needs the built-in node (make node-up)"
+        assert self.on_node, f"{needs}, not {self.rel.kubeconfig}"
         pods = self.kubectl("-n", self.ns, "get", "pods", "-l", selector, "-o", "jsonpath={.items[*].metadata.name}")
         assert pods.split(), f"no pod carries {selector}"
         pids = [self._pid(lay, pod, container) for pod in pods.split()]
@@ -284,6 +282,12 @@ class Cluster:
             os.kill(pid, signal.SIGKILL)
         self._force_delete(selector)
         return give_back, killed
+
+    @property
+    def on_node(self) -> bool:
+        """Whether the cluster is the built-in node, whose containers run on this host."""
+        lay = Layout.default()
+        return self.rel.kubeconfig == lay.kubeconfig and cluster.status_quiet(lay)
 
     def _pid(self, lay: Layout, pod: str, container: str) -> int:
         """The host PID of `container` in `pod` (through the node's container runtime)."""
