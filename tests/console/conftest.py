@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import json
 import shutil
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -84,10 +83,7 @@ def api_server(tmp_path: Path) -> Iterator[ApiServer]:
     started: list[Process] = []
 
     def start(redis_port: int, region: str = "region1", **env: str) -> tuple[Process, str]:
-        port = free_port()
         environment = {
-            "TIER0_REGION": region,
-            "TIER0_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
             "TIER0_API_TOKEN": TOKEN,
             "TIER0_VERSION": f"v1.0.0057_{region}",
             "TIER0_AI_PROVIDER": "local",
@@ -97,18 +93,8 @@ def api_server(tmp_path: Path) -> Iterator[ApiServer]:
             "HF_HUB_OFFLINE": "1",
             **env,
         }
-        argv = [sys.executable, "-m", "tier0_services.api", "--port", str(port)]
-        proc = Process(f"api-{region}", argv, tmp_path / f"api-{region}-{port}.log", env=environment).start()
+        proc, url = testing.start_api(redis_port, tmp_path, region, environment)
         started.append(proc)
-        url = f"http://127.0.0.1:{port}"
-
-        def ready() -> bool:
-            try:
-                return httpx.get(f"{url}/health", timeout=0.5).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        proc.wait_ready(ready, timeout=60)
         return proc, url
 
     yield start

@@ -5,6 +5,8 @@ or closed leaves no connection behind."""
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from redis import Redis
 
 from tier0_contract import regionpair as rp
 from tier0_dev import programs
-from tier0_dev.procs import free_port
+from tier0_dev.procs import Process, free_port
 from tier0_operator import hangup, metrics
 from tier0_operator.redisops import RegionRedis
 
@@ -50,52 +52,60 @@ async def held(port: int, count: int = 1) -> None:
         await asyncio.sleep(0.02)
 
 
-async def test_a_killed_redis_wakes_the_loop_at_once_and_an_idle_one_never(tmp_path: Path) -> None:
-    port = free_port()
-    server = programs.redis(port, tmp_path / "redis")
-    client = region_redis(port)
+@dataclass
+class Watched:
+    """A redis-server, the region's client to it, and a hang-up watch that sets `wake` (not yet
+    tracking the client: each test starts the watch itself)."""
+
+    port: int
+    data: Path
+    server: Process
+    client: RegionRedis
+    wake: asyncio.Event
+    watch: hangup.HangupWatch
+
+    def start_server(self) -> None:
+        """A new redis-server on the same port and data: the one the teardown stops."""
+        self.server = programs.redis(self.port, self.data)
+
+
+@pytest.fixture
+async def watched(tmp_path: Path) -> AsyncIterator[Watched]:
+    port, data = free_port(), tmp_path / "redis"
     wake = asyncio.Event()
-    watch = hangup.HangupWatch("ns/pair", wake)
-    try:
-        watch.track(client)
-        await held(port)
-        assert await woken(wake, 1.5) is None  # idle: Redis sends nothing, nothing ends
-        before = hangups()
-        killed = time.monotonic()
-        server.kill()
-        took = await woken(wake, 2.0)
-        assert took is not None, "a killed Redis did not wake the loop"
-        assert time.monotonic() - killed < 0.3, f"woken {time.monotonic() - killed:.3f} s after the kill"
-        assert hangups() == before + 1
-        # Down: the watch tries again without waking anyone; back up, it holds a connection again.
-        wake.clear()
-        assert await woken(wake, 1.5) is None
-        server = programs.redis(port, tmp_path / "redis")
-        await held(port)
-    finally:
-        await watch.close()
-        await client.close()
-        server.stop()
+    w = Watched(port, data, programs.redis(port, data), region_redis(port), wake, hangup.HangupWatch("ns/pair", wake))
+    yield w
+    await w.watch.close()
+    await w.client.close()
+    w.server.stop()
 
 
-async def test_a_connection_killed_by_hand_wakes_it_too_and_the_watch_comes_back(tmp_path: Path) -> None:
+async def test_a_killed_redis_wakes_the_loop_at_once_and_an_idle_one_never(watched: Watched) -> None:
+    watched.watch.track(watched.client)
+    await held(watched.port)
+    assert await woken(watched.wake, 1.5) is None  # idle: Redis sends nothing, nothing ends
+    before = hangups()
+    killed = time.monotonic()
+    watched.server.kill()
+    took = await woken(watched.wake, 2.0)
+    assert took is not None, "a killed Redis did not wake the loop"
+    assert time.monotonic() - killed < 0.3, f"woken {time.monotonic() - killed:.3f} s after the kill"
+    assert hangups() == before + 1
+    # Down: the watch tries again without waking anyone; back up, it holds a connection again.
+    watched.wake.clear()
+    assert await woken(watched.wake, 1.5) is None
+    watched.start_server()
+    await held(watched.port)
+
+
+async def test_a_connection_killed_by_hand_wakes_it_too_and_the_watch_comes_back(watched: Watched) -> None:
     """A CLIENT KILL is no crash: the loop wakes and probes (and finds the Redis answering)."""
-    port = free_port()
-    server = programs.redis(port, tmp_path / "redis")
-    client = region_redis(port)
-    wake = asyncio.Event()
-    watch = hangup.HangupWatch("ns/pair", wake)
-    try:
-        watch.track(client)
-        await held(port)
-        with Redis(port=port) as r:
-            assert r.client_kill_filter(skipme=True) == 1
-        assert await woken(wake, 2.0) is not None
-        await held(port)  # watching again after RECONNECT_SECONDS
-    finally:
-        await watch.close()
-        await client.close()
-        server.stop()
+    watched.watch.track(watched.client)
+    await held(watched.port)
+    with Redis(port=watched.port) as r:
+        assert r.client_kill_filter(skipme=True) == 1
+    assert await woken(watched.wake, 2.0) is not None
+    await held(watched.port)  # watching again after RECONNECT_SECONDS
 
 
 async def test_another_client_replaces_the_watch_and_none_or_close_ends_it(tmp_path: Path) -> None:

@@ -102,7 +102,8 @@ def workload_replicas(items: list[dict[str, Any]]) -> list[tuple[str, str, int]]
 # -- I/O ---------------------------------------------------------------------------------------------
 
 
-def _run(argv: list[str], stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run(argv: list[str], stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """A command whose failure is an answer to read, not an error."""
     if stdin is None:  # nothing to read (`docker exec -i` would otherwise forward this process's stdin)
         return subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout)
     return subprocess.run(argv, capture_output=True, text=True, input=stdin, timeout=timeout)
@@ -110,7 +111,7 @@ def _run(argv: list[str], stdin: str | None = None, timeout: float = 60) -> subp
 
 def _kubectl(c: kit.Cluster, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     """kubectl whose failure is an answer to read, not an error."""
-    return _run([find_program("kubectl"), "--kubeconfig", str(c.rel.kubeconfig), *args], stdin)
+    return run([find_program("kubectl"), "--kubeconfig", str(c.rel.kubeconfig), *args], stdin)
 
 
 def region_pods(c: kit.Cluster, region: str) -> list[dict[str, Any]]:
@@ -177,10 +178,10 @@ def remove_partition(chain: str = CHAIN) -> None:
     iptables = iptables_command()
     for hook in HOOKS:
         for _ in range(10):
-            if _run([*iptables, "-w", "5", "-D", hook, "-j", chain]).returncode != 0:
+            if run([*iptables, "-w", "5", "-D", hook, "-j", chain]).returncode != 0:
                 break
-    _run([*iptables, "-w", "5", "-F", chain])
-    _run([*iptables, "-w", "5", "-X", chain])
+    run([*iptables, "-w", "5", "-F", chain])
+    run([*iptables, "-w", "5", "-X", chain])
 
 
 @contextmanager

@@ -272,15 +272,8 @@ class Tally:
 # -- I/O ---------------------------------------------------------------------------------------------
 
 
-def _run(argv: list[str], stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """A command whose failure is an answer to read, not an error."""
-    return subprocess.run(
-        argv, capture_output=True, text=True, timeout=timeout, input=stdin, stdin=None if stdin else subprocess.DEVNULL
-    )
-
-
 def _out(argv: list[str], timeout: float = 60) -> str:
-    out = _run(argv, timeout=timeout)
+    out = regionfaults.run(argv, timeout=timeout)
     if out.returncode != 0:
         raise LookupError(f"{' '.join(argv)}: {out.stderr.strip() or out.stdout.strip()}")
     return out.stdout
@@ -319,7 +312,7 @@ def add_latency(dev: str, operators: list[str], latency_ms: int, jitter_ms: int)
     and its answer (all of it taken back)."""
     tc = find_program("tc")
     for args in netem_commands(dev, operators, latency_ms, jitter_ms):
-        out = _run([tc, *args])
+        out = regionfaults.run([tc, *args])
         if out.returncode != 0:
             remove_latency(dev)
             answer = (out.stderr.strip() or out.stdout.strip()).replace("\n", " ")
@@ -328,7 +321,7 @@ def add_latency(dev: str, operators: list[str], latency_ms: int, jitter_ms: int)
 
 
 def remove_latency(dev: str) -> None:
-    _run([find_program("tc"), "qdisc", "del", "dev", dev, "root"])  # none there: an answer, not an error
+    regionfaults.run([find_program("tc"), "qdisc", "del", "dev", dev, "root"])  # none there: an answer, not an error
 
 
 @dataclass
@@ -371,7 +364,7 @@ def link_fault(
         if link.veth:
             remove_latency(link.veth)
         *prefix, program = regionfaults.iptables_command()
-        saved = _run([*prefix, f"{program}-save", "-c", "-t", "filter"])
+        saved = regionfaults.run([*prefix, f"{program}-save", "-c", "-t", "filter"])
         link.packets, link.dropped = loss_counters(saved.stdout)
         link.counted = [line for line in saved.stdout.splitlines() if f"-A {CHAIN} " in line]
         regionfaults.remove_partition(CHAIN)
@@ -387,7 +380,9 @@ def link_fault(
             refused = add_latency(link.veth, ops, latency_ms, jitter_ms)
             link.latency = f"{latency_ms} +- {jitter_ms} ms" if refused is None else "none (tc refused netem)"
             link.latency_note = f"netem on {link.veth}" if refused is None else refused
-        out = _run([*regionfaults.iptables_restore_command(), "-w", "5"], stdin=loss_restore(ops, link.redis_ip, loss))
+        out = regionfaults.run(
+            [*regionfaults.iptables_restore_command(), "-w", "5"], stdin=loss_restore(ops, link.redis_ip, loss)
+        )
         if out.returncode != 0:
             raise AssertionError(f"iptables-restore refused the loss rules: {out.stderr.strip()}")
         yield link

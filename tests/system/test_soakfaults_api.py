@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import soakfaults  # noqa: E402
 
-from tier0_dev.procs import Process, free_port  # noqa: E402
+from tier0_testing.api import start_api  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -23,30 +23,15 @@ TOKEN = "soak-token-0123456789"
 
 @pytest.fixture
 def api(redis_port: int, tmp_path: Path) -> Iterator[str]:
-    port = free_port()
     env = {
-        "TIER0_REGION": "region1",
-        "TIER0_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
         "TIER0_API_TOKEN": TOKEN,
         "TIER0_TRAFFIC_MAX_SECONDS": "2",
         "TIER0_RATE_LIMIT": "3/second",  # as wrk leaves it for the bench's own calls: exhausted
         "HF_HUB_OFFLINE": "1",
     }
-    argv = [sys.executable, "-m", "tier0_services.api", "--port", str(port)]
-    proc = Process("api", argv, tmp_path / "api.log", env=env).start()
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        try:
-            return httpx.get(f"{url}/health", timeout=0.5).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        proc.wait_ready(ready, timeout=60)
-        yield url
-    finally:
-        proc.stop()
+    proc, url = start_api(redis_port, tmp_path, env=env)
+    yield url
+    proc.stop()
 
 
 def test_the_burst_runs_in_the_api_and_health_is_timed_meanwhile(api: str) -> None:

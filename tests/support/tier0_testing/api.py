@@ -1,5 +1,6 @@
 """Realistic region data for the region API's tests and benchmark, written the way production writes
-it, and a stand-in for the operator for the failover endpoints' tests.
+it, a stand-in for the operator for the failover endpoints' tests, and the region API started as
+its own process (`start_api`).
 
 Devices go through the ingest worker's own pure validation (`ingest.batch.prepare`) and its Lua
 store (`ingest.store.Store`), so the API is tested against exactly the keys and shapes the worker
@@ -9,9 +10,11 @@ shares over the sites, states 85% OK / 12% WARN / 3% ALERT, values in each type'
 
 import asyncio
 import random
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -20,6 +23,7 @@ from redis.asyncio import Redis
 from tier0_contract import keys, topics
 from tier0_contract import regionpair as rp
 from tier0_contract.models import DeviceState, DeviceType
+from tier0_dev.procs import Process, free_port, http_ok
 from tier0_kube import client as kube
 from tier0_kube import errors as kube_errors
 from tier0_services.ingest import batch, store
@@ -185,6 +189,22 @@ async def write_activity(redis: Redis, raw: bytes) -> None:
         pipe.lpush(keys.USERS_ACTIVITY_HISTORY, orjson.dumps(sample))
         pipe.ltrim(keys.USERS_ACTIVITY_HISTORY, 0, keys.ACTIVITY_HISTORY_MAX - 1)
         await pipe.execute()
+
+
+def start_api(
+    redis_port: int, logs: Path, region: str = "region1", env: dict[str, str] | None = None
+) -> tuple[Process, str]:
+    """The region API as its own process (`python -m tier0_services.api`) on a free port over the
+    Redis on `redis_port`, its log in `logs`; returns it and its URL once /health answers 200.
+    `env` adds to its environment (and may override TIER0_REGION and TIER0_REDIS_URL). The caller
+    stops it."""
+    port = free_port()
+    environment = {"TIER0_REGION": region, "TIER0_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", **(env or {})}
+    argv = [sys.executable, "-m", "tier0_services.api", "--port", str(port)]
+    proc = Process(f"api-{region}", argv, logs / f"api-{region}-{port}.log", env=environment).start()
+    url = f"http://127.0.0.1:{port}"
+    proc.wait_ready(http_ok(f"{url}/health"), timeout=60)
+    return proc, url
 
 
 # --- failover: a RegionPair and a stand-in for the operator ---------------------------------------
