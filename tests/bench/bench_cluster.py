@@ -141,50 +141,55 @@ def failover(c: kit.Cluster, crash: bool) -> Run:
     lost = len(c.missing(ledger))
     restore()
     c.healthy()
-    last = c.status().get("lastTransition")
-    assert isinstance(last, dict), last
-    HOW[crash].append(f"{last.get('type')} ({last.get('trigger')})")
-    if last.get("type") == "Failover":
-        DETECTIONS[crash].append(detection_of(last, t0))
-        print(f"  failover {old}->{new}: {DETECTIONS[crash][-1]}", flush=True)
-    else:
-        print(f"  {old}->{new}: {HOW[crash][-1]}", flush=True)
-    return kit.summarize(samples, t0, new), len(ledger.acked), lost
+    outcome = kit.summarize(samples, t0, new)
+    LOSSES[crash].append(loss_of(c.status().get("lastTransition"), t0, outcome.first_new_s))
+    print(f"  {old}->{new}: {LOSSES[crash][-1]}", flush=True)
+    return outcome, len(ledger.acked), lost
 
 
 @dataclass(frozen=True)
-class Detection:
-    """How one failover was decided, from status.lastTransition: seconds from the kill to the
-    decision (its startedAt), the operator's own detection time, the witnesses, the transition."""
+class Loss:
+    """What one loss of the active Redis became, from status.lastTransition: its type (trigger),
+    seconds from the kill to the decision (its startedAt), the operator's own detection time and
+    witnesses (a failover's), the transition, and when the client first had an answer of the new
+    region: what kube-proxy and the client add after the operator has routed."""
 
+    became: str
     decided_after_kill: float
     detection: float | None
     witnesses: str
     transition: float
+    first_new: float | None
+
+    @property
+    def routed_after_kill(self) -> float:
+        return self.decided_after_kill + self.transition
 
     def __str__(self) -> str:
         detection = "-" if self.detection is None else f"{self.detection:.3f}"
+        first = "-" if self.first_new is None else f"{self.first_new:.3f}"
         return (
-            f"decided {self.decided_after_kill:.3f} s after the kill, detection {detection} s "
-            f"({self.witnesses}), transition {self.transition:.3f} s"
+            f"{self.became}: decided {self.decided_after_kill:.3f} s after the kill, detection {detection} s "
+            f"({self.witnesses}), transition {self.transition:.3f} s, routed at {self.routed_after_kill:.3f} s, "
+            f"the client's first answer of the new region at {first} s"
         )
 
 
-DETECTIONS: dict[bool, list[Detection]] = {True: [], False: []}
-"""The failovers' detections, by whether the Redis crashed (True) or was force-deleted."""
-HOW: dict[bool, list[str]] = {True: [], False: []}
-"""What each loss became: its lastTransition's type (trigger)."""
+LOSSES: dict[bool, list[Loss]] = {True: [], False: []}
+"""Each loss, by whether the Redis crashed (True) or was force-deleted."""
 
 
-def detection_of(last: object, killed: float) -> Detection:
-    assert isinstance(last, dict) and last.get("type") == "Failover", f"not a failover: {last}"
+def loss_of(last: object, killed: float, first_new: float | None) -> Loss:
+    assert isinstance(last, dict), f"no lastTransition: {last}"
     started = datetime.fromisoformat(str(last["startedAt"]).replace("Z", "+00:00")).timestamp()
     seconds = last.get("detectionSeconds")
-    return Detection(
+    return Loss(
+        f"{last.get('type')} ({last.get('trigger')})",
         started - killed,
         float(seconds) if seconds is not None else None,
         ", ".join(last.get("witnesses") or []) or "-",
         float(last.get("durationSeconds") or 0.0),
+        first_new,
     )
 
 
@@ -224,7 +229,7 @@ def main() -> int:
             "bare selector flip (reference)": "floor set by kube-proxy",
             "switchover": "outage p99 < 0.5 s, 0 errors, 0 lost",
             crashed: "outage p99 <= 0.5 s (issue 20), 0 lost",
-            deleted: "0 lost; became: " + ", ".join(sorted(set(HOW[False]))),
+            deleted: "0 lost; became: " + ", ".join(sorted({loss.became for loss in LOSSES[False]})),
         }
         for name, runs in results.items():
             outs = [o for o, _, _ in runs]
@@ -245,21 +250,23 @@ def main() -> int:
             )
         table.print()
         where = Table(
-            "Where a failover's outage goes (status.lastTransition of each run that was a failover)",
-            ["loss", "failovers", "kill -> decision p50 s", "max s", "detection p50 s", "witnesses"]
-            + ["transition p50 s"],
+            "Where a loss's outage goes (status.lastTransition of each run; client: its first new answer)",
+            ["loss", "became", "kill -> decision p50 s", "max s", "detection p50 s", "witnesses"]
+            + ["transition p50 s", "kill -> routed p50 s", "routed -> client p50 s"],
         )
         for crash, name in ((True, crashed), (False, deleted)):
-            ds = DETECTIONS[crash]
-            found = [d.detection for d in ds if d.detection is not None]
+            ls = LOSSES[crash]
+            found = [loss.detection for loss in ls if loss.detection is not None]
             where.add(
                 name,
-                f"{len(ds)} of {len(HOW[crash])}",
-                p([d.decided_after_kill for d in ds], 50),
-                max((d.decided_after_kill for d in ds), default=float("nan")),
+                ", ".join(sorted({loss.became for loss in ls})),
+                p([loss.decided_after_kill for loss in ls], 50),
+                max((loss.decided_after_kill for loss in ls), default=float("nan")),
                 p(found, 50),
-                "; ".join(sorted({d.witnesses for d in ds})) or "-",
-                p([d.transition for d in ds], 50),
+                "; ".join(sorted({loss.witnesses for loss in ls})) or "-",
+                p([loss.transition for loss in ls], 50),
+                p([loss.routed_after_kill for loss in ls], 50),
+                p([loss.first_new - loss.routed_after_kill for loss in ls if loss.first_new is not None], 50),
             )
         where.print()
         print(f"load average after: {os.getloadavg()}", flush=True)
