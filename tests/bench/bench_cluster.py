@@ -144,6 +144,7 @@ def failover(c: kit.Cluster, crash: bool) -> Run:
     outcome = kit.summarize(samples, t0, new)
     LOSSES[crash].append(loss_of(c.status().get("lastTransition"), t0, outcome.first_new_s))
     print(f"  {old}->{new}: {LOSSES[crash][-1]}", flush=True)
+    print(f"    the client saw: {kit.timeline(samples, t0, new)}", flush=True)
     return outcome, len(ledger.acked), lost
 
 

@@ -136,6 +136,25 @@ def summarize(samples: list[Sample], t0: float, new_region: str) -> Outcome:
     )
 
 
+def timeline(samples: list[Sample], t0: float, new_region: str, margin: float = 0.2) -> str:
+    """What a client saw from `margin` s before t0 until `margin` s after its first answer of
+    `new_region`: runs of requests with the same answer (region, or the error after the tries), each
+    `+start..+end answer xN` in seconds from t0 (a request's time is when it started)."""
+    first_new = summarize(samples, t0, new_region).first_new_s
+    end = t0 + (first_new if first_new is not None else 60.0) + margin
+    runs: list[tuple[float, float, str, int]] = []
+    for s in samples:
+        if not t0 - margin <= s.t <= end:
+            continue
+        answer = s.region or f"{s.error} ({s.tries} tries)"
+        if runs and runs[-1][2] == answer:
+            start, _, _, n = runs[-1]
+            runs[-1] = (start, s.t, answer, n + 1)
+        else:
+            runs.append((s.t, s.t, answer, 1))
+    return "; ".join(f"{a - t0:+.2f}..{b - t0:+.2f} {answer} x{n}" for a, b, answer, n in runs)
+
+
 def percentile(values: list[float], q: float) -> float:
     """The q-th percentile (inclusive method; the value itself for one run, nan for none)."""
     if not values:

@@ -25,6 +25,23 @@ def test_percentile_of_one_run_is_the_run_and_of_none_is_nan() -> None:
     assert 2.9 < kit.percentile([1.0, 2.0, 3.0], 99) <= 3.0
 
 
+def test_the_clients_timeline_runs_the_same_answers_together_around_the_flip() -> None:
+    log = "\n".join(
+        [
+            "99.7 1 region1 -",  # before the margin: left out
+            "99.9 1 region1 -",
+            "100.1 1 region1 -",
+            "100.3 2 - http-503",
+            "100.6 2 - http-503",
+            "101.0 1 region2 -",
+            "101.1 1 region2 -",
+            "101.5 1 region2 -",  # after the margin: left out
+        ]
+    )
+    line = kit.timeline(kit.parse(log), 100.0, "region2")
+    assert line == "-0.10..+0.10 region1 x2; +0.30..+0.60 http-503 (2 tries) x2; +1.00..+1.10 region2 x2"
+
+
 def test_partition_rules_let_the_region_talk_to_itself_and_drop_the_rest() -> None:
     rules = regionfaults.partition_rules(["10.244.0.7", "10.244.0.9"], chain="C")
     returns = [r for r in rules if r[-1] == "RETURN"]
