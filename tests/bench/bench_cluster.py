@@ -144,7 +144,10 @@ def failover(c: kit.Cluster, crash: bool) -> Run:
     outcome = kit.summarize(samples, t0, new)
     LOSSES[crash].append(loss_of(c.status().get("lastTransition"), t0, outcome.first_new_s))
     print(f"  {old}->{new}: {LOSSES[crash][-1]}", flush=True)
-    print(f"    the client saw: {kit.timeline(samples, t0, new)}", flush=True)
+    end = (outcome.first_new_s if outcome.first_new_s is not None else 5.0) + 0.2
+    print(f"    the client saw: {kit.timeline(samples, t0, -0.2, end)}", flush=True)
+    a, b = kit.longest_gap(samples)
+    print(f"    its longest gap: {kit.timeline(samples, t0, a - t0 - 0.05, b - t0 + 0.05)}", flush=True)
     return outcome, len(ledger.acked), lost
 
 

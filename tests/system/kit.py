@@ -118,13 +118,8 @@ def parse_readings(log: str) -> list[Reading]:
 def summarize(samples: list[Sample], t0: float, new_region: str) -> Outcome:
     ok = [s for s in samples if s.region is not None]
     first_new = next((s.t for s in ok if s.t >= t0 and s.region == new_region), None)
-    outage, last_ok = 0.0, samples[0].t if samples else t0
-    for s in samples:
-        if s.region is not None:
-            outage = max(outage, s.t - last_ok)
-            last_ok = s.t
-    if samples:
-        outage = max(outage, samples[-1].t - last_ok)
+    start, end = longest_gap(samples)
+    outage = end - start
     old_after = sum(1 for s in ok if first_new is not None and s.t > first_new and s.region != new_region)
     return Outcome(
         requests=len(samples),
@@ -136,23 +131,37 @@ def summarize(samples: list[Sample], t0: float, new_region: str) -> Outcome:
     )
 
 
-def timeline(samples: list[Sample], t0: float, new_region: str, margin: float = 0.2) -> str:
-    """What a client saw from `margin` s before t0 until `margin` s after its first answer of
-    `new_region`: runs of requests with the same answer (region, or the error after the tries), each
-    `+start..+end answer xN` in seconds from t0 (a request's time is when it started)."""
-    first_new = summarize(samples, t0, new_region).first_new_s
-    end = t0 + (first_new if first_new is not None else 60.0) + margin
+def timeline(samples: list[Sample], t0: float, start: float, end: float) -> str:
+    """What a client saw from `start` to `end` (seconds from t0): runs of requests with the same
+    answer (region, or the error after the tries), each `+start..+end answer xN` (a request's time
+    is when it started)."""
     runs: list[tuple[float, float, str, int]] = []
     for s in samples:
-        if not t0 - margin <= s.t <= end:
+        if not t0 + start <= s.t <= t0 + end:
             continue
         answer = s.region or f"{s.error} ({s.tries} tries)"
         if runs and runs[-1][2] == answer:
-            start, _, _, n = runs[-1]
-            runs[-1] = (start, s.t, answer, n + 1)
+            first, _, _, n = runs[-1]
+            runs[-1] = (first, s.t, answer, n + 1)
         else:
             runs.append((s.t, s.t, answer, 1))
     return "; ".join(f"{a - t0:+.2f}..{b - t0:+.2f} {answer} x{n}" for a, b, answer, n in runs)
+
+
+def longest_gap(samples: list[Sample]) -> tuple[float, float]:
+    """The longest time without an answer (`Outcome.outage_s`): the last answer before it and the
+    first after it, or the last request when none came (epoch s)."""
+    if not samples:
+        return 0.0, 0.0
+    gap, last_ok = (samples[0].t, samples[0].t), samples[0].t
+    for s in samples:
+        if s.region is not None:
+            if s.t - last_ok > gap[1] - gap[0]:
+                gap = (last_ok, s.t)
+            last_ok = s.t
+    if samples[-1].t - last_ok > gap[1] - gap[0]:
+        gap = (last_ok, samples[-1].t)
+    return gap
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -38,8 +38,11 @@ def test_the_clients_timeline_runs_the_same_answers_together_around_the_flip() -
             "101.5 1 region2 -",  # after the margin: left out
         ]
     )
-    line = kit.timeline(kit.parse(log), 100.0, "region2")
+    samples = kit.parse(log)
+    line = kit.timeline(samples, 100.0, -0.2, 1.3)
     assert line == "-0.10..+0.10 region1 x2; +0.30..+0.60 http-503 (2 tries) x2; +1.00..+1.10 region2 x2"
+    assert kit.longest_gap(samples) == (100.1, 101.0)
+    assert kit.summarize(samples, 100.0, "region2").outage_s == pytest.approx(0.9)
 
 
 def test_partition_rules_let_the_region_talk_to_itself_and_drop_the_rest() -> None:
