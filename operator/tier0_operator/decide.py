@@ -395,6 +395,20 @@ def slow_failover_due(spec: rp.RegionPairSpec, detection: Detection, fails: int)
     return detection.failing_for is None or detection.failing_for >= span
 
 
+def confirmation_left(
+    spec: rp.RegionPairSpec, status: rp.RegionPairStatus, detection: Detection, at: datetime
+) -> float | None:
+    """Seconds until the fast path's confirmation is due (None: not on the fast path). The active
+    region's probe is bounded by it: with a witness agreeing, an answer later than that is a
+    failure too, and waiting for it only delays the failover the witnesses support."""
+    if not detection.corroborated or status.active_region is None:
+        return None
+    mine = status.region(status.active_region)
+    if mine is None or mine.failing_since is None:
+        return None
+    return spec.failover.fast_confirm_seconds - (at - mine.failing_since).total_seconds()
+
+
 def next_interval(spec: rp.RegionPairSpec, detection: Detection) -> float:
     """Seconds to the next round: `fastProbeIntervalSeconds` while a witness agrees with failing
     probes (the fast path confirming), the probe interval otherwise."""

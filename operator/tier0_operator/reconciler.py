@@ -424,7 +424,8 @@ class PairReconciler:
         back answers well within the bound. Except the active region while no witness agrees with
         its failed probes: only its timeout fails it then, so a slow link (500 ms of jitter) is
         not three failures in a row. And the active region even before its first failure while
-        Kubernetes shows its Redis not serving (an independent witness already agrees)."""
+        Kubernetes shows its Redis not serving (an independent witness already agrees). On the fast
+        path the active region's probe ends when the confirmation is due (`decide.confirmation_left`)."""
         session = self._session()
         suspect = self._failing()
         active = self.reporter.status.active_region or ""
@@ -434,11 +435,12 @@ class PairReconciler:
             suspect.add(active)
         elif not self.detection.corroborated and self.reporter.status.transition is None:
             suspect.discard(active)
+        bounds = dict.fromkeys(suspect, RECHECK_SECONDS)
+        left = decide.confirmation_left(spec, self.reporter.status, self.detection, now())
+        if left is not None and active in suspect:
+            bounds[active] = max(STEP_RECHECK_SECONDS, min(RECHECK_SECONDS, left))
         probes = await asyncio.gather(
-            *(
-                self.clients[r.name].probe(r.health_url, session, bound=RECHECK_SECONDS if r.name in suspect else None)
-                for r in spec.regions
-            )
+            *(self.clients[r.name].probe(r.health_url, session, bound=bounds.get(r.name)) for r in spec.regions)
         )
         return {p.region: p for p in probes}
 

@@ -163,6 +163,17 @@ class TestFastPath:
         assert d.next_interval(SPEC, corroborated) == SPEC.failover.fast_probe_interval_seconds == 0.1
         assert d.next_interval(SPEC, alone) == SPEC.failover.probe_interval_seconds
 
+    def test_the_active_probe_waits_no_longer_than_the_confirmation(self) -> None:
+        st = failing(2, since=0.0)
+        corroborated = d.detect(SPEC, st, probes(down("region1"), lost_link(0)), T0)
+        at = T0 + timedelta(seconds=0.1)
+        assert d.confirmation_left(SPEC, st, corroborated, at) == pytest.approx(CONFIRM - 0.1)
+        assert d.confirmation_left(SPEC, st, corroborated, LATER + timedelta(seconds=1)) == pytest.approx(-1.0)
+        # Off the fast path (no witness agrees), the probe keeps its own bound.
+        alone = d.detect(SPEC, st, probes(down("region1"), LINK_UP), T0)
+        assert d.confirmation_left(SPEC, st, alone, at) is None
+        assert d.confirmation_left(SPEC, status(), d.Detection(), at) is None
+
 
 KUBE_SERVING = {"region1": RegionSeen(redis="serving"), "region2": RegionSeen(redis="serving")}
 

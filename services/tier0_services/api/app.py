@@ -16,12 +16,10 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
 
 from tier0_kube import client as kube
 from tier0_kube import errors as kube_errors
+from tier0_services import failfast
 from tier0_services.ai import runtime as ai_runtime
 from tier0_services.ai.settings import get_ai_settings
 from tier0_services.api import admission, bodyguard, docs, errors, snapshot
@@ -57,13 +55,12 @@ def create_app(settings: Settings | None = None, observers: Sequence[RequestObse
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.started_at = datetime.now(UTC)
-        app.state.redis = Redis.from_url(
+        # One quick retry of a broken connection (stale after a Redis restart), none of a timeout,
+        # and no connection attempt for a while after one timed out: then 503 at once.
+        app.state.redis = failfast.client(
             settings.redis_url,
-            socket_timeout=settings.redis_timeout_seconds,
-            socket_connect_timeout=settings.redis_timeout_seconds,
-            # One quick retry (a pooled connection may be stale after a Redis restart), then 503:
-            # redis-py's default backs off for seconds, and a client would rather hear "down" now.
-            retry=Retry(ExponentialBackoff(cap=0.05, base=0.01), retries=1),
+            settings.redis_timeout_seconds,
+            settings.redis_timeout_seconds,
             **settings.redis_auth().kwargs(settings.redis_url),
         )
         app.state.kube, app.state.kube_error = None, None
