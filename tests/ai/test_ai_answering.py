@@ -274,6 +274,23 @@ def test_a_superlative_reads_on_to_the_comparison_of_its_passage() -> None:
     assert [s.unit.text for s in reader.answer_units(far, model)] == [total.text]
 
 
+def test_a_row_naming_the_asked_entity_beats_rows_named_only_by_the_title() -> None:
+    model = reader.Model(weights=(1.0,) * len(reader.FEATURES), bias=0.0, threshold=0.5, band=0.15)
+    f = reader.Features(0.9, 0.9, 0.9, 0.1, 0.1, 0.0, 1.0, 1.0, 1.0)
+    heading = "Phases - Pending, Healthy, Failed"
+    failed = replace(_unit("phase: Failed; when: the region is down.", heading), kind="item")
+    pending = replace(_unit("phase: Pending; when: first probes not answered.", heading, order=1), kind="item", line=1)
+    scored = [reader.Scored(failed, f, 0.9), reader.Scored(pending, f, 0.8)]
+    for most in (1, 3):
+        picked = reader.answer_units(scored, model, max_units=most, entities=("Pending",))
+        assert [s.unit.text for s in picked] == [pending.text]
+    assert [s.unit.text for s in reader.answer_units(scored, model, max_units=1)] == [failed.text]
+    far = [reader.Scored(failed, f, 0.9), reader.Scored(pending, f, 0.7)]  # outside the band
+    assert [s.unit.text for s in reader.answer_units(far, model, max_units=1, entities=("Pending",))] == [failed.text]
+    prose = [reader.Scored(replace(failed, kind="sentence"), f, 0.9), reader.Scored(pending, f, 0.8)]
+    assert reader.answer_units(prose, model, max_units=1, entities=("Pending",))[0].unit.kind == "sentence"
+
+
 def test_front_matter_and_headings_with_colons_are_not_sentences() -> None:
     note = (
         "# Runbook: disk full\ntags: ops, disk\nsource: copy of the runbook\n\n## Check: free space\n\nRun df -h first."

@@ -770,17 +770,35 @@ def score_units(
     return scored
 
 
-def answer_units(scored: list[Scored], model: Model, max_units: int = 3) -> list[Scored]:
+def answer_units(scored: list[Scored], model: Model, max_units: int = 3, entities: Sequence[str] = ()) -> list[Scored]:
     """The best unit that can answer (`can_answer`) and the units of its passage close to it, in
-    reading order; [] when it does not clear the threshold."""
+    reading order; [] when it does not clear the threshold. When the best is a list item or table
+    row, of the rows of its document within `band` of it the one naming most of the question's
+    `entities` in its own words is preferred to one that has them only from its heading or title
+    ("when is a RegionPair in phase Pending?" under a title naming every phase: the Pending row,
+    not the Failed one)."""
     eligible = [s for s in scored if can_answer(s.features)]
     if not eligible:
         return []
     best = eligible[0]
     if best.probability < model.threshold:
         return []
+    if entities and best.unit.kind == "item":
+        floor = max(model.threshold, best.probability - model.band)
+        near = [
+            s
+            for s in eligible
+            if s.unit.doc_id == best.unit.doc_id and s.unit.kind == "item" and s.probability >= floor
+        ]
+        named = [_named(entities, s.unit) for s in near]
+        if max(named) > _named(entities, best.unit):
+            best = near[named.index(max(named))]
+            # Its neighbours are rows naming the entity too, not the rows it was preferred to.
+            eligible = [s for s in eligible if _named(entities, s.unit) >= max(named)]
     chosen = [best]
-    for s in eligible[1:]:
+    for s in eligible:
+        if s is best:
+            continue
         if len(chosen) >= max_units:
             break
         if s.unit.passage_id == best.unit.passage_id and s.probability >= max(
@@ -812,6 +830,12 @@ def answer_units(scored: list[Scored], model: Model, max_units: int = 3) -> list
         if comparing is not None and comparing not in chosen:
             chosen.append(comparing)
     return sorted(chosen, key=lambda s: (s.unit.passage_id != best.unit.passage_id, s.unit.order))
+
+
+def _named(entities: Sequence[str], unit: UnitRecord) -> int:
+    """How many of the entities the unit's own words hold (not its heading's or title's)."""
+    words = frozenset(text.words(unit.text))
+    return sum(_has_entity(e, words) for e in entities)
 
 
 def bridge(scored: list[Scored], model: Model) -> tuple[Scored, tuple[str, ...]] | None:
