@@ -172,7 +172,7 @@ def question_level(pairs: list[tuple[DevCase, Any]], model: reader.Model) -> tup
             (reader.Scored(s.unit, s.features, model.probability(s.features)) for s in reading.scored),
             key=lambda s: -s.probability,
         )
-        chosen = reader.answer_units(scored, model)
+        chosen = reader.answer_units(scored, model, entities=reading.question.entities)
         text = " ".join(c.unit.text for c in chosen)
         ok = (bool(chosen) and said(case, text)) if case.answerable else not chosen
         right += ok

@@ -4,6 +4,7 @@ gates and enumerations, the log aggregates' gaps, and the blind set's checker ag
 reference implementation."""
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -220,6 +221,74 @@ def test_a_default_is_answered_by_a_setting_with_its_value() -> None:
     valued = reader.features(q, _unit("Settings: probeIntervalSeconds (1), failureThreshold (3)."), frozenset(), 1, 2.0)
     assert not valued.default_miss
     assert reader.has_dimension("time", "stallAfterSeconds (10)") and not reader.has_dimension("time", "stall (10)")
+
+
+def test_a_count_of_answers_asked_for_is_not_a_figure_to_find() -> None:
+    assert _question("Which two commands are the first look for every alert?").figures == frozenset()
+    assert _question("What are the three steps of a switchover?").figures == frozenset()
+    assert _question("Within how many days do sites receive a third audit?").figures == frozenset({"3"})
+    assert _question("What happens after two failed probes?").figures == frozenset({"2"})
+
+
+def test_a_setting_named_in_prose_is_answered_by_its_value_elsewhere() -> None:
+    model = reader.Model(weights=(1.0,) * len(reader.FEATURES), bias=0.0, threshold=0.5)
+    q = _question("By default, how many probes must fail before a failover?")
+    prose = _unit("A failover starts after failureThreshold consecutive failed probes.")
+    via = reader.Scored(prose, reader.features(q, prose, frozenset(), 1, 2.0), 0.9)
+    assert not reader.can_answer(via.features)
+    assert reader.bridge([via], model) == (via, ("failureThreshold",))
+    assert reader.bridge([reader.Scored(prose, via.features, 0.4)], model) is None  # not about it
+    candidates = [
+        _unit("failureThreshold counts consecutive failed probes, 1 per interval."),  # no value of its own
+        _unit("spec.probes: probeIntervalSeconds (1)."),  # another setting's value
+        _unit("spec.failover: mode (Automatic), failureThreshold (3)."),
+    ]
+    scored = [reader.Scored(u, reader.features(q, u, frozenset(), 1, 2.0), 0.1) for u in candidates]
+    found = reader.hop(via, ("failureThreshold",), scored)
+    assert found is not None and found.unit.text == "spec.failover: mode (Automatic), failureThreshold (3)."
+    assert reader.hop(via, ("failureThreshold",), scored[:2]) is None
+
+
+def test_every_passage_of_a_document_is_read_at_its_best_rank() -> None:
+    q = _question("How often are the audits held?")
+    first, later = _unit("Audits are held yearly.", doc="a"), _unit("Audits are held monthly.", doc="a")
+    later = replace(later, passage_id="a#1")
+    other = _unit("Audits are held weekly.", doc="b")
+    units = {"a#0": [first], "b#0": [other], "a#1": [later]}
+    model = reader.Model(weights=(1.0,) * len(reader.FEATURES), bias=0.0, threshold=0.5)
+    scored = reader.score_units(q, ["a#0", "b#0", "a#1"], units, {}, model)
+    rank = {s.unit.passage_id: s.features.retrieval for s in scored}
+    assert rank == {"a#0": 1.0, "a#1": 1.0, "b#0": 0.5}
+
+
+def test_a_superlative_reads_on_to_the_comparison_of_its_passage() -> None:
+    model = reader.Model(weights=(1.0,) * len(reader.FEATURES), bias=0.0, threshold=0.5)
+    plain = reader.Features(0.9, 0.9, 0.9, 0.1, 0.1, 1.0, 1.0, 1.0, 1.0)  # compares nothing
+    ranked = reader.Features(0.5, 0.4, 0.4, 0.9, 0.9, 0.0, 1.0, 1.0, 1.0)
+    total = _unit("In 2024 the sites recorded 9 incidents.", order=0)
+    comparison = _unit("Alpha reported 4 incidents, Bravo 3 and Delta 2.", order=1)
+    elsewhere = replace(_unit("Gamma reported 5 incidents, Echo 1.", doc="other"), passage_id="other#0")
+    scored = [reader.Scored(total, plain, 0.8), reader.Scored(comparison, ranked, 0.2)]
+    assert [s.unit.text for s in reader.answer_units(scored, model)] == [total.text, comparison.text]
+    far = [reader.Scored(total, plain, 0.8), reader.Scored(elsewhere, ranked, 0.2)]
+    assert [s.unit.text for s in reader.answer_units(far, model)] == [total.text]
+
+
+def test_a_row_naming_the_asked_entity_beats_rows_named_only_by_the_title() -> None:
+    model = reader.Model(weights=(1.0,) * len(reader.FEATURES), bias=0.0, threshold=0.5, band=0.15)
+    f = reader.Features(0.9, 0.9, 0.9, 0.1, 0.1, 0.0, 1.0, 1.0, 1.0)
+    heading = "Phases - Pending, Healthy, Failed"
+    failed = replace(_unit("phase: Failed; when: the region is down.", heading), kind="item")
+    pending = replace(_unit("phase: Pending; when: first probes not answered.", heading, order=1), kind="item", line=1)
+    scored = [reader.Scored(failed, f, 0.9), reader.Scored(pending, f, 0.8)]
+    for most in (1, 3):
+        picked = reader.answer_units(scored, model, max_units=most, entities=("Pending",))
+        assert [s.unit.text for s in picked] == [pending.text]
+    assert [s.unit.text for s in reader.answer_units(scored, model, max_units=1)] == [failed.text]
+    far = [reader.Scored(failed, f, 0.9), reader.Scored(pending, f, 0.7)]  # outside the band
+    assert [s.unit.text for s in reader.answer_units(far, model, max_units=1, entities=("Pending",))] == [failed.text]
+    prose = [reader.Scored(replace(failed, kind="sentence"), f, 0.9), reader.Scored(pending, f, 0.8)]
+    assert reader.answer_units(prose, model, max_units=1, entities=("Pending",))[0].unit.kind == "sentence"
 
 
 def test_front_matter_and_headings_with_colons_are_not_sentences() -> None:

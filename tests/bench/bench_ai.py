@@ -318,7 +318,7 @@ async def bench_blind(first_url: str, second_url: str, model: MiniLMEmbedder) ->
             row.append(f"{sum(r.verdict.ok for r in pool)}/{len(pool)}" if pool else "-")
         kinds.add(kind, *row)
     for name, rep in reports.items():
-        if name == "dev" or SHOW_HELD_OUT:
+        if name in ("dev", "second dev") or SHOW_HELD_OUT:
             for line in rep.failures():
                 print(f"WRONG [{name}] {line}", flush=True)
         else:

@@ -17,7 +17,7 @@ from typing import Any
 from tier0_services.ai.answers import Citation, Evidence, QueryResult, abstain_text
 from tier0_services.ai.providers import Answer, Passage, Providers, ProviderUnavailableError
 from tier0_services.ai.rag import grounding, reader, slots
-from tier0_services.ai.rag.corpus import Candidate, Corpus, Document, StoredPassage
+from tier0_services.ai.rag.corpus import Candidate, Corpus, Document, Snapshot, StoredPassage
 from tier0_services.ai.rag.extractive import Reading, SentenceReader, compose
 
 READ_PASSAGES = 6
@@ -80,11 +80,35 @@ class DocumentReader:
             if listed is not None:
                 return listed, best
         if not reading.chosen:
+            linked = await self._hop(reading, snap)
+            if linked:
+                return _cited(question, linked, snap.passages), linked[0].probability
             short = reader.shortfall(reading.question, reading.scored, snap.doc_words)
             titles = [s.unit.title for s in reading.scored[:3]]
             text_ = reader.explain(short, titles) if reading.scored else abstain_text(docs)
             return QueryResult(question, text_, "abstain", evidence=Evidence("none", None, docs)), best
         return _cited(question, reading.chosen, snap.passages), best
+
+    async def _hop(self, reading: Reading, snap: Snapshot) -> list[reader.Scored]:
+        """When the best sentence is about what is asked but only names the setting that holds
+        the answer ("... fails `failureThreshold` consecutive probes"), the sentence elsewhere that
+        gives that setting's value ("`failureThreshold` (3)"), read after it; [] when none does."""
+        found = reader.bridge(reading.scored, self.local.model)
+        if found is None:
+            return []
+        via, names = found
+        low = [n.lower() for n in names]
+        passages = [
+            p for p in snap.passages if p.passage_id != via.unit.passage_id and any(n in p.text.lower() for n in low)
+        ]
+        if not passages:
+            return []
+        units = await asyncio.to_thread(self.local.index.get, passages)
+        scored = reader.score_units(
+            reading.question, [p.passage_id for p in passages], units, snap.doc_words, self.local.model
+        )
+        other = reader.hop(via, names, scored)
+        return [via, other] if other is not None else []
 
     async def _list(self, question: str, reading: Reading, passages: list[StoredPassage]) -> QueryResult | None:
         """Every item of the section(s) of the best document that the question asks for; None when

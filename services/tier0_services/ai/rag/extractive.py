@@ -66,7 +66,7 @@ class SentenceReader:
         q = reader.question(question, vector, words, found, idf)
         units = self.index.get(ranked)
         scored = reader.score_units(q, [p.passage_id for p in ranked], units, doc_words, self.model)
-        return Reading(q, scored, reader.answer_units(scored, self.model))
+        return Reading(q, scored, reader.answer_units(scored, self.model, entities=q.entities))
 
     def answer(self, question: str, passages: list[Passage]) -> Answer:
         if not passages:

@@ -549,6 +549,15 @@ STATUS_NOUNS = frozenset(
 "returns an HTTP 500"): the code itself is the entity the answer must hold."""
 
 
+_COUNT_ASKED = re.compile(
+    r"\b(?:which|what|list|name|give)\s+(?:(?:are|were)\s+)?(?:the\s+)?"
+    r"(\d{1,2}|two|three|four|five|six|seven|eight|nine|ten)\s+(?!of\b|percent\b|%)[a-z]",
+    re.IGNORECASE,
+)
+""""Which two commands ...", "what are the three steps ...": how many answers are wanted, not a
+figure the answer's sentence must hold."""
+
+
 def _entity_words(slots: slots_mod.Slots) -> tuple[str, ...]:
     found = list(slots.names) + [str(y) for y in slots.years]
     if slots.status is not None:
@@ -583,6 +592,7 @@ def question(
             continue
         found[s] = Term(w, s, idf.get(s, top_idf), vectors.get(w), s in idf)
     named = figures(text.words(question_text)) - {str(y) for y in slots.years} - {str(slots.status)}
+    named -= {n for m in _COUNT_ASKED.finditer(question_text) for n in figures([m.group(1).lower()])}
     named -= (
         {"1"}
         if re.search(r"\b(?:first|one)\b", question_text, re.I) and not re.search(r"\b1\b", question_text)
@@ -734,10 +744,19 @@ def score_units(
     scored: list[Scored] = []
     top_idf = max([t.idf for t in q.terms] + [q.top_idf], default=1.0)
     terms_t = q.term_matrix.T
+    # A longer document is cut into several passages, and the one ranked first is not always the
+    # one holding the answer: every passage of a document is read at its best passage's rank, so
+    # its sentences compete by what they say, not by which cut they fell into.
+    doc_rank: dict[str, int] = {}
     for rank, pid in enumerate(ranked_passages, start=1):
+        mine = units.get(pid, [])
+        if mine:
+            doc_rank.setdefault(mine[0].doc_id, rank)
+    for pid in ranked_passages:
         mine = units.get(pid, [])
         if not mine:
             continue
+        rank = doc_rank[mine[0].doc_id]
         # One product of the passage's word vectors with the question's terms, sliced per unit.
         sims = np.concatenate([u.word_vectors for u in mine]).astype(np.float32) @ terms_t
         row = 0
@@ -751,17 +770,35 @@ def score_units(
     return scored
 
 
-def answer_units(scored: list[Scored], model: Model, max_units: int = 3) -> list[Scored]:
+def answer_units(scored: list[Scored], model: Model, max_units: int = 3, entities: Sequence[str] = ()) -> list[Scored]:
     """The best unit that can answer (`can_answer`) and the units of its passage close to it, in
-    reading order; [] when it does not clear the threshold."""
+    reading order; [] when it does not clear the threshold. When the best is a list item or table
+    row, of the rows of its document within `band` of it the one naming most of the question's
+    `entities` in its own words is preferred to one that has them only from its heading or title
+    ("when is a RegionPair in phase Pending?" under a title naming every phase: the Pending row,
+    not the Failed one)."""
     eligible = [s for s in scored if can_answer(s.features)]
     if not eligible:
         return []
     best = eligible[0]
     if best.probability < model.threshold:
         return []
+    if entities and best.unit.kind == "item":
+        floor = max(model.threshold, best.probability - model.band)
+        near = [
+            s
+            for s in eligible
+            if s.unit.doc_id == best.unit.doc_id and s.unit.kind == "item" and s.probability >= floor
+        ]
+        named = [_named(entities, s.unit) for s in near]
+        if max(named) > _named(entities, best.unit):
+            best = near[named.index(max(named))]
+            # Its neighbours are rows naming the entity too, not the rows it was preferred to.
+            eligible = [s for s in eligible if _named(entities, s.unit) >= max(named)]
     chosen = [best]
-    for s in eligible[1:]:
+    for s in eligible:
+        if s is best:
+            continue
         if len(chosen) >= max_units:
             break
         if s.unit.passage_id == best.unit.passage_id and s.probability >= max(
@@ -776,18 +813,59 @@ def answer_units(scored: list[Scored], model: Model, max_units: int = 3) -> list
                 chosen.append(s)
     if best.features.type_miss and not best.features.hard_type:
         # "Which site had the most ...?": when the best sentence compares nothing, the comparison
-        # of its document that clears the bar goes with it.
+        # of its passage (it reads on from the answer), or one of its document that clears the
+        # bar, goes with it.
         comparing = next(
             (
                 s
                 for s in eligible
-                if not s.features.type_miss and s.unit.doc_id == best.unit.doc_id and s.probability >= model.threshold
+                if not s.features.type_miss
+                and (
+                    s.unit.passage_id == best.unit.passage_id
+                    or (s.unit.doc_id == best.unit.doc_id and s.probability >= model.threshold)
+                )
             ),
             None,
         )
         if comparing is not None and comparing not in chosen:
             chosen.append(comparing)
     return sorted(chosen, key=lambda s: (s.unit.passage_id != best.unit.passage_id, s.unit.order))
+
+
+def _named(entities: Sequence[str], unit: UnitRecord) -> int:
+    """How many of the entities the unit's own words hold (not its heading's or title's)."""
+    words = frozenset(text.words(unit.text))
+    return sum(_has_entity(e, words) for e in entities)
+
+
+def bridge(scored: list[Scored], model: Model) -> tuple[Scored, tuple[str, ...]] | None:
+    """The best unit, when it is about what is asked (it clears the bar, the question's names are
+    in its document) but lacks the kind of answer asked (a figure, a default), and names settings
+    (`failureThreshold`, `stallAfterSeconds`): with the settings it names. READMEs describe a
+    setting in prose and give its value elsewhere, in a table of defaults."""
+    if not scored:
+        return None
+    top = scored[0]
+    f = top.features
+    if top.probability < model.threshold or not f.entities_ok or not f.figures_ok:
+        return None
+    if not ((f.hard_type and f.type_miss) or f.default_miss):
+        return None
+    names = tuple(dict.fromkeys(m.group(0) for m in _SETTING_NAME.finditer(top.unit.text)))
+    return (top, names) if names else None
+
+
+def hop(via: Scored, names: Sequence[str], candidates: list[Scored]) -> Scored | None:
+    """Of `candidates` (units of other passages), the best that answers the question's kind
+    (`can_answer`: it states the figure or the default) by giving one of the settings `names` its
+    value (`failureThreshold (3)`, `stallAfterSeconds: 10`)."""
+    valued = re.compile(
+        r"\b(?:" + "|".join(re.escape(n) for n in names) + r")\s*(?:\(\s*[^()\s][^()]{0,24}\)|[:=]\s*\S)"
+    )
+    for s in candidates:  # best first
+        if s.unit is not via.unit and can_answer(s.features) and valued.search(s.unit.text):
+            return s
+    return None
 
 
 def can_answer(f: Features) -> bool:
