@@ -2,10 +2,11 @@
 
 On the cluster of the e2e tier (the built-in node, or TIER0_E2E_KUBECONFIG) with both charts
 installed, a client pod calls the global Service every 10 ms (fresh connection, one retry) while
-the pair switches over (spec.activeRegion patched) or loses its active Redis, kept down: its
-process killed (a crash: the unplanned failover) or its pod force-deleted (which the kubelet still
-stops with a 2 s grace: the operator may switch over meanwhile), RUNS times each, and a ledger
-pod publishes device messages to the broker Service
+the pair switches over (spec.activeRegion patched) or loses its active Redis: its process killed
+and kept down (a crash: the unplanned failover), its process killed and restarted by its kubelet,
+or its pod force-deleted and kept down (the kubelet still stops it with a 2 s grace: the operator
+may switch over meanwhile), RUNS times each, and a ledger pod publishes device messages to the
+broker Service
 (one new device each, `kit.LEDGER_RATE` per second): every one the broker acknowledged is looked
 up in the active Redis afterwards. Reference in the same run: a bare selector flip of a Service
 between two trivial pods, the floor kube-proxy sets. Outage = the longest time without an answer.
@@ -19,6 +20,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "system"))
 
@@ -126,13 +128,18 @@ def switchover(c: kit.Cluster) -> Run:
     return kit.summarize(samples, t0, new), len(ledger.acked), len(c.missing(ledger))
 
 
-def failover(c: kit.Cluster, crash: bool) -> Run:
-    """The active Redis lost and kept down: its process SIGKILLed (`crash`: the unplanned failover of
-    issue 20's target), or its pod force-deleted (which lives about 2 s more: a switchover may beat it)."""
+Loss = Literal["crashed", "restarted", "deleted"]
+"""How the active Redis is lost: its process SIGKILLed and its pod then force-deleted (kept down: the
+unplanned failover of issue 20's target), its process SIGKILLed and restarted by its kubelet, or its
+pod force-deleted and kept down (it lives about 2 s more: a switchover may beat it)."""
+
+
+def failover(c: kit.Cluster, how: Loss) -> Run:
+    """The active Redis lost (`Loss`), the client and the ledger running."""
     old = c.healthy()
     new = c.other(old)
     with c.ledger(duration=25) as ledger, c.client(duration=25) as samples:
-        restore, t0 = c.crash_redis(old) if crash else c.lose_redis(old)
+        restore, t0 = c.lose_redis(old) if how == "deleted" else c.crash_redis(old, keep_down=how == "crashed")
         try:
             c.wait_active(new, timeout=60)
         except BaseException:
@@ -142,8 +149,8 @@ def failover(c: kit.Cluster, crash: bool) -> Run:
     restore()
     c.healthy()
     outcome = kit.summarize(samples, t0, new)
-    LOSSES[crash].append(loss_of(c.status().get("lastTransition"), t0, outcome.first_new_s))
-    print(f"  {old}->{new}: {LOSSES[crash][-1]}", flush=True)
+    LOSSES[how].append(loss_of(c.status().get("lastTransition"), t0, outcome.first_new_s))
+    print(f"  {old}->{new}: {LOSSES[how][-1]}", flush=True)
     end = (outcome.first_new_s if outcome.first_new_s is not None else 5.0) + 0.2
     print(f"    the client saw: {kit.timeline(samples, t0, -0.2, end)}", flush=True)
     a, b = kit.longest_gap(samples)
@@ -152,7 +159,7 @@ def failover(c: kit.Cluster, crash: bool) -> Run:
 
 
 @dataclass(frozen=True)
-class Loss:
+class Lost:
     """What one loss of the active Redis became, from status.lastTransition: its type (trigger),
     seconds from the kill to the decision (its startedAt), the operator's own detection time and
     witnesses (a failover's), the transition, and when the client first had an answer of the new
@@ -179,15 +186,15 @@ class Loss:
         )
 
 
-LOSSES: dict[bool, list[Loss]] = {True: [], False: []}
-"""Each loss, by whether the Redis crashed (True) or was force-deleted."""
+LOSSES: dict[Loss, list[Lost]] = {"crashed": [], "restarted": [], "deleted": []}
+"""What each loss became, by how the Redis was lost."""
 
 
-def loss_of(last: object, killed: float, first_new: float | None) -> Loss:
+def loss_of(last: object, killed: float, first_new: float | None) -> Lost:
     assert isinstance(last, dict), f"no lastTransition: {last}"
     started = datetime.fromisoformat(str(last["startedAt"]).replace("Z", "+00:00")).timestamp()
     seconds = last.get("detectionSeconds")
-    return Loss(
+    return Lost(
         f"{last.get('type')} ({last.get('trigger')})",
         started - killed,
         float(seconds) if seconds is not None else None,
@@ -204,14 +211,18 @@ def main() -> int:
         c = kit.Cluster(kubeconfig)
         deploy.install(c.rel)
         trivial_pair(c)
-        crashed, deleted = "failover: Redis process killed", "Redis pod force-deleted"
-        names = ["bare selector flip (reference)", "switchover", crashed, deleted]
+        rows: dict[Loss, str] = {
+            "crashed": "failover: Redis process killed",
+            "restarted": "Redis process killed, restarted",
+            "deleted": "Redis pod force-deleted",
+        }
+        names = ["bare selector flip (reference)", "switchover", *rows.values()]
         results: dict[str, list[Run]] = {name: [] for name in names}
         for i in range(RUNS):
             results["bare selector flip (reference)"].append(flip(c, "green" if i % 2 == 0 else "blue"))
             results["switchover"].append(switchover(c))
-            results[crashed].append(failover(c, crash=True))
-            results[deleted].append(failover(c, crash=False))
+            for how, row in rows.items():
+                results[row].append(failover(c, how))
             print(f"run {i + 1}/{RUNS} done", flush=True)
         remove_trivial_pair(c)
         table = Table(
@@ -232,8 +243,9 @@ def main() -> int:
         targets = {
             "bare selector flip (reference)": "floor set by kube-proxy",
             "switchover": "outage p99 < 0.5 s, 0 errors, 0 lost",
-            crashed: "outage p99 <= 0.5 s (issue 20), 0 lost",
-            deleted: "0 lost; became: " + ", ".join(sorted({loss.became for loss in LOSSES[False]})),
+            rows["crashed"]: "outage p99 <= 0.5 s (issue 20), 0 lost",
+            rows["restarted"]: "0 lost",
+            rows["deleted"]: "0 lost",
         }
         for name, runs in results.items():
             outs = [o for o, _, _ in runs]
@@ -258,8 +270,8 @@ def main() -> int:
             ["loss", "became", "kill -> decision p50 s", "max s", "detection p50 s", "witnesses"]
             + ["transition p50 s", "kill -> routed p50 s", "routed -> client p50 s"],
         )
-        for crash, name in ((True, crashed), (False, deleted)):
-            ls = LOSSES[crash]
+        for how, name in rows.items():
+            ls = LOSSES[how]
             found = [loss.detection for loss in ls if loss.detection is not None]
             where.add(
                 name,

@@ -292,23 +292,25 @@ class Cluster:
         self._force_delete(selector)
         return give_back, killed
 
-    def crash(self, selector: str, container: str) -> tuple[Callable[[], None], float]:
-        """`container` of every pod matching `selector` crashed and kept down: its process
-        SIGKILLed from the node's host, as a segfault or the OOM killer would (connections reset at
-        once, the pod still in the API), then the pod force-deleted so that the kubelet does not
-        restart it; the workloads are orphaned first (`hold_down`). Needs the built-in node, whose
-        containers run on this host; returns what brings them back and when they died."""
+    def crash(self, selector: str, container: str, keep_down: bool = True) -> tuple[Callable[[], None], float]:
+        """`container` of every pod matching `selector` crashed: its process SIGKILLed from the
+        node's host, as a segfault or the OOM killer would (connections reset at once, the pod still
+        in the API). `keep_down`: the pod then force-deleted so that the kubelet does not restart
+        it, the workloads orphaned first (`hold_down`); else the kubelet restarts the container.
+        Needs the built-in node, whose containers run on this host; returns what brings them back
+        and when they died."""
         lay = Layout.default()
         needs = "a crash is a SIGKILL from the node's host: it needs the built-in node (make node-up)"
         assert self.on_node, f"{needs}, not {self.rel.kubeconfig}"
         pods = self.kubectl("-n", self.ns, "get", "pods", "-l", selector, "-o", "jsonpath={.items[*].metadata.name}")
         assert pods.split(), f"no pod carries {selector}"
         pids = [self._pid(lay, pod, container) for pod in pods.split()]
-        give_back = self._orphan(selector)
+        give_back = self._orphan(selector) if keep_down else (lambda: None)
         killed = time.time()
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
-        self._force_delete(selector)
+        if keep_down:
+            self._force_delete(selector)
         return give_back, killed
 
     @property
@@ -357,9 +359,10 @@ class Cluster:
         """The region's Redis pod force-deleted and kept down (`hold_down`): what restores it, when."""
         return self.hold_down(_redis_of(region))
 
-    def crash_redis(self, region: str) -> tuple[Callable[[], None], float]:
-        """The region's Redis process killed and kept down (`crash`): what restores it, when it died."""
-        return self.crash(_redis_of(region), "redis")
+    def crash_redis(self, region: str, keep_down: bool = True) -> tuple[Callable[[], None], float]:
+        """The region's Redis process killed, and kept down or restarted by its kubelet (`crash`):
+        what restores it, when it died."""
+        return self.crash(_redis_of(region), "redis", keep_down)
 
     def _prober_pod(self, name: str, args: list[str]) -> str:
         return self._client_pod(name, PROBER.read_text(), args, "e2e-client")
